@@ -1,0 +1,227 @@
+/* fnn: train, evaluate and ship small image classifiers in C.
+ * The one public header. Every function returns a status (or NULL) and fills an fnn_error;
+ * the library never prints and never exits. */
+#ifndef FNN_H
+#define FNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FNN_API __attribute__((visibility("default")))
+#else
+#define FNN_API
+#endif
+
+#define FNN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    FNN_OK = 0,
+    FNN_ERR_IO,      /* a file could not be opened, read or written */
+    FNN_ERR_FORMAT,  /* a file or spec is malformed */
+    FNN_ERR_ARG,     /* an argument is out of range */
+    FNN_ERR_NOMEM,   /* an allocation failed */
+    FNN_ERR_NUMERIC, /* NaN or Inf appeared */
+    FNN_ERR_INTERRUPTED
+} fnn_status;
+
+/* Filled by a failing call. A NULL fnn_error pointer is allowed: the message is then dropped. */
+typedef struct {
+    fnn_status status;
+    char msg[512];
+} fnn_error;
+
+FNN_API const char *fnn_status_name(fnn_status s);
+
+/* ---------------------------------------------------------------- data */
+
+#define FNN_DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+#define FNN_MAX_CLASSES 256
+
+/* A set of images with labels. Pixels stay uint8 in memory; batches are converted to float. */
+typedef struct {
+    int n;            /* number of images */
+    int h, w;         /* image size; channels are 1 */
+    uint8_t *images;  /* (n, h, w) */
+    uint8_t *labels;  /* (n) values in [0, nclasses) */
+    int nclasses;     /* 1 + the largest label seen, at least 10 for Fashion-MNIST */
+    int owns;         /* 1 if images/labels are freed with the set, 0 for a view */
+} fnn_dataset;
+
+/* Reads an IDX image file and an IDX label file, gzipped or plain (detected by content). */
+FNN_API fnn_status fnn_idx_load(const char *images_path, const char *labels_path,
+                                fnn_dataset *out, fnn_error *err);
+
+/* Finds and loads the "train" or "t10k" pair in dir, accepting "-idx3-ubyte", ".idx3-ubyte" and
+ * a ".gz" suffix on either. */
+FNN_API fnn_status fnn_dataset_load(const char *dir, const char *which, fnn_dataset *out,
+                                    fnn_error *err);
+
+FNN_API void fnn_dataset_free(fnn_dataset *d);
+
+/* A view of images [start, start + count) of d; freeing a view frees nothing. */
+FNN_API fnn_dataset fnn_dataset_view(const fnn_dataset *d, int start, int count);
+
+/* Keras's validation_split: the last round(n * fraction) images become the validation view. */
+FNN_API fnn_status fnn_dataset_split(const fnn_dataset *d, double val_fraction,
+                                     fnn_dataset *train, fnn_dataset *val, fnn_error *err);
+
+/* The ten Fashion-MNIST class names. */
+FNN_API const char *const *fnn_fashion_class_names(void);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct fnn_model fnn_model;
+
+/* The study's network. */
+#define FNN_DEFAULT_ARCH "flatten dense:128:relu dropout:0.5 dense:64:relu dense:10:softmax"
+
+/* Builds a model from an architecture spec for inputs of shape (c, h, w).
+ * Weights are left zero: call fnn_model_init. On a bad spec the error names the token. */
+FNN_API fnn_model *fnn_model_create(const char *spec, int c, int h, int w, fnn_error *err);
+FNN_API void fnn_model_free(fnn_model *m);
+
+/* Keras initialisation (Glorot-uniform kernels, zero biases) from a seed. */
+FNN_API void fnn_model_init(fnn_model *m, uint64_t seed);
+
+typedef struct {
+    char name[32];   /* Keras-style name, e.g. "dense_1" */
+    char type[32];   /* e.g. "Dense" */
+    int out_c, out_h, out_w; /* per-sample output shape; flat outputs have out_h = out_w = 1 */
+    int out_rank;    /* 1 for (features), 3 for (c, h, w) */
+    size_t nparams;
+} fnn_layer_info;
+
+FNN_API int fnn_model_num_layers(const fnn_model *m);
+FNN_API void fnn_model_layer_info(const fnn_model *m, int i, fnn_layer_info *out);
+FNN_API size_t fnn_model_num_params(const fnn_model *m);
+FNN_API int fnn_model_num_classes(const fnn_model *m);
+FNN_API void fnn_model_input_shape(const fnn_model *m, int *c, int *h, int *w);
+/* The canonical spec, e.g. "flatten dense:128:relu ...". Owned by the model. */
+FNN_API const char *fnn_model_spec(const fnn_model *m);
+
+/* A named parameter tensor of the model, for saving and loading. data points into the model. */
+typedef struct {
+    char name[48];  /* e.g. "layers.1.kernel" */
+    int rank;
+    int shape[4];
+    size_t size;    /* product of shape */
+    float *data;
+} fnn_tensor;
+
+FNN_API int fnn_model_num_tensors(const fnn_model *m);
+FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
+
+/* Class probabilities for n images of the input shape, in eval mode, using up to `threads`
+ * threads (0: all cores). x is (n, c, h, w) float; probs is (n, classes). */
+FNN_API fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs,
+                                     int threads, fnn_error *err);
+
+/* ---------------------------------------------------------------- model files */
+
+/* Free-form string metadata stored with the weights (safetensors "__metadata__"). */
+typedef struct {
+    char *class_names_json; /* JSON list of strings */
+    char *history_json;     /* JSON object of per-epoch metrics, may be NULL */
+} fnn_model_meta;
+
+/* Writes the model as safetensors, atomically (temp file, fsync, rename). */
+FNN_API fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta, const char *path,
+                                  fnn_error *err);
+/* Reads a model written by fnn_model_save. meta may be NULL; else its strings are malloc'd and
+ * released with fnn_model_meta_free. */
+FNN_API fnn_model *fnn_model_load(const char *path, fnn_model_meta *meta, fnn_error *err);
+FNN_API void fnn_model_meta_free(fnn_model_meta *meta);
+
+/* ---------------------------------------------------------------- training */
+
+typedef enum { FNN_OPT_ADAM = 0, FNN_OPT_SGD } fnn_optimizer_kind;
+
+typedef struct {
+    fnn_optimizer_kind kind;
+    float lr;       /* learning rate */
+    float beta1;    /* Adam */
+    float beta2;    /* Adam */
+    float eps;      /* Adam, Keras's "epsilon hat" placement */
+    float momentum; /* SGD */
+} fnn_optim_config;
+
+FNN_API fnn_optim_config fnn_optim_default(fnn_optimizer_kind kind);
+
+typedef struct {
+    int epoch;            /* 1-based */
+    int step, steps;      /* within the epoch */
+    double train_loss;    /* running mean over the epoch so far */
+    double train_acc;
+    double elapsed_s;     /* since the epoch began */
+} fnn_progress;
+
+typedef struct {
+    int epoch;
+    double train_loss, train_acc; /* running means over the epoch, dropout active (as Keras) */
+    double val_loss, val_acc;     /* eval mode; NaN when there is no validation split */
+    double seconds;               /* training time of the epoch, validation excluded */
+    double val_seconds;
+} fnn_epoch_stats;
+
+typedef struct {
+    int epochs;
+    int batch_size;
+    uint64_t seed;
+    int threads;         /* 0: all cores */
+    fnn_optim_config optim;
+    /* Called from the training thread, at most every progress_interval_s seconds. May be NULL. */
+    void (*on_progress)(void *user, const fnn_progress *p);
+    double progress_interval_s;
+    /* Called after each epoch. Return non-zero to stop training. May be NULL. */
+    int (*on_epoch)(void *user, const fnn_epoch_stats *s);
+    void *user;
+} fnn_train_config;
+
+FNN_API fnn_train_config fnn_train_default(void);
+
+/* Trains m on train, validating on val after each epoch when val->n > 0. stats, when not NULL,
+ * receives one entry per epoch (room for cfg->epochs). */
+FNN_API fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
+                             const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+    int nclasses;
+    int n;
+    double loss;        /* mean cross-entropy */
+    double accuracy;
+    int64_t *confusion; /* (nclasses, nclasses): rows true, columns predicted */
+    double *precision, *recall, *f1; /* (nclasses); 0 where undefined, as scikit-learn */
+    int64_t *support;   /* (nclasses) */
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
+} fnn_metrics;
+
+/* Builds metrics from true labels and predictions. probs (n, nclasses) may be NULL; loss is
+ * then NaN. */
+FNN_API fnn_status fnn_metrics_compute(const uint8_t *labels, const int *pred, const float *probs,
+                                       int n, int nclasses, fnn_metrics *out, fnn_error *err);
+FNN_API void fnn_metrics_free(fnn_metrics *mt);
+
+/* Runs the model over a data set in eval mode and fills metrics. pred (n) and probs
+ * (n, classes) receive per-image results when not NULL. */
+FNN_API fnn_status fnn_evaluate(fnn_model *m, const fnn_dataset *d, int threads, int *pred,
+                                float *probs, fnn_metrics *out, fnn_error *err);
+
+/* scikit-learn's classification_report layout, as a malloc'd string. */
+FNN_API char *fnn_format_report(const fnn_metrics *mt, const char *const *class_names, int digits);
+/* The confusion matrix as an aligned table with class names, as a malloc'd string. */
+FNN_API char *fnn_format_confusion(const fnn_metrics *mt, const char *const *class_names);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
