@@ -68,7 +68,8 @@ FNN_API void fnn_dataset_free(fnn_dataset *d);
 /* A view of images [start, start + count) of d; freeing a view frees nothing. */
 FNN_API fnn_dataset fnn_dataset_view(const fnn_dataset *d, int start, int count);
 
-/* Keras's validation_split: the last round(n * fraction) images become the validation view. */
+/* Keras's validation_split: images [floor(n * (1 - fraction)), n) become the validation view,
+ * the ones before it the training view. */
 FNN_API fnn_status fnn_dataset_split(const fnn_dataset *d, double val_fraction,
                                      fnn_dataset *train, fnn_dataset *val, fnn_error *err);
 

@@ -1,0 +1,44 @@
+/* Shared pieces of the fnn command-line tool: exit codes, option values, printing. */
+#ifndef FNN_CLI_H
+#define FNN_CLI_H
+
+#include "fnn.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Each subcommand: argc/argv start at the subcommand's name. Returns the exit status. */
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+
+/* Prints "fnn CMD: message" to stderr and returns `code`. */
+int cli_error(const char *cmd, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A failed library call: its message, exit status 1 (2 for bad arguments). */
+int cli_lib_error(const char *cmd, const fnn_error *err);
+
+/* Strict option values: the whole text must parse and lie in range. Return 0 on bad input after
+ * printing which option and value were wrong. */
+int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
+int cli_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
+               double *out);
+
+/* Keras's model summary table. */
+void print_summary(FILE *f, const fnn_model *m);
+cJSON *summary_json(const fnn_model *m);
+
+/* The test-set block shared by train and eval: loss, accuracy, confusion matrix, report. */
+void print_evaluation(FILE *f, const char *split, const fnn_metrics *mt,
+                      const char *const *class_names);
+cJSON *metrics_json(const fnn_metrics *mt, const char *const *class_names);
+
+/* Writes a JSON document to stdout, followed by a newline. */
+void print_json(cJSON *doc);
+
+/* Loads the split ("train" or "t10k") of dir, keeping the first `limit` images when limit > 0. */
+int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
+
+#endif

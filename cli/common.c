@@ -1,0 +1,199 @@
+/* Printing and option parsing shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int cli_lib_error(const char *cmd, const fnn_error *err)
+{
+    return cli_error(cmd, err->status == FNN_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME, "%s", err->msg);
+}
+
+int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        cli_error(cmd, EXIT_USAGE, "%s: expected an integer in %ld..%ld, got '%s'", opt, lo, hi,
+                  text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
+               double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= lo && v <= hi)) {
+        cli_error(cmd, EXIT_USAGE, "%s: expected a number in [%g, %g], got '%s'", opt, lo, hi,
+                  text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static void shape_text(const fnn_layer_info *li, char *buf, size_t size)
+{
+    if (li->out_rank == 1)
+        snprintf(buf, size, "(None, %d)", li->out_c);
+    else /* Keras prints channels last */
+        snprintf(buf, size, "(None, %d, %d, %d)", li->out_h, li->out_w, li->out_c);
+}
+
+static void thousands(size_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%zu", v), o = 0;
+    for (int i = 0; i < n && o + 2 < (int)size; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+void print_summary(FILE *f, const fnn_model *m)
+{
+    const char *rule = "_________________________________________________________________";
+    const char *dbl = "=================================================================";
+    fprintf(f, "Model: \"sequential\"\n%s\n %-28s%-26s%s\n%s\n", rule, "Layer (type)",
+            "Output Shape", "Param #", dbl);
+    for (int i = 0; i < fnn_model_num_layers(m); i++) {
+        fnn_layer_info li;
+        fnn_model_layer_info(m, i, &li);
+        char name[80], shape[48];
+        snprintf(name, sizeof name, "%s (%s)", li.name, li.type);
+        shape_text(&li, shape, sizeof shape);
+        fprintf(f, " %-28s%-26s%zu\n", name, shape, li.nparams);
+        if (i + 1 < fnn_model_num_layers(m))
+            fprintf(f, "\n");
+    }
+    char total[32];
+    thousands(fnn_model_num_params(m), total, sizeof total);
+    fprintf(f, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl,
+            total, total, rule);
+}
+
+cJSON *summary_json(const fnn_model *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    int c, h, w;
+    fnn_model_input_shape(m, &c, &h, &w);
+    cJSON_AddStringToObject(o, "arch", fnn_model_spec(m));
+    int shape[3] = {c, h, w};
+    cJSON_AddItemToObject(o, "input_shape", cJSON_CreateIntArray(shape, 3));
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int i = 0; i < fnn_model_num_layers(m); i++) {
+        fnn_layer_info li;
+        fnn_model_layer_info(m, i, &li);
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "name", li.name);
+        cJSON_AddStringToObject(l, "type", li.type);
+        cJSON *s = cJSON_AddArrayToObject(l, "output_shape");
+        if (li.out_rank == 1) {
+            cJSON_AddItemToArray(s, cJSON_CreateNumber(li.out_c));
+        } else {
+            int chw[3] = {li.out_c, li.out_h, li.out_w};
+            for (int j = 0; j < 3; j++)
+                cJSON_AddItemToArray(s, cJSON_CreateNumber(chw[j]));
+        }
+        cJSON_AddNumberToObject(l, "params", (double)li.nparams);
+        cJSON_AddItemToArray(layers, l);
+    }
+    cJSON_AddNumberToObject(o, "total_params", (double)fnn_model_num_params(m));
+    return o;
+}
+
+void print_evaluation(FILE *f, const char *split, const fnn_metrics *mt,
+                      const char *const *class_names)
+{
+    fprintf(f, "%s: %d images, loss %.4f, accuracy %.4f\n\n", split, mt->n, mt->loss,
+            mt->accuracy);
+    char *conf = fnn_format_confusion(mt, class_names);
+    char *report = fnn_format_report(mt, class_names, 4);
+    fprintf(f, "Confusion matrix (%s)\n%s\nClassification report (%s)\n%s", split,
+            conf ? conf : "(out of memory)\n", split, report ? report : "(out of memory)\n");
+    free(conf);
+    free(report);
+}
+
+/* NaN is not JSON: it becomes null. */
+static cJSON *number(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+cJSON *metrics_json(const fnn_metrics *mt, const char *const *class_names)
+{
+    cJSON *o = cJSON_CreateObject();
+    int k = mt->nclasses;
+    cJSON_AddNumberToObject(o, "images", mt->n);
+    cJSON_AddItemToObject(o, "loss", number(mt->loss));
+    cJSON_AddItemToObject(o, "accuracy", number(mt->accuracy));
+    cJSON *conf = cJSON_AddArrayToObject(o, "confusion_matrix");
+    for (int i = 0; i < k; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int j = 0; j < k; j++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)mt->confusion[i * k + j]));
+        cJSON_AddItemToArray(conf, row);
+    }
+    cJSON *classes = cJSON_AddArrayToObject(o, "classes");
+    for (int i = 0; i < k; i++) {
+        cJSON *c = cJSON_CreateObject();
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        cJSON_AddNumberToObject(c, "index", i);
+        cJSON_AddStringToObject(c, "label", class_names ? class_names[i] : idx);
+        cJSON_AddNumberToObject(c, "precision", mt->precision[i]);
+        cJSON_AddNumberToObject(c, "recall", mt->recall[i]);
+        cJSON_AddNumberToObject(c, "f1", mt->f1[i]);
+        cJSON_AddNumberToObject(c, "support", (double)mt->support[i]);
+        cJSON_AddItemToArray(classes, c);
+    }
+    cJSON *macro = cJSON_AddObjectToObject(o, "macro_avg");
+    cJSON_AddNumberToObject(macro, "precision", mt->macro_precision);
+    cJSON_AddNumberToObject(macro, "recall", mt->macro_recall);
+    cJSON_AddNumberToObject(macro, "f1", mt->macro_f1);
+    cJSON *weighted = cJSON_AddObjectToObject(o, "weighted_avg");
+    cJSON_AddNumberToObject(weighted, "precision", mt->weighted_precision);
+    cJSON_AddNumberToObject(weighted, "recall", mt->weighted_recall);
+    cJSON_AddNumberToObject(weighted, "f1", mt->weighted_f1);
+    return o;
+}
+
+void print_json(cJSON *doc)
+{
+    char *text = cJSON_Print(doc);
+    if (text) {
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        free(text);
+    }
+}
+
+int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out)
+{
+    fnn_error err = {0};
+    if (fnn_dataset_load(dir, which, out, &err) != FNN_OK)
+        return cli_error(cmd, EXIT_RUNTIME, "%s", err.msg);
+    if (limit > 0 && limit < out->n)
+        out->n = (int)limit;
+    return EXIT_OK;
+}

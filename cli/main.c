@@ -1,0 +1,43 @@
+/* fnn: the command-line tool. Dispatches to one file per subcommand. */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: fnn COMMAND [options]\n"
+    "\n"
+    "Train, evaluate and inspect small image classifiers on Fashion-MNIST, in C.\n"
+    "\n"
+    "commands:\n"
+    "  train     train a model (the published study's MLP by default) and report on the test set\n"
+    "  eval      evaluate a saved model: loss, accuracy, confusion matrix, classification report\n"
+    "  summary   print a model's layers, output shapes and parameter counts\n"
+    "\n"
+    "Run 'fnn COMMAND --help' for a command's options. 'fnn --version' prints the version.\n"
+    "Data: Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ", or --data DIR.\n"
+    "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("fnn %s\n", FNN_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary"))
+        return cmd_summary(argc - 1, argv + 1);
+    fprintf(stderr, "fnn: unknown command '%s'\n\n%s", cmd, usage);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,45 @@
+/* The sequential model's insides, shared by training, evaluation and model files. */
+#ifndef FNN_MODEL_MODEL_H
+#define FNN_MODEL_MODEL_H
+
+#include "nn/layer.h"
+
+/* Rows per forward pass in evaluation and prediction. */
+#define FNN_EVAL_BATCH 256
+
+struct fnn_model {
+    char *spec;          /* canonical architecture spec */
+    fnn_shape input;     /* per-sample input shape */
+    int nlayers;
+    fnn_layer *layers;   /* (nlayers) */
+    int nclasses;
+    size_t nparams;      /* parameters, without the alignment padding */
+    size_t arena_size;   /* floats in params and grads: each layer's block starts 64-byte aligned */
+    float *params;       /* (arena_size) every layer's parameters */
+    float *grads;        /* (arena_size) same layout as params */
+    int *src;            /* (nlayers + 1) layer whose output feeds layer i (the model output at
+                            nlayers); -1 for the model input */
+    int *params_below;   /* (nlayers) 1 if a layer before i has parameters */
+    int capacity;        /* rows the buffers below hold */
+    float **act;         /* (nlayers) act[i]: output of layer i, (capacity, out_i); NULL for aliases */
+    float **dact;        /* (nlayers) gradient with respect to act[i], same shapes */
+    float *buffers;      /* backs act, dact and every layer's scratch */
+};
+
+/* Parses a spec (or a preset name such as "mlp") into layers with ops, cfg and index set. */
+fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fnn_error *err);
+
+/* Makes the activation buffers hold at least n rows. Not a team function. */
+fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err);
+
+/* Team function: runs x (n, input) through the model; returns the logits (n, nclasses). */
+const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n);
+
+/* The buffer (capacity, nclasses) into which the loss writes its gradient before backward. */
+float *fnn_model_logit_grad(fnn_model *m);
+
+/* Team function: back-propagates the logit gradient through the forward pass just run on x,
+ * writing every parameter gradient, and the input gradient (n, input) into dx when not NULL. */
+void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
+
+#endif

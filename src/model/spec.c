@@ -1,0 +1,160 @@
+/* The architecture spec: whitespace-separated tokens such as "dense:128:relu dropout:0.5".
+ * Errors name the token, its position and what was expected. */
+#include "model/model.h"
+#include "util/error.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPEC_MAX_LAYERS 256
+#define SPEC_MAX_UNITS (1 << 20)
+
+static const struct {
+    const char *name;
+    const char *spec;
+} presets[] = {
+    {"mlp", FNN_DEFAULT_ARCH},
+};
+
+/* A token's fields split at ':'; the pointers index into a copy of the token. */
+typedef struct {
+    char text[128];
+    char *field[4];
+    int nfields;
+    int index;   /* 1-based token number */
+    int column;  /* 1-based column in the spec */
+} token;
+
+static fnn_status bad(fnn_error *err, const token *t, const char *expected)
+{
+    return fnn_fail(err, FNN_ERR_FORMAT,
+                    "architecture spec: token %d \"%s\" (column %d): expected %s", t->index,
+                    t->text, t->column, expected);
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_float(const char *s, double lo, double hi_excl, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v < hi_excl))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
+{
+    const char *kind = t->field[0];
+    if (!strcmp(kind, "flatten")) {
+        if (t->nfields != 1)
+            return bad(err, t, "\"flatten\" with no arguments");
+        l->ops = &fnn_flatten_ops;
+    } else if (!strcmp(kind, "dense")) {
+        const char *usage = "dense:UNITS or dense:UNITS:ACTIVATION with UNITS a positive "
+                            "integer and ACTIVATION one of linear, relu, softmax";
+        long units;
+        if (t->nfields < 2 || t->nfields > 3 || !parse_int(t->field[1], 1, SPEC_MAX_UNITS, &units))
+            return bad(err, t, usage);
+        l->ops = &fnn_dense_ops;
+        l->cfg.dense.units = (int)units;
+        l->cfg.dense.act = FNN_ACT_LINEAR;
+        if (t->nfields == 3) {
+            if (!strcmp(t->field[2], "relu"))
+                l->cfg.dense.act = FNN_ACT_RELU;
+            else if (!strcmp(t->field[2], "softmax"))
+                l->cfg.dense.act = FNN_ACT_SOFTMAX;
+            else if (strcmp(t->field[2], "linear"))
+                return bad(err, t, usage);
+        }
+    } else if (!strcmp(kind, "dropout")) {
+        double rate;
+        if (t->nfields != 2 || !parse_float(t->field[1], 0.0, 1.0, &rate))
+            return bad(err, t, "dropout:RATE with 0 <= RATE < 1");
+        l->ops = &fnn_dropout_ops;
+        l->cfg.dropout.rate = (float)rate;
+    } else {
+        return bad(err, t, "a layer: flatten, dense:UNITS[:ACTIVATION] or dropout:RATE "
+                           "(or a preset name: mlp)");
+    }
+    return FNN_OK;
+}
+
+fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fnn_error *err)
+{
+    *layers = NULL;
+    *nlayers = 0;
+    if (!spec)
+        return fnn_fail(err, FNN_ERR_ARG, "architecture spec: missing");
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(spec, presets[i].name))
+            spec = presets[i].spec;
+
+    fnn_layer *out = calloc(SPEC_MAX_LAYERS, sizeof *out);
+    if (!out)
+        return fnn_fail(err, FNN_ERR_NOMEM, "architecture spec: out of memory");
+    int n = 0;
+    const char *p = spec;
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        size_t len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]))
+            len++;
+        token t = {.index = n + 1, .column = (int)(p - spec) + 1};
+        if (len >= sizeof t.text) {
+            snprintf(t.text, sizeof t.text, "%.40s...", p);
+            free(out);
+            return bad(err, &t, "a token of at most 127 characters");
+        }
+        memcpy(t.text, p, len);
+        t.text[len] = '\0';
+        p += len;
+        if (n == SPEC_MAX_LAYERS) {
+            free(out);
+            return bad(err, &t, "at most 256 layers");
+        }
+        char fields[128];
+        memcpy(fields, t.text, len + 1);
+        for (char *f = fields, *next; f; f = next) {
+            next = strchr(f, ':');
+            if (next)
+                *next++ = '\0';
+            if (t.nfields == 4) {
+                free(out);
+                return bad(err, &t, "at most three ':'-separated fields");
+            }
+            t.field[t.nfields++] = f;
+        }
+        fnn_status s = parse_token(&t, &out[n], err);
+        if (s != FNN_OK) {
+            free(out);
+            return s;
+        }
+        out[n].index = n;
+        n++;
+    }
+    if (n == 0) {
+        free(out);
+        return fnn_fail(err, FNN_ERR_FORMAT, "architecture spec: no layers in \"%s\"", spec);
+    }
+    *layers = out;
+    *nlayers = n;
+    return FNN_OK;
+}

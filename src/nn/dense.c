@@ -1,0 +1,144 @@
+/* Dense (fully connected) layer with an optional fused activation: y = act(x W + b).
+ * The kernel W is stored as Keras stores it, (in, out) row-major. */
+#include "nn/layer.h"
+#include "util/error.h"
+#include "util/gemm.h"
+#include "util/team.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* Products with fewer rows than this split the output columns between threads; taller ones
+ * (evaluation batches) split the rows. */
+#define DENSE_ROW_SPLIT 128
+
+static fnn_status dense_setup(fnn_layer *l, fnn_error *err)
+{
+    size_t in = fnn_shape_size(l->in), out = (size_t)l->cfg.dense.units;
+    if (out == 0 || in > ((size_t)1 << 28) / out)
+        return fnn_fail(err, FNN_ERR_ARG, "dense layer %d: %zu x %zu weights is too large",
+                        l->index, in, out);
+    l->out = (fnn_shape){(int)out, 1, 1};
+    l->nparams = in * out + out;
+    l->ntensors = 2;
+    return FNN_OK;
+}
+
+static void dense_init(fnn_layer *l, fnn_rng *rng)
+{
+    size_t in = fnn_shape_size(l->in), out = (size_t)l->cfg.dense.units;
+    float limit = sqrtf(6.0f / (float)(in + out)); /* Glorot uniform */
+    for (size_t i = 0; i < in * out; i++)
+        l->params[i] = (2.0f * fnn_rng_uniform(rng) - 1.0f) * limit;
+    for (size_t j = 0; j < out; j++)
+        l->params[in * out + j] = 0.0f;
+}
+
+/* Adds the bias and applies the activation to rows [r0, r1), columns [c0, c1) of y. */
+static void bias_act(const fnn_layer *l, float *y, int r0, int r1, int c0, int c1)
+{
+    int out = l->cfg.dense.units;
+    const float *b = l->params + fnn_shape_size(l->in) * out; /* (out) */
+    int relu = l->cfg.dense.act == FNN_ACT_RELU;
+    for (int r = r0; r < r1; r++) {
+        float *row = y + (size_t)r * out;
+        if (relu) {
+#pragma omp simd
+            for (int c = c0; c < c1; c++) {
+                float v = row[c] + b[c];
+                row[c] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int c = c0; c < c1; c++)
+                row[c] += b[c];
+        }
+    }
+}
+
+static void dense_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    int in = (int)fnn_shape_size(l->in), out = l->cfg.dense.units;
+    const float *w = l->params; /* (in, out) */
+    size_t lo, hi;
+    if (n >= DENSE_ROW_SPLIT) {
+        fnn_team_range((size_t)n, 8, &lo, &hi);
+        fnn_sgemm(0, 0, (int)(hi - lo), out, in, 1.0f, x + lo * in, in, w, out, 0.0f,
+                  y + lo * out, out);
+        bias_act(l, y, (int)lo, (int)hi, 0, out);
+    } else {
+        fnn_team_range((size_t)out, 16, &lo, &hi);
+        fnn_sgemm(0, 0, n, (int)(hi - lo), in, 1.0f, x, in, w + lo, out, 0.0f, y + lo, out);
+        bias_act(l, y, 0, n, (int)lo, (int)hi);
+    }
+}
+
+static void dense_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
+                           float *dy, float *dx, int n)
+{
+    int in = (int)fnn_shape_size(l->in), out = l->cfg.dense.units;
+    const float *w = l->params; /* (in, out) */
+    float *dw = l->grads;       /* (in, out) */
+    float *db = l->grads + (size_t)in * out; /* (out) */
+    size_t lo, hi;
+
+    if (l->cfg.dense.act == FNN_ACT_RELU) {
+        /* dy becomes the gradient with respect to the pre-activation. */
+        fnn_team_range((size_t)n * out, 16, &lo, &hi);
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++)
+            dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+#pragma omp barrier
+    }
+
+    /* Splitting the input dimension lets each thread own rows of dW and columns of dx. */
+    fnn_team_range((size_t)in, 16, &lo, &hi);
+    int m = (int)(hi - lo);
+    fnn_sgemm(1, 0, m, out, n, 1.0f, x + lo, in, dy, out, 0.0f, dw + lo * out, out);
+    if (dx)
+        fnn_sgemm(0, 1, n, m, out, 1.0f, dy, out, w + lo * out, out, 0.0f, dx + lo, in);
+
+    fnn_team_range((size_t)out, 16, &lo, &hi);
+    for (size_t c = lo; c < hi; c++)
+        db[c] = 0.0f;
+    for (int r = 0; r < n; r++) {
+        const float *row = dy + (size_t)r * out;
+#pragma omp simd
+        for (size_t c = lo; c < hi; c++)
+            db[c] += row[c];
+    }
+}
+
+static void dense_tensor(const fnn_layer *l, int i, fnn_tensor *t)
+{
+    int in = (int)fnn_shape_size(l->in), out = l->cfg.dense.units;
+    if (i == 0) {
+        *t = (fnn_tensor){.rank = 2, .shape = {in, out}, .size = (size_t)in * out,
+                          .data = l->params};
+        snprintf(t->name, sizeof t->name, "layers.%d.kernel", l->index);
+    } else {
+        *t = (fnn_tensor){.rank = 1, .shape = {out}, .size = (size_t)out,
+                          .data = l->params + (size_t)in * out};
+        snprintf(t->name, sizeof t->name, "layers.%d.bias", l->index);
+    }
+}
+
+static void dense_format(const fnn_layer *l, char *buf, size_t size)
+{
+    static const char *const names[] = {"linear", "relu", "softmax"};
+    if (l->cfg.dense.act == FNN_ACT_LINEAR)
+        snprintf(buf, size, "dense:%d", l->cfg.dense.units);
+    else
+        snprintf(buf, size, "dense:%d:%s", l->cfg.dense.units, names[l->cfg.dense.act]);
+}
+
+const fnn_layer_ops fnn_dense_ops = {
+    .kind = "dense",
+    .type = "Dense",
+    .setup = dense_setup,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .tensor = dense_tensor,
+    .format = dense_format,
+};

@@ -1,0 +1,77 @@
+/* Inverted dropout: in training each unit is kept with probability 1 - rate and scaled by
+ * 1 / (1 - rate); in evaluation it is the identity. The mask comes from a counter-based hash
+ * of (step key, element), so it does not depend on how threads share the work. Rates are
+ * resolved to 1/65536. */
+#include "nn/layer.h"
+#include "util/error.h"
+#include "util/team.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static fnn_status dropout_setup(fnn_layer *l, fnn_error *err)
+{
+    l->out = l->in;
+    l->scratch_per_sample = fnn_shape_size(l->in);
+    return FNN_OK;
+}
+
+static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    size_t lo, hi, size = fnn_shape_size(l->in);
+    fnn_team_range((size_t)n * size, 16, &lo, &hi);
+    if (!p->train || l->cfg.dropout.rate == 0.0f) {
+        memcpy(y + lo, x + lo, (hi - lo) * sizeof *y);
+        return;
+    }
+    float rate = l->cfg.dropout.rate, scale = 1.0f / (1.0f - rate);
+    uint64_t key = p->key ^ fnn_hash64((uint64_t)l->index);
+    float *mask = l->scratch; /* (n, size) */
+    /* One 64-bit hash gives four 16-bit uniforms; ranges start at multiples of 16, and the
+     * groups of 64 keep the hashes in registers so that the loops vectorise. */
+    uint32_t threshold = (uint32_t)(rate * 65536.0f);
+    for (size_t g0 = lo; g0 < hi; g0 += 64) {
+        uint64_t bits[16];
+        for (int j = 0; j < 16; j++)
+            bits[j] = fnn_hash64(key + g0 / 4 + (uint64_t)j);
+        size_t len = hi - g0 < 64 ? hi - g0 : 64;
+        for (size_t j = 0; j < len; j++) {
+            uint32_t u = (uint32_t)(bits[j / 4] >> (16 * (j % 4))) & 0xFFFF;
+            mask[g0 + j] = u >= threshold ? scale : 0.0f;
+        }
+    }
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++)
+        y[i] = x[i] * mask[i];
+}
+
+static void dropout_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
+                             float *dy, float *dx, int n)
+{
+    if (!dx)
+        return;
+    size_t lo, hi, size = fnn_shape_size(l->in);
+    fnn_team_range((size_t)n * size, 16, &lo, &hi);
+    if (!p->train || l->cfg.dropout.rate == 0.0f) {
+        memcpy(dx + lo, dy + lo, (hi - lo) * sizeof *dx);
+        return;
+    }
+    const float *mask = l->scratch;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++)
+        dx[i] = dy[i] * mask[i];
+}
+
+static void dropout_format(const fnn_layer *l, char *buf, size_t size)
+{
+    snprintf(buf, size, "dropout:%g", (double)l->cfg.dropout.rate);
+}
+
+const fnn_layer_ops fnn_dropout_ops = {
+    .kind = "dropout",
+    .type = "Dropout",
+    .setup = dropout_setup,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .format = dropout_format,
+};

@@ -1,0 +1,81 @@
+/* The layer interface: a const table of operations per layer type. A model is a stack of
+ * layers; it walks forward in order and backward in reverse. Forward and backward are team
+ * functions (util/team.h): every thread of the team calls them and takes its share. */
+#ifndef FNN_NN_LAYER_H
+#define FNN_NN_LAYER_H
+
+#include "fnn.h"
+#include "util/rng.h"
+
+#include <stddef.h>
+
+/* A per-sample shape; flat vectors are (c, 1, 1). */
+typedef struct {
+    int c, h, w;
+} fnn_shape;
+
+static inline size_t fnn_shape_size(fnn_shape s) { return (size_t)s.c * s.h * s.w; }
+
+typedef enum { FNN_ACT_LINEAR = 0, FNN_ACT_RELU, FNN_ACT_SOFTMAX } fnn_activation;
+
+/* What a forward or backward pass needs to know besides its buffers. */
+typedef struct {
+    int train;      /* 1: training mode (dropout active) */
+    uint64_t key;   /* dropout stream of this step: a hash of the seed and the step number */
+} fnn_pass;
+
+typedef struct fnn_layer fnn_layer;
+
+typedef struct {
+    const char *kind; /* spec keyword, e.g. "dense" */
+    const char *type; /* Keras class name, e.g. "Dense" */
+    /* Output shape, parameter count and per-sample scratch size from l->in and l->cfg. */
+    fnn_status (*setup)(fnn_layer *l, fnn_error *err);
+    void (*init)(fnn_layer *l, fnn_rng *rng);
+    /* x: (n, in), y: (n, out). */
+    void (*forward)(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n);
+    /* Writes l->grads and, when dx is not NULL, dx (n, in). dy (n, out) may be overwritten. */
+    void (*backward)(fnn_layer *l, const fnn_pass *p, const float *x, const float *y, float *dy,
+                     float *dx, int n);
+    /* Name and shape of parameter tensor i < l->ntensors; data points at l->params. */
+    void (*tensor)(const fnn_layer *l, int i, fnn_tensor *t);
+    /* The layer's spec token, e.g. "dense:128:relu". */
+    void (*format)(const fnn_layer *l, char *buf, size_t size);
+    /* 1 if the output is the input itself (no copy, no buffer). */
+    int alias;
+} fnn_layer_ops;
+
+struct fnn_layer {
+    const fnn_layer_ops *ops;
+    int index;            /* position in the stack */
+    fnn_shape in, out;
+    union {
+        struct {
+            int units;
+            fnn_activation act;
+        } dense;
+        struct {
+            float rate;
+        } dropout;
+    } cfg;
+    size_t nparams;
+    int ntensors;
+    float *params;        /* view into the model's parameter arena */
+    float *grads;         /* view into the model's gradient arena, same layout */
+    size_t scratch_per_sample;
+    float *scratch;       /* (capacity, scratch_per_sample), owned by the model */
+};
+
+extern const fnn_layer_ops fnn_flatten_ops;
+extern const fnn_layer_ops fnn_dense_ops;
+extern const fnn_layer_ops fnn_dropout_ops;
+
+/* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k). Writes the row gradient
+ * (p - onehot) / n into dlogits, and returns the summed loss and correct count of those rows. */
+void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, size_t lo,
+                      size_t hi, float *dlogits, double *loss_sum, int *correct);
+
+/* Row-wise softmax of rows [lo, hi) of x (n, k) into p. */
+void fnn_softmax_rows(const float *x, int k, size_t lo, size_t hi, float *p);
+
+#endif

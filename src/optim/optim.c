@@ -1,0 +1,105 @@
+/* Adam (in Keras's form, with epsilon added to the uncorrected root) and SGD with momentum
+ * (Keras's form: v = momentum v - lr g; p += v). Both are one vectorised pass over the arena,
+ * split between threads. */
+#include "optim/optim.h"
+#include "util/error.h"
+#include "util/team.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+fnn_optim_config fnn_optim_default(fnn_optimizer_kind kind)
+{
+    if (kind == FNN_OPT_SGD)
+        return (fnn_optim_config){.kind = FNN_OPT_SGD, .lr = 0.01f, .momentum = 0.0f};
+    return (fnn_optim_config){
+        .kind = FNN_OPT_ADAM, .lr = 0.001f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+}
+
+static fnn_status check_config(const fnn_optim_config *c, fnn_error *err)
+{
+    if (!(c->lr > 0.0f) || !isfinite(c->lr))
+        return fnn_fail(err, FNN_ERR_ARG, "optimizer: learning rate must be positive, got %g",
+                        (double)c->lr);
+    if (c->kind == FNN_OPT_ADAM) {
+        if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f))
+            return fnn_fail(err, FNN_ERR_ARG, "optimizer: Adam betas must be in [0, 1)");
+        if (!(c->eps > 0.0f))
+            return fnn_fail(err, FNN_ERR_ARG, "optimizer: Adam epsilon must be positive");
+    } else if (c->kind == FNN_OPT_SGD) {
+        if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
+            return fnn_fail(err, FNN_ERR_ARG, "optimizer: SGD momentum must be in [0, 1)");
+    } else {
+        return fnn_fail(err, FNN_ERR_ARG, "optimizer: unknown kind %d", (int)c->kind);
+    }
+    return FNN_OK;
+}
+
+fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,
+                              fnn_error *err)
+{
+    memset(o, 0, sizeof *o);
+    fnn_status s = check_config(cfg, err);
+    if (s != FNN_OK)
+        return s;
+    o->cfg = *cfg;
+    o->n = n;
+    o->m = calloc(n ? n : 1, sizeof *o->m);
+    if (cfg->kind == FNN_OPT_ADAM)
+        o->v = calloc(n ? n : 1, sizeof *o->v);
+    if (!o->m || (cfg->kind == FNN_OPT_ADAM && !o->v)) {
+        fnn_optimizer_release(o);
+        return fnn_fail(err, FNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n);
+    }
+    return FNN_OK;
+}
+
+void fnn_optimizer_release(fnn_optimizer *o)
+{
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+static void adam(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
+                 size_t hi, int64_t t)
+{
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(b2, (double)t)) /
+                                (1.0 - pow(b1, (double)t)));
+    float *restrict m = o->m, *restrict v = o->v;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
+        m[i] += (g[i] - m[i]) * (1.0f - b1);
+        v[i] += (g[i] * g[i] - v[i]) * (1.0f - b2);
+        p[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+    }
+}
+
+static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
+                size_t hi)
+{
+    const float lr = o->cfg.lr, mu = o->cfg.momentum;
+    float *restrict vel = o->m;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
+        vel[i] = mu * vel[i] - lr * g[i];
+        p[i] += vel[i];
+    }
+}
+
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads)
+{
+    /* Every thread reads the step count before anyone writes the new one. */
+    int64_t t = o->t + 1;
+    size_t lo, hi;
+    fnn_team_range(o->n, 16, &lo, &hi);
+    if (o->cfg.kind == FNN_OPT_ADAM)
+        adam(o, params, grads, lo, hi, t);
+    else
+        sgd(o, params, grads, lo, hi);
+#pragma omp barrier
+#pragma omp master
+    o->t = t;
+}

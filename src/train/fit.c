@@ -1,0 +1,192 @@
+/* The training loop. Each step is forward, loss, backward (every gradient lands in the model's
+ * gradient arena), then the optimizer update: the point where gradients could be summed across
+ * processes. One OpenMP team runs a whole epoch; layers share the work inside it. */
+#include "data/batch.h"
+#include "eval/eval.h"
+#include "model/model.h"
+#include "optim/optim.h"
+#include "util/error.h"
+#include "util/rng.h"
+#include "util/team.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define MAX_EPOCHS 100000
+#define MAX_BATCH 65536
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+fnn_train_config fnn_train_default(void)
+{
+    return (fnn_train_config){
+        .epochs = 10,
+        .batch_size = 32,
+        .seed = 42,
+        .threads = 0,
+        .optim = fnn_optim_default(FNN_OPT_ADAM),
+        .progress_interval_s = 0.1,
+    };
+}
+
+static fnn_status check_config(const fnn_train_config *c, fnn_error *err)
+{
+    if (c->epochs < 1 || c->epochs > MAX_EPOCHS)
+        return fnn_fail(err, FNN_ERR_ARG, "training: epochs must be in 1..%d, got %d", MAX_EPOCHS,
+                        c->epochs);
+    if (c->batch_size < 1 || c->batch_size > MAX_BATCH)
+        return fnn_fail(err, FNN_ERR_ARG, "training: batch size must be in 1..%d, got %d",
+                        MAX_BATCH, c->batch_size);
+    if (c->threads < 0 || c->threads > 1024)
+        return fnn_fail(err, FNN_ERR_ARG, "training: threads must be in 0..1024, got %d",
+                        c->threads);
+    return FNN_OK;
+}
+
+/* Buffers of one training run, allocated before the first step. */
+typedef struct {
+    float *x;         /* (batch, in) */
+    uint8_t *labels;  /* (batch) */
+    int *perm;        /* (n) this epoch's order */
+    float *val_probs; /* (val n, classes) */
+    fnn_optimizer opt;
+} run_buffers;
+
+static void release(run_buffers *b)
+{
+    free(b->x);
+    free(b->labels);
+    free(b->perm);
+    free(b->val_probs);
+    fnn_optimizer_release(&b->opt);
+}
+
+fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
+                     const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err)
+{
+    fnn_status s = check_config(cfg, err);
+    if (s != FNN_OK)
+        return s;
+    if (train->n < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "training: the training set is empty");
+    if ((s = fnn_check_data(m, train, "training", err)) != FNN_OK)
+        return s;
+    int nval = val ? val->n : 0;
+    if (nval && (s = fnn_check_data(m, val, "validation", err)) != FNN_OK)
+        return s;
+
+    int n = train->n, k = m->nclasses;
+    int batch = cfg->batch_size < n ? cfg->batch_size : n;
+    size_t in = fnn_shape_size(m->input);
+    int threads = fnn_threads_resolve(cfg->threads);
+    /* Room for validation batches too: a later reserve would move the buffers. */
+    int val_rows = nval < FNN_EVAL_BATCH ? nval : FNN_EVAL_BATCH;
+    if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK)
+        return s;
+
+    run_buffers b = {0};
+    b.x = malloc((size_t)batch * in * sizeof *b.x);
+    b.labels = malloc((size_t)batch);
+    b.perm = malloc((size_t)n * sizeof *b.perm);
+    b.val_probs = nval ? malloc((size_t)nval * k * sizeof *b.val_probs) : NULL;
+    if (!b.x || !b.labels || !b.perm || (nval && !b.val_probs)) {
+        release(&b);
+        return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
+    }
+    if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK) {
+        release(&b);
+        return s;
+    }
+    fnn_blas_single_threaded();
+
+    fnn_rng shuffle;
+    fnn_rng_seed(&shuffle, cfg->seed);
+    uint64_t dropout_seed = fnn_hash64(cfg->seed ^ 0xD50F0u);
+    uint64_t step_base = 0;
+    int steps = (n + batch - 1) / batch;
+    float *dlogits = fnn_model_logit_grad(m);
+
+    for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
+        for (int i = 0; i < n; i++)
+            b.perm[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)fnn_rng_below(&shuffle, (uint32_t)i + 1);
+            int t = b.perm[i];
+            b.perm[i] = b.perm[j];
+            b.perm[j] = t;
+        }
+        double t0 = now_s(), last_report = t0, loss_sum = 0.0;
+        long correct = 0, seen = 0;
+        int bad_step = 0; /* 1-based step whose loss was not finite */
+
+#pragma omp parallel num_threads(threads)
+        for (int step = 0; step < steps; step++) {
+            int start = step * batch, rows = n - start < batch ? n - start : batch;
+            fnn_batch_fill(train, b.perm + start, 0, rows, b.x, b.labels);
+#pragma omp barrier
+            fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step)};
+            const float *logits = fnn_model_forward(m, &pass, b.x, rows);
+#pragma omp single
+            {
+                double loss;
+                int hits;
+                fnn_softmax_xent(logits, b.labels, rows, k, 0, (size_t)rows, dlogits, &loss,
+                                 &hits);
+                if (!isfinite(loss))
+                    bad_step = step + 1;
+                loss_sum += loss;
+                correct += hits;
+                seen += rows;
+                double t = now_s();
+                if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
+                                         step + 1 == steps)) {
+                    last_report = t;
+                    fnn_progress p = {epoch, step + 1, steps, loss_sum / seen,
+                                      (double)correct / seen, t - t0};
+                    cfg->on_progress(cfg->user, &p);
+                }
+            }
+            if (bad_step)
+                break;
+            if (step + 1 < steps) {
+                int next = start + rows;
+                fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
+            }
+            fnn_model_backward(m, &pass, b.x, rows, NULL);
+            fnn_optimizer_step(&b.opt, m->params, m->grads);
+        }
+        step_base += (uint64_t)steps;
+        if (bad_step) {
+            release(&b);
+            return fnn_fail(err, FNN_ERR_NUMERIC,
+                            "training: the loss became %s at epoch %d, step %d; try a smaller "
+                            "learning rate", isnan(loss_sum) ? "NaN" : "infinite", epoch,
+                            bad_step);
+        }
+
+        fnn_epoch_stats st = {.epoch = epoch, .train_loss = loss_sum / seen,
+                              .train_acc = (double)correct / seen, .seconds = now_s() - t0,
+                              .val_loss = NAN, .val_acc = NAN};
+        if (nval) {
+            double v0 = now_s();
+            if ((s = fnn_infer(m, val, threads, b.val_probs, err)) != FNN_OK) {
+                release(&b);
+                return s;
+            }
+            fnn_loss_accuracy(b.val_probs, val->labels, nval, k, &st.val_loss, &st.val_acc);
+            st.val_seconds = now_s() - v0;
+        }
+        if (stats)
+            stats[epoch - 1] = st;
+        if (cfg->on_epoch && cfg->on_epoch(cfg->user, &st))
+            break;
+    }
+    release(&b);
+    return FNN_OK;
+}

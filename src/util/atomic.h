@@ -1,0 +1,36 @@
+/* Atomic file replacement: output goes to a temporary file beside the target and is renamed over
+ * it only once fully written and synced, so a reader never sees a half-written file. */
+#ifndef FNN_UTIL_ATOMIC_H
+#define FNN_UTIL_ATOMIC_H
+
+#include <stddef.h>
+
+#include "fnn.h"
+#include "util/error.h"
+
+/* An output file in progress. Every handle ends in exactly one fnn_atomic_commit or
+ * fnn_atomic_abort, which frees it. */
+typedef struct fnn_atomic_file fnn_atomic_file;
+
+/* Creates "path.tmp.XXXXXX" in path's directory (mode 0666 less the umask, like any new file). */
+fnn_status fnn_atomic_open(const char *path, fnn_atomic_file **out, fnn_error *err);
+
+/* Appends size bytes. After a failure the handle can only be aborted (commit refuses). */
+fnn_status fnn_atomic_write(fnn_atomic_file *f, const void *data, size_t size, fnn_error *err);
+
+/* Appends formatted text, for CSV and JSON output. */
+fnn_status fnn_atomic_printf(fnn_atomic_file *f, fnn_error *err, const char *fmt, ...)
+    FNN_PRINTF(3, 4);
+
+/* Flushes, fsyncs, closes and renames the temporary file over path, then fsyncs the directory so
+ * the rename itself survives a crash. On failure the temporary file is removed and whatever was
+ * at path before is left untouched. Frees f in every case. */
+fnn_status fnn_atomic_commit(fnn_atomic_file *f, fnn_error *err);
+
+/* Closes and removes the temporary file; path is untouched. Frees f; NULL is allowed. */
+void fnn_atomic_abort(fnn_atomic_file *f);
+
+/* Writes the whole of data to path through open, write and commit. */
+fnn_status fnn_write_atomic(const char *path, const void *data, size_t size, fnn_error *err);
+
+#endif
