@@ -26,6 +26,9 @@ int cli_int(const char *cmd, const char *opt, const char *text, long lo, long hi
 int cli_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
                double *out);
 
+/* The option getopt just rejected, as the user typed it ("-x" inside a cluster, "--foo"). */
+const char *cli_bad_option(char **argv);
+
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
 cJSON *summary_json(const fnn_model *m);

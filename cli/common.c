@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -50,6 +51,18 @@ int cli_double(const char *cmd, const char *opt, const char *text, double lo, do
     }
     *out = v;
     return 1;
+}
+
+const char *cli_bad_option(char **argv)
+{
+    static char shortopt[3] = "-?";
+    /* Inside a cluster such as -xy getopt has not moved optind; optopt then holds the letter.
+     * For long options optopt is 0 or the option's code, above 255. */
+    if (optopt > 0 && optopt < 256) {
+        shortopt[1] = (char)optopt;
+        return shortopt;
+    }
+    return argv[optind - 1];
 }
 
 static void shape_text(const fnn_layer_info *li, char *buf, size_t size)

@@ -64,10 +64,10 @@ int cmd_eval(int argc, char **argv)
             if (!cli_int("eval", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
             break;
         case ':':
-            return cli_error("eval", EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+            return cli_error("eval", EXIT_USAGE, "option '%s' needs a value", cli_bad_option(argv));
         default:
             return cli_error("eval", EXIT_USAGE, "unknown option '%s' (see fnn eval --help)",
-                             argv[optind - 1]);
+                             cli_bad_option(argv));
         }
     }
     if (optind != argc - 1)

@@ -31,10 +31,10 @@ int cmd_summary(int argc, char **argv)
         case O_ARCH: arch = optarg; break;
         case O_JSON: json = 1; break;
         case ':':
-            return cli_error("summary", EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+            return cli_error("summary", EXIT_USAGE, "option '%s' needs a value", cli_bad_option(argv));
         default:
             return cli_error("summary", EXIT_USAGE, "unknown option '%s' (see fnn summary --help)",
-                             argv[optind - 1]);
+                             cli_bad_option(argv));
         }
     }
     if ((arch != NULL) == (optind < argc) || optind < argc - 1)

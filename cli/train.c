@@ -4,6 +4,7 @@
 #include "util/atomic.h"
 
 #include <getopt.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,18 @@ static int on_epoch(void *user, const fnn_epoch_stats *s)
     return 0;
 }
 
+/* Whether the directory that would hold path exists and can take a new file: checked before
+ * training rather than after it. */
+static int writable_dir(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return 0;
+    int ok = access(dirname(copy), W_OK | X_OK) == 0;
+    free(copy);
+    return ok;
+}
+
 static int parse(int argc, char **argv, train_opts *o)
 {
     enum { O_DATA = 256, O_ARCH, O_EPOCHS, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_OUT,
@@ -162,15 +175,24 @@ static int parse(int argc, char **argv, train_opts *o)
             break;
         case ':':
             return cli_error("train", EXIT_USAGE, "option '%s' needs a value (see fnn train --help)",
-                             argv[optind - 1]);
+                             cli_bad_option(argv));
         default:
             return cli_error("train", EXIT_USAGE, "unknown option '%s' (see fnn train --help)",
-                             argv[optind - 1]);
+                             cli_bad_option(argv));
         }
     }
     if (optind < argc)
         return cli_error("train", EXIT_USAGE, "unexpected argument '%s' (see fnn train --help)",
                          argv[optind]);
+    if (!writable_dir(o->out))
+        return cli_error("train", EXIT_RUNTIME, "--out %s: its directory does not exist or is not "
+                         "writable", o->out);
+    if (o->history && !writable_dir(o->history))
+        return cli_error("train", EXIT_RUNTIME, "--history %s: its directory does not exist or "
+                         "is not writable", o->history);
+    if (o->history && !strcmp(o->history, o->out))
+        return cli_error("train", EXIT_USAGE, "--history and --out name the same file '%s'",
+                         o->out);
     if (!isnan(lr))
         o->cfg.optim.lr = (float)lr;
     if (o->cfg.optim.kind == FNN_OPT_SGD)
@@ -194,12 +216,14 @@ static char *default_history_path(const char *model_path)
     return p;
 }
 
-static cJSON *history_json(const fnn_epoch_stats *st, int n)
+/* Per-epoch metrics as {"epoch": [...], "train_loss": [...], ...}. The copy stored in the
+ * model leaves out the wall-clock seconds, so that the same seed gives the same file. */
+static cJSON *history_json(const fnn_epoch_stats *st, int n, int with_seconds)
 {
     cJSON *h = cJSON_CreateObject();
     const char *keys[] = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                           "seconds"};
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < (with_seconds ? 6 : 5); k++) {
         cJSON *a = cJSON_AddArrayToObject(h, keys[k]);
         for (int i = 0; i < n; i++) {
             double v[] = {st[i].epoch, st[i].train_loss, st[i].train_acc, st[i].val_loss,
@@ -210,33 +234,36 @@ static cJSON *history_json(const fnn_epoch_stats *st, int n)
     return h;
 }
 
-static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int n, fnn_error *err)
+/* Writes the history to a temporary file beside path; the caller commits it once the model is
+ * saved, or aborts it, so that a failed run leaves neither file changed. */
+static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int n,
+                                fnn_atomic_file **out, fnn_error *err)
 {
-    size_t len = strlen(path);
-    if (len >= 5 && !strcmp(path + len - 5, ".json")) {
-        cJSON *h = history_json(st, n);
-        char *text = cJSON_Print(h);
-        cJSON_Delete(h);
-        if (!text)
-            return FNN_ERR_NOMEM;
-        fnn_status s = fnn_write_atomic(path, text, strlen(text), err);
-        free(text);
-        return s;
-    }
     fnn_atomic_file *f;
     fnn_status s = fnn_atomic_open(path, &f, err);
     if (s != FNN_OK)
         return s;
-    s = fnn_atomic_printf(f, err, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds\n");
-    for (int i = 0; i < n && s == FNN_OK; i++)
-        s = fnn_atomic_printf(f, err, "%d,%.6f,%.6f,%.6f,%.6f,%.4f\n", st[i].epoch,
-                              st[i].train_loss, st[i].train_acc, st[i].val_loss, st[i].val_acc,
-                              st[i].seconds);
+    size_t len = strlen(path);
+    if (len >= 5 && !strcmp(path + len - 5, ".json")) {
+        cJSON *h = history_json(st, n, 1);
+        char *text = cJSON_Print(h);
+        cJSON_Delete(h);
+        s = text ? fnn_atomic_printf(f, err, "%s\n", text) : FNN_ERR_NOMEM;
+        free(text);
+    } else {
+        s = fnn_atomic_printf(f, err,
+                              "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds\n");
+        for (int i = 0; i < n && s == FNN_OK; i++)
+            s = fnn_atomic_printf(f, err, "%d,%.6f,%.6f,%.6f,%.6f,%.4f\n", st[i].epoch,
+                                  st[i].train_loss, st[i].train_acc, st[i].val_loss,
+                                  st[i].val_acc, st[i].seconds);
+    }
     if (s != FNN_OK) {
         fnn_atomic_abort(f);
         return s;
     }
-    return fnn_atomic_commit(f, err);
+    *out = f;
+    return FNN_OK;
 }
 
 static double now_s(void)
@@ -271,6 +298,12 @@ int cmd_train(int argc, char **argv)
         goto done;
     t_load = now_s() - t_load;
     if (fnn_dataset_split(&full, o.val_split, &tr, &val, &err) != FNN_OK) {
+        rc = cli_lib_error("train", &err);
+        goto done;
+    }
+    /* Checked now, so that a bad test file does not cost a training run first. */
+    if (fnn_check_data(m, &full, "training", &err) != FNN_OK ||
+        fnn_check_data(m, &test, "test", &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
@@ -326,21 +359,23 @@ int cmd_train(int argc, char **argv)
         print_evaluation(stdout, "test", &mt, names);
     }
 
-    cJSON *hist = history_json(stats, o.cfg.epochs);
+    cJSON *hist = history_json(stats, o.cfg.epochs, 0);
     history_text = cJSON_PrintUnformatted(hist);
     cJSON_Delete(hist);
     cJSON *names_json = cJSON_CreateStringArray(names, fnn_model_num_classes(m));
     char *names_text = cJSON_PrintUnformatted(names_json);
     cJSON_Delete(names_json);
     fnn_model_meta meta = {.class_names_json = names_text, .history_json = history_text};
-    fnn_status s = fnn_model_save(m, &meta, o.out, &err);
+    history_path = o.history ? strdup(o.history) : default_history_path(o.out);
+    fnn_atomic_file *hist_file = NULL;
+    fnn_status s = history_path ? write_history(history_path, stats, o.cfg.epochs, &hist_file, &err)
+                                : FNN_ERR_NOMEM;
+    if (s == FNN_OK && (s = fnn_model_save(m, &meta, o.out, &err)) != FNN_OK)
+        fnn_atomic_abort(hist_file);
+    if (s == FNN_OK)
+        s = fnn_atomic_commit(hist_file, &err);
     free(names_text);
     if (s != FNN_OK) {
-        rc = cli_lib_error("train", &err);
-        goto done;
-    }
-    history_path = o.history ? strdup(o.history) : default_history_path(o.out);
-    if (!history_path || write_history(history_path, stats, o.cfg.epochs, &err) != FNN_OK) {
         rc = cli_error("train", EXIT_RUNTIME, "%s", history_path ? err.msg : "out of memory");
         goto done;
     }
@@ -363,7 +398,7 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(c, "lr", o.cfg.optim.lr);
         cJSON_AddNumberToObject(c, "seed", (double)o.cfg.seed);
         cJSON_AddNumberToObject(c, "threads", o.cfg.threads);
-        cJSON_AddItemToObject(doc, "history", history_json(stats, o.cfg.epochs));
+        cJSON_AddItemToObject(doc, "history", history_json(stats, o.cfg.epochs, 1));
         cJSON *t = cJSON_AddObjectToObject(doc, "seconds");
         cJSON_AddNumberToObject(t, "load", t_load);
         cJSON_AddNumberToObject(t, "train", train_s);

@@ -52,6 +52,7 @@ typedef struct {
     uint8_t *labels;  /* (n) values in [0, nclasses) */
     int nclasses;     /* 1 + the largest label seen, at least 10 for Fashion-MNIST */
     int owns;         /* 1 if images/labels are freed with the set, 0 for a view */
+    char labels_path[512]; /* the file the labels came from, for messages; may be empty */
 } fnn_dataset;
 
 /* Reads an IDX image file and an IDX label file, gzipped or plain (detected by content). */
@@ -211,6 +212,11 @@ typedef struct {
 FNN_API fnn_status fnn_metrics_compute(const uint8_t *labels, const int *pred, const float *probs,
                                        int n, int nclasses, fnn_metrics *out, fnn_error *err);
 FNN_API void fnn_metrics_free(fnn_metrics *mt);
+
+/* Checks that d's images fit m's input and its labels m's classes; `what` names the set in the
+ * message ("test"). */
+FNN_API fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *what,
+                                  fnn_error *err);
 
 /* Runs the model over a data set in eval mode and fills metrics. pred (n) and probs
  * (n, classes) receive per-image results when not NULL. */

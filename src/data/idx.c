@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -332,5 +333,6 @@ fnn_status fnn_idx_load(const char *images_path, const char *labels_path, fnn_da
     /* Fashion-MNIST always has ten classes even when a subset lacks the last ones. */
     out->nclasses = maxlabel + 1 > 10 ? maxlabel + 1 : 10;
     out->owns = 1;
+    snprintf(out->labels_path, sizeof out->labels_path, "%s", labels_path);
     return FNN_OK;
 }

@@ -4,10 +4,6 @@
 
 #include "fnn.h"
 
-/* Checks that d's images fit m's input and its labels m's classes. */
-fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *what,
-                          fnn_error *err);
-
 /* probs (d->n, classes): the model's class probabilities for every image, in eval mode. */
 fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *probs,
                      fnn_error *err);

@@ -12,14 +12,16 @@ fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *
                           fnn_error *err)
 {
     if (m->input.c != 1 || m->input.h != d->h || m->input.w != d->w)
-        return fnn_fail(err, FNN_ERR_ARG,
+        return fnn_fail(err, FNN_ERR_FORMAT,
                         "%s data: images are 1x%dx%d but the model expects %dx%dx%d", what,
                         d->h, d->w, m->input.c, m->input.h, m->input.w);
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] >= m->nclasses)
-            return fnn_fail(err, FNN_ERR_ARG,
-                            "%s data: image %d has label %d but the model has %d classes", what,
-                            i, d->labels[i], m->nclasses);
+            return fnn_fail(err, FNN_ERR_FORMAT,
+                            "%s data%s%s%s: image %d has label %d but the model has %d classes "
+                            "(0..%d)", what, d->labels_path[0] ? " (" : "", d->labels_path,
+                            d->labels_path[0] ? ")" : "", i, d->labels[i], m->nclasses,
+                            m->nclasses - 1);
     return FNN_OK;
 }
 

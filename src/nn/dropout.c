@@ -27,18 +27,18 @@ static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, flo
     float rate = l->cfg.dropout.rate, scale = 1.0f / (1.0f - rate);
     uint64_t key = p->key ^ fnn_hash64((uint64_t)l->index);
     float *mask = l->scratch; /* (n, size) */
-    /* One 64-bit hash gives four 16-bit uniforms; ranges start at multiples of 16, and the
-     * groups of 64 keep the hashes in registers so that the loops vectorise. */
-    uint32_t threshold = (uint32_t)(rate * 65536.0f);
+    /* One 64-bit hash gives four 16-bit uniforms; ranges start at multiples of 16. Hashing a
+     * group of 64 at once lets both loops vectorise. */
+    uint16_t threshold = (uint16_t)(rate * 65536.0f);
     for (size_t g0 = lo; g0 < hi; g0 += 64) {
         uint64_t bits[16];
+        uint16_t u[64];
         for (int j = 0; j < 16; j++)
             bits[j] = fnn_hash64(key + g0 / 4 + (uint64_t)j);
+        memcpy(u, bits, sizeof u); /* little-endian: u[j] is bits j/4, chunk j%4 */
         size_t len = hi - g0 < 64 ? hi - g0 : 64;
-        for (size_t j = 0; j < len; j++) {
-            uint32_t u = (uint32_t)(bits[j / 4] >> (16 * (j % 4))) & 0xFFFF;
-            mask[g0 + j] = u >= threshold ? scale : 0.0f;
-        }
+        for (size_t j = 0; j < len; j++)
+            mask[g0 + j] = u[j] >= threshold ? scale : 0.0f;
     }
 #pragma omp simd
     for (size_t i = lo; i < hi; i++)

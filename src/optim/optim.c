@@ -48,7 +48,12 @@ fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, siz
     o->m = calloc(n ? n : 1, sizeof *o->m);
     if (cfg->kind == FNN_OPT_ADAM)
         o->v = calloc(n ? n : 1, sizeof *o->v);
-    if (!o->m || (cfg->kind == FNN_OPT_ADAM && !o->v)) {
+    o->blocks = malloc(sizeof *o->blocks);
+    if (o->blocks) {
+        o->blocks[0] = (fnn_param_block){0, n, 1};
+        o->nblocks = 1;
+    }
+    if (!o->m || (cfg->kind == FNN_OPT_ADAM && !o->v) || !o->blocks) {
         fnn_optimizer_release(o);
         return fnn_fail(err, FNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n);
     }
@@ -59,15 +64,39 @@ void fnn_optimizer_release(fnn_optimizer *o)
 {
     free(o->m);
     free(o->v);
+    free(o->blocks);
     o->m = o->v = NULL;
+    o->blocks = NULL;
+    o->nblocks = 0;
+}
+
+fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
+                                   fnn_error *err)
+{
+    size_t end = 0;
+    if (nblocks < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "optimizer: negative block count %d", nblocks);
+    for (int i = 0; i < nblocks; i++) {
+        if (blocks[i].offset < end || blocks[i].rows * blocks[i].cols > o->n - blocks[i].offset)
+            return fnn_fail(err, FNN_ERR_ARG, "optimizer: block %d overlaps or leaves the arena",
+                            i);
+        end = blocks[i].offset + blocks[i].rows * blocks[i].cols;
+    }
+    fnn_param_block *copy = malloc((size_t)(nblocks ? nblocks : 1) * sizeof *copy);
+    if (!copy)
+        return fnn_fail(err, FNN_ERR_NOMEM, "optimizer: out of memory");
+    for (int i = 0; i < nblocks; i++)
+        copy[i] = blocks[i];
+    free(o->blocks);
+    o->blocks = copy;
+    o->nblocks = nblocks;
+    return FNN_OK;
 }
 
 static void adam(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
-                 size_t hi, int64_t t)
+                 size_t hi, float alpha)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
-    const float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(b2, (double)t)) /
-                                (1.0 - pow(b1, (double)t)));
     float *restrict m = o->m, *restrict v = o->v;
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
@@ -93,12 +122,20 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads)
 {
     /* Every thread reads the step count before anyone writes the new one. */
     int64_t t = o->t + 1;
-    size_t lo, hi;
-    fnn_team_range(o->n, 16, &lo, &hi);
-    if (o->cfg.kind == FNN_OPT_ADAM)
-        adam(o, params, grads, lo, hi, t);
-    else
-        sgd(o, params, grads, lo, hi);
+    /* Keras folds both bias corrections into the step size. */
+    float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
+                          (1.0 - pow(o->cfg.beta1, (double)t)));
+    for (int b = 0; b < o->nblocks; b++) {
+        const fnn_param_block *blk = &o->blocks[b];
+        size_t lo, hi;
+        fnn_team_range(blk->rows, 16, &lo, &hi);
+        lo = blk->offset + lo * blk->cols;
+        hi = blk->offset + hi * blk->cols;
+        if (o->cfg.kind == FNN_OPT_ADAM)
+            adam(o, params, grads, lo, hi, alpha);
+        else
+            sgd(o, params, grads, lo, hi);
+    }
 #pragma omp barrier
 #pragma omp master
     o->t = t;

@@ -5,17 +5,30 @@
 
 #include "fnn.h"
 
+/* rows x cols parameters at offset: one tensor. A step gives each thread the rows that
+ * fnn_team_range(rows, 16) gives it, the rows whose gradients the same thread wrote in the
+ * backward pass, so that they are still in its cache. */
+typedef struct {
+    size_t offset, rows, cols;
+} fnn_param_block;
+
 typedef struct {
     fnn_optim_config cfg;
     size_t n;      /* parameters */
     float *m;      /* (n) Adam first moment; SGD velocity */
     float *v;      /* (n) Adam second moment; NULL for SGD */
     int64_t t;     /* steps taken */
+    int nblocks;
+    fnn_param_block *blocks; /* (nblocks) tiling [0, n); one block of n rows by default */
 } fnn_optimizer;
 
 fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,
                               fnn_error *err);
 void fnn_optimizer_release(fnn_optimizer *o);
+
+/* Replaces the partition of the arena into blocks (copied). */
+fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
+                                   fnn_error *err);
 
 /* Team function: one update of params (n) from grads (n). */
 void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads);

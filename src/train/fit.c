@@ -5,6 +5,7 @@
 #include "eval/eval.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/train.h"
 #include "util/error.h"
 #include "util/rng.h"
 #include "util/team.h"
@@ -58,6 +59,23 @@ typedef struct {
     fnn_optimizer opt;
 } run_buffers;
 
+fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err)
+{
+    int n = fnn_model_num_tensors(m);
+    fnn_param_block *blocks = malloc((size_t)(n ? n : 1) * sizeof *blocks);
+    if (!blocks)
+        return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
+    for (int i = 0; i < n; i++) {
+        fnn_tensor t;
+        fnn_model_tensor(m, i, &t);
+        size_t rows = t.rank ? (size_t)t.shape[0] : 1;
+        blocks[i] = (fnn_param_block){(size_t)(t.data - m->params), rows, rows ? t.size / rows : 0};
+    }
+    fnn_status s = fnn_optimizer_partition(o, blocks, n, err);
+    free(blocks);
+    return s;
+}
+
 static void release(run_buffers *b)
 {
     free(b->x);
@@ -99,7 +117,8 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
         release(&b);
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
     }
-    if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK) {
+    if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK ||
+        (s = fnn_partition_optimizer(&b.opt, m, err)) != FNN_OK) {
         release(&b);
         return s;
     }

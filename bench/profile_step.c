@@ -1,0 +1,144 @@
+/* Where a training step's time goes: median microseconds per phase (batch fill, each layer's
+ * forward and backward, loss, optimizer) for an architecture and thread count.
+ * Usage: profile_step [ARCH] [THREADS] [BATCH] [STEPS] */
+#include "data/batch.h"
+#include "model/model.h"
+#include "optim/optim.h"
+#include "train/train.h"
+#include "util/rng.h"
+#include "util/team.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_PHASES 64
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return 1e6 * (double)t.tv_sec + 1e-3 * (double)t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    const char *arch = argc > 1 ? argv[1] : "mlp";
+    int threads = argc > 2 ? atoi(argv[2]) : 2, batch = argc > 3 ? atoi(argv[3]) : 32;
+    int steps = argc > 4 ? atoi(argv[4]) : 2000;
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create(arch, 1, 28, 28, &err);
+    if (!m || fnn_model_reserve(m, batch, &err) != FNN_OK) {
+        fprintf(stderr, "profile_step: %s\n", err.msg);
+        return 1;
+    }
+    fnn_model_init(m, 1);
+    int n = 4096, in = 784, k = m->nclasses;
+    fnn_dataset d = {.n = n, .h = 28, .w = 28, .nclasses = k, .owns = 1,
+                     .images = malloc((size_t)n * in), .labels = malloc((size_t)n)};
+    fnn_rng rng;
+    fnn_rng_seed(&rng, 7);
+    for (size_t i = 0; i < (size_t)n * in; i++)
+        d.images[i] = (uint8_t)fnn_rng_below(&rng, 256);
+    for (int i = 0; i < n; i++)
+        d.labels[i] = (uint8_t)fnn_rng_below(&rng, (uint32_t)k);
+    int *idx = malloc((size_t)steps * batch * sizeof *idx);
+    for (int i = 0; i < steps * batch; i++)
+        idx[i] = (int)fnn_rng_below(&rng, (uint32_t)n);
+    float *x = malloc((size_t)batch * in * sizeof *x);
+    uint8_t *labels = malloc((size_t)batch);
+    fnn_optimizer opt;
+    fnn_optim_config oc = fnn_optim_default(FNN_OPT_ADAM);
+    if (fnn_optimizer_init(&opt, &oc, m->arena_size, &err) != FNN_OK ||
+        fnn_partition_optimizer(&opt, m, &err) != FNN_OK) {
+        fprintf(stderr, "profile_step: %s\n", err.msg);
+        return 1;
+    }
+    fnn_blas_single_threaded();
+
+    /* Phases: fill, forward per layer, loss, backward per layer, optimizer. */
+    int L = m->nlayers, nph = 3 + 2 * L;
+    const char *names[MAX_PHASES];
+    char labelbuf[MAX_PHASES][48];
+    names[0] = "batch fill";
+    for (int i = 0; i < L; i++) {
+        snprintf(labelbuf[i], 48, "forward  %d %s", i, m->layers[i].ops->kind);
+        snprintf(labelbuf[L + i], 48, "backward %d %s", i, m->layers[i].ops->kind);
+        names[1 + i] = labelbuf[i];
+        names[2 + 2 * L - 1 - i] = labelbuf[L + i];
+    }
+    names[1 + L] = "loss";
+    names[nph - 1] = "optimizer";
+    double *t = calloc((size_t)steps * nph, sizeof *t);
+    float *dlogits = fnn_model_logit_grad(m);
+
+#pragma omp parallel num_threads(threads)
+    for (int s = 0; s < steps; s++) {
+        double t0 = now_us();
+        double *row = t + (size_t)s * nph;
+        fnn_batch_fill(&d, idx + (size_t)s * batch, 0, batch, x, labels);
+#pragma omp barrier
+#pragma omp master
+        row[0] = now_us() - t0;
+        fnn_pass pass = {.train = 1, .key = fnn_hash64((uint64_t)s)};
+        const float *in_ptr = x;
+        for (int i = 0; i < L; i++) {
+            double a = now_us();
+            fnn_layer *l = &m->layers[i];
+            if (!l->ops->alias) {
+                l->ops->forward(l, &pass, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i],
+                                batch);
+                in_ptr = m->act[i];
+            }
+#pragma omp barrier
+#pragma omp master
+            row[1 + i] = now_us() - a;
+        }
+        double a = now_us();
+#pragma omp single
+        {
+            double loss;
+            int hits;
+            fnn_softmax_xent(in_ptr, labels, batch, k, 0, (size_t)batch, dlogits, &loss, &hits);
+        }
+#pragma omp master
+        row[1 + L] = now_us() - a;
+        for (int i = L - 1; i >= 0; i--) {
+            double b = now_us();
+            fnn_layer *l = &m->layers[i];
+            if (!l->ops->alias) {
+                int from = m->src[i];
+                float *din = m->params_below[i] ? m->dact[from] : NULL;
+                l->ops->backward(l, &pass, from < 0 ? x : m->act[from], m->act[i], m->dact[i],
+                                 din, batch);
+            }
+#pragma omp barrier
+#pragma omp master
+            row[2 + 2 * L - 1 - i] = now_us() - b;
+        }
+        double c = now_us();
+        fnn_optimizer_step(&opt, m->params, m->grads);
+#pragma omp master
+        row[nph - 1] = now_us() - c;
+    }
+
+    double *col = malloc((size_t)steps * sizeof *col), total = 0.0;
+    printf("%s, %d threads, batch %d: median microseconds per step over %d steps\n", arch,
+           threads, batch, steps);
+    for (int p = 0; p < nph; p++) {
+        for (int s = 0; s < steps; s++)
+            col[s] = t[(size_t)s * nph + p];
+        qsort(col, (size_t)steps, sizeof *col, cmp);
+        printf("  %-24s %8.2f\n", names[p], col[steps / 2]);
+        total += col[steps / 2];
+    }
+    printf("  %-24s %8.2f\n", "sum of medians", total);
+    return 0;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages fnn needs that are missing (as root, or through sudo).
+# Usage: scripts/install-deps.sh [run|test]
+set -euo pipefail
+
+packages=(cmake make gcc pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist)
+if [ "${1:-run}" = test ]; then
+    packages+=(libcmocka-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
