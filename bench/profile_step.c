@@ -125,6 +125,7 @@ int main(int argc, char **argv)
         }
         double c = now_us();
         fnn_optimizer_step(&opt, m->params, m->grads);
+#pragma omp barrier
 #pragma omp master
         row[nph - 1] = now_us() - c;
     }

@@ -7,10 +7,16 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
-/* Products with fewer rows than this split the output columns between threads; taller ones
- * (evaluation batches) split the rows. */
+/* Products with fewer rows than this (training batches) split the input dimension between
+ * threads: each thread then reads and updates the same rows of W in the forward pass, the
+ * backward pass and the optimizer, which keeps them in its cache. Taller products (evaluation
+ * batches) split the rows of x. */
 #define DENSE_ROW_SPLIT 128
+/* Split-input products need a partial sum per thread beyond the first; larger teams split the
+ * output columns instead. */
+#define DENSE_MAX_SPLIT 4
 
 static fnn_status dense_setup(fnn_layer *l, fnn_error *err)
 {
@@ -20,6 +26,7 @@ static fnn_status dense_setup(fnn_layer *l, fnn_error *err)
                         l->index, in, out);
     l->out = (fnn_shape){(int)out, 1, 1};
     l->nparams = in * out + out;
+    l->scratch_per_sample = (DENSE_MAX_SPLIT - 1) * out; /* partial sums, see dense_forward */
     l->ntensors = 2;
     return FNN_OK;
 }
@@ -60,11 +67,34 @@ static void dense_forward(fnn_layer *l, const fnn_pass *p, const float *x, float
 {
     int in = (int)fnn_shape_size(l->in), out = l->cfg.dense.units;
     const float *w = l->params; /* (in, out) */
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
     size_t lo, hi;
     if (n >= DENSE_ROW_SPLIT) {
         fnn_team_range((size_t)n, 8, &lo, &hi);
         fnn_sgemm(0, 0, (int)(hi - lo), out, in, 1.0f, x + lo * in, in, w, out, 0.0f,
                   y + lo * out, out);
+        bias_act(l, y, (int)lo, (int)hi, 0, out);
+    } else if (nt <= DENSE_MAX_SPLIT) {
+        /* Thread t sums its slice of the input dimension; the partial sums are then added. */
+        float *part = l->scratch; /* (nt - 1, n, out) */
+        fnn_team_range((size_t)in, 16, &lo, &hi);
+        float *dst = t ? part + (size_t)(t - 1) * n * out : y;
+        if (hi > lo)
+            fnn_sgemm(0, 0, n, out, (int)(hi - lo), 1.0f, x + lo, in, w + lo * out, out, 0.0f,
+                      dst, out);
+        else
+            memset(dst, 0, (size_t)n * out * sizeof *dst);
+#pragma omp barrier
+        fnn_team_range((size_t)n * out, 16, &lo, &hi);
+        for (int j = 0; j < nt - 1; j++) {
+            const float *pj = part + (size_t)j * n * out;
+#pragma omp simd
+            for (size_t i = lo; i < hi; i++)
+                y[i] += pj[i];
+        }
+        /* The row-aligned share keeps bias_act on whole rows. */
+        fnn_team_range((size_t)n, 1, &lo, &hi);
+#pragma omp barrier
         bias_act(l, y, (int)lo, (int)hi, 0, out);
     } else {
         fnn_team_range((size_t)out, 16, &lo, &hi);

@@ -77,10 +77,12 @@ fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *bloc
     if (nblocks < 0)
         return fnn_fail(err, FNN_ERR_ARG, "optimizer: negative block count %d", nblocks);
     for (int i = 0; i < nblocks; i++) {
-        if (blocks[i].offset < end || blocks[i].rows * blocks[i].cols > o->n - blocks[i].offset)
+        const fnn_param_block *b = &blocks[i];
+        if (b->offset < end || b->offset > o->n ||
+            (b->cols && b->rows > (o->n - b->offset) / b->cols))
             return fnn_fail(err, FNN_ERR_ARG, "optimizer: block %d overlaps or leaves the arena",
                             i);
-        end = blocks[i].offset + blocks[i].rows * blocks[i].cols;
+        end = b->offset + b->rows * b->cols;
     }
     fnn_param_block *copy = malloc((size_t)(nblocks ? nblocks : 1) * sizeof *copy);
     if (!copy)
@@ -120,8 +122,10 @@ static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, si
 
 void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads)
 {
-    /* Every thread reads the step count before anyone writes the new one. */
-    int64_t t = o->t + 1;
+    /* The single's closing barrier publishes the new count before anyone reads it. */
+#pragma omp single
+    o->t++;
+    int64_t t = o->t;
     /* Keras folds both bias corrections into the step size. */
     float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
                           (1.0 - pow(o->cfg.beta1, (double)t)));
@@ -136,7 +140,4 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads)
         else
             sgd(o, params, grads, lo, hi);
     }
-#pragma omp barrier
-#pragma omp master
-    o->t = t;
 }

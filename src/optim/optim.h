@@ -19,7 +19,8 @@ typedef struct {
     float *v;      /* (n) Adam second moment; NULL for SGD */
     int64_t t;     /* steps taken */
     int nblocks;
-    fnn_param_block *blocks; /* (nblocks) tiling [0, n); one block of n rows by default */
+    fnn_param_block *blocks; /* (nblocks) in order, without overlaps, within [0, n); gaps are
+                                left alone. One block of n rows by default */
 } fnn_optimizer;
 
 fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,
@@ -30,7 +31,8 @@ void fnn_optimizer_release(fnn_optimizer *o);
 fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
                                    fnn_error *err);
 
-/* Team function: one update of params (n) from grads (n). */
+/* Team function: one update of params (n) from grads (n). Like the layers' passes it ends
+ * without a barrier: the caller places one before params are read again. */
 void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads);
 
 #endif
