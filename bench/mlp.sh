@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016 # the jq programs are single-quoted on purpose
 # Side-by-side benchmark of the study's MLP: `fnn train` against its PyTorch twin
 # (bench/torch_mlp.py) with 1 and 2 threads; prints a table of medians and one JSON line.
 set -euo pipefail
@@ -25,6 +26,7 @@ environment (defaults in brackets):
   EPOCHS         epochs per run [10]
   FNN_THREADS    fnn's --threads [2]
   TORCH_THREADS  PyTorch thread counts to run, space-separated ["1 2"]
+  TORCH_ARGS     extra arguments for torch_mlp.py, e.g. "--malloc default" [none]
   MAX_LOAD       warn when the 1-minute load average is above this at the start [0.5]
   RAW            also write every run's record, one JSON line each, to this file
 EOF
@@ -48,6 +50,7 @@ R=${R:-3}
 EPOCHS=${EPOCHS:-10}
 FNN_THREADS=${FNN_THREADS:-2}
 TORCH_THREADS=${TORCH_THREADS:-"1 2"}
+TORCH_ARGS=${TORCH_ARGS:-}
 MAX_LOAD=${MAX_LOAD:-0.5}
 RAW=${RAW:-}
 TIME=/usr/bin/time
@@ -58,6 +61,7 @@ die() { echo "mlp.sh: $*" >&2; exit 1; }
 [[ -x $TIME ]] || die "$TIME (GNU time) is missing"
 [[ -x $JQ ]] || die "$JQ is missing"
 [[ $R =~ ^[1-9][0-9]*$ ]] || die "R must be a positive integer, not '$R'"
+[[ $TORCH_THREADS =~ ^[[:space:]]*[1-9] ]] || die "TORCH_THREADS must list at least one thread count"
 [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || die "EPOCHS must be a positive integer, not '$EPOCHS'"
 "$PYTHON" -c 'import torch' 2>/dev/null || die "$PYTHON cannot import torch; set PYTHON"
 
@@ -94,7 +98,7 @@ run() {
 
 fnn_filter='{version: .fnn_version, train: .seconds.train, validation: .seconds.validation,
              test_seconds: .seconds.test, load: .seconds.load, test_accuracy: .test.accuracy}'
-torch_filter='{version: .torch_version, train: .train_seconds, validation: .val_seconds,
+torch_filter='{version: .torch_version, malloc: .malloc, train: .train_seconds, validation: .val_seconds,
                test_seconds: .test_seconds, load: .load_seconds, test_accuracy: .test_accuracy}'
 
 echo "mlp.sh: $R repetition(s) of $EPOCHS epoch(s); fnn $FNN_THREADS threads, PyTorch" \
@@ -104,8 +108,10 @@ for ((rep = 1; rep <= R; rep++)); do
         "$FNN" train --json --data "$DATA" --epochs "$EPOCHS" --threads "$FNN_THREADS" \
         --out "$tmp/model.safetensors"
     for t in $TORCH_THREADS; do
+        # shellcheck disable=SC2086 # TORCH_ARGS is split into words on purpose
         run pytorch "$t" "$rep" "$torch_filter" \
-            "$PYTHON" "$here/torch_mlp.py" --json --data "$DATA" --epochs "$EPOCHS" --threads "$t"
+            "$PYTHON" "$here/torch_mlp.py" --json --data "$DATA" --epochs "$EPOCHS" --threads "$t" \
+            $TORCH_ARGS
     done
 done
 load_end=$(loadavg)
@@ -115,7 +121,7 @@ load_end=$(loadavg)
 # median training time) and fnn's ratios against it.
 summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" \
-    --arg load_start "$load_start" --arg load_end "$load_end" \
+    --arg torch_args "$TORCH_ARGS" --arg load_start "$load_start" --arg load_end "$load_end" \
     --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
     --argjson cores "$(nproc)" '
     def median: sort | length as $n
@@ -131,7 +137,7 @@ summary=$("$JQ" -s -c \
     | ($cfg | map(select(.tool == "fnn")) | .[0]) as $fnn
     | ($cfg | map(select(.tool == "pytorch")) | min_by(.train_s)) as $best
     | {benchmark: "mlp", epochs: $epochs, repetitions: $reps, statistic: "median",
-       cpu: $cpu, cores: $cores, load_start: ($load_start | tonumber),
+       torch_args: $torch_args, cpu: $cpu, cores: $cores, load_start: ($load_start | tonumber),
        load_end: ($load_end | tonumber), configs: $cfg,
        pytorch_best_threads: $best.threads,
        vs_pytorch_best: {

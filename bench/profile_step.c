@@ -79,15 +79,18 @@ int main(int argc, char **argv)
     double *t = calloc((size_t)steps * nph, sizeof *t);
     float *dlogits = fnn_model_logit_grad(m);
 
+    fnn_barrier team;
 #pragma omp parallel num_threads(threads)
+    {
+    fnn_team_begin(&team);
     for (int s = 0; s < steps; s++) {
         double t0 = now_us();
         double *row = t + (size_t)s * nph;
         fnn_batch_fill(&d, idx + (size_t)s * batch, 0, batch, x, labels);
-#pragma omp barrier
+        fnn_team_sync(&team);
 #pragma omp master
         row[0] = now_us() - t0;
-        fnn_pass pass = {.train = 1, .key = fnn_hash64((uint64_t)s)};
+        fnn_pass pass = {.train = 1, .key = fnn_hash64((uint64_t)s), .sync = &team};
         const float *in_ptr = x;
         for (int i = 0; i < L; i++) {
             double a = now_us();
@@ -97,16 +100,18 @@ int main(int argc, char **argv)
                                 batch);
                 in_ptr = m->act[i];
             }
-#pragma omp barrier
+        fnn_team_sync(&team);
 #pragma omp master
             row[1 + i] = now_us() - a;
         }
         double a = now_us();
-#pragma omp single
         {
             double loss;
             int hits;
-            fnn_softmax_xent(in_ptr, labels, batch, k, 0, (size_t)batch, dlogits, &loss, &hits);
+            size_t lo, hi;
+            fnn_team_range((size_t)batch, 1, &lo, &hi);
+            fnn_softmax_xent(in_ptr, labels, batch, k, lo, hi, dlogits, &loss, &hits);
+            fnn_team_sync(&team);
         }
 #pragma omp master
         row[1 + L] = now_us() - a;
@@ -119,15 +124,16 @@ int main(int argc, char **argv)
                 l->ops->backward(l, &pass, from < 0 ? x : m->act[from], m->act[i], m->dact[i],
                                  din, batch);
             }
-#pragma omp barrier
+        fnn_team_sync(&team);
 #pragma omp master
             row[2 + 2 * L - 1 - i] = now_us() - b;
         }
         double c = now_us();
-        fnn_optimizer_step(&opt, m->params, m->grads);
-#pragma omp barrier
+        fnn_optimizer_step(&opt, m->params, m->grads, &team);
+        fnn_team_sync(&team);
 #pragma omp master
         row[nph - 1] = now_us() - c;
+    }
     }
 
     double *col = malloc((size_t)steps * sizeof *col), total = 0.0;

@@ -41,17 +41,21 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
     if (!x)
         return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
     fnn_blas_single_threaded();
-    fnn_pass pass = {.train = 0};
+    fnn_barrier team;
+    fnn_pass pass = {.train = 0, .sync = &team};
 #pragma omp parallel num_threads(fnn_threads_resolve(threads))
-    for (int start = 0; start < d->n; start += cap) {
-        int rows = d->n - start < cap ? d->n - start : cap;
-        fnn_batch_fill(d, NULL, start, rows, x, NULL);
-#pragma omp barrier
-        const float *logits = fnn_model_forward(m, &pass, x, rows);
-        size_t lo, hi;
-        fnn_team_range((size_t)rows, 1, &lo, &hi);
-        fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
-#pragma omp barrier
+    {
+        fnn_team_begin(&team);
+        for (int start = 0; start < d->n; start += cap) {
+            int rows = d->n - start < cap ? d->n - start : cap;
+            fnn_batch_fill(d, NULL, start, rows, x, NULL);
+            fnn_team_sync(&team);
+            const float *logits = fnn_model_forward(m, &pass, x, rows);
+            size_t lo, hi;
+            fnn_team_range((size_t)rows, 1, &lo, &hi);
+            fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
+            fnn_team_sync(&team);
+        }
     }
     free(x);
     return FNN_OK;

@@ -180,7 +180,7 @@ const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, 
         if (l->ops->alias)
             continue;
         l->ops->forward(l, p, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i], n);
-#pragma omp barrier
+        fnn_team_sync(p->sync);
     }
     int top = m->src[m->nlayers];
     return m->act[top];
@@ -200,7 +200,7 @@ void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, 
         if (dx || m->params_below[i])
             din = from < 0 ? dx : m->dact[from];
         l->ops->backward(l, p, from < 0 ? x : m->act[from], m->act[i], m->dact[i], din, n);
-#pragma omp barrier
+        fnn_team_sync(p->sync);
     }
 }
 
@@ -271,15 +271,19 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
     fnn_blas_single_threaded();
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
     int cap = m->capacity;
-    fnn_pass pass = {.train = 0};
+    fnn_barrier team;
+    fnn_pass pass = {.train = 0, .sync = &team};
 #pragma omp parallel num_threads(fnn_threads_resolve(threads))
-    for (int start = 0; start < n; start += cap) {
-        int rows = n - start < cap ? n - start : cap;
-        const float *logits = fnn_model_forward(m, &pass, x + (size_t)start * in, rows);
-        size_t lo, hi;
-        fnn_team_range((size_t)rows, 1, &lo, &hi);
-        fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
-#pragma omp barrier
+    {
+        fnn_team_begin(&team);
+        for (int start = 0; start < n; start += cap) {
+            int rows = n - start < cap ? n - start : cap;
+            const float *logits = fnn_model_forward(m, &pass, x + (size_t)start * in, rows);
+            size_t lo, hi;
+            fnn_team_range((size_t)rows, 1, &lo, &hi);
+            fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
+            fnn_team_sync(&team);
+        }
     }
     return FNN_OK;
 }

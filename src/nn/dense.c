@@ -84,17 +84,14 @@ static void dense_forward(fnn_layer *l, const fnn_pass *p, const float *x, float
                       dst, out);
         else
             memset(dst, 0, (size_t)n * out * sizeof *dst);
-#pragma omp barrier
-        fnn_team_range((size_t)n * out, 16, &lo, &hi);
+        fnn_team_sync(p->sync);
+        fnn_team_range((size_t)n, 1, &lo, &hi);
         for (int j = 0; j < nt - 1; j++) {
             const float *pj = part + (size_t)j * n * out;
 #pragma omp simd
-            for (size_t i = lo; i < hi; i++)
+            for (size_t i = lo * out; i < hi * out; i++)
                 y[i] += pj[i];
         }
-        /* The row-aligned share keeps bias_act on whole rows. */
-        fnn_team_range((size_t)n, 1, &lo, &hi);
-#pragma omp barrier
         bias_act(l, y, (int)lo, (int)hi, 0, out);
     } else {
         fnn_team_range((size_t)out, 16, &lo, &hi);
@@ -118,7 +115,7 @@ static void dense_backward(fnn_layer *l, const fnn_pass *p, const float *x, cons
 #pragma omp simd
         for (size_t i = lo; i < hi; i++)
             dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-#pragma omp barrier
+        fnn_team_sync(p->sync);
     }
 
     /* Splitting the input dimension lets each thread own rows of dW and columns of dx. */

@@ -6,6 +6,7 @@
 
 #include "fnn.h"
 #include "util/rng.h"
+#include "util/team.h"
 
 #include <stddef.h>
 
@@ -22,6 +23,7 @@ typedef enum { FNN_ACT_LINEAR = 0, FNN_ACT_RELU, FNN_ACT_SOFTMAX } fnn_activatio
 typedef struct {
     int train;      /* 1: training mode (dropout active) */
     uint64_t key;   /* dropout stream of this step: a hash of the seed and the step number */
+    fnn_barrier *sync; /* the team's barrier; NULL: OpenMP's */
 } fnn_pass;
 
 typedef struct fnn_layer fnn_layer;

@@ -36,6 +36,17 @@ static fnn_status check_config(const fnn_optim_config *c, fnn_error *err)
     return FNN_OK;
 }
 
+/* Zeroed state on cache-line boundaries, like the parameter arena: the update loop then never
+ * splits a vector load across two lines. */
+static float *alloc_state(size_t n)
+{
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
 fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,
                               fnn_error *err)
 {
@@ -45,9 +56,9 @@ fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, siz
         return s;
     o->cfg = *cfg;
     o->n = n;
-    o->m = calloc(n ? n : 1, sizeof *o->m);
+    o->m = alloc_state(n);
     if (cfg->kind == FNN_OPT_ADAM)
-        o->v = calloc(n ? n : 1, sizeof *o->v);
+        o->v = alloc_state(n);
     o->blocks = malloc(sizeof *o->blocks);
     if (o->blocks) {
         o->blocks[0] = (fnn_param_block){0, n, 1};
@@ -120,12 +131,13 @@ static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, si
     }
 }
 
-void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads)
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, fnn_barrier *team)
 {
-    /* The single's closing barrier publishes the new count before anyone reads it. */
-#pragma omp single
-    o->t++;
-    int64_t t = o->t;
+    /* Everyone reads the count before it moves on, and sees the new one after the barrier. */
+    int64_t t = o->t + 1;
+    fnn_team_sync(team);
+    if (omp_get_thread_num() == 0)
+        o->t = t;
     /* Keras folds both bias corrections into the step size. */
     float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
                           (1.0 - pow(o->cfg.beta1, (double)t)));

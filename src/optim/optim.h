@@ -4,6 +4,7 @@
 #define FNN_OPTIM_OPTIM_H
 
 #include "fnn.h"
+#include "util/team.h"
 
 /* rows x cols parameters at offset: one tensor. A step gives each thread the rows that
  * fnn_team_range(rows, 16) gives it, the rows whose gradients the same thread wrote in the
@@ -31,8 +32,9 @@ void fnn_optimizer_release(fnn_optimizer *o);
 fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
                                    fnn_error *err);
 
-/* Team function: one update of params (n) from grads (n). Like the layers' passes it ends
- * without a barrier: the caller places one before params are read again. */
-void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads);
+/* Team function: one update of params (n) from grads (n), synchronised on team (NULL: OpenMP's
+ * barrier). Like the layers' passes it ends without a barrier: the caller places one before
+ * params are read again. */
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, fnn_barrier *team);
 
 #endif

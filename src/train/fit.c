@@ -57,6 +57,11 @@ typedef struct {
     int *perm;        /* (n) this epoch's order */
     float *val_probs; /* (val n, classes) */
     fnn_optimizer opt;
+    fnn_barrier team;
+    struct {
+        _Alignas(64) double loss; /* summed over this thread's rows of the batch */
+        int hits;
+    } *part;                      /* (threads) */
 } run_buffers;
 
 fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err)
@@ -82,6 +87,7 @@ static void release(run_buffers *b)
     free(b->labels);
     free(b->perm);
     free(b->val_probs);
+    free(b->part);
     fnn_optimizer_release(&b->opt);
 }
 
@@ -109,11 +115,12 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
         return s;
 
     run_buffers b = {0};
-    b.x = malloc((size_t)batch * in * sizeof *b.x);
+    b.x = aligned_alloc(64, ((size_t)batch * in * sizeof *b.x + 63) / 64 * 64);
     b.labels = malloc((size_t)batch);
     b.perm = malloc((size_t)n * sizeof *b.perm);
     b.val_probs = nval ? malloc((size_t)nval * k * sizeof *b.val_probs) : NULL;
-    if (!b.x || !b.labels || !b.perm || (nval && !b.val_probs)) {
+    b.part = aligned_alloc(64, (size_t)threads * sizeof *b.part);
+    if (!b.x || !b.labels || !b.perm || (nval && !b.val_probs) || !b.part) {
         release(&b);
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
     }
@@ -145,40 +152,53 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
         int bad_step = 0; /* 1-based step whose loss was not finite */
 
 #pragma omp parallel num_threads(threads)
-        for (int step = 0; step < steps; step++) {
-            int start = step * batch, rows = n - start < batch ? n - start : batch;
-            fnn_batch_fill(train, b.perm + start, 0, rows, b.x, b.labels);
-#pragma omp barrier
-            fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step)};
-            const float *logits = fnn_model_forward(m, &pass, b.x, rows);
-#pragma omp single
-            {
-                double loss;
-                int hits;
-                fnn_softmax_xent(logits, b.labels, rows, k, 0, (size_t)rows, dlogits, &loss,
-                                 &hits);
-                if (!isfinite(loss))
-                    bad_step = step + 1;
-                loss_sum += loss;
-                correct += hits;
-                seen += rows;
-                double t = now_s();
-                if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
-                                         step + 1 == steps)) {
-                    last_report = t;
-                    fnn_progress p = {epoch, step + 1, steps, loss_sum / seen,
-                                      (double)correct / seen, t - t0};
-                    cfg->on_progress(cfg->user, &p);
+        {
+            fnn_team_begin(&b.team);
+            int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            for (int step = 0; step < steps; step++) {
+                int start = step * batch, rows = n - start < batch ? n - start : batch;
+                fnn_batch_fill(train, b.perm + start, 0, rows, b.x, b.labels);
+                fnn_team_sync(&b.team);
+                fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
+                                 .sync = &b.team};
+                const float *logits = fnn_model_forward(m, &pass, b.x, rows);
+                size_t lo, hi;
+                fnn_team_range((size_t)rows, 1, &lo, &hi);
+                fnn_softmax_xent(logits, b.labels, rows, k, lo, hi, dlogits, &b.part[tid].loss,
+                                 &b.part[tid].hits);
+                fnn_team_sync(&b.team);
+                /* Every thread adds the partial sums in the same order, so all agree. */
+                double loss = 0.0;
+                int hits = 0;
+                for (int j = 0; j < nt; j++) {
+                    loss += b.part[j].loss;
+                    hits += b.part[j].hits;
                 }
+                if (!isfinite(loss)) {
+                    if (tid == 0)
+                        bad_step = step + 1;
+                    break;
+                }
+                if (tid == 0) {
+                    loss_sum += loss;
+                    correct += hits;
+                    seen += rows;
+                    double t = now_s();
+                    if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
+                                             step + 1 == steps)) {
+                        last_report = t;
+                        fnn_progress p = {epoch, step + 1, steps, loss_sum / seen,
+                                          (double)correct / seen, t - t0};
+                        cfg->on_progress(cfg->user, &p);
+                    }
+                }
+                if (step + 1 < steps) {
+                    int next = start + rows;
+                    fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
+                }
+                fnn_model_backward(m, &pass, b.x, rows, NULL);
+                fnn_optimizer_step(&b.opt, m->params, m->grads, &b.team);
             }
-            if (bad_step)
-                break;
-            if (step + 1 < steps) {
-                int next = start + rows;
-                fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
-            }
-            fnn_model_backward(m, &pass, b.x, rows, NULL);
-            fnn_optimizer_step(&b.opt, m->params, m->grads);
         }
         step_base += (uint64_t)steps;
         if (bad_step) {

@@ -2,6 +2,51 @@
 #include "util/team.h"
 
 #include <cblas.h>
+#include <sched.h>
+
+/* Spins before the barrier starts yielding the core to other threads. */
+#define SPINS_BEFORE_YIELD 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+void fnn_team_begin(fnn_barrier *b)
+{
+#pragma omp master
+    {
+        atomic_init(&b->arrived, 0);
+        atomic_init(&b->generation, 0);
+        b->nthreads = (unsigned)omp_get_num_threads();
+    }
+#pragma omp barrier
+}
+
+void fnn_team_sync(fnn_barrier *b)
+{
+    if (!b) {
+#pragma omp barrier
+        return;
+    }
+    if (b->nthreads <= 1)
+        return;
+    unsigned gen = atomic_load_explicit(&b->generation, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->nthreads - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->generation, gen + 1, memory_order_release);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == gen;
+         spins++) {
+        if (spins < SPINS_BEFORE_YIELD)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
 
 int fnn_threads_resolve(int threads)
 {
