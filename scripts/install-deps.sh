@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [run|test]
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist)
+packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev dataset-fashion-mnist)
 if [ "${1:-run}" = test ]; then
     packages+=(libcmocka-dev)
 fi

@@ -154,6 +154,7 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
 #pragma omp parallel num_threads(threads)
         {
             fnn_team_begin(&b.team);
+            unsigned fp_state = fnn_denormals_flush();
             int tid = omp_get_thread_num(), nt = omp_get_num_threads();
             for (int step = 0; step < steps; step++) {
                 int start = step * batch, rows = n - start < batch ? n - start : batch;
@@ -199,6 +200,7 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
                 fnn_model_backward(m, &pass, b.x, rows, NULL);
                 fnn_optimizer_step(&b.opt, m->params, m->grads, &b.team);
             }
+            fnn_denormals_restore(fp_state);
         }
         step_base += (uint64_t)steps;
         if (bad_step) {

@@ -3,6 +3,10 @@
 
 #include <cblas.h>
 #include <sched.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#define MXCSR_FTZ_DAZ 0x8040u
+#endif
 
 /* Spins before the barrier starts yielding the core to other threads. */
 #define SPINS_BEFORE_YIELD 20000
@@ -57,4 +61,24 @@ void fnn_blas_single_threaded(void)
 {
     if (openblas_get_num_threads() != 1)
         openblas_set_num_threads(1);
+}
+
+unsigned fnn_denormals_flush(void)
+{
+#if defined(__SSE__)
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | MXCSR_FTZ_DAZ);
+    return saved;
+#else
+    return 0;
+#endif
+}
+
+void fnn_denormals_restore(unsigned saved)
+{
+#if defined(__SSE__)
+    _mm_setcsr(saved);
+#else
+    (void)saved;
+#endif
 }
