@@ -152,7 +152,8 @@ fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
     for (int i = 0; i < m->nlayers; i++) {
         const fnn_layer *l = &m->layers[i];
         size_t out = l->ops->alias ? 0 : round_up((size_t)n * fnn_shape_size(l->out));
-        total += 2 * out + round_up((size_t)n * l->scratch_per_sample);
+        total += 2 * out + round_up((size_t)n * l->scratch_per_sample) +
+                 round_up(l->team_scratch_size);
     }
     float *buf = alloc_floats(total);
     if (!buf)
@@ -169,39 +170,67 @@ fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
         buf += 2 * out;
         l->scratch = l->scratch_per_sample ? buf : NULL;
         buf += round_up((size_t)n * l->scratch_per_sample);
+        l->team_scratch = l->team_scratch_size ? buf : NULL;
+        buf += round_up(l->team_scratch_size);
     }
     return FNN_OK;
 }
 
+static unsigned sharing(const fnn_layer *l, int n)
+{
+    return l->ops->sharing ? l->ops->sharing(l, n, omp_get_num_threads()) : 0;
+}
+
+/* The next layer after i that does any work (aliases pass their input on), or -1. */
+static int next_working(const fnn_model *m, int i, int step)
+{
+    for (i += step; i >= 0 && i < m->nlayers; i += step)
+        if (!m->layers[i].ops->alias)
+            return i;
+    return -1;
+}
+
 const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n)
 {
-    for (int i = 0; i < m->nlayers; i++) {
+    for (int i = next_working(m, -1, 1); i >= 0;) {
         fnn_layer *l = &m->layers[i];
-        if (l->ops->alias)
-            continue;
         l->ops->forward(l, p, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i], n);
-        fnn_team_sync(p->sync);
+        int next = next_working(m, i, 1);
+        /* No barrier where the next layer reads only the rows this thread just wrote. */
+        if (next < 0 || !(sharing(l, n) & FNN_FWD_ROWS_OUT) ||
+            !(sharing(&m->layers[next], n) & FNN_FWD_ROWS_IN))
+            fnn_team_sync(p->sync);
+        i = next;
     }
-    int top = m->src[m->nlayers];
-    return m->act[top];
+    return m->act[m->src[m->nlayers]];
 }
 
 float *fnn_model_logit_grad(fnn_model *m) { return m->dact[m->src[m->nlayers]]; }
 
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx)
 {
-    for (int i = m->nlayers - 1; i >= 0; i--) {
+    int reduced = 0;
+    for (int i = next_working(m, m->nlayers, -1); i >= 0;) {
         fnn_layer *l = &m->layers[i];
-        if (l->ops->alias)
-            continue;
         int from = m->src[i];
         /* The first layers with parameters need no input gradient unless the caller asks. */
         float *din = NULL;
         if (dx || m->params_below[i])
             din = from < 0 ? dx : m->dact[from];
         l->ops->backward(l, p, from < 0 ? x : m->act[from], m->act[i], m->dact[i], din, n);
-        fnn_team_sync(p->sync);
+        int next = next_working(m, i, -1);
+        if (next < 0 || !(sharing(l, n) & FNN_BWD_ROWS_OUT) ||
+            !(sharing(&m->layers[next], n) & FNN_BWD_ROWS_IN))
+            fnn_team_sync(p->sync);
+        reduced |= l->ops->reduce != NULL;
+        i = next;
     }
+    if (!reduced)
+        return;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].ops->reduce)
+            m->layers[i].ops->reduce(&m->layers[i], p, n);
+    fnn_team_sync(p->sync);
 }
 
 /* ---------------------------------------------------------------- inspection */

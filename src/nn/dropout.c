@@ -1,7 +1,7 @@
 /* Inverted dropout: in training each unit is kept with probability 1 - rate and scaled by
  * 1 / (1 - rate); in evaluation it is the identity. The mask comes from a counter-based hash
  * of (step key, element), so it does not depend on how threads share the work. Rates are
- * resolved to 1/65536. */
+ * resolved to 1/65536. Threads share it by rows of the batch. */
 #include "nn/layer.h"
 #include "util/error.h"
 #include "util/team.h"
@@ -16,10 +16,19 @@ static fnn_status dropout_setup(fnn_layer *l, fnn_error *err)
     return FNN_OK;
 }
 
+/* This thread's rows of the batch, as element indices [*lo, *hi). */
+static void my_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
+{
+    size_t size = fnn_shape_size(l->in);
+    fnn_team_range((size_t)n, 1, lo, hi);
+    *lo *= size;
+    *hi *= size;
+}
+
 static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
-    size_t lo, hi, size = fnn_shape_size(l->in);
-    fnn_team_range((size_t)n * size, 16, &lo, &hi);
+    size_t lo, hi;
+    my_elements(l, n, &lo, &hi);
     if (!p->train || l->cfg.dropout.rate == 0.0f) {
         memcpy(y + lo, x + lo, (hi - lo) * sizeof *y);
         return;
@@ -27,17 +36,17 @@ static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, flo
     float rate = l->cfg.dropout.rate, scale = 1.0f / (1.0f - rate);
     uint64_t key = p->key ^ fnn_hash64((uint64_t)l->index);
     float *mask = l->scratch; /* (n, size) */
-    /* One 64-bit hash gives four 16-bit uniforms; ranges start at multiples of 16. Hashing a
-     * group of 64 at once lets both loops vectorise. */
+    /* Element i's uniform is the 16-bit chunk i % 4 of hash(key + i / 4), whichever thread
+     * computes it. Hashing groups of 64 at once lets both loops vectorise. */
     uint16_t threshold = (uint16_t)(rate * 65536.0f);
-    for (size_t g0 = lo; g0 < hi; g0 += 64) {
+    for (size_t g0 = lo / 64 * 64; g0 < hi; g0 += 64) {
         uint64_t bits[16];
         uint16_t u[64];
         for (int j = 0; j < 16; j++)
             bits[j] = fnn_hash64(key + g0 / 4 + (uint64_t)j);
         memcpy(u, bits, sizeof u); /* little-endian: u[j] is bits j/4, chunk j%4 */
-        size_t len = hi - g0 < 64 ? hi - g0 : 64;
-        for (size_t j = 0; j < len; j++)
+        size_t a = g0 < lo ? lo - g0 : 0, b = hi - g0 < 64 ? hi - g0 : 64;
+        for (size_t j = a; j < b; j++)
             mask[g0 + j] = u[j] >= threshold ? scale : 0.0f;
     }
 #pragma omp simd
@@ -50,8 +59,8 @@ static void dropout_backward(fnn_layer *l, const fnn_pass *p, const float *x, co
 {
     if (!dx)
         return;
-    size_t lo, hi, size = fnn_shape_size(l->in);
-    fnn_team_range((size_t)n * size, 16, &lo, &hi);
+    size_t lo, hi;
+    my_elements(l, n, &lo, &hi);
     if (!p->train || l->cfg.dropout.rate == 0.0f) {
         memcpy(dx + lo, dy + lo, (hi - lo) * sizeof *dx);
         return;
@@ -60,6 +69,11 @@ static void dropout_backward(fnn_layer *l, const fnn_pass *p, const float *x, co
 #pragma omp simd
     for (size_t i = lo; i < hi; i++)
         dx[i] = dy[i] * mask[i];
+}
+
+static unsigned dropout_sharing(const fnn_layer *l, int n, int nt)
+{
+    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
 }
 
 static void dropout_format(const fnn_layer *l, char *buf, size_t size)
@@ -74,4 +88,5 @@ const fnn_layer_ops fnn_dropout_ops = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .format = dropout_format,
+    .sharing = dropout_sharing,
 };

@@ -28,6 +28,16 @@ typedef struct {
 
 typedef struct fnn_layer fnn_layer;
 
+/* How a pass shares the batch between threads, so that the model can leave out the barrier
+ * between two layers when the second reads only what the same thread of the first wrote.
+ * "Rows" are a thread's rows of the batch, fnn_team_range(n, 1). */
+enum {
+    FNN_FWD_ROWS_IN = 1,  /* forward reads only this thread's rows of x */
+    FNN_FWD_ROWS_OUT = 2, /* forward's last writes to y are this thread's rows */
+    FNN_BWD_ROWS_IN = 4,  /* backward reads only this thread's rows of dy before its own barrier */
+    FNN_BWD_ROWS_OUT = 8, /* backward writes only this thread's rows of dx */
+};
+
 typedef struct {
     const char *kind; /* spec keyword, e.g. "dense" */
     const char *type; /* Keras class name, e.g. "Dense" */
@@ -43,6 +53,11 @@ typedef struct {
     void (*tensor)(const fnn_layer *l, int i, fnn_tensor *t);
     /* The layer's spec token, e.g. "dense:128:relu". */
     void (*format)(const fnn_layer *l, char *buf, size_t size);
+    /* FNN_*_ROWS_* flags of a pass over n rows by nt threads; NULL means none. */
+    unsigned (*sharing)(const fnn_layer *l, int n, int nt);
+    /* Team function run after a whole backward pass, before anyone reads l->grads: adds up
+     * per-thread partial gradients. NULL when the layer writes l->grads directly. */
+    void (*reduce)(fnn_layer *l, const fnn_pass *p, int n);
     /* 1 if the output is the input itself (no copy, no buffer). */
     int alias;
 } fnn_layer_ops;
@@ -66,6 +81,8 @@ struct fnn_layer {
     float *grads;         /* view into the model's gradient arena, same layout */
     size_t scratch_per_sample;
     float *scratch;       /* (capacity, scratch_per_sample), owned by the model */
+    size_t team_scratch_size;
+    float *team_scratch;  /* (team_scratch_size) independent of the batch, owned by the model */
 };
 
 extern const fnn_layer_ops fnn_flatten_ops;
