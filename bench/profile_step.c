@@ -129,7 +129,7 @@ int main(int argc, char **argv)
             row[2 + 2 * L - 1 - i] = now_us() - b;
         }
         double c = now_us();
-        fnn_optimizer_step(&opt, m->params, m->grads, &team);
+        fnn_optimizer_step(&opt, m->params, m->grads, s + 1);
         fnn_team_sync(&team);
 #pragma omp master
         row[nph - 1] = now_us() - c;

@@ -755,7 +755,7 @@ static void check_hand_steps(const fnn_optim_config *cfg, const double expect[3]
     float p[3];
     memcpy(p, hand_p0, sizeof p);
     for (int t = 0; t < 3; t++) {
-        fnn_optimizer_step(&o, p, hand_g[t], NULL);
+        fnn_optimizer_step(&o, p, hand_g[t], t + 1);
         assert_int_equal(o.t, t + 1);
         for (int i = 0; i < 3; i++)
             if (!(fabs(p[i] - expect[t][i]) < 1e-6))
@@ -832,7 +832,7 @@ static void test_optimizer_two_threads(void **state)
         for (int i = 0; i < N; i++)
             pd[i] = p0[i];
         for (int t = 0; t < STEPS; t++) {
-            fnn_optimizer_step(&o1, p1, g[t], NULL);
+            fnn_optimizer_step(&o1, p1, g[t], t + 1);
             ref_optim(&cfgs[c], pd, md, vd, g[t], N, t + 1);
         }
         int team = 0;
@@ -841,9 +841,8 @@ static void test_optimizer_two_threads(void **state)
 #pragma omp master
             team = omp_get_num_threads();
             for (int t = 0; t < STEPS; t++) {
-                fnn_optimizer_step(&o2, p2, g[t], NULL);
-                /* fnn_optimizer_step publishes the new step count from the master thread
-                 * after its last barrier, so the team must meet again before the next step. */
+                fnn_optimizer_step(&o2, p2, g[t], t + 1);
+                /* The step ends without a barrier: the team meets before the next one. */
 #pragma omp barrier
             }
         }

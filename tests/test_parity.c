@@ -275,7 +275,7 @@ static void train_steps(fixture *f, fnn_optimizer *o, int steps, double *losses)
     for (int t = 0; t < steps; t++) {
         fnn_pass pass = {.train = 1, .key = (uint64_t)t};
         team_step(f, &pass, NULL, &losses[t]);
-        fnn_optimizer_step(o, f->m->params, f->m->grads, NULL);
+        fnn_optimizer_step(o, f->m->params, f->m->grads, t + 1);
         /* The step ends without a barrier: the next forward pass reads every thread's rows. */
 #pragma omp barrier
     }

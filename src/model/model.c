@@ -196,9 +196,11 @@ const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, 
         fnn_layer *l = &m->layers[i];
         l->ops->forward(l, p, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i], n);
         int next = next_working(m, i, 1);
-        /* No barrier where the next layer reads only the rows this thread just wrote. */
-        if (next < 0 || !(sharing(l, n) & FNN_FWD_ROWS_OUT) ||
-            !(sharing(&m->layers[next], n) & FNN_FWD_ROWS_IN))
+        /* No barrier where the next reader reads only the rows this thread just wrote. */
+        unsigned mine = sharing(l, n) & FNN_FWD_ROWS_OUT;
+        int rows_next = next < 0 ? p->rows_after
+                                 : (sharing(&m->layers[next], n) & FNN_FWD_ROWS_IN) != 0;
+        if (!mine || !rows_next)
             fnn_team_sync(p->sync);
         i = next;
     }
@@ -209,7 +211,9 @@ float *fnn_model_logit_grad(fnn_model *m) { return m->dact[m->src[m->nlayers]]; 
 
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx)
 {
-    int reduced = 0;
+    /* unsynced: per-thread partial gradients may not all be written yet (no barrier since);
+     * synced: the pass has held a barrier, so everything written before it is visible. */
+    int unsynced = 0, reducing = 0, synced = 0;
     for (int i = next_working(m, m->nlayers, -1); i >= 0;) {
         fnn_layer *l = &m->layers[i];
         int from = m->src[i];
@@ -217,20 +221,34 @@ void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, 
         float *din = NULL;
         if (dx || m->params_below[i])
             din = from < 0 ? dx : m->dact[from];
+        unsigned mine = sharing(l, n);
+        if (mine & FNN_BWD_SYNCS) {
+            unsynced = 0;
+            synced = 1;
+        }
         l->ops->backward(l, p, from < 0 ? x : m->act[from], m->act[i], m->dact[i], din, n);
+        if (mine & FNN_BWD_PARTIAL) {
+            unsynced = 1;
+            reducing = 1;
+        }
         int next = next_working(m, i, -1);
-        if (next < 0 || !(sharing(l, n) & FNN_BWD_ROWS_OUT) ||
-            !(sharing(&m->layers[next], n) & FNN_BWD_ROWS_IN))
+        if (next >= 0 && (!(mine & FNN_BWD_ROWS_OUT) ||
+                          !(sharing(&m->layers[next], n) & FNN_BWD_ROWS_IN))) {
             fnn_team_sync(p->sync);
-        reduced |= l->ops->reduce != NULL;
+            unsynced = 0;
+            synced = 1;
+        }
         i = next;
     }
-    if (!reduced)
-        return;
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].ops->reduce)
+    /* Callers rely on one barrier inside the pass: what they wrote before it is then visible
+     * to the whole team once it returns (the training loop's per-thread loss sums). */
+    if (unsynced || !synced)
+        fnn_team_sync(p->sync);
+    for (int i = 0; reducing && i < m->nlayers; i++)
+        if (sharing(&m->layers[i], n) & FNN_BWD_PARTIAL)
             m->layers[i].ops->reduce(&m->layers[i], p, n);
-    fnn_team_sync(p->sync);
+    if (!p->rows_after)
+        fnn_team_sync(p->sync);
 }
 
 /* ---------------------------------------------------------------- inspection */

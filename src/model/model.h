@@ -32,14 +32,17 @@ fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fn
 /* Makes the activation buffers hold at least n rows. Not a team function. */
 fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err);
 
-/* Team function: runs x (n, input) through the model; returns the logits (n, nclasses). */
+/* Team function: runs x (n, input) through the model; returns the logits (n, nclasses),
+ * complete after a barrier unless p->rows_after lets it end without one. */
 const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n);
 
 /* The buffer (capacity, nclasses) into which the loss writes its gradient before backward. */
 float *fnn_model_logit_grad(fnn_model *m);
 
 /* Team function: back-propagates the logit gradient through the forward pass just run on x,
- * writing every parameter gradient, and the input gradient (n, input) into dx when not NULL. */
+ * writing every parameter gradient, and the input gradient (n, input) into dx when not NULL.
+ * With p->rows_after it ends without a barrier: each thread then holds only the gradients of
+ * its optimizer share (each tensor's rows fnn_team_range(rows, 16)). */
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
 
 #endif

@@ -199,8 +199,6 @@ static void dense_backward(fnn_layer *l, const fnn_pass *p, const float *x, cons
 static void dense_reduce(fnn_layer *l, const fnn_pass *p, int n)
 {
     int nt = omp_get_num_threads();
-    if (backward_split(l, nt) != BY_ROWS || nt == 1)
-        return;
     size_t in = fnn_shape_size(l->in), out = (size_t)l->cfg.dense.units, lo, hi;
     size_t ranges[2][2];
     fnn_team_range(in, 16, &lo, &hi);
@@ -222,9 +220,9 @@ static void dense_reduce(fnn_layer *l, const fnn_pass *p, int n)
 static unsigned dense_sharing(const fnn_layer *l, int n, int nt)
 {
     static const unsigned fwd[] = {FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT, FNN_FWD_ROWS_OUT, 0};
-    unsigned bwd = FNN_BWD_ROWS_IN; /* the activation's gradient comes before any barrier */
-    if (backward_split(l, nt) == BY_ROWS)
-        bwd |= FNN_BWD_ROWS_OUT;
+    /* The activation's gradient comes before the barrier of a split-input pass. */
+    unsigned bwd = FNN_BWD_ROWS_IN;
+    bwd |= backward_split(l, nt) == BY_ROWS ? FNN_BWD_ROWS_OUT | FNN_BWD_PARTIAL : FNN_BWD_SYNCS;
     return fwd[forward_split(l, n, nt)] | bwd;
 }
 

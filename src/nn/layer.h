@@ -24,6 +24,10 @@ typedef struct {
     int train;      /* 1: training mode (dropout active) */
     uint64_t key;   /* dropout stream of this step: a hash of the seed and the step number */
     fnn_barrier *sync; /* the team's barrier; NULL: OpenMP's */
+    /* 1: after the forward pass the caller reads only this thread's rows of the logits, and
+     * after the backward pass only this thread's share of the gradients (the optimizer's rows),
+     * so neither pass needs to end with a barrier. */
+    int rows_after;
 } fnn_pass;
 
 typedef struct fnn_layer fnn_layer;
@@ -36,6 +40,8 @@ enum {
     FNN_FWD_ROWS_OUT = 2, /* forward's last writes to y are this thread's rows */
     FNN_BWD_ROWS_IN = 4,  /* backward reads only this thread's rows of dy before its own barrier */
     FNN_BWD_ROWS_OUT = 8, /* backward writes only this thread's rows of dx */
+    FNN_BWD_SYNCS = 16,   /* backward holds a team barrier after reading its rows of dy */
+    FNN_BWD_PARTIAL = 32, /* backward leaves per-thread partial gradients for `reduce` */
 };
 
 typedef struct {
@@ -55,8 +61,9 @@ typedef struct {
     void (*format)(const fnn_layer *l, char *buf, size_t size);
     /* FNN_*_ROWS_* flags of a pass over n rows by nt threads; NULL means none. */
     unsigned (*sharing)(const fnn_layer *l, int n, int nt);
-    /* Team function run after a whole backward pass, before anyone reads l->grads: adds up
-     * per-thread partial gradients. NULL when the layer writes l->grads directly. */
+    /* Team function run after a whole backward pass that left FNN_BWD_PARTIAL, once every
+     * thread is past it: adds up the per-thread partial gradients into l->grads, each thread
+     * its optimizer share. NULL for layers that always write l->grads directly. */
     void (*reduce)(fnn_layer *l, const fnn_pass *p, int n);
     /* 1 if the output is the input itself (no copy, no buffer). */
     int alias;

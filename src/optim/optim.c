@@ -131,13 +131,8 @@ static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, si
     }
 }
 
-void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, fnn_barrier *team)
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int64_t t)
 {
-    /* Everyone reads the count before it moves on, and sees the new one after the barrier. */
-    int64_t t = o->t + 1;
-    fnn_team_sync(team);
-    if (omp_get_thread_num() == 0)
-        o->t = t;
     /* Keras folds both bias corrections into the step size. */
     float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
                           (1.0 - pow(o->cfg.beta1, (double)t)));
@@ -152,4 +147,6 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, fnn
         else
             sgd(o, params, grads, lo, hi);
     }
+    if (omp_get_thread_num() == 0)
+        o->t = t;
 }

@@ -4,7 +4,6 @@
 #define FNN_OPTIM_OPTIM_H
 
 #include "fnn.h"
-#include "util/team.h"
 
 /* rows x cols parameters at offset: one tensor. A step gives each thread the rows that
  * fnn_team_range(rows, 16) gives it, the rows whose gradients the same thread wrote in the
@@ -32,9 +31,9 @@ void fnn_optimizer_release(fnn_optimizer *o);
 fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
                                    fnn_error *err);
 
-/* Team function: one update of params (n) from grads (n), synchronised on team (NULL: OpenMP's
- * barrier). Like the layers' passes it ends without a barrier: the caller places one before
- * params are read again. */
-void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, fnn_barrier *team);
+/* Team function: update number t (from 1) of params (n) from grads (n). Each thread updates its
+ * rows of each block, reading only the gradients of those rows, and needs no barrier before;
+ * the caller places one before params are read again. Thread 0 records t in o->t. */
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int64_t t);
 
 #endif

@@ -52,8 +52,8 @@ static fnn_status check_config(const fnn_train_config *c, fnn_error *err)
 
 /* Buffers of one training run, allocated before the first step. */
 typedef struct {
-    float *x;         /* (batch, in) */
-    uint8_t *labels;  /* (batch) */
+    float *x[2];      /* (batch, in) each, used by turns */
+    uint8_t *labels[2]; /* (batch) each */
     int *perm;        /* (n) this epoch's order */
     float *val_probs; /* (val n, classes) */
     fnn_optimizer opt;
@@ -83,8 +83,10 @@ fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_err
 
 static void release(run_buffers *b)
 {
-    free(b->x);
-    free(b->labels);
+    for (int i = 0; i < 2; i++) {
+        free(b->x[i]);
+        free(b->labels[i]);
+    }
     free(b->perm);
     free(b->val_probs);
     free(b->part);
@@ -115,12 +117,15 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
         return s;
 
     run_buffers b = {0};
-    b.x = aligned_alloc(64, ((size_t)batch * in * sizeof *b.x + 63) / 64 * 64);
-    b.labels = malloc((size_t)batch);
+    for (int i = 0; i < 2; i++) {
+        b.x[i] = aligned_alloc(64, ((size_t)batch * in * sizeof *b.x[i] + 63) / 64 * 64);
+        b.labels[i] = malloc((size_t)batch);
+    }
     b.perm = malloc((size_t)n * sizeof *b.perm);
     b.val_probs = nval ? malloc((size_t)nval * k * sizeof *b.val_probs) : NULL;
     b.part = aligned_alloc(64, (size_t)threads * sizeof *b.part);
-    if (!b.x || !b.labels || !b.perm || (nval && !b.val_probs) || !b.part) {
+    if (!b.x[0] || !b.x[1] || !b.labels[0] || !b.labels[1] || !b.perm ||
+        (nval && !b.val_probs) || !b.part) {
         release(&b);
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
     }
@@ -156,49 +161,59 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
             fnn_team_begin(&b.team);
             unsigned fp_state = fnn_denormals_flush();
             int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-            for (int step = 0; step < steps; step++) {
-                int start = step * batch, rows = n - start < batch ? n - start : batch;
-                fnn_batch_fill(train, b.perm + start, 0, rows, b.x, b.labels);
-                fnn_team_sync(&b.team);
-                fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
-                                 .sync = &b.team};
-                const float *logits = fnn_model_forward(m, &pass, b.x, rows);
-                size_t lo, hi;
-                fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, b.labels, rows, k, lo, hi, dlogits, &b.part[tid].loss,
-                                 &b.part[tid].hits);
-                fnn_team_sync(&b.team);
-                /* Every thread adds the partial sums in the same order, so all agree. */
-                double loss = 0.0;
-                int hits = 0;
-                for (int j = 0; j < nt; j++) {
-                    loss += b.part[j].loss;
-                    hits += b.part[j].hits;
-                }
-                if (!isfinite(loss)) {
-                    if (tid == 0)
-                        bad_step = step + 1;
-                    break;
-                }
-                if (tid == 0) {
-                    loss_sum += loss;
-                    correct += hits;
-                    seen += rows;
-                    double t = now_s();
-                    if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
-                                             step + 1 == steps)) {
-                        last_report = t;
-                        fnn_progress p = {epoch, step + 1, steps, loss_sum / seen,
-                                          (double)correct / seen, t - t0};
-                        cfg->on_progress(cfg->user, &p);
+            /* A step has three barriers: after the batch is filled, inside the first dense
+             * layer's forward pass and inside its backward pass; everything between them
+             * stays on each thread's rows. So the previous step's loss is summed at the top of
+             * the next one (and once more after the last), and batches alternate between two
+             * buffers, since a thread may fill one while another still reads the other. */
+            for (int step = 0; step <= steps; step++) {
+                if (step > 0) {
+                    double loss = 0.0;
+                    int hits = 0, prev = (step - 1) * batch;
+                    for (int j = 0; j < nt; j++) {
+                        loss += b.part[j].loss;
+                        hits += b.part[j].hits;
+                    }
+                    if (!isfinite(loss)) {
+                        if (tid == 0)
+                            bad_step = step;
+                        break;
+                    }
+                    if (tid == 0) {
+                        loss_sum += loss;
+                        correct += hits;
+                        seen += n - prev < batch ? n - prev : batch;
+                        double t = now_s();
+                        if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
+                                                 step == steps)) {
+                            last_report = t;
+                            fnn_progress p = {epoch, step, steps, loss_sum / seen,
+                                              (double)correct / seen, t - t0};
+                            cfg->on_progress(cfg->user, &p);
+                        }
                     }
                 }
+                if (step == steps)
+                    break;
+                int start = step * batch, rows = n - start < batch ? n - start : batch;
+                float *x = b.x[step & 1];
+                uint8_t *labels = b.labels[step & 1];
+                fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
+                fnn_team_sync(&b.team);
+                fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
+                                 .sync = &b.team, .rows_after = 1};
+                const float *logits = fnn_model_forward(m, &pass, x, rows);
+                size_t lo, hi;
+                fnn_team_range((size_t)rows, 1, &lo, &hi);
+                fnn_softmax_xent(logits, labels, rows, k, lo, hi, dlogits, &b.part[tid].loss,
+                                 &b.part[tid].hits);
                 if (step + 1 < steps) {
                     int next = start + rows;
                     fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
                 }
-                fnn_model_backward(m, &pass, b.x, rows, NULL);
-                fnn_optimizer_step(&b.opt, m->params, m->grads, &b.team);
+                fnn_model_backward(m, &pass, x, rows, NULL);
+                fnn_optimizer_step(&b.opt, m->params, m->grads,
+                                   (int64_t)(step_base + (uint64_t)step) + 1);
             }
             fnn_denormals_restore(fp_state);
         }
