@@ -42,7 +42,7 @@ float *fnn_model_logit_grad(fnn_model *m);
 /* Team function: back-propagates the logit gradient through the forward pass just run on x,
  * writing every parameter gradient, and the input gradient (n, input) into dx when not NULL.
  * With p->rows_after it ends without a barrier: each thread then holds only the gradients of
- * its optimizer share (each tensor's rows fnn_team_range(rows, 16)). */
+ * its optimizer share (each tensor's fnn_team_param_rows). */
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
 
 #endif

@@ -104,7 +104,7 @@ static void dense_forward(fnn_layer *l, const fnn_pass *p, const float *x, float
         break;
     case BY_INPUT: {
         float *part = l->scratch; /* (nt - 1, n, out) */
-        fnn_team_range((size_t)in, 16, &lo, &hi);
+        fnn_team_param_rows((size_t)in, &lo, &hi);
         float *dst = t ? part + (size_t)(t - 1) * n * out : y;
         if (hi > lo)
             fnn_sgemm(0, 0, n, out, (int)(hi - lo), 1.0f, x + lo, in, w + lo * out, out, 0.0f,
@@ -185,12 +185,12 @@ static void dense_backward(fnn_layer *l, const fnn_pass *p, const float *x, cons
     fnn_team_sync(p->sync);
     float *dw = l->grads;                    /* (in, out) */
     float *db = l->grads + (size_t)in * out; /* (out) */
-    fnn_team_range((size_t)in, 16, &lo, &hi);
+    fnn_team_param_rows((size_t)in, &lo, &hi);
     int m = (int)(hi - lo);
     fnn_sgemm(1, 0, m, out, n, 1.0f, x + lo, in, dy, out, 0.0f, dw + lo * out, out);
     if (dx)
         fnn_sgemm(0, 1, n, m, out, 1.0f, dy, out, w + lo * out, out, 0.0f, dx + lo, in);
-    fnn_team_range((size_t)out, 16, &lo, &hi);
+    fnn_team_param_rows((size_t)out, &lo, &hi);
     bias_grad(db, dy, out, 0, (size_t)n, lo, hi);
 }
 
@@ -201,10 +201,10 @@ static void dense_reduce(fnn_layer *l, const fnn_pass *p, int n)
     int nt = omp_get_num_threads();
     size_t in = fnn_shape_size(l->in), out = (size_t)l->cfg.dense.units, lo, hi;
     size_t ranges[2][2];
-    fnn_team_range(in, 16, &lo, &hi);
+    fnn_team_param_rows(in, &lo, &hi);
     ranges[0][0] = lo * out;
     ranges[0][1] = hi * out;
-    fnn_team_range(out, 16, &lo, &hi);
+    fnn_team_param_rows(out, &lo, &hi);
     ranges[1][0] = in * out + lo;
     ranges[1][1] = in * out + hi;
     for (int r = 0; r < 2; r++) {

@@ -139,7 +139,7 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int
     for (int b = 0; b < o->nblocks; b++) {
         const fnn_param_block *blk = &o->blocks[b];
         size_t lo, hi;
-        fnn_team_range(blk->rows, 16, &lo, &hi);
+        fnn_team_param_rows(blk->rows, &lo, &hi);
         lo = blk->offset + lo * blk->cols;
         hi = blk->offset + hi * blk->cols;
         if (o->cfg.kind == FNN_OPT_ADAM)

@@ -5,8 +5,8 @@
 
 #include "fnn.h"
 
-/* rows x cols parameters at offset: one tensor. A step gives each thread the rows that
- * fnn_team_range(rows, 16) gives it, the rows whose gradients the same thread wrote in the
+/* rows x cols parameters at offset: one tensor. A step gives each thread its
+ * fnn_team_param_rows(rows) share, the rows whose gradients the same thread wrote in the
  * backward pass, so that they are still in its cache. */
 typedef struct {
     size_t offset, rows, cols;

@@ -40,6 +40,14 @@ static inline void fnn_team_range(size_t n, size_t align, size_t *lo, size_t *hi
 unsigned fnn_denormals_flush(void);
 void fnn_denormals_restore(unsigned saved);
 
+/* This thread's rows [*lo, *hi) of a parameter tensor's first dimension. The layers' backward
+ * passes write gradients in these shares and the optimizer updates the same ones, so each
+ * thread keeps its rows in its cache; runs of 8 rows split 784 evenly between two threads. */
+static inline void fnn_team_param_rows(size_t rows, size_t *lo, size_t *hi)
+{
+    fnn_team_range(rows, 8, lo, hi);
+}
+
 /* The number of threads a call asks for: 0 means every core. */
 int fnn_threads_resolve(int threads);
 
