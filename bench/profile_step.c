@@ -1,5 +1,7 @@
 /* Where a training step's time goes: median microseconds per phase (batch fill, each layer's
- * forward and backward, loss, optimizer) for an architecture and thread count.
+ * forward and backward, loss, optimizer) for an architecture and thread count, on random
+ * images. To time each phase it holds a barrier after every one, which the training loop does
+ * not (it needs three a step), so the sum exceeds a real step by the extra barriers' waits.
  * Usage: profile_step [ARCH] [THREADS] [BATCH] [STEPS] */
 #include "data/batch.h"
 #include "model/model.h"

@@ -25,6 +25,7 @@ void fnn_team_begin(fnn_barrier *b)
         atomic_init(&b->arrived, 0);
         atomic_init(&b->generation, 0);
         b->nthreads = (unsigned)omp_get_num_threads();
+        b->spins = omp_get_num_threads() <= omp_get_num_procs() ? SPINS_BEFORE_YIELD : 0;
     }
 #pragma omp barrier
 }
@@ -45,7 +46,7 @@ void fnn_team_sync(fnn_barrier *b)
     }
     for (unsigned spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == gen;
          spins++) {
-        if (spins < SPINS_BEFORE_YIELD)
+        if (spins < b->spins)
             cpu_relax();
         else
             sched_yield();

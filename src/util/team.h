@@ -14,6 +14,7 @@ typedef struct {
     _Alignas(64) atomic_uint arrived;
     _Alignas(64) atomic_uint generation;
     unsigned nthreads;
+    unsigned spins; /* busy-wait rounds before yielding; none when threads outnumber cores */
 } fnn_barrier;
 
 /* Called by every thread at the start of a parallel region: sizes b for the team. */
