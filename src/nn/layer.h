@@ -81,6 +81,18 @@ struct fnn_layer {
         struct {
             float rate;
         } dropout;
+        struct {
+            int filters;        /* output channels */
+            int kernel;         /* square kernel side */
+            int stride;
+            int same;           /* 1: 'same' padding (Keras), 0: 'valid' */
+            int bias;           /* 1: with a bias per filter */
+            int he;             /* 1: He-uniform kernels, 0: Glorot-uniform */
+            fnn_activation act; /* linear or relu, fused as in dense */
+        } conv;
+        struct {
+            int size, stride;   /* window side and step */
+        } pool;
     } cfg;
     size_t nparams;
     int ntensors;
