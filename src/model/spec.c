@@ -11,6 +11,8 @@
 
 #define SPEC_MAX_LAYERS 256
 #define SPEC_MAX_UNITS (1 << 20)
+#define SPEC_MAX_FIELDS 8
+#define SPEC_MAX_KERNEL 64
 
 static const struct {
     const char *name;
@@ -22,7 +24,7 @@ static const struct {
 /* A token's fields split at ':'; the pointers index into a copy of the token. */
 typedef struct {
     char text[128];
-    char *field[4];
+    char *field[SPEC_MAX_FIELDS];
     int nfields;
     int index;   /* 1-based token number */
     int column;  /* 1-based column in the spec */
@@ -57,6 +59,71 @@ static int parse_float(const char *s, double lo, double hi_excl, double *out)
     return 1;
 }
 
+/* conv2d:FILTERS:KERNEL then, in any order and each at most once: sN (stride N), same or
+ * valid (padding, valid by default as in Keras), nobias, he (He-uniform kernels instead of
+ * Glorot), and an activation, relu or linear. */
+static fnn_status parse_conv(const token *t, fnn_layer *l, fnn_error *err)
+{
+    const char *usage = "conv2d:FILTERS:KERNEL[:sSTRIDE][:same|valid][:nobias][:he][:relu|linear]";
+    long filters, kernel, stride;
+    if (t->nfields < 3 || !parse_int(t->field[1], 1, SPEC_MAX_UNITS, &filters) ||
+        !parse_int(t->field[2], 1, SPEC_MAX_KERNEL, &kernel))
+        return bad(err, t, usage);
+    l->ops = &fnn_conv2d_ops;
+    l->cfg.conv.filters = (int)filters;
+    l->cfg.conv.kernel = (int)kernel;
+    l->cfg.conv.stride = 1;
+    l->cfg.conv.same = 0;
+    l->cfg.conv.bias = 1;
+    l->cfg.conv.he = 0;
+    l->cfg.conv.act = FNN_ACT_LINEAR;
+    unsigned seen = 0; /* one bit per option kind */
+    for (int i = 3; i < t->nfields; i++) {
+        const char *f = t->field[i];
+        unsigned bit;
+        if (f[0] == 's' && f[1] >= '0' && f[1] <= '9') {
+            if (!parse_int(f + 1, 1, SPEC_MAX_KERNEL, &stride))
+                return bad(err, t, usage);
+            l->cfg.conv.stride = (int)stride;
+            bit = 1;
+        } else if (!strcmp(f, "same") || !strcmp(f, "valid")) {
+            l->cfg.conv.same = !strcmp(f, "same");
+            bit = 2;
+        } else if (!strcmp(f, "nobias")) {
+            l->cfg.conv.bias = 0;
+            bit = 4;
+        } else if (!strcmp(f, "he")) {
+            l->cfg.conv.he = 1;
+            bit = 8;
+        } else if (!strcmp(f, "relu") || !strcmp(f, "linear")) {
+            l->cfg.conv.act = strcmp(f, "relu") ? FNN_ACT_LINEAR : FNN_ACT_RELU;
+            bit = 16;
+        } else {
+            return bad(err, t, usage);
+        }
+        if (seen & bit)
+            return bad(err, t, "each conv2d option at most once");
+        seen |= bit;
+    }
+    return FNN_OK;
+}
+
+/* maxpool:SIZE[:STRIDE] and avgpool:SIZE[:STRIDE], the stride defaulting to the size. */
+static fnn_status parse_pool(const token *t, fnn_layer *l, const fnn_layer_ops *ops,
+                             fnn_error *err)
+{
+    long size, stride;
+    if (t->nfields < 2 || t->nfields > 3 || !parse_int(t->field[1], 1, SPEC_MAX_KERNEL, &size))
+        return bad(err, t, "maxpool:SIZE[:STRIDE] or avgpool:SIZE[:STRIDE]");
+    stride = size;
+    if (t->nfields == 3 && !parse_int(t->field[2], 1, SPEC_MAX_KERNEL, &stride))
+        return bad(err, t, "maxpool:SIZE[:STRIDE] or avgpool:SIZE[:STRIDE]");
+    l->ops = ops;
+    l->cfg.pool.size = (int)size;
+    l->cfg.pool.stride = (int)stride;
+    return FNN_OK;
+}
+
 static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
 {
     const char *kind = t->field[0];
@@ -87,9 +154,20 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
             return bad(err, t, "dropout:RATE with 0 <= RATE < 1");
         l->ops = &fnn_dropout_ops;
         l->cfg.dropout.rate = (float)rate;
+    } else if (!strcmp(kind, "conv2d")) {
+        return parse_conv(t, l, err);
+    } else if (!strcmp(kind, "maxpool")) {
+        return parse_pool(t, l, &fnn_maxpool_ops, err);
+    } else if (!strcmp(kind, "avgpool")) {
+        return parse_pool(t, l, &fnn_avgpool_ops, err);
+    } else if (!strcmp(kind, "globalavgpool")) {
+        if (t->nfields != 1)
+            return bad(err, t, "\"globalavgpool\" with no arguments");
+        l->ops = &fnn_globalavgpool_ops;
     } else {
-        return bad(err, t, "a layer: flatten, dense:UNITS[:ACTIVATION] or dropout:RATE "
-                           "(or a preset name: mlp)");
+        return bad(err, t, "a layer: flatten, dense:UNITS[:ACTIVATION], dropout:RATE, "
+                           "conv2d:FILTERS:KERNEL[:OPTIONS], maxpool:SIZE[:STRIDE], "
+                           "avgpool:SIZE[:STRIDE] or globalavgpool (or a preset name: mlp)");
     }
     return FNN_OK;
 }
@@ -136,9 +214,9 @@ fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fn
             next = strchr(f, ':');
             if (next)
                 *next++ = '\0';
-            if (t.nfields == 4) {
+            if (t.nfields == SPEC_MAX_FIELDS) {
                 free(out);
-                return bad(err, &t, "at most three ':'-separated fields");
+                return bad(err, &t, "at most eight ':'-separated fields");
             }
             t.field[t.nfields++] = f;
         }

@@ -107,6 +107,10 @@ struct fnn_layer {
 extern const fnn_layer_ops fnn_flatten_ops;
 extern const fnn_layer_ops fnn_dense_ops;
 extern const fnn_layer_ops fnn_dropout_ops;
+extern const fnn_layer_ops fnn_conv2d_ops;
+extern const fnn_layer_ops fnn_maxpool_ops;
+extern const fnn_layer_ops fnn_avgpool_ops;
+extern const fnn_layer_ops fnn_globalavgpool_ops;
 
 /* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k). Writes the row gradient
  * (p - onehot) / n into dlogits, and returns the summed loss and correct count of those rows. */

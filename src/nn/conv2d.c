@@ -1,0 +1,361 @@
+/* 2-D convolution over NCHW images, by im2col and one matrix product per image, with an
+ * optional bias and a fused ReLU. The kernel is stored as PyTorch stores it, (filters, c, k, k):
+ * each filter is then one row of the (filters, c*k*k) matrix that multiplies the columns.
+ *
+ * Spec token grammar (format() prints it; the parser must accept the same):
+ *   conv2d:FILTERS:KERNEL[:sSTRIDE][:same|:valid][:nobias][:he][:relu|:linear]
+ * format() prints the optional fields in exactly this order and only when not the default:
+ *   sSTRIDE  stride, e.g. "s2"            (default 1: printed only when stride != 1)
+ *   same     Keras 'same' padding          (default 'valid'; "valid" is never printed)
+ *   nobias   no bias per filter            (default: with bias)
+ *   he       He-uniform kernel init        (default: Glorot-uniform)
+ *   relu     fused ReLU                    (default: linear; "linear" is never printed)
+ * e.g. "conv2d:32:3:same:relu", "conv2d:64:3:s2:same:nobias:he:relu", "conv2d:8:5". */
+#include "nn/layer.h"
+#include "util/error.h"
+#include "util/gemm.h"
+#include "util/team.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Threads share the batch by images, each with its own column buffer and, past thread 0, its
+ * own partial gradient in team_scratch. Teams larger than this would need more buffers: their
+ * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
+ * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers). */
+#define CONV_MAX_TEAM 4
+
+/* Where a layer's windows fall on its input. */
+typedef struct {
+    int c, h, w;       /* input */
+    int f, oh, ow;     /* output */
+    int k, s;          /* kernel side, stride */
+    int pt, pl;        /* padding on top and left */
+    size_t ckk, ohw;   /* c*k*k rows and oh*ow columns of the column matrix */
+} geometry;
+
+static geometry geom(const fnn_layer *l)
+{
+    geometry g = {.c = l->in.c, .h = l->in.h, .w = l->in.w, .f = l->cfg.conv.filters,
+                  .oh = l->out.h, .ow = l->out.w, .k = l->cfg.conv.kernel,
+                  .s = l->cfg.conv.stride};
+    if (l->cfg.conv.same) {
+        /* TensorFlow's split: the smaller half of the padding goes on top and left. */
+        int ph = (g.oh - 1) * g.s + g.k - g.h, pw = (g.ow - 1) * g.s + g.k - g.w;
+        g.pt = ph > 0 ? ph / 2 : 0;
+        g.pl = pw > 0 ? pw / 2 : 0;
+    }
+    g.ckk = (size_t)g.c * g.k * g.k;
+    g.ohw = (size_t)g.oh * g.ow;
+    return g;
+}
+
+/* Floats of one thread's column buffer, rounded up to a cache line. */
+static size_t col_floats(const geometry *g) { return (g->ckk * g->ohw + 15) & ~(size_t)15; }
+
+/* Column buffer of thread t: (ckk, ohw). */
+static float *col_buffer(const fnn_layer *l, const geometry *g, int t)
+{
+    return l->team_scratch + (size_t)t * col_floats(g);
+}
+
+/* Partial gradient of thread t >= 1, laid out as l->grads. */
+static float *partial(const fnn_layer *l, const geometry *g, int t)
+{
+    return l->team_scratch + CONV_MAX_TEAM * col_floats(g) + (size_t)(t - 1) * l->nparams;
+}
+
+/* This thread's images [*lo, *hi) of n; empty for threads past CONV_MAX_TEAM. */
+static void image_range(int n, size_t *lo, size_t *hi)
+{
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (nt <= CONV_MAX_TEAM) {
+        fnn_team_range((size_t)n, 1, lo, hi);
+        return;
+    }
+    if (t >= CONV_MAX_TEAM) {
+        *lo = *hi = 0;
+        return;
+    }
+    *lo = (size_t)n * t / CONV_MAX_TEAM;
+    *hi = (size_t)n * (t + 1) / CONV_MAX_TEAM;
+}
+
+/* Output pixels [*lo, *hi) of a row of `out` whose input index o*s - pad + kk is inside [0, in). */
+static void valid_span(int out, int in, int s, int pad, int kk, int *lo, int *hi)
+{
+    int off = kk - pad; /* input index of output 0 */
+    int a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int b = in - off <= 0 ? 0 : (in - off + s - 1) / s;
+    *lo = a < out ? a : out;
+    *hi = b < out ? b : out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col (ckk, ohw) from one image x (c, h, w); zeros where a window hangs over the border. */
+static void im2col(const geometry *g, const float *x, float *col)
+{
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ki = 0; ki < g->k; ki++)
+            for (int kj = 0; kj < g->k; kj++) {
+                float *row = col + ((size_t)(ci * g->k + ki) * g->k + kj) * g->ohw;
+                int x0, x1;
+                valid_span(g->ow, g->w, g->s, g->pl, kj, &x0, &x1);
+                for (int oy = 0; oy < g->oh; oy++) {
+                    float *dst = row + (size_t)oy * g->ow;
+                    int iy = oy * g->s - g->pt + ki;
+                    if (iy < 0 || iy >= g->h) {
+                        memset(dst, 0, (size_t)g->ow * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + ((size_t)ci * g->h + iy) * g->w; /* (w) */
+                    int off = kj - g->pl;
+                    for (int ox = 0; ox < x0; ox++)
+                        dst[ox] = 0.0f;
+                    for (int ox = x0; ox < x1; ox++)
+                        dst[ox] = src[ox * g->s + off];
+                    for (int ox = x1; ox < g->ow; ox++)
+                        dst[ox] = 0.0f;
+                }
+            }
+}
+
+/* dx (c, h, w) = the sum of col (ckk, ohw) over the windows each pixel falls in. */
+static void col2im(const geometry *g, const float *col, float *dx)
+{
+    memset(dx, 0, (size_t)g->c * g->h * g->w * sizeof *dx);
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ki = 0; ki < g->k; ki++)
+            for (int kj = 0; kj < g->k; kj++) {
+                const float *row = col + ((size_t)(ci * g->k + ki) * g->k + kj) * g->ohw;
+                int x0, x1;
+                valid_span(g->ow, g->w, g->s, g->pl, kj, &x0, &x1);
+                for (int oy = 0; oy < g->oh; oy++) {
+                    int iy = oy * g->s - g->pt + ki;
+                    if (iy < 0 || iy >= g->h)
+                        continue;
+                    const float *src = row + (size_t)oy * g->ow;
+                    float *dst = dx + ((size_t)ci * g->h + iy) * g->w; /* (w) */
+                    int off = kj - g->pl;
+                    for (int ox = x0; ox < x1; ox++)
+                        dst[ox * g->s + off] += src[ox];
+                }
+            }
+}
+
+/* A 1x1 stride-1 kernel reads each image as it is: its column matrix is the image itself. */
+static int direct(const geometry *g) { return g->k == 1 && g->s == 1; }
+
+static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
+{
+    int f = l->cfg.conv.filters, k = l->cfg.conv.kernel, s = l->cfg.conv.stride;
+    fnn_shape in = l->in;
+    if (f < 1 || k < 1 || s < 1)
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "conv2d layer %d: filters %d, kernel %d and stride %d must be positive",
+                        l->index, f, k, s);
+    if (l->cfg.conv.act != FNN_ACT_LINEAR && l->cfg.conv.act != FNN_ACT_RELU)
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "conv2d layer %d: only linear and relu activations are supported",
+                        l->index);
+    if (in.c < 1 || in.h < 1 || in.w < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "conv2d layer %d: input (%d, %d, %d) is empty",
+                        l->index, in.c, in.h, in.w);
+    int oh, ow;
+    if (l->cfg.conv.same) {
+        oh = (in.h + s - 1) / s;
+        ow = (in.w + s - 1) / s;
+    } else {
+        if (k > in.h || k > in.w)
+            return fnn_fail(err, FNN_ERR_ARG,
+                            "conv2d layer %d: %dx%d kernel does not fit the (%d, %d, %d) input "
+                            "with 'valid' padding",
+                            l->index, k, k, in.c, in.h, in.w);
+        oh = (in.h - k) / s + 1;
+        ow = (in.w - k) / s + 1;
+    }
+    size_t ckk = (size_t)in.c * k * k, ohw = (size_t)oh * ow, limit = (size_t)1 << 28;
+    if (ckk > limit / f || ckk > limit / ohw || (size_t)f > limit / ohw)
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "conv2d layer %d: %d filters of (%d, %d, %d) over %dx%d is too large",
+                        l->index, f, in.c, k, k, oh, ow);
+    l->out = (fnn_shape){f, oh, ow};
+    l->nparams = (size_t)f * ckk + (l->cfg.conv.bias ? (size_t)f : 0);
+    l->ntensors = l->cfg.conv.bias ? 2 : 1;
+    l->scratch_per_sample = 0;
+    geometry g = geom(l);
+    /* Thread 0 writes l->grads directly, so only the others need a partial. */
+    l->team_scratch_size = CONV_MAX_TEAM * col_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams;
+    return FNN_OK;
+}
+
+static void conv_init(fnn_layer *l, fnn_rng *rng)
+{
+    size_t f = (size_t)l->cfg.conv.filters, kk = (size_t)l->cfg.conv.kernel * l->cfg.conv.kernel;
+    size_t fan_in = (size_t)l->in.c * kk, fan_out = f * kk;
+    float limit = l->cfg.conv.he ? sqrtf(6.0f / (float)fan_in)
+                                 : sqrtf(6.0f / (float)(fan_in + fan_out));
+    for (size_t i = 0; i < f * fan_in; i++)
+        l->params[i] = (2.0f * fnn_rng_uniform(rng) - 1.0f) * limit;
+    if (l->cfg.conv.bias)
+        memset(l->params + f * fan_in, 0, f * sizeof *l->params);
+}
+
+static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    geometry g = geom(l);
+    const float *w = l->params;                                  /* (f, ckk) */
+    const float *b = l->cfg.conv.bias ? w + g.f * g.ckk : NULL; /* (f) */
+    int relu = l->cfg.conv.act == FNN_ACT_RELU;
+    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi;
+    image_range(n, &lo, &hi);
+    float *col = lo < hi ? col_buffer(l, &g, omp_get_thread_num()) : NULL; /* (ckk, ohw) */
+    for (size_t i = lo; i < hi; i++) {
+        const float *xi = x + i * in_size; /* (c, h, w) */
+        float *yi = y + i * out_size;       /* (f, oh, ow) */
+        const float *ci = xi;
+        if (!direct(&g)) {
+            im2col(&g, xi, col);
+            ci = col;
+        }
+        fnn_sgemm(0, 0, g.f, (int)g.ohw, (int)g.ckk, 1.0f, w, (int)g.ckk, ci, (int)g.ohw, 0.0f,
+                  yi, (int)g.ohw);
+        for (int fi = 0; fi < g.f; fi++) {
+            float *row = yi + fi * g.ohw;
+            float bf = b ? b[fi] : 0.0f;
+            if (relu) {
+#pragma omp simd
+                for (size_t j = 0; j < g.ohw; j++) {
+                    float v = row[j] + bf;
+                    row[j] = v > 0.0f ? v : 0.0f;
+                }
+            } else if (b) {
+#pragma omp simd
+                for (size_t j = 0; j < g.ohw; j++)
+                    row[j] += bf;
+            }
+        }
+    }
+}
+
+static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
+                          float *dy, float *dx, int n)
+{
+    geometry g = geom(l);
+    const float *w = l->params; /* (f, ckk) */
+    int t = omp_get_thread_num();
+    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi;
+    image_range(n, &lo, &hi);
+    if (t >= CONV_MAX_TEAM)
+        return;
+    /* Thread 0 writes the gradients, the others partials that `reduce` adds up. */
+    float *dw = t ? partial(l, &g, t) : l->grads;                 /* (f, ckk) */
+    float *db = l->cfg.conv.bias ? dw + g.f * g.ckk : NULL;        /* (f) */
+    memset(dw, 0, l->nparams * sizeof *dw);
+    float *col = col_buffer(l, &g, t); /* (ckk, ohw) */
+    for (size_t i = lo; i < hi; i++) {
+        const float *xi = x + i * in_size; /* (c, h, w) */
+        float *dyi = dy + i * out_size;     /* (f, oh, ow) */
+        if (l->cfg.conv.act == FNN_ACT_RELU) {
+            const float *yi = y + i * out_size;
+#pragma omp simd
+            for (size_t j = 0; j < out_size; j++)
+                dyi[j] = yi[j] > 0.0f ? dyi[j] : 0.0f;
+        }
+        const float *ci = xi;
+        if (!direct(&g)) {
+            im2col(&g, xi, col);
+            ci = col;
+        }
+        /* dW += dy_i (f, ohw) . col^T (ohw, ckk) */
+        fnn_sgemm(0, 1, g.f, (int)g.ckk, (int)g.ohw, 1.0f, dyi, (int)g.ohw, ci, (int)g.ohw, 1.0f,
+                  dw, (int)g.ckk);
+        if (db)
+            for (int fi = 0; fi < g.f; fi++) {
+                const float *row = dyi + fi * g.ohw;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (size_t j = 0; j < g.ohw; j++)
+                    s += row[j];
+                db[fi] += s;
+            }
+        if (!dx)
+            continue;
+        /* dcol (ckk, ohw) = W^T (ckk, f) . dy_i (f, ohw), then summed back onto the pixels. */
+        float *dxi = dx + i * in_size; /* (c, h, w) */
+        float *dcol = direct(&g) ? dxi : col;
+        fnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.f, 1.0f, w, (int)g.ckk, dyi, (int)g.ohw, 0.0f,
+                  dcol, (int)g.ohw);
+        if (!direct(&g))
+            col2im(&g, dcol, dxi);
+    }
+}
+
+/* Adds the threads' partial gradients, each thread its rows of the kernel and bias: the rows
+ * the optimizer gives it next. */
+static void conv_reduce(fnn_layer *l, const fnn_pass *p, int n)
+{
+    geometry g = geom(l);
+    int nt = omp_get_num_threads();
+    int parts = (nt < CONV_MAX_TEAM ? nt : CONV_MAX_TEAM) - 1;
+    size_t lo, hi, ranges[2][2];
+    fnn_team_param_rows((size_t)g.f, &lo, &hi);
+    ranges[0][0] = lo * g.ckk;
+    ranges[0][1] = hi * g.ckk;
+    ranges[1][0] = g.f * g.ckk + lo;
+    ranges[1][1] = g.f * g.ckk + (l->cfg.conv.bias ? hi : lo);
+    for (int r = 0; r < 2; r++)
+        for (int j = 1; j <= parts; j++) {
+            const float *part = partial(l, &g, j);
+#pragma omp simd
+            for (size_t i = ranges[r][0]; i < ranges[r][1]; i++)
+                l->grads[i] += part[i];
+        }
+}
+
+static unsigned conv_sharing(const fnn_layer *l, int n, int nt)
+{
+    if (nt > CONV_MAX_TEAM) /* images are not shared as fnn_team_range would */
+        return FNN_BWD_PARTIAL;
+    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT |
+           FNN_BWD_PARTIAL;
+}
+
+static void conv_tensor(const fnn_layer *l, int i, fnn_tensor *t)
+{
+    int f = l->cfg.conv.filters, c = l->in.c, k = l->cfg.conv.kernel;
+    size_t size = (size_t)f * c * k * k;
+    if (i == 0) {
+        *t = (fnn_tensor){.rank = 4, .shape = {f, c, k, k}, .size = size, .data = l->params};
+        snprintf(t->name, sizeof t->name, "layers.%d.kernel", l->index);
+    } else {
+        *t = (fnn_tensor){.rank = 1, .shape = {f}, .size = (size_t)f,
+                          .data = l->params + size};
+        snprintf(t->name, sizeof t->name, "layers.%d.bias", l->index);
+    }
+}
+
+static void conv_format(const fnn_layer *l, char *buf, size_t size)
+{
+    char stride[16] = "";
+    if (l->cfg.conv.stride != 1)
+        snprintf(stride, sizeof stride, ":s%d", l->cfg.conv.stride);
+    snprintf(buf, size, "conv2d:%d:%d%s%s%s%s%s", l->cfg.conv.filters, l->cfg.conv.kernel,
+             stride, l->cfg.conv.same ? ":same" : "", l->cfg.conv.bias ? "" : ":nobias",
+             l->cfg.conv.he ? ":he" : "", l->cfg.conv.act == FNN_ACT_RELU ? ":relu" : "");
+}
+
+const fnn_layer_ops fnn_conv2d_ops = {
+    .kind = "conv2d",
+    .type = "Conv2D",
+    .setup = conv_setup,
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .tensor = conv_tensor,
+    .format = conv_format,
+    .sharing = conv_sharing,
+    .reduce = conv_reduce,
+};

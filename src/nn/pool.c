@@ -1,0 +1,250 @@
+/* Pooling layers over NCHW images: max and average pooling with square 'valid' windows (Keras's
+ * default padding), and global average pooling. No parameters; threads share the batch by rows
+ * (images), as dropout does. */
+#include "nn/layer.h"
+#include "util/error.h"
+#include "util/team.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static fnn_status window_setup(fnn_layer *l, fnn_error *err)
+{
+    int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
+    const char *kind = l->ops->kind;
+    if (size < 1 || stride < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "%s layer %d: size %d and stride %d must be at least 1",
+                        kind, l->index, size, stride);
+    if (l->in.c < 1 || l->in.h < size || l->in.w < size)
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "%s layer %d: a %dx%d window does not fit a %dx%dx%d input", kind,
+                        l->index, size, size, l->in.c, l->in.h, l->in.w);
+    /* Arg-max indices are stored as int32 offsets into a sample. */
+    if (fnn_shape_size(l->in) > INT32_MAX)
+        return fnn_fail(err, FNN_ERR_ARG, "%s layer %d: input of %zu values is too large", kind,
+                        l->index, fnn_shape_size(l->in));
+    l->out = (fnn_shape){l->in.c, (l->in.h - size) / stride + 1, (l->in.w - size) / stride + 1};
+    l->scratch_per_sample = 0;
+    return FNN_OK;
+}
+
+static fnn_status maxpool_setup(fnn_layer *l, fnn_error *err)
+{
+    fnn_status s = window_setup(l, err);
+    if (s == FNN_OK)
+        l->scratch_per_sample = fnn_shape_size(l->out);
+    return s;
+}
+
+/* Offset in the (h, w) plane of the window at (oy, ox) whose value is largest. Ties go to the
+ * FIRST maximal element in row-major window order, as in PyTorch, so that it alone receives
+ * the gradient. */
+static int window_argmax(const float *plane, int w, int size, int stride, int oy, int ox)
+{
+    int best = oy * stride * w + ox * stride;
+    float bv = plane[best];
+    for (int ky = 0; ky < size; ky++) {
+        const float *row = plane + (size_t)(oy * stride + ky) * w + (size_t)ox * stride;
+        for (int kx = 0; kx < size; kx++)
+            if (row[kx] > bv) {
+                bv = row[kx];
+                best = (oy * stride + ky) * w + ox * stride + kx;
+            }
+    }
+    return best;
+}
+
+static void maxpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    fnn_shape in = l->in, out = l->out;
+    int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
+    size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    /* (n, c, oh, ow) offsets into the sample, of each output's arg-max; only training keeps
+     * them. The scratch holds no floats of its own, so an int32 view of it is well defined. */
+    int32_t *arg = p->train ? (int32_t *)l->scratch : NULL;
+    for (size_t i = lo; i < hi; i++)
+        for (int c = 0; c < in.c; c++) {
+            const float *xp = x + (i * in.c + c) * plane; /* (h, w) */
+            size_t o = (i * out.c + c) * oplane;
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++, o++) {
+                    int k = window_argmax(xp, in.w, size, stride, oy, ox);
+                    y[o] = xp[k];
+                    if (arg)
+                        arg[o] = (int32_t)((size_t)c * plane + (size_t)k);
+                }
+        }
+}
+
+/* In training the arg-max comes from the forward pass's scratch; an evaluation-mode backward
+ * (gradients with respect to the input, for saliency) finds it again in x. */
+static void maxpool_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
+                             float *dy, float *dx, int n)
+{
+    if (!dx)
+        return;
+    fnn_shape in = l->in, out = l->out;
+    int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
+    size_t lo, hi, isize = fnn_shape_size(in), osize = fnn_shape_size(out);
+    size_t plane = (size_t)in.h * in.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    memset(dx + lo * isize, 0, (hi - lo) * isize * sizeof *dx);
+    const int32_t *arg = (const int32_t *)l->scratch;
+    for (size_t i = lo; i < hi; i++) {
+        float *dxi = dx + i * isize;        /* (c, h, w) */
+        const float *dyi = dy + i * osize;  /* (c, oh, ow) */
+        if (p->train) {
+            for (size_t o = 0; o < osize; o++)
+                dxi[arg[i * osize + o]] += dyi[o];
+            continue;
+        }
+        size_t o = 0;
+        for (int c = 0; c < in.c; c++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++, o++)
+                    dxi[c * plane + window_argmax(x + i * isize + c * plane, in.w, size, stride,
+                                                  oy, ox)] += dyi[o];
+    }
+}
+
+static void avgpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    fnn_shape in = l->in, out = l->out;
+    int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
+    float scale = 1.0f / (float)(size * size);
+    size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        for (int c = 0; c < in.c; c++) {
+            const float *xp = x + (i * in.c + c) * plane; /* (h, w) */
+            float *yp = y + (i * out.c + c) * oplane;     /* (oh, ow) */
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    float s = 0.0f;
+                    for (int ky = 0; ky < size; ky++) {
+                        const float *row = xp + (size_t)(oy * stride + ky) * in.w + ox * stride;
+                        for (int kx = 0; kx < size; kx++)
+                            s += row[kx];
+                    }
+                    yp[oy * out.w + ox] = s * scale;
+                }
+        }
+}
+
+static void avgpool_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
+                             float *dy, float *dx, int n)
+{
+    if (!dx)
+        return;
+    fnn_shape in = l->in, out = l->out;
+    int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
+    float scale = 1.0f / (float)(size * size);
+    size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    memset(dx + lo * fnn_shape_size(in), 0, (hi - lo) * fnn_shape_size(in) * sizeof *dx);
+    for (size_t i = lo; i < hi; i++)
+        for (int c = 0; c < in.c; c++) {
+            float *dxp = dx + (i * in.c + c) * plane;           /* (h, w) */
+            const float *dyp = dy + (i * out.c + c) * oplane;   /* (oh, ow) */
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    float g = dyp[oy * out.w + ox] * scale;
+                    for (int ky = 0; ky < size; ky++) {
+                        float *row = dxp + (size_t)(oy * stride + ky) * in.w + ox * stride;
+                        for (int kx = 0; kx < size; kx++)
+                            row[kx] += g;
+                    }
+                }
+        }
+}
+
+static fnn_status globalavgpool_setup(fnn_layer *l, fnn_error *err)
+{
+    if (l->in.c < 1 || l->in.h < 1 || l->in.w < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "globalavgpool layer %d: empty %dx%dx%d input",
+                        l->index, l->in.c, l->in.h, l->in.w);
+    l->out = (fnn_shape){l->in.c, 1, 1};
+    l->scratch_per_sample = 0;
+    return FNN_OK;
+}
+
+static void globalavgpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y,
+                                  int n)
+{
+    size_t lo, hi, plane = (size_t)l->in.h * l->in.w;
+    float scale = 1.0f / (float)plane;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    for (size_t r = lo * l->in.c; r < hi * l->in.c; r++) { /* r: one (sample, channel) plane */
+        const float *xp = x + r * plane;
+        float s = 0.0f;
+        for (size_t j = 0; j < plane; j++)
+            s += xp[j];
+        y[r] = s * scale;
+    }
+}
+
+static void globalavgpool_backward(fnn_layer *l, const fnn_pass *p, const float *x,
+                                   const float *y, float *dy, float *dx, int n)
+{
+    if (!dx)
+        return;
+    size_t lo, hi, plane = (size_t)l->in.h * l->in.w;
+    float scale = 1.0f / (float)plane;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    for (size_t r = lo * l->in.c; r < hi * l->in.c; r++) {
+        float g = dy[r] * scale;
+        float *dxp = dx + r * plane;
+        for (size_t j = 0; j < plane; j++)
+            dxp[j] = g;
+    }
+}
+
+static unsigned pool_sharing(const fnn_layer *l, int n, int nt)
+{
+    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
+}
+
+static void window_format(const fnn_layer *l, char *buf, size_t size)
+{
+    if (l->cfg.pool.stride == l->cfg.pool.size)
+        snprintf(buf, size, "%s:%d", l->ops->kind, l->cfg.pool.size);
+    else
+        snprintf(buf, size, "%s:%d:%d", l->ops->kind, l->cfg.pool.size, l->cfg.pool.stride);
+}
+
+static void globalavgpool_format(const fnn_layer *l, char *buf, size_t size)
+{
+    snprintf(buf, size, "globalavgpool");
+}
+
+const fnn_layer_ops fnn_maxpool_ops = {
+    .kind = "maxpool",
+    .type = "MaxPooling2D",
+    .setup = maxpool_setup,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .format = window_format,
+    .sharing = pool_sharing,
+};
+
+const fnn_layer_ops fnn_avgpool_ops = {
+    .kind = "avgpool",
+    .type = "AveragePooling2D",
+    .setup = window_setup,
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+    .format = window_format,
+    .sharing = pool_sharing,
+};
+
+const fnn_layer_ops fnn_globalavgpool_ops = {
+    .kind = "globalavgpool",
+    .type = "GlobalAveragePooling2D",
+    .setup = globalavgpool_setup,
+    .forward = globalavgpool_forward,
+    .backward = globalavgpool_backward,
+    .format = globalavgpool_format,
+    .sharing = pool_sharing,
+};
