@@ -101,10 +101,13 @@ void print_summary(FILE *f, const fnn_model *m)
         if (i + 1 < fnn_model_num_layers(m))
             fprintf(f, "\n");
     }
-    char total[32];
-    thousands(fnn_model_num_params(m), total, sizeof total);
-    fprintf(f, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl,
-            total, total, rule);
+    char total[32], trainable[32], frozen[32];
+    size_t all = fnn_model_num_params(m), train = fnn_model_num_trainable(m);
+    thousands(all, total, sizeof total);
+    thousands(train, trainable, sizeof trainable);
+    thousands(all - train, frozen, sizeof frozen);
+    fprintf(f, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n", dbl,
+            total, trainable, frozen, rule);
 }
 
 cJSON *summary_json(const fnn_model *m)
@@ -134,6 +137,7 @@ cJSON *summary_json(const fnn_model *m)
         cJSON_AddItemToArray(layers, l);
     }
     cJSON_AddNumberToObject(o, "total_params", (double)fnn_model_num_params(m));
+    cJSON_AddNumberToObject(o, "trainable_params", (double)fnn_model_num_trainable(m));
     return o;
 }
 

@@ -103,6 +103,8 @@ typedef struct {
 FNN_API int fnn_model_num_layers(const fnn_model *m);
 FNN_API void fnn_model_layer_info(const fnn_model *m, int i, fnn_layer_info *out);
 FNN_API size_t fnn_model_num_params(const fnn_model *m);
+/* Parameters the optimizer updates: fnn_model_num_params less the frozen tensors. */
+FNN_API size_t fnn_model_num_trainable(const fnn_model *m);
 FNN_API int fnn_model_num_classes(const fnn_model *m);
 FNN_API void fnn_model_input_shape(const fnn_model *m, int *c, int *h, int *w);
 /* The canonical spec, e.g. "flatten dense:128:relu ...". Owned by the model. */
@@ -115,6 +117,7 @@ typedef struct {
     int shape[4];
     size_t size;    /* product of shape */
     float *data;
+    int frozen;     /* 1 for state the optimizer leaves alone (batch norm's moving statistics) */
 } fnn_tensor;
 
 FNN_API int fnn_model_num_tensors(const fnn_model *m);

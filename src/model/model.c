@@ -256,6 +256,17 @@ void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, 
 int fnn_model_num_layers(const fnn_model *m) { return m->nlayers; }
 size_t fnn_model_num_params(const fnn_model *m) { return m->nparams; }
 int fnn_model_num_classes(const fnn_model *m) { return m->nclasses; }
+
+size_t fnn_model_num_trainable(const fnn_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < fnn_model_num_tensors(m); i++) {
+        fnn_tensor t;
+        fnn_model_tensor(m, i, &t);
+        n += t.frozen ? 0 : t.size;
+    }
+    return n;
+}
 const char *fnn_model_spec(const fnn_model *m) { return m->spec; }
 
 void fnn_model_input_shape(const fnn_model *m, int *c, int *h, int *w)

@@ -17,7 +17,15 @@ typedef struct {
 
 static inline size_t fnn_shape_size(fnn_shape s) { return (size_t)s.c * s.h * s.w; }
 
-typedef enum { FNN_ACT_LINEAR = 0, FNN_ACT_RELU, FNN_ACT_SOFTMAX } fnn_activation;
+typedef enum {
+    FNN_ACT_LINEAR = 0,
+    FNN_ACT_RELU,
+    FNN_ACT_SOFTMAX,    /* last layer only: fused with the loss */
+    FNN_ACT_LEAKY_RELU, /* x for x > 0, alpha x otherwise */
+    FNN_ACT_ELU,        /* x for x > 0, alpha (exp(x) - 1) otherwise */
+    FNN_ACT_TANH,
+    FNN_ACT_SIGMOID,
+} fnn_activation;
 
 /* What a forward or backward pass needs to know besides its buffers. */
 typedef struct {
@@ -93,6 +101,14 @@ struct fnn_layer {
         struct {
             int size, stride;   /* window side and step */
         } pool;
+        struct {
+            fnn_activation kind; /* any but softmax */
+            float alpha;         /* leaky ReLU's slope, ELU's scale */
+        } act;
+        struct {
+            float momentum;     /* moving statistics: m = momentum m + (1 - momentum) batch */
+            float eps;          /* added to the variance */
+        } bn;
     } cfg;
     size_t nparams;
     int ntensors;
@@ -111,6 +127,8 @@ extern const fnn_layer_ops fnn_conv2d_ops;
 extern const fnn_layer_ops fnn_maxpool_ops;
 extern const fnn_layer_ops fnn_avgpool_ops;
 extern const fnn_layer_ops fnn_globalavgpool_ops;
+extern const fnn_layer_ops fnn_activation_ops;
+extern const fnn_layer_ops fnn_batchnorm_ops;
 
 /* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k). Writes the row gradient
  * (p - onehot) / n into dlogits, and returns the summed loss and correct count of those rows. */

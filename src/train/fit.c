@@ -70,13 +70,17 @@ fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_err
     fnn_param_block *blocks = malloc((size_t)(n ? n : 1) * sizeof *blocks);
     if (!blocks)
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
+    int nb = 0;
     for (int i = 0; i < n; i++) {
         fnn_tensor t;
         fnn_model_tensor(m, i, &t);
+        if (t.frozen)
+            continue;
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
-        blocks[i] = (fnn_param_block){(size_t)(t.data - m->params), rows, rows ? t.size / rows : 0};
+        blocks[nb++] =
+            (fnn_param_block){(size_t)(t.data - m->params), rows, rows ? t.size / rows : 0};
     }
-    fnn_status s = fnn_optimizer_partition(o, blocks, n, err);
+    fnn_status s = fnn_optimizer_partition(o, blocks, nb, err);
     free(blocks);
     return s;
 }

@@ -4,8 +4,8 @@
 
 #include "optim/optim.h"
 
-/* Shares each of m's tensors between threads by its first dimension in the optimizer, as the
- * layers' backward passes share their gradients. */
+/* Shares each of m's trainable tensors between threads by its first dimension in the
+ * optimizer, as the layers' backward passes share their gradients; frozen ones are left out. */
 fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err);
 
 #endif
