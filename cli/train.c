@@ -30,9 +30,11 @@ static const char usage[] =
     "                      maxpool:SIZE[:STRIDE], avgpool:SIZE[:STRIDE], globalavgpool\n"
     "  --epochs N          [10]\n"
     "  --batch-size N      [32]\n"
-    "  --optimizer NAME    adam or sgd [adam]\n"
+    "  --optimizer NAME    adam, adamw or sgd [adam]\n"
     "  --lr X              learning rate [0.001 for adam, 0.01 for sgd]\n"
     "  --momentum X        SGD momentum [0]\n"
+    "  --weight-decay X    on kernels: L2 (X w added to the gradient) with adam and sgd,\n"
+    "                      decoupled with adamw [0; 0.004 for adamw]\n"
     "  --seed N            seeds initialisation, shuffling and dropout [42]; the same seed and\n"
     "                      thread count give the same numbers, bit for bit\n"
     "  --threads N         threads to use, 0 for every core [0]\n"
@@ -107,7 +109,7 @@ static int writable_dir(const char *path)
 static int parse(int argc, char **argv, train_opts *o)
 {
     enum { O_DATA = 256, O_ARCH, O_EPOCHS, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM };
+           O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM, O_DECAY };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
         {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
@@ -117,9 +119,10 @@ static int parse(int argc, char **argv, train_opts *o)
         {"quiet", no_argument, 0, O_QUIET},           {"json", no_argument, 0, O_JSON},
         {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
         {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
+        {"weight-decay", required_argument, 0, O_DECAY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
-    double lr = NAN, momentum = 0.0;
+    double lr = NAN, momentum = 0.0, decay = NAN;
     long v;
     int c;
     opterr = 0;
@@ -162,6 +165,10 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_double("train", "--momentum", optarg, 0.0, 0.999999, &momentum))
                 return EXIT_USAGE;
             break;
+        case O_DECAY:
+            if (!cli_double("train", "--weight-decay", optarg, 0.0, 1.0, &decay))
+                return EXIT_USAGE;
+            break;
         case O_VAL:
             if (!cli_double("train", "--val-split", optarg, 0.0, 0.99, &o->val_split))
                 return EXIT_USAGE;
@@ -169,11 +176,13 @@ static int parse(int argc, char **argv, train_opts *o)
         case O_OPT:
             if (!strcmp(optarg, "adam"))
                 o->cfg.optim = fnn_optim_default(FNN_OPT_ADAM);
+            else if (!strcmp(optarg, "adamw"))
+                o->cfg.optim = fnn_optim_default(FNN_OPT_ADAMW);
             else if (!strcmp(optarg, "sgd"))
                 o->cfg.optim = fnn_optim_default(FNN_OPT_SGD);
             else
-                return cli_error("train", EXIT_USAGE, "--optimizer: expected adam or sgd, got '%s'",
-                                 optarg);
+                return cli_error("train", EXIT_USAGE,
+                                 "--optimizer: expected adam, adamw or sgd, got '%s'", optarg);
             break;
         case ':':
             return cli_error("train", EXIT_USAGE, "option '%s' needs a value (see fnn train --help)",
@@ -197,6 +206,8 @@ static int parse(int argc, char **argv, train_opts *o)
                          o->out);
     if (!isnan(lr))
         o->cfg.optim.lr = (float)lr;
+    if (!isnan(decay))
+        o->cfg.optim.weight_decay = (float)decay;
     if (o->cfg.optim.kind == FNN_OPT_SGD)
         o->cfg.optim.momentum = (float)momentum;
     else if (momentum != 0.0)
@@ -316,11 +327,15 @@ int cmd_train(int argc, char **argv)
                " (loaded in %.2fs)\n\n", tr.n, val.n, 100.0 * o.val_split, test.n, t_load);
         print_summary(stdout, m);
         const fnn_optim_config *oc = &o.cfg.optim;
-        if (oc->kind == FNN_OPT_ADAM)
-            printf("optimizer: adam (lr %g, beta1 %g, beta2 %g, epsilon %g)", oc->lr, oc->beta1,
-                   oc->beta2, oc->eps);
+        if (oc->kind == FNN_OPT_SGD)
+            printf("optimizer: sgd (lr %g, momentum %g", oc->lr, oc->momentum);
         else
-            printf("optimizer: sgd (lr %g, momentum %g)", oc->lr, oc->momentum);
+            printf("optimizer: %s (lr %g, beta1 %g, beta2 %g, epsilon %g",
+                   oc->kind == FNN_OPT_ADAMW ? "adamw" : "adam", oc->lr, oc->beta1, oc->beta2,
+                   oc->eps);
+        if (oc->weight_decay > 0.0f)
+            printf(", weight decay %g", oc->weight_decay);
+        printf(")");
         printf(", batch size %d, %d epochs, seed %llu, %d thread%s\n\n", o.cfg.batch_size,
                o.cfg.epochs, (unsigned long long)o.cfg.seed,
                o.cfg.threads ? o.cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
@@ -396,7 +411,9 @@ int cmd_train(int argc, char **argv)
         cJSON *c = cJSON_AddObjectToObject(doc, "config");
         cJSON_AddNumberToObject(c, "epochs", o.cfg.epochs);
         cJSON_AddNumberToObject(c, "batch_size", o.cfg.batch_size);
-        cJSON_AddStringToObject(c, "optimizer", o.cfg.optim.kind == FNN_OPT_ADAM ? "adam" : "sgd");
+        static const char *const optimizers[] = {"adam", "sgd", "adamw"};
+        cJSON_AddStringToObject(c, "optimizer", optimizers[o.cfg.optim.kind]);
+        cJSON_AddNumberToObject(c, "weight_decay", o.cfg.optim.weight_decay);
         cJSON_AddNumberToObject(c, "lr", o.cfg.optim.lr);
         cJSON_AddNumberToObject(c, "seed", (double)o.cfg.seed);
         cJSON_AddNumberToObject(c, "threads", o.cfg.threads);

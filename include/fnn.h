@@ -146,15 +146,19 @@ FNN_API void fnn_model_meta_free(fnn_model_meta *meta);
 
 /* ---------------------------------------------------------------- training */
 
-typedef enum { FNN_OPT_ADAM = 0, FNN_OPT_SGD } fnn_optimizer_kind;
+typedef enum { FNN_OPT_ADAM = 0, FNN_OPT_SGD, FNN_OPT_ADAMW } fnn_optimizer_kind;
 
 typedef struct {
     fnn_optimizer_kind kind;
     float lr;       /* learning rate */
-    float beta1;    /* Adam */
-    float beta2;    /* Adam */
-    float eps;      /* Adam, Keras's "epsilon hat" placement */
+    float beta1;    /* Adam, AdamW */
+    float beta2;    /* Adam, AdamW */
+    float eps;      /* Adam, AdamW: Keras's "epsilon hat" placement */
     float momentum; /* SGD */
+    /* Applies to kernels (tensors of rank 2 or more), not to biases or batch-norm parameters.
+     * Adam and SGD: L2, weight_decay * w added to the gradient (PyTorch's weight_decay; Keras's
+     * l2(weight_decay / 2)). AdamW: decoupled, w -= lr * weight_decay * w before the step. */
+    float weight_decay;
 } fnn_optim_config;
 
 FNN_API fnn_optim_config fnn_optim_default(fnn_optimizer_kind kind);

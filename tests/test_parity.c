@@ -261,7 +261,8 @@ static void partition_by_tensor(fnn_optimizer *o, const fnn_model *m)
         fnn_tensor t;
         fnn_model_tensor(m, i, &t);
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
-        blocks[i] = (fnn_param_block){(size_t)(t.data - m->params), rows, t.size / rows};
+        blocks[i] = (fnn_param_block){(size_t)(t.data - m->params), rows, t.size / rows,
+                                      t.rank >= 2};
     }
     fnn_error err;
     assert_int_equal(fnn_optimizer_partition(o, blocks, nt, &err), FNN_OK);

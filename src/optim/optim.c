@@ -1,6 +1,6 @@
-/* Adam (in Keras's form, with epsilon added to the uncorrected root) and SGD with momentum
- * (Keras's form: v = momentum v - lr g; p += v). Both are one vectorised pass over the arena,
- * split between threads. */
+/* Adam (in Keras's form, with epsilon added to the uncorrected root), AdamW (Adam with decoupled
+ * weight decay) and SGD with momentum (Keras's form: v = momentum v - lr g; p += v). Each is one
+ * vectorised pass over the arena, split between threads. */
 #include "optim/optim.h"
 #include "util/error.h"
 #include "util/team.h"
@@ -13,8 +13,10 @@ fnn_optim_config fnn_optim_default(fnn_optimizer_kind kind)
 {
     if (kind == FNN_OPT_SGD)
         return (fnn_optim_config){.kind = FNN_OPT_SGD, .lr = 0.01f, .momentum = 0.0f};
-    return (fnn_optim_config){
-        .kind = FNN_OPT_ADAM, .lr = 0.001f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-7f};
+    /* Keras's defaults; AdamW's weight decay is Keras's 0.004. */
+    return (fnn_optim_config){.kind = kind, .lr = 0.001f, .beta1 = 0.9f, .beta2 = 0.999f,
+                              .eps = 1e-7f,
+                              .weight_decay = kind == FNN_OPT_ADAMW ? 0.004f : 0.0f};
 }
 
 static fnn_status check_config(const fnn_optim_config *c, fnn_error *err)
@@ -22,7 +24,10 @@ static fnn_status check_config(const fnn_optim_config *c, fnn_error *err)
     if (!(c->lr > 0.0f) || !isfinite(c->lr))
         return fnn_fail(err, FNN_ERR_ARG, "optimizer: learning rate must be positive, got %g",
                         (double)c->lr);
-    if (c->kind == FNN_OPT_ADAM) {
+    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))
+        return fnn_fail(err, FNN_ERR_ARG, "optimizer: weight decay must be 0 or more, got %g",
+                        (double)c->weight_decay);
+    if (c->kind == FNN_OPT_ADAM || c->kind == FNN_OPT_ADAMW) {
         if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f))
             return fnn_fail(err, FNN_ERR_ARG, "optimizer: Adam betas must be in [0, 1)");
         if (!(c->eps > 0.0f))
@@ -57,14 +62,15 @@ fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, siz
     o->cfg = *cfg;
     o->n = n;
     o->m = alloc_state(n);
-    if (cfg->kind == FNN_OPT_ADAM)
+    int adam = cfg->kind != FNN_OPT_SGD;
+    if (adam)
         o->v = alloc_state(n);
     o->blocks = malloc(sizeof *o->blocks);
     if (o->blocks) {
-        o->blocks[0] = (fnn_param_block){0, n, 1};
+        o->blocks[0] = (fnn_param_block){0, n, 1, 1};
         o->nblocks = 1;
     }
-    if (!o->m || (cfg->kind == FNN_OPT_ADAM && !o->v) || !o->blocks) {
+    if (!o->m || (adam && !o->v) || !o->blocks) {
         fnn_optimizer_release(o);
         return fnn_fail(err, FNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n);
     }
@@ -106,27 +112,29 @@ fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *bloc
     return FNN_OK;
 }
 
+/* l2: weight decay added to the gradient; shrink: the factor AdamW applies first (1 without). */
 static void adam(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
-                 size_t hi, float alpha)
+                 size_t hi, float alpha, float l2, float shrink)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float *restrict m = o->m, *restrict v = o->v;
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
-        m[i] += (g[i] - m[i]) * (1.0f - b1);
-        v[i] += (g[i] * g[i] - v[i]) * (1.0f - b2);
-        p[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+        float gi = g[i] + l2 * p[i];
+        m[i] += (gi - m[i]) * (1.0f - b1);
+        v[i] += (gi * gi - v[i]) * (1.0f - b2);
+        p[i] = p[i] * shrink - alpha * m[i] / (sqrtf(v[i]) + eps);
     }
 }
 
 static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
-                size_t hi)
+                size_t hi, float l2)
 {
     const float lr = o->cfg.lr, mu = o->cfg.momentum;
     float *restrict vel = o->m;
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
-        vel[i] = mu * vel[i] - lr * g[i];
+        vel[i] = mu * vel[i] - lr * (g[i] + l2 * p[i]);
         p[i] += vel[i];
     }
 }
@@ -142,10 +150,13 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int
         fnn_team_param_rows(blk->rows, &lo, &hi);
         lo = blk->offset + lo * blk->cols;
         hi = blk->offset + hi * blk->cols;
-        if (o->cfg.kind == FNN_OPT_ADAM)
-            adam(o, params, grads, lo, hi, alpha);
+        float wd = blk->decay ? o->cfg.weight_decay : 0.0f;
+        if (o->cfg.kind == FNN_OPT_SGD)
+            sgd(o, params, grads, lo, hi, wd);
+        else if (o->cfg.kind == FNN_OPT_ADAMW)
+            adam(o, params, grads, lo, hi, alpha, 0.0f, 1.0f - o->cfg.lr * wd);
         else
-            sgd(o, params, grads, lo, hi);
+            adam(o, params, grads, lo, hi, alpha, wd, 1.0f);
     }
     if (omp_get_thread_num() == 0)
         o->t = t;

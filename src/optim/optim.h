@@ -10,6 +10,7 @@
  * backward pass, so that they are still in its cache. */
 typedef struct {
     size_t offset, rows, cols;
+    int decay; /* 1: weight decay applies (kernels) */
 } fnn_param_block;
 
 typedef struct {
@@ -20,7 +21,7 @@ typedef struct {
     int64_t t;     /* steps taken */
     int nblocks;
     fnn_param_block *blocks; /* (nblocks) in order, without overlaps, within [0, n); gaps are
-                                left alone. One block of n rows by default */
+                                left alone. One block of n rows, decayed, by default */
 } fnn_optimizer;
 
 fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,

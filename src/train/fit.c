@@ -77,8 +77,8 @@ fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_err
         if (t.frozen)
             continue;
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
-        blocks[nb++] =
-            (fnn_param_block){(size_t)(t.data - m->params), rows, rows ? t.size / rows : 0};
+        blocks[nb++] = (fnn_param_block){(size_t)(t.data - m->params), rows,
+                                         rows ? t.size / rows : 0, t.rank >= 2};
     }
     fnn_status s = fnn_optimizer_partition(o, blocks, nb, err);
     free(blocks);
