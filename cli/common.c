@@ -87,9 +87,20 @@ static void thousands(size_t v, char *buf, size_t size)
 
 void print_summary(FILE *f, const fnn_model *m)
 {
-    const char *rule = "_________________________________________________________________";
-    const char *dbl = "=================================================================";
-    fprintf(f, "Model: \"sequential\"\n%s\n %-28s%-26s%s\n%s\n", rule, "Layer (type)",
+    /* Keras's columns, the first widened for long layer names. */
+    int width = 28;
+    for (int i = 0; i < fnn_model_num_layers(m); i++) {
+        fnn_layer_info li;
+        fnn_model_layer_info(m, i, &li);
+        int len = (int)(strlen(li.name) + strlen(li.type)) + 4;
+        width = len > width ? len : width;
+    }
+    char rule[128], dbl[128];
+    int total_width = width + 37 < (int)sizeof rule ? width + 37 : (int)sizeof rule - 1;
+    memset(rule, '_', (size_t)total_width);
+    memset(dbl, '=', (size_t)total_width);
+    rule[total_width] = dbl[total_width] = '\0';
+    fprintf(f, "Model: \"sequential\"\n%s\n %-*s%-26s%s\n%s\n", rule, width, "Layer (type)",
             "Output Shape", "Param #", dbl);
     for (int i = 0; i < fnn_model_num_layers(m); i++) {
         fnn_layer_info li;
@@ -97,7 +108,7 @@ void print_summary(FILE *f, const fnn_model *m)
         char name[80], shape[48];
         snprintf(name, sizeof name, "%s (%s)", li.name, li.type);
         shape_text(&li, shape, sizeof shape);
-        fprintf(f, " %-28s%-26s%zu\n", name, shape, li.nparams);
+        fprintf(f, " %-*s%-26s%zu\n", width, name, shape, li.nparams);
         if (i + 1 < fnn_model_num_layers(m))
             fprintf(f, "\n");
     }

@@ -19,6 +19,12 @@ static const struct {
     const char *spec;
 } presets[] = {
     {"mlp", FNN_DEFAULT_ARCH},
+    /* Two convolution blocks with batch norm, then a dense head with dropout. */
+    {"cnn", "conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm relu "
+            "maxpool:2 dropout:0.25 "
+            "conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu "
+            "maxpool:2 dropout:0.25 "
+            "flatten dense:128 batchnorm relu dropout:0.5 dense:10:softmax"},
 };
 
 /* A token's fields split at ':'; the pointers index into a copy of the token. */
@@ -160,6 +166,34 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
         return parse_pool(t, l, &fnn_maxpool_ops, err);
     } else if (!strcmp(kind, "avgpool")) {
         return parse_pool(t, l, &fnn_avgpool_ops, err);
+    } else if (!strcmp(kind, "relu") || !strcmp(kind, "tanh") || !strcmp(kind, "sigmoid")) {
+        if (t->nfields != 1)
+            return bad(err, t, "relu, tanh and sigmoid take no arguments");
+        l->ops = &fnn_activation_ops;
+        l->cfg.act.kind = !strcmp(kind, "relu")   ? FNN_ACT_RELU
+                          : !strcmp(kind, "tanh") ? FNN_ACT_TANH
+                                                  : FNN_ACT_SIGMOID;
+        l->cfg.act.alpha = 0.0f;
+    } else if (!strcmp(kind, "leakyrelu") || !strcmp(kind, "elu")) {
+        /* Keras's defaults: LeakyReLU's slope 0.3, ELU's scale 1. */
+        int leaky = !strcmp(kind, "leakyrelu");
+        double alpha = leaky ? 0.3 : 1.0;
+        if (t->nfields > 2 || (t->nfields == 2 && !parse_float(t->field[1], 0.0, 1e6, &alpha)))
+            return bad(err, t, "leakyrelu[:ALPHA] or elu[:ALPHA] with ALPHA >= 0");
+        l->ops = &fnn_activation_ops;
+        l->cfg.act.kind = leaky ? FNN_ACT_LEAKY_RELU : FNN_ACT_ELU;
+        l->cfg.act.alpha = (float)alpha;
+    } else if (!strcmp(kind, "batchnorm")) {
+        /* Keras's defaults: momentum 0.99, epsilon 1e-3. */
+        double momentum = 0.99, eps = 1e-3;
+        if (t->nfields > 3 ||
+            (t->nfields >= 2 && !parse_float(t->field[1], 0.0, 1.0, &momentum)) ||
+            (t->nfields == 3 && !parse_float(t->field[2], 1e-12, 1.0, &eps)))
+            return bad(err, t, "batchnorm[:MOMENTUM[:EPSILON]] with 0 <= MOMENTUM < 1 and "
+                               "0 < EPSILON < 1");
+        l->ops = &fnn_batchnorm_ops;
+        l->cfg.bn.momentum = (float)momentum;
+        l->cfg.bn.eps = (float)eps;
     } else if (!strcmp(kind, "globalavgpool")) {
         if (t->nfields != 1)
             return bad(err, t, "\"globalavgpool\" with no arguments");
@@ -167,7 +201,9 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
     } else {
         return bad(err, t, "a layer: flatten, dense:UNITS[:ACTIVATION], dropout:RATE, "
                            "conv2d:FILTERS:KERNEL[:OPTIONS], maxpool:SIZE[:STRIDE], "
-                           "avgpool:SIZE[:STRIDE] or globalavgpool (or a preset name: mlp)");
+                           "avgpool:SIZE[:STRIDE], globalavgpool, batchnorm[:MOMENTUM[:EPS]], "
+                           "relu, leakyrelu[:ALPHA], elu[:ALPHA], tanh or sigmoid (or a preset "
+                           "name: mlp, cnn)");
     }
     return FNN_OK;
 }
