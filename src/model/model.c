@@ -166,6 +166,7 @@ fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
         fnn_layer *l = &m->layers[i];
         size_t out = l->ops->alias ? 0 : round_up((size_t)n * fnn_shape_size(l->out));
         m->act[i] = out ? buf : NULL;
+        l->output = m->act[i];
         m->dact[i] = out ? buf + out : NULL;
         buf += 2 * out;
         l->scratch = l->scratch_per_sample ? buf : NULL;

@@ -25,6 +25,15 @@ static const struct {
             "conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu "
             "maxpool:2 dropout:0.25 "
             "flatten dense:128 batchnorm relu dropout:0.5 dense:10:softmax"},
+    /* Two stages of a stem convolution and one identity residual block each, then global
+     * average pooling: ResNet's shape at Fashion-MNIST's size. */
+    {"resnet", "conv2d:32:3:same:nobias:he batchnorm relu "
+               "residual conv2d:32:3:same:nobias:he batchnorm relu "
+               "conv2d:32:3:same:nobias:he batchnorm end relu maxpool:2 "
+               "conv2d:64:3:same:nobias:he batchnorm relu "
+               "residual conv2d:64:3:same:nobias:he batchnorm relu "
+               "conv2d:64:3:same:nobias:he batchnorm end relu maxpool:2 "
+               "globalavgpool dense:10:softmax"},
 };
 
 /* A token's fields split at ':'; the pointers index into a copy of the token. */
@@ -194,6 +203,10 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
         l->ops = &fnn_batchnorm_ops;
         l->cfg.bn.momentum = (float)momentum;
         l->cfg.bn.eps = (float)eps;
+    } else if (!strcmp(kind, "residual") || !strcmp(kind, "end")) {
+        if (t->nfields != 1)
+            return bad(err, t, "\"residual\" or \"end\" with no arguments");
+        l->ops = !strcmp(kind, "end") ? &fnn_residual_end_ops : &fnn_residual_begin_ops;
     } else if (!strcmp(kind, "globalavgpool")) {
         if (t->nfields != 1)
             return bad(err, t, "\"globalavgpool\" with no arguments");
@@ -202,8 +215,8 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
         return bad(err, t, "a layer: flatten, dense:UNITS[:ACTIVATION], dropout:RATE, "
                            "conv2d:FILTERS:KERNEL[:OPTIONS], maxpool:SIZE[:STRIDE], "
                            "avgpool:SIZE[:STRIDE], globalavgpool, batchnorm[:MOMENTUM[:EPS]], "
-                           "relu, leakyrelu[:ALPHA], elu[:ALPHA], tanh or sigmoid (or a preset "
-                           "name: mlp, cnn)");
+                           "relu, leakyrelu[:ALPHA], elu[:ALPHA], tanh, sigmoid, or residual ... end "
+                           "around a block (or a preset name: mlp, cnn, resnet)");
     }
     return FNN_OK;
 }
@@ -267,6 +280,35 @@ fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fn
     if (n == 0) {
         free(out);
         return fnn_fail(err, FNN_ERR_FORMAT, "architecture spec: no layers in \"%s\"", spec);
+    }
+    /* Pair each "end" with the innermost open "residual". */
+    int open[SPEC_MAX_LAYERS], depth = 0;
+    for (int i = 0; i < n; i++) {
+        if (out[i].ops == &fnn_residual_begin_ops) {
+            open[depth++] = i;
+        } else if (out[i].ops == &fnn_residual_end_ops) {
+            if (depth == 0) {
+                free(out);
+                return fnn_fail(err, FNN_ERR_FORMAT,
+                                "architecture spec: token %d \"end\" closes no \"residual\"",
+                                i + 1);
+            }
+            int b = open[--depth];
+            if (b == i - 1) {
+                free(out);
+                return fnn_fail(err, FNN_ERR_FORMAT,
+                                "architecture spec: the residual block of tokens %d-%d is empty",
+                                b + 1, i + 1);
+            }
+            out[i].partner = &out[b];
+            out[b].partner = &out[i];
+        }
+    }
+    if (depth) {
+        free(out);
+        return fnn_fail(err, FNN_ERR_FORMAT,
+                        "architecture spec: token %d \"residual\" is never closed by \"end\"",
+                        open[depth - 1] + 1);
     }
     *layers = out;
     *nlayers = n;

@@ -118,6 +118,8 @@ struct fnn_layer {
     float *scratch;       /* (capacity, scratch_per_sample), owned by the model */
     size_t team_scratch_size;
     float *team_scratch;  /* (team_scratch_size) independent of the batch, owned by the model */
+    float *output;        /* (capacity, out) this layer's output buffer; NULL for aliases */
+    fnn_layer *partner;   /* the other end of a residual block, set by the model */
 };
 
 extern const fnn_layer_ops fnn_flatten_ops;
@@ -129,6 +131,8 @@ extern const fnn_layer_ops fnn_avgpool_ops;
 extern const fnn_layer_ops fnn_globalavgpool_ops;
 extern const fnn_layer_ops fnn_activation_ops;
 extern const fnn_layer_ops fnn_batchnorm_ops;
+extern const fnn_layer_ops fnn_residual_begin_ops;
+extern const fnn_layer_ops fnn_residual_end_ops;
 
 /* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k). Writes the row gradient
  * (p - onehot) / n into dlogits, and returns the summed loss and correct count of those rows. */
