@@ -1,6 +1,7 @@
 /* Residual blocks: the block's output is its input plus its layers' output, and every gradient
  * of a model with one (including the input's, which takes both paths) matches central
- * differences of the model's own loss; one and two threads agree. */
+ * differences of the model's own loss, with the identity shortcut and with a strided 1x1
+ * projection; one and two threads agree. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,26 +19,31 @@
 
 #define N 5                   /* batch */
 #define SPEC "dense:6 residual dense:6 dense:6 end dense:3"
+/* (1, 6, 6) in; the block turns (3, 6, 6) into (4, 3, 3), so "end" projects with stride 2. */
+#define PROJ_SPEC "conv2d:3:3:same residual conv2d:4:3:s2:same conv2d:4:3:same end flatten dense:3"
+#define MAX_IN 36
 #define FD_STEP 1e-2f         /* the model is linear, so only rounding limits the step */
 #define TOL 2e-3
 
 typedef struct {
     fnn_model *m;
-    float x[N * 4];           /* (N, 1, 2, 2) */
+    int in;                   /* input size per sample */
+    float x[N * MAX_IN];      /* (N, in) */
     uint8_t y[N];
 } fixture;
 
-static int setup(void **state)
+static int setup_spec(void **state, const char *spec, int h)
 {
     fixture *f = calloc(1, sizeof *f);
     fnn_error err;
-    f->m = fnn_model_create(SPEC, 1, 2, 2, &err);
+    f->in = h * h;
+    f->m = fnn_model_create(spec, 1, h, h, &err);
     assert_non_null(f->m);
     assert_int_equal(fnn_model_reserve(f->m, N, &err), FNN_OK);
     fnn_model_init(f->m, 3);
     fnn_rng rng;
     fnn_rng_seed(&rng, 11);
-    for (int i = 0; i < N * 4; i++)
+    for (int i = 0; i < N * f->in; i++)
         f->x[i] = 2.0f * fnn_rng_uniform(&rng) - 1.0f;
     for (int i = 0; i < N; i++)
         f->y[i] = (uint8_t)fnn_rng_below(&rng, 3);
@@ -48,6 +54,9 @@ static int setup(void **state)
     *state = f;
     return 0;
 }
+
+static int setup(void **state) { return setup_spec(state, SPEC, 2); }
+static int setup_proj(void **state) { return setup_spec(state, PROJ_SPEC, 6); }
 
 static int teardown(void **state)
 {
@@ -91,7 +100,7 @@ static void test_block_adds_its_input(void **state)
 static void check_gradients(fixture *f, int threads)
 {
     fnn_model *m = f->m;
-    float dx[N * 4];
+    float dx[N * MAX_IN];
     run(f, dx, threads);
     float *analytic = malloc(m->arena_size * sizeof *analytic);
     memcpy(analytic, m->grads, m->arena_size * sizeof *analytic);
@@ -114,7 +123,7 @@ static void check_gradients(fixture *f, int threads)
 
     /* The input's gradient takes both the block's path and the shortcut. */
     worst = largest = 0.0;
-    for (int i = 0; i < N * 4; i++) {
+    for (int i = 0; i < N * f->in; i++) {
         float keep = f->x[i];
         f->x[i] = keep + FD_STEP;
         double up = run(f, NULL, 1);
@@ -135,11 +144,23 @@ static void check_gradients(fixture *f, int threads)
 static void test_gradients_one_thread(void **state) { check_gradients(*state, 1); }
 static void test_gradients_two_threads(void **state) { check_gradients(*state, 2); }
 
+static void test_projection_shape(void **state)
+{
+    fixture *f = *state;
+    fnn_layer_info li;
+    fnn_model_layer_info(f->m, 4, &li);
+    assert_string_equal(li.type, "Add");
+    assert_int_equal(li.nparams, 4 * 3 + 4); /* a (4, 3, 1, 1) kernel and 4 biases */
+    assert_int_equal(li.out_c, 4);
+    assert_int_equal(li.out_h, 3);
+}
+
 static void test_bad_blocks(void **state)
 {
     fnn_error err = {0};
-    assert_null(fnn_model_create("dense:8 residual dense:4 end dense:3", 1, 2, 2, &err));
-    assert_non_null(strstr(err.msg, "keep its input's shape"));
+    assert_null(fnn_model_create("conv2d:2:3:same residual conv2d:2:2 end flatten dense:3", 1, 5,
+                                 5, &err));
+    assert_non_null(strstr(err.msg, "whole stride"));
     assert_null(fnn_model_create("residual dense:8 dense:3", 1, 2, 2, &err));
     assert_non_null(strstr(err.msg, "never closed"));
     assert_null(fnn_model_create("dense:8 end dense:3", 1, 2, 2, &err));
@@ -158,6 +179,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_adds_its_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gradients_one_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gradients_two_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projection_shape, setup_proj, teardown),
+        cmocka_unit_test_setup_teardown(test_gradients_one_thread, setup_proj, teardown),
+        cmocka_unit_test_setup_teardown(test_gradients_two_threads, setup_proj, teardown),
         cmocka_unit_test(test_bad_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,359 @@
+/* PyTorch parity for convolutions, batch norm and pooling: the model of
+ * tests/fixtures/cnn_parity.safetensors (tools/make_cnn_fixture.py) must reproduce its twin's
+ * training-mode logits, loss, gradients and moving statistics, its eval-mode logits, and the
+ * tensors after three Keras-form Adam steps, with one thread and with two. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <math.h>
+#include <omp.h>
+
+#include "fnn.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "nn/layer.h"
+#include "optim/optim.h"
+#include "train/train.h"
+#include "util/team.h"
+
+#define FIXTURE FNN_FIXTURES "/cnn_parity.safetensors"
+/* The fixture's values were computed in float64 and its Adam steps in float32; torch's own
+ * float32 stays within 1.4e-7 of them before the steps and 2.6e-6 after
+ * (tests/fixtures/README.md). */
+#define TOL 1e-5
+
+/* ---------------------------------------------------------------- the fixture */
+
+typedef struct {
+    fnn_st_file st;
+    fnn_model *m;
+    int n;            /* batch rows */
+    int k;            /* classes */
+    size_t in;        /* floats per input sample */
+    const float *x;   /* (n, c, h, w) */
+    uint8_t *labels;  /* (n) */
+} fixture;
+
+static const fnn_st_tensor *need(const fixture *f, const char *name)
+{
+    const fnn_st_tensor *t = fnn_st_find(&f->st, name);
+    if (!t)
+        fail_msg("%s: no tensor \"%s\"", FIXTURE, name);
+    return t;
+}
+
+static cJSON *meta_json(const fixture *f, const char *key)
+{
+    const char *text = fnn_st_meta(&f->st, key);
+    if (!text)
+        fail_msg("%s: no metadata \"%s\"", FIXTURE, key);
+    cJSON *j = cJSON_Parse(text);
+    if (!j)
+        fail_msg("%s: metadata \"%s\" is not JSON: %s", FIXTURE, key, text);
+    return j;
+}
+
+static double json_number(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("%s: hyper-parameter \"%s\" is missing or not a number", FIXTURE, key);
+    return v->valuedouble;
+}
+
+/* Copies the fixture's initial tensors, moving statistics included, into the model by name. */
+static void load_initial(fixture *f)
+{
+    int nt = fnn_model_num_tensors(f->m);
+    assert_true(nt > 0);
+    for (int i = 0; i < nt; i++) {
+        fnn_tensor t;
+        fnn_model_tensor(f->m, i, &t);
+        const fnn_st_tensor *s = need(f, t.name);
+        assert_int_equal(s->rank, t.rank);
+        for (int d = 0; d < t.rank; d++)
+            assert_int_equal(s->shape[d], t.shape[d]);
+        assert_int_equal(s->size, t.size);
+        memcpy(t.data, s->data, t.size * sizeof *t.data);
+    }
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fnn_error err;
+    if (fnn_st_read(FIXTURE, &f->st, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+
+    const char *spec = fnn_st_meta(&f->st, "spec");
+    assert_non_null(spec);
+    cJSON *shape = meta_json(f, "input_shape");
+    assert_true(cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == 3);
+    int c = cJSON_GetArrayItem(shape, 0)->valueint, h = cJSON_GetArrayItem(shape, 1)->valueint,
+        w = cJSON_GetArrayItem(shape, 2)->valueint;
+    cJSON_Delete(shape);
+    f->m = fnn_model_create(spec, c, h, w, &err);
+    if (!f->m)
+        fail_msg("fixture spec \"%s\": %s", spec, err.msg);
+    assert_string_equal(fnn_model_spec(f->m), spec);
+    f->k = fnn_model_num_classes(f->m);
+
+    const fnn_st_tensor *x = need(f, "x"), *y = need(f, "y");
+    assert_int_equal(x->rank, 4);
+    assert_int_equal(x->shape[1], c);
+    assert_int_equal(x->shape[2], h);
+    assert_int_equal(x->shape[3], w);
+    f->n = (int)x->shape[0];
+    f->in = (size_t)c * h * w;
+    f->x = x->data;
+    assert_int_equal(y->size, f->n);
+    f->labels = malloc((size_t)f->n);
+    assert_non_null(f->labels);
+    for (int i = 0; i < f->n; i++) {
+        float v = y->data[i];
+        assert_true(v >= 0.0f && v < (float)f->k && v == floorf(v));
+        f->labels[i] = (uint8_t)v;
+    }
+    assert_int_equal(fnn_model_reserve(f->m, f->n, &err), FNN_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    fnn_model_free(f->m);
+    fnn_st_free(&f->st);
+    free(f->labels);
+    free(f);
+    return 0;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (isnan(e))
+            return INFINITY;
+        d = fmax(d, e);
+    }
+    return d;
+}
+
+/* Compares the model's tensor i (from base, the parameter or gradient arena) with the
+ * fixture's tensor "<prefix><name>"; returns the max absolute difference. */
+static double compare_tensor(const fixture *f, int i, const float *base, const char *prefix)
+{
+    fnn_tensor t;
+    fnn_model_tensor(f->m, i, &t);
+    char name[96];
+    snprintf(name, sizeof name, "%s%s", prefix, t.name);
+    const fnn_st_tensor *s = need(f, name);
+    assert_int_equal(s->size, t.size);
+    const float *mine = base + (t.data - f->m->params);
+    double d = max_diff(mine, s->data, t.size);
+    if (!(d < TOL))
+        fail_msg("%s: max |difference| %.3g exceeds %.g", name, d, TOL);
+    return d;
+}
+
+/* Max difference over the frozen (frozen = 1) or trainable (0) tensors. */
+static double compare_tensors(const fixture *f, int frozen, const float *base, const char *prefix)
+{
+    double d = 0.0;
+    int seen = 0;
+    for (int i = 0; i < fnn_model_num_tensors(f->m); i++) {
+        fnn_tensor t;
+        fnn_model_tensor(f->m, i, &t);
+        if (t.frozen != frozen)
+            continue;
+        d = fmax(d, compare_tensor(f, i, base, prefix));
+        seen++;
+    }
+    assert_true(seen > 0);
+    return d;
+}
+
+/* ---------------------------------------------------------------- running the model */
+
+/* Forward, loss and backward as team code; returns the mean loss through *loss (written by
+ * one thread). */
+static void team_step(fixture *f, const fnn_pass *pass, float *dx, double *loss)
+{
+    fnn_model *m = f->m;
+    const float *logits = fnn_model_forward(m, pass, f->x, f->n);
+#pragma omp single
+    {
+        double sum;
+        int hits;
+        fnn_softmax_xent(logits, f->labels, f->n, f->k, 0, (size_t)f->n, fnn_model_logit_grad(m),
+                         &sum, &hits);
+        *loss = sum / f->n;
+    }
+    fnn_model_backward(m, pass, f->x, f->n, dx);
+}
+
+/* threads == 1 runs outside any parallel region, the team functions' one-thread path. */
+static double model_step(fixture *f, float *dx, int threads)
+{
+    fnn_pass pass = {.train = 1, .key = 7};
+    double loss = NAN;
+    if (threads == 1) {
+        team_step(f, &pass, dx, &loss);
+        return loss;
+    }
+    fnn_blas_single_threaded();
+#pragma omp parallel num_threads(threads)
+    team_step(f, &pass, dx, &loss);
+    return loss;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void check_forward_backward(fixture *f, int threads)
+{
+    fnn_model *m = f->m;
+    load_initial(f);
+    float *dx = malloc((size_t)f->n * f->in * sizeof *dx); /* (n, c, h, w) */
+    assert_non_null(dx);
+    double loss = model_step(f, dx, threads);
+
+    const fnn_st_tensor *logits = need(f, "logits");
+    assert_int_equal(logits->size, (size_t)f->n * f->k);
+    double d_logits = max_diff(m->act[m->src[m->nlayers]], logits->data, logits->size);
+    double d_loss = fabs(loss - need(f, "loss")->data[0]);
+    /* Frozen tensors have no gradient in the fixture; their training forward moved them. */
+    double d_grad = compare_tensors(f, 0, m->grads, "grad.");
+    double d_stats = compare_tensors(f, 1, m->params, "after.");
+    const fnn_st_tensor *gx = need(f, "grad.x");
+    assert_int_equal(gx->size, (size_t)f->n * f->in);
+    double d_dx = max_diff(dx, gx->data, gx->size);
+    print_message("%d thread(s): max |diff| logits %.2e, loss %.2e, parameter gradients %.2e, "
+                  "input gradient %.2e, moving statistics %.2e\n", threads, d_logits, d_loss,
+                  d_grad, d_dx, d_stats);
+    assert_true(d_logits < TOL);
+    assert_true(d_loss < TOL);
+    assert_true(d_dx < TOL);
+    free(dx);
+}
+
+static void test_forward_backward(void **state)
+{
+    check_forward_backward(*state, 1);
+    check_forward_backward(*state, 2);
+}
+
+/* Eval mode: batch norm normalises with the initial moving statistics and leaves them alone. */
+static void test_eval_logits(void **state)
+{
+    fixture *f = *state;
+    fnn_model *m = f->m;
+    const fnn_st_tensor *want = need(f, "eval.logits");
+    assert_int_equal(want->size, (size_t)f->n * f->k);
+    for (int threads = 1; threads <= 2; threads++) {
+        load_initial(f);
+        fnn_pass pass = {.train = 0};
+        const float *logits = NULL;
+        if (threads == 1) {
+            logits = fnn_model_forward(m, &pass, f->x, f->n);
+        } else {
+            fnn_blas_single_threaded();
+#pragma omp parallel num_threads(threads)
+            {
+                const float *l = fnn_model_forward(m, &pass, f->x, f->n);
+#pragma omp single
+                logits = l;
+            }
+        }
+        double d = max_diff(logits, want->data, want->size);
+        double d_stats = compare_tensors(f, 1, m->params, ""); /* unchanged */
+        print_message("eval, %d thread(s): max |diff| logits %.2e, moving statistics %.2e\n",
+                      threads, d, d_stats);
+        assert_true(d < TOL);
+        assert_true(d_stats == 0.0);
+    }
+}
+
+/* `steps` Adam steps on the fixture batch from its initial tensors, as the training loop runs
+ * them; losses[t] is the loss before step t. */
+static void train_steps(fixture *f, fnn_optimizer *o, int steps, double *losses)
+{
+    for (int t = 0; t < steps; t++) {
+        fnn_pass pass = {.train = 1, .key = (uint64_t)t};
+        team_step(f, &pass, NULL, &losses[t]);
+        fnn_optimizer_step(o, f->m->params, f->m->grads, t + 1);
+        /* The step ends without a barrier: the next forward pass reads every thread's rows. */
+#pragma omp barrier
+    }
+}
+
+static void check_adam(fixture *f, const fnn_optim_config *cfg, int steps, int threads)
+{
+    load_initial(f);
+    fnn_optimizer o;
+    fnn_error err;
+    assert_int_equal(fnn_optimizer_init(&o, cfg, f->m->arena_size, &err), FNN_OK);
+    /* Blocks over the trainable tensors only, as training runs: Adam must not touch the moving
+     * statistics, which only the training forward passes move. */
+    assert_int_equal(fnn_partition_optimizer(&o, f->m, &err), FNN_OK);
+    double *losses = malloc((size_t)steps * sizeof *losses);
+    assert_non_null(losses);
+    if (threads == 1) {
+        train_steps(f, &o, steps, losses);
+    } else {
+        fnn_blas_single_threaded();
+#pragma omp parallel num_threads(threads)
+        train_steps(f, &o, steps, losses);
+    }
+    assert_int_equal(o.t, steps);
+
+    const fnn_st_tensor *want = need(f, "adam.loss");
+    assert_int_equal(want->size, steps);
+    double d_loss = 0.0;
+    for (int t = 0; t < steps; t++)
+        d_loss = fmax(d_loss, fabs(losses[t] - want->data[t]));
+    double d_param = compare_tensors(f, 0, f->m->params, "adam.");
+    double d_stats = compare_tensors(f, 1, f->m->params, "adam.");
+    print_message("adam, %d steps, %d thread(s): max |diff| losses %.2e, parameters %.2e, "
+                  "moving statistics %.2e\n", steps, threads, d_loss, d_param, d_stats);
+    assert_true(d_loss < TOL);
+    /* The losses must fall, or the comparison could pass with a no-op on a flat loss. */
+    assert_true(losses[steps - 1] < losses[0]);
+    free(losses);
+    fnn_optimizer_release(&o);
+}
+
+static void test_adam_steps(void **state)
+{
+    fixture *f = *state;
+    cJSON *j = meta_json(f, "adam");
+    fnn_optim_config cfg = {.kind = FNN_OPT_ADAM,
+                            .lr = (float)json_number(j, "lr"),
+                            .beta1 = (float)json_number(j, "beta_1"),
+                            .beta2 = (float)json_number(j, "beta_2"),
+                            .eps = (float)json_number(j, "epsilon")};
+    int steps = (int)json_number(j, "steps");
+    cJSON_Delete(j);
+    assert_true(steps >= 1 && steps <= 100);
+    check_adam(f, &cfg, steps, 1);
+    check_adam(f, &cfg, steps, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_backward),
+        cmocka_unit_test(test_eval_logits),
+        cmocka_unit_test(test_adam_steps),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
