@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""PyTorch twin of `fnn train` with the issue's reference CNN, for bench/cnn.sh.
+
+Conv 32 3x3 same ReLU -> MaxPool 2 -> Conv 64 3x3 same ReLU -> MaxPool 2 -> Flatten ->
+Dense 128 ReLU -> Dropout 0.5 -> Dense 10 (softmax fused into the loss), NCHW, Glorot-uniform
+weights and zero biases as Keras (and fnn) initialise them, Adam (lr 0.001, eps 1e-7), batch 32,
+the last 20 % of the training file held out for validation, pixels / 255. Timed the way fnn
+times itself: training per epoch without validation; then inference on the test set in
+batches of 256 (fnn's evaluation batch), reported as images per second.
+Run with Debian's /usr/bin/python3 (the interpreter that has torch).
+"""
+
+import argparse
+import ctypes
+import gzip
+import json
+import os
+import struct
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                   help="directory holding the four Fashion-MNIST IDX files (gzipped or plain)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-batch-size", type=int, default=256,
+                   help="batch size of validation and of the timed test inference [256, as fnn]")
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--val-split", type=float, default=0.2,
+                   help="fraction held out from the end of the (limited) training file")
+    p.add_argument("--limit", type=int, default=0,
+                   help="use only the first N images of the training file, as fnn's --limit [all]")
+    p.add_argument("--test-limit", type=int, default=0,
+                   help="evaluate on the first N test images, as fnn's --test-limit [all]")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads: torch.set_num_threads, OpenMP's and OpenBLAS's counts")
+    p.add_argument("--blas-threads", type=int, default=0,
+                   help="OpenBLAS's thread count if it should differ from --threads")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned: keep freed memory in glibc's heap (see torch_mlp.py); "
+                        "default: glibc's own settings")
+    p.add_argument("--json", action="store_true", help="print one JSON line and nothing else")
+    a = p.parse_args()
+    if (a.epochs < 1 or a.batch_size < 1 or a.eval_batch_size < 1 or a.threads < 1
+            or a.limit < 0 or a.test_limit < 0 or not 0.0 <= a.val_split < 1.0):
+        p.error("--epochs, --batch-size, --eval-batch-size and --threads must be >= 1, "
+                "--limit and --test-limit >= 0, --val-split in [0, 1)")
+    return a
+
+
+def tune_malloc():
+    """Keeps freed memory in glibc's heap; the reasons are in torch_mlp.py's tune_malloc."""
+    libc = ctypes.CDLL(None)
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) and libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)):
+        raise OSError("mallopt refused the allocator settings")
+
+
+ARGS = parse_args()
+if ARGS.malloc == "tuned":
+    tune_malloc()
+# Debian's torch multiplies matrices (and lowers convolutions to them) with OpenBLAS, whose
+# thread pool ignores torch.set_num_threads: fix both counts before torch is imported.
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads or ARGS.threads)
+os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def read_idx(path, magic, ndim):
+    """Reads one IDX file (plain or .gz) into a uint8 array; raises ValueError naming the file."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated header ({len(raw)} bytes)")
+    (m,) = struct.unpack(">I", raw[:4])
+    if m != magic:
+        raise ValueError(f"{path}: magic 0x{m:08x} at offset 0, expected 0x{magic:08x}")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
+    count = int(np.prod(dims))
+    if len(raw) - header != count:
+        raise ValueError(f"{path}: {len(raw) - header} data bytes after offset {header}, "
+                         f"dims {dims} need {count}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def find(data_dir, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"{os.path.join(data_dir, stem)}[.gz] not found")
+
+
+def load(data_dir, kind, limit):
+    """(images as float32 (N, 1, 28, 28) in [0, 1], labels as int64 (N,)), first `limit` only."""
+    x = read_idx(find(data_dir, f"{kind}-images-idx3-ubyte"), 0x00000803, 3)
+    y = read_idx(find(data_dir, f"{kind}-labels-idx1-ubyte"), 0x00000801, 1)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{data_dir}: {kind} has {x.shape[0]} images but {y.shape[0]} labels")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    xf = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]).astype(np.float32)
+    xf /= 255.0  # in place: no second copy of the float images
+    return torch.from_numpy(xf), torch.from_numpy(y.astype(np.int64))
+
+
+def build_model():
+    """The reference CNN; it ends in logits, the softmax being fused into CrossEntropyLoss."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),  # NCHW order, as fnn flattens
+        nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
+    for m in model:
+        # Keras defaults: Glorot-uniform kernels (for a conv, fan_in = in * kh * kw and
+        # fan_out = out * kh * kw, which is what xavier_uniform_ computes), zero biases.
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+@torch.inference_mode()
+def evaluate(model, loss_fn, x, y, bs):
+    """(mean loss, accuracy) over the set in batches of bs (one batch would take GBs here)."""
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    for i in range(0, x.shape[0], bs):
+        xb, yb = x[i:i + bs], y[i:i + bs]
+        logits = model(xb)
+        loss_sum += loss_fn(logits, yb).item() * yb.numel()
+        correct += (logits.argmax(1) == yb).sum().item()
+    n = y.numel()
+    return loss_sum / n, correct / n
+
+
+def main():
+    torch.set_num_threads(ARGS.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(ARGS.seed)
+
+    t0 = time.perf_counter()
+    x_all, y_all = load(ARGS.data, "train", ARGS.limit)
+    x_test, y_test = load(ARGS.data, "t10k", ARGS.test_limit)
+    n_val = int(x_all.shape[0] * ARGS.val_split)
+    n_train = x_all.shape[0] - n_val
+    if n_train < 1:
+        raise ValueError(f"no training images left ({x_all.shape[0]} loaded, {n_val} validation)")
+    x_train, y_train = x_all[:n_train], y_all[:n_train]
+    x_val, y_val = x_all[n_train:], y_all[n_train:]
+    load_s = time.perf_counter() - t0
+
+    model = build_model()
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=ARGS.lr, betas=(0.9, 0.999), eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    bs, ebs = ARGS.batch_size, ARGS.eval_batch_size
+
+    history = []
+    train_s = val_s = 0.0
+    for epoch in range(1, ARGS.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n_train)
+        loss_sum = torch.zeros(())  # running sums stay tensors: no .item() sync per step
+        correct = torch.zeros((), dtype=torch.int64)
+        for i in range(0, n_train, bs):
+            idx = perm[i:i + bs]
+            xb, yb = x_train[idx], y_train[idx]
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * idx.numel()
+                correct += (logits.argmax(1) == yb).sum()
+        ep_train = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, ebs) if n_val else (None, None)
+        ep_val = time.perf_counter() - t0
+
+        train_s += ep_train
+        val_s += ep_val
+        row = {"epoch": epoch, "train_loss": loss_sum.item() / n_train,
+               "train_accuracy": correct.item() / n_train,
+               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": ep_train}
+        history.append(row)
+        if not ARGS.json:
+            val = f"val loss {val_loss:.4f} acc {val_acc:.4f}" if n_val else "no validation"
+            print(f"epoch {epoch}/{ARGS.epochs}: loss {row['train_loss']:.4f} "
+                  f"acc {row['train_accuracy']:.4f}, {val}, {ep_train:.2f} s", flush=True)
+
+    # Inference throughput: the whole test set, batches of 256, loss and accuracy included,
+    # as fnn's seconds.test times its evaluation.
+    t0 = time.perf_counter()
+    test_loss, test_acc = evaluate(model, loss_fn, x_test, y_test, ebs)
+    infer_s = time.perf_counter() - t0
+    n_test = y_test.numel()
+
+    result = {
+        "framework": "pytorch",
+        "benchmark": "cnn",
+        "torch_version": torch.__version__,
+        "threads": ARGS.threads,
+        "blas_threads": ARGS.blas_threads or ARGS.threads,
+        "malloc": ARGS.malloc,
+        "epochs": ARGS.epochs,
+        "batch_size": bs,
+        "eval_batch_size": ebs,
+        "params": n_params,
+        "train_images": n_train,
+        "validation_images": n_val,
+        "test_images": n_test,
+        "train_seconds": train_s,
+        "train_seconds_per_epoch": train_s / ARGS.epochs,
+        "val_seconds": val_s,
+        "infer_seconds": infer_s,
+        "infer_images_per_second": n_test / infer_s,
+        "load_seconds": load_s,
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "history": history,
+    }
+    if ARGS.json:
+        print(json.dumps(result))
+    else:
+        print(f"torch {torch.__version__}, {ARGS.threads} thread(s), {ARGS.malloc} malloc, "
+              f"{n_params} parameters: train {train_s / ARGS.epochs:.2f} s per epoch, "
+              f"validation {val_s:.2f} s, inference {n_test / infer_s:.0f} images/s "
+              f"({n_test} in {infer_s:.2f} s), load {load_s:.2f} s; "
+              f"test loss {test_loss:.4f}, accuracy {test_acc:.4f}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (OSError, ValueError) as e:
+        print(f"torch_cnn.py: {e}", file=sys.stderr)
+        sys.exit(1)
