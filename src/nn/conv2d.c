@@ -114,8 +114,11 @@ static void im2col(const geometry *g, const float *x, float *col)
                     int off = kj - g->pl;
                     for (int ox = 0; ox < x0; ox++)
                         dst[ox] = 0.0f;
-                    for (int ox = x0; ox < x1; ox++)
-                        dst[ox] = src[ox * g->s + off];
+                    if (g->s == 1 && x1 > x0)
+                        memcpy(dst + x0, src + x0 + off, (size_t)(x1 - x0) * sizeof *dst);
+                    else
+                        for (int ox = x0; ox < x1; ox++)
+                            dst[ox] = src[ox * g->s + off];
                     for (int ox = x1; ox < g->ow; ox++)
                         dst[ox] = 0.0f;
                 }
