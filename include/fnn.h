@@ -195,7 +195,9 @@ typedef struct {
 
 FNN_API fnn_train_config fnn_train_default(void);
 
-/* Trains m on train, validating on val after each epoch when val->n > 0. stats, when not NULL,
+/* Threads: training, evaluation and prediction run `threads` OpenMP threads of their own and
+ * set OpenBLAS, process-wide, to run each product on the calling thread.
+ * Trains m on train, validating on val after each epoch when val->n > 0. stats, when not NULL,
  * receives one entry per epoch (room for cfg->epochs). */
 FNN_API fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
                              const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err);

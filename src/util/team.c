@@ -20,6 +20,9 @@ static inline void cpu_relax(void)
 
 void fnn_team_begin(fnn_barrier *b)
 {
+    /* Products inside the team run on the calling thread: OpenBLAS's OpenMP flavour reads this
+     * setting, which belongs to the team's own tasks and ends with the region. */
+    omp_set_num_threads(1);
 #pragma omp master
     {
         atomic_init(&b->arrived, 0);
@@ -60,8 +63,13 @@ int fnn_threads_resolve(int threads)
 
 void fnn_blas_single_threaded(void)
 {
-    if (openblas_get_num_threads() != 1)
-        openblas_set_num_threads(1);
+    if (openblas_get_num_threads() == 1)
+        return;
+    /* OpenBLAS's OpenMP flavour also sets the caller's OpenMP thread count; fnn names its
+     * teams' sizes itself and leaves the caller's default as it was. */
+    int caller = omp_get_max_threads();
+    openblas_set_num_threads(1);
+    omp_set_num_threads(caller);
 }
 
 unsigned fnn_denormals_flush(void)

@@ -53,7 +53,8 @@ static inline void fnn_team_param_rows(size_t rows, size_t *lo, size_t *hi)
 int fnn_threads_resolve(int threads);
 
 /* Keeps OpenBLAS to the calling thread: fnn parallelises around its calls, and two thread
- * pools on the same cores spin against each other. */
+ * pools on the same cores spin against each other. This is process-wide: other users of
+ * OpenBLAS in the process then run single-threaded too. */
 void fnn_blas_single_threaded(void);
 
 #endif
