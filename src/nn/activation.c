@@ -47,19 +47,10 @@ static fnn_status activation_setup(fnn_layer *l, fnn_error *err)
     return FNN_OK;
 }
 
-/* This thread's rows of the batch, as element indices [*lo, *hi). */
-static void my_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
-{
-    size_t size = fnn_shape_size(l->in);
-    fnn_team_range((size_t)n, 1, lo, hi);
-    *lo *= size;
-    *hi *= size;
-}
-
 static void activation_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     size_t lo, hi;
-    my_elements(l, n, &lo, &hi);
+    fnn_layer_row_elements(l, n, &lo, &hi);
     float alpha = l->cfg.act.alpha;
     switch (l->cfg.act.kind) {
     case FNN_ACT_RELU:
@@ -101,7 +92,7 @@ static void activation_backward(fnn_layer *l, const fnn_pass *p, const float *x,
     if (!dx)
         return;
     size_t lo, hi;
-    my_elements(l, n, &lo, &hi);
+    fnn_layer_row_elements(l, n, &lo, &hi);
     float alpha = l->cfg.act.alpha;
     switch (l->cfg.act.kind) {
     case FNN_ACT_RELU:

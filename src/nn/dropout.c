@@ -16,19 +16,10 @@ static fnn_status dropout_setup(fnn_layer *l, fnn_error *err)
     return FNN_OK;
 }
 
-/* This thread's rows of the batch, as element indices [*lo, *hi). */
-static void my_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
-{
-    size_t size = fnn_shape_size(l->in);
-    fnn_team_range((size_t)n, 1, lo, hi);
-    *lo *= size;
-    *hi *= size;
-}
-
 static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     size_t lo, hi;
-    my_elements(l, n, &lo, &hi);
+    fnn_layer_row_elements(l, n, &lo, &hi);
     if (!p->train || l->cfg.dropout.rate == 0.0f) {
         memcpy(y + lo, x + lo, (hi - lo) * sizeof *y);
         return;
@@ -60,7 +51,7 @@ static void dropout_backward(fnn_layer *l, const fnn_pass *p, const float *x, co
     if (!dx)
         return;
     size_t lo, hi;
-    my_elements(l, n, &lo, &hi);
+    fnn_layer_row_elements(l, n, &lo, &hi);
     if (!p->train || l->cfg.dropout.rate == 0.0f) {
         memcpy(dx + lo, dy + lo, (hi - lo) * sizeof *dx);
         return;

@@ -122,6 +122,16 @@ struct fnn_layer {
     fnn_layer *partner;   /* the other end of a residual block, set by the model */
 };
 
+/* This thread's rows of an (n, in) batch as element indices [*lo, *hi): the share of the
+ * element-wise layers, which sets the FNN_*_ROWS_* flags. */
+static inline void fnn_layer_row_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
+{
+    size_t size = fnn_shape_size(l->in);
+    fnn_team_range((size_t)n, 1, lo, hi);
+    *lo *= size;
+    *hi *= size;
+}
+
 extern const fnn_layer_ops fnn_flatten_ops;
 extern const fnn_layer_ops fnn_dense_ops;
 extern const fnn_layer_ops fnn_dropout_ops;

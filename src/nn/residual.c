@@ -14,14 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void my_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
-{
-    size_t size = fnn_shape_size(l->in);
-    fnn_team_range((size_t)n, 1, lo, hi);
-    *lo *= size;
-    *hi *= size;
-}
-
 static fnn_status begin_setup(fnn_layer *l, fnn_error *err)
 {
     l->out = l->in;
@@ -31,7 +23,7 @@ static fnn_status begin_setup(fnn_layer *l, fnn_error *err)
 static void begin_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     size_t lo, hi;
-    my_elements(l, n, &lo, &hi);
+    fnn_layer_row_elements(l, n, &lo, &hi);
     memcpy(y + lo, x + lo, (hi - lo) * sizeof *y);
 }
 
@@ -124,7 +116,7 @@ static void end_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *
     const float *input = l->partner->output; /* (n, partner in) kept by "residual" */
     size_t lo, hi;
     if (!projects(l)) {
-        my_elements(l, n, &lo, &hi);
+        fnn_layer_row_elements(l, n, &lo, &hi);
 #pragma omp simd
         for (size_t i = lo; i < hi; i++)
             y[i] = x[i] + input[i];
@@ -157,7 +149,7 @@ static void end_backward(fnn_layer *l, const fnn_pass *p, const float *x, const 
     size_t lo, hi;
     size_t skip = l->scratch_per_sample; /* per sample: shortcut gradient, then strided input */
     if (!projects(l)) {
-        my_elements(l, n, &lo, &hi);
+        fnn_layer_row_elements(l, n, &lo, &hi);
         memcpy(l->scratch + lo, dy + lo, (hi - lo) * sizeof *dy);
         if (dx)
             memcpy(dx + lo, dy + lo, (hi - lo) * sizeof *dx);
