@@ -11,11 +11,7 @@ Run with Debian's /usr/bin/python3 (the interpreter that has torch).
 """
 
 import argparse
-import ctypes
-import gzip
 import json
-import os
-import struct
 import sys
 import time
 
@@ -52,65 +48,15 @@ def parse_args():
     return a
 
 
-def tune_malloc():
-    """Keeps freed memory in glibc's heap; the reasons are in torch_mlp.py's tune_malloc."""
-    libc = ctypes.CDLL(None)
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    if not (libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) and libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)):
-        raise OSError("mallopt refused the allocator settings")
-
+from fashion_bench import load, set_threads, tune_malloc  # noqa: E402
 
 ARGS = parse_args()
 if ARGS.malloc == "tuned":
     tune_malloc()
-# Debian's torch multiplies matrices (and lowers convolutions to them) with OpenBLAS, whose
-# thread pool ignores torch.set_num_threads: fix both counts before torch is imported.
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads or ARGS.threads)
-os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+set_threads(ARGS.threads, ARGS.blas_threads)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-
-
-def read_idx(path, magic, ndim):
-    """Reads one IDX file (plain or .gz) into a uint8 array; raises ValueError naming the file."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated header ({len(raw)} bytes)")
-    (m,) = struct.unpack(">I", raw[:4])
-    if m != magic:
-        raise ValueError(f"{path}: magic 0x{m:08x} at offset 0, expected 0x{magic:08x}")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
-    count = int(np.prod(dims))
-    if len(raw) - header != count:
-        raise ValueError(f"{path}: {len(raw) - header} data bytes after offset {header}, "
-                         f"dims {dims} need {count}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def find(data_dir, stem):
-    for name in (stem + ".gz", stem):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"{os.path.join(data_dir, stem)}[.gz] not found")
-
-
-def load(data_dir, kind, limit):
-    """(images as float32 (N, 1, 28, 28) in [0, 1], labels as int64 (N,)), first `limit` only."""
-    x = read_idx(find(data_dir, f"{kind}-images-idx3-ubyte"), 0x00000803, 3)
-    y = read_idx(find(data_dir, f"{kind}-labels-idx1-ubyte"), 0x00000801, 1)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{data_dir}: {kind} has {x.shape[0]} images but {y.shape[0]} labels")
-    if limit:
-        x, y = x[:limit], y[:limit]
-    xf = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]).astype(np.float32)
-    xf /= 255.0  # in place: no second copy of the float images
-    return torch.from_numpy(xf), torch.from_numpy(y.astype(np.int64))
 
 
 def build_model():
@@ -155,8 +101,8 @@ def main():
     torch.manual_seed(ARGS.seed)
 
     t0 = time.perf_counter()
-    x_all, y_all = load(ARGS.data, "train", ARGS.limit)
-    x_test, y_test = load(ARGS.data, "t10k", ARGS.test_limit)
+    x_all, y_all = load(ARGS.data, "train", ARGS.limit, (1, 28, 28))
+    x_test, y_test = load(ARGS.data, "t10k", ARGS.test_limit, (1, 28, 28))
     n_val = int(x_all.shape[0] * ARGS.val_split)
     n_train = x_all.shape[0] - n_val
     if n_train < 1:
