@@ -4,10 +4,33 @@ is imported, and reading Fashion-MNIST's IDX files.
 Import it before torch; load() imports numpy and torch itself, after set_threads has run.
 """
 
+import argparse
 import ctypes
 import gzip
 import os
 import struct
+
+
+def common_parser(description, epochs):
+    """The options both twins take; each adds its own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                   help="directory holding the four Fashion-MNIST IDX files (gzipped or plain)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--val-split", type=float, default=0.2,
+                   help="fraction held out from the end of the training file, as Keras does")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads: torch.set_num_threads, OpenMP's and OpenBLAS's counts")
+    p.add_argument("--blas-threads", type=int, default=0,
+                   help="OpenBLAS's thread count if it should differ from --threads")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned: keep freed memory in glibc's heap (see tune_malloc); "
+                        "default: glibc's own settings")
+    p.add_argument("--json", action="store_true", help="print one JSON line and nothing else")
+    return p
 
 
 def tune_malloc():

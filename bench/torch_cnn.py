@@ -10,36 +10,21 @@ batches of 256 (fnn's evaluation batch), reported as images per second.
 Run with Debian's /usr/bin/python3 (the interpreter that has torch).
 """
 
-import argparse
 import json
 import sys
 import time
 
+from fashion_bench import common_parser, load, set_threads, tune_malloc
+
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
-                   help="directory holding the four Fashion-MNIST IDX files (gzipped or plain)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
+    p = common_parser(__doc__.splitlines()[0], epochs=1)
     p.add_argument("--eval-batch-size", type=int, default=256,
                    help="batch size of validation and of the timed test inference [256, as fnn]")
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--val-split", type=float, default=0.2,
-                   help="fraction held out from the end of the (limited) training file")
     p.add_argument("--limit", type=int, default=0,
                    help="use only the first N images of the training file, as fnn's --limit [all]")
     p.add_argument("--test-limit", type=int, default=0,
                    help="evaluate on the first N test images, as fnn's --test-limit [all]")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op threads: torch.set_num_threads, OpenMP's and OpenBLAS's counts")
-    p.add_argument("--blas-threads", type=int, default=0,
-                   help="OpenBLAS's thread count if it should differ from --threads")
-    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                   help="tuned: keep freed memory in glibc's heap (see torch_mlp.py); "
-                        "default: glibc's own settings")
-    p.add_argument("--json", action="store_true", help="print one JSON line and nothing else")
     a = p.parse_args()
     if (a.epochs < 1 or a.batch_size < 1 or a.eval_batch_size < 1 or a.threads < 1
             or a.limit < 0 or a.test_limit < 0 or not 0.0 <= a.val_split < 1.0):
@@ -47,8 +32,6 @@ def parse_args():
                 "--limit and --test-limit >= 0, --val-split in [0, 1)")
     return a
 
-
-from fashion_bench import load, set_threads, tune_malloc  # noqa: E402
 
 ARGS = parse_args()
 if ARGS.malloc == "tuned":

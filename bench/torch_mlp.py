@@ -6,37 +6,20 @@ fnn times itself (training per epoch without validation, validation separately, 
 Run with Debian's /usr/bin/python3 (the interpreter that has torch).
 """
 
-import argparse
 import json
 import sys
 import time
 
+from fashion_bench import common_parser, load, set_threads, tune_malloc
+
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
-                   help="directory holding the four Fashion-MNIST IDX files (gzipped or plain)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--val-split", type=float, default=0.2,
-                   help="fraction held out from the end of the training file, as Keras does")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=1,
-                   help="intra-op threads: torch.set_num_threads and OpenBLAS's thread count")
-    p.add_argument("--blas-threads", type=int, default=0,
-                   help="OpenBLAS's thread count if it should differ from --threads")
-    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                   help="tuned: keep freed memory in glibc's heap (see tune_malloc); "
-                        "default: glibc's own settings")
-    p.add_argument("--json", action="store_true", help="print one JSON line and nothing else")
+    p = common_parser(__doc__.splitlines()[0], epochs=10)
     a = p.parse_args()
     if a.epochs < 1 or a.batch_size < 1 or a.threads < 1 or not 0.0 <= a.val_split < 1.0:
         p.error("--epochs, --batch-size and --threads must be >= 1, --val-split in [0, 1)")
     return a
 
-
-from fashion_bench import load, set_threads, tune_malloc  # noqa: E402
 
 ARGS = parse_args()
 if ARGS.malloc == "tuned":
