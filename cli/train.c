@@ -23,6 +23,7 @@ static const char usage[] =
     "                      its end as Keras does [0.2]\n"
     "  --limit N           use only the first N images of the training file [all]\n"
     "  --test-limit N      evaluate on the first N test images [all]\n"
+    "  --no-test           do not read the test set at all (model selection on validation)\n"
     "model and optimisation:\n"
     "  --arch SPEC         architecture spec or preset [mlp = \"" FNN_DEFAULT_ARCH "\"]\n"
     "                      tokens: flatten, dense:UNITS[:relu|softmax|linear], dropout:RATE,\n"
@@ -56,6 +57,7 @@ typedef struct {
     long limit, test_limit;
     double val_split;
     int quiet, json;
+    int no_test;      /* leave the test set unread */
     fnn_train_config cfg;
 } train_opts;
 
@@ -112,7 +114,8 @@ static int writable_dir(const char *path)
 static int parse(int argc, char **argv, train_opts *o)
 {
     enum { O_DATA = 256, O_ARCH, O_EPOCHS, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM, O_DECAY };
+           O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM, O_DECAY,
+           O_NO_TEST };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
         {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
@@ -122,7 +125,7 @@ static int parse(int argc, char **argv, train_opts *o)
         {"quiet", no_argument, 0, O_QUIET},           {"json", no_argument, 0, O_JSON},
         {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
         {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
-        {"weight-decay", required_argument, 0, O_DECAY},
+        {"weight-decay", required_argument, 0, O_DECAY}, {"no-test", no_argument, 0, O_NO_TEST},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     double lr = NAN, momentum = 0.0, decay = NAN;
@@ -138,6 +141,7 @@ static int parse(int argc, char **argv, train_opts *o)
         case O_HISTORY: o->history = optarg; break;
         case O_QUIET: o->quiet = 1; break;
         case O_JSON: o->json = 1; break;
+        case O_NO_TEST: o->no_test = 1; break;
         case O_EPOCHS:
             if (!cli_int("train", "--epochs", optarg, 1, 100000, &v)) return EXIT_USAGE;
             o->cfg.epochs = (int)v;
@@ -310,7 +314,7 @@ int cmd_train(int argc, char **argv)
     fnn_metrics mt = {0};
     double t_load = now_s();
     if ((rc = load_split("train", o.data, "train", o.limit, &full)) ||
-        (rc = load_split("train", o.data, "t10k", o.test_limit, &test)))
+        (!o.no_test && (rc = load_split("train", o.data, "t10k", o.test_limit, &test))))
         goto done;
     t_load = now_s() - t_load;
     if (fnn_dataset_split(&full, o.val_split, &tr, &val, &err) != FNN_OK) {
@@ -319,7 +323,7 @@ int cmd_train(int argc, char **argv)
     }
     /* Checked now, so that a bad test file does not cost a training run first. */
     if (fnn_check_data(m, &full, "training", &err) != FNN_OK ||
-        fnn_check_data(m, &test, "test", &err) != FNN_OK) {
+        (!o.no_test && fnn_check_data(m, &test, "test", &err) != FNN_OK)) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
@@ -367,16 +371,20 @@ int cmd_train(int argc, char **argv)
     }
 
     double t_eval = now_s();
-    if (fnn_evaluate(m, &test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
+    if (!o.no_test && fnn_evaluate(m, &test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
     t_eval = now_s() - t_eval;
     if (out) {
-        printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs; test "
-               "evaluation %.2fs\n\n", o.cfg.epochs, train_s, train_s / o.cfg.epochs, val_s,
-               t_eval);
-        print_evaluation(stdout, "test", &mt, names);
+        printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", o.cfg.epochs,
+               train_s, train_s / o.cfg.epochs, val_s);
+        if (o.no_test)
+            printf("; the test set was not read (--no-test)\n");
+        else {
+            printf("; test evaluation %.2fs\n\n", t_eval);
+            print_evaluation(stdout, "test", &mt, names);
+        }
     }
 
     cJSON *hist = history_json(stats, o.cfg.epochs, 0);
@@ -426,7 +434,7 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(t, "train", train_s);
         cJSON_AddNumberToObject(t, "validation", val_s);
         cJSON_AddNumberToObject(t, "test", t_eval);
-        cJSON_AddItemToObject(doc, "test", metrics_json(&mt, names));
+        cJSON_AddItemToObject(doc, "test", o.no_test ? cJSON_CreateNull() : metrics_json(&mt, names));
         cJSON_AddStringToObject(doc, "model_file", o.out);
         cJSON_AddStringToObject(doc, "history_file", history_path);
         print_json(doc);

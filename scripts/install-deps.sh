@@ -3,9 +3,12 @@
 # Usage: scripts/install-deps.sh [run|test]
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev dataset-fashion-mnist)
+packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev libcairo2-dev
+          libstb-dev fonts-dejavu-core dataset-fashion-mnist)
 if [ "${1:-run}" = test ]; then
-    packages+=(libcmocka-dev)
+    # cmocka runs the tests; chromium opens the HTML report headless; clang builds the fuzzers;
+    # valgrind checks a short training run for leaks.
+    packages+=(libcmocka-dev chromium clang valgrind)
 fi
 
 missing=()

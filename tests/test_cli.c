@@ -1094,6 +1094,28 @@ static void test_missing_test_file(void **state)
                          ARGS(pathf(p, "%s/t10k-labels-idx1-ubyte", dir), "dataset-fashion-mnist"));
 }
 
+/* --no-test never opens the test files: with them gone, training still succeeds and reports no
+ * test metrics. */
+static void test_no_test_reads_no_test_files(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], p[PATH_CAP], model[PATH_CAP];
+    pathf(dir, "%s/data_no_test", g_base);
+    make_data_dir(dir);
+    unlink(pathf(p, "%s/t10k-labels-idx1-ubyte", dir));
+    unlink(pathf(p, "%s/t10k-images-idx3-ubyte", dir));
+    pathf(model, "%s/m.safetensors", dir);
+    run_t r = FNN("train", "--data", dir, "--epochs", "1", "--threads", "2", "--no-test",
+                  "--out", model, "--json");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    if (!cJSON_IsNull(get(doc, "test")))
+        fail_msg("--no-test still reported test metrics:\n%s", r.out);
+    assert_true(file_exists(model));
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
 static void test_corrupt_idx_files(void **state)
 {
     (void)state;
@@ -1368,6 +1390,7 @@ int main(void)
         cmocka_unit_test(test_summary_arch_spec),
         cmocka_unit_test(test_missing_data_dir),
         cmocka_unit_test(test_missing_test_file),
+        cmocka_unit_test(test_no_test_reads_no_test_files),
         cmocka_unit_test(test_corrupt_idx_files),
         cmocka_unit_test(test_label_out_of_range),
         cmocka_unit_test(test_wrong_image_size),
