@@ -1,9 +1,11 @@
 /* fnn train: the study by default. Trains, validates every epoch, evaluates on the test set,
- * prints the report and writes the model and its history. */
+ * prints the report and writes the model and its history; the experiment options (augmentation,
+ * schedules, early stopping, checkpoints, k-fold, transfer learning) map onto fnn_train_config. */
 #include "cli.h"
 #include "util/atomic.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
@@ -39,9 +41,59 @@ static const char usage[] =
     "  --momentum X        SGD momentum [0]\n"
     "  --weight-decay X    on kernels: L2 (X w added to the gradient) with adam and sgd,\n"
     "                      decoupled with adamw [0; 0.004 for adamw]\n"
-    "  --seed N            seeds initialisation, shuffling and dropout [42]; the same seed and\n"
-    "                      thread count give the same numbers, bit for bit\n"
+    "  --nesterov          SGD: Nesterov momentum (Keras's form) [off]\n"
+    "  --seed N            seeds initialisation, shuffling, dropout and augmentation [42]; the\n"
+    "                      same seed and thread count give the same numbers, bit for bit\n"
     "  --threads N         threads to use, 0 for every core [0]\n"
+    "learning-rate schedule (per step; --lr is the base rate):\n"
+    "  --lr-schedule NAME  constant, step, cosine or plateau [constant]\n"
+    "                      step: lr * GAMMA^floor(epoch / N), epochs counted from 0\n"
+    "                      cosine: lr * (1 + cos(pi * s / S)) / 2, s steps after warm-up of S\n"
+    "                      plateau: lr * FACTOR after PATIENCE epochs without the validation\n"
+    "                      loss improving by 1e-4 (Keras's ReduceLROnPlateau)\n"
+    "  --lr-step-epochs N  step: epochs between cuts [10]\n"
+    "  --lr-gamma G        step: factor at each cut [0.1]\n"
+    "  --lr-patience N     plateau: epochs without improvement before a cut [2]\n"
+    "  --lr-factor F       plateau: factor at each cut, in (0, 1) [0.5]\n"
+    "  --lr-min X          plateau: lowest rate [0]\n"
+    "  --warmup-epochs N   linear warm-up from lr/W to lr over the first N epochs' W steps,\n"
+    "                      before any schedule [0]\n"
+    "regularisation and stopping:\n"
+    "  --clip-norm X       scale each step's gradients to a global L2 norm of at most X [off]\n"
+    "  --aug-shift N       augment training batches: shift by up to N pixels each way [0]\n"
+    "  --aug-flip          augment: mirror left-right with probability 1/2 [off]\n"
+    "  --aug-rotate DEG    augment: rotate by up to DEG degrees either way [0]\n"
+    "  --aug-erase P       augment: with probability P erase a random rectangle of 2-25% of\n"
+    "                      the image (random erasing / cutout) [0]\n"
+    "                      augmentation is drawn from --seed and touches training batches only\n"
+    "  --early-stopping N  stop after N epochs without the monitored metric improving, and\n"
+    "                      restore the best epoch's weights (also at the last epoch) [off]\n"
+    "  --monitor METRIC    val_loss or val_accuracy, for --early-stopping [val_loss]\n"
+    "  --folds K           k-fold cross-validation on the training file instead of one run:\n"
+    "                      K trainings, each validating on one fold; reports the mean and\n"
+    "                      sample standard deviation of the validation accuracy. Saves no\n"
+    "                      model and never reads the test set\n"
+    "checkpoints (Ctrl-C finishes the current step, writes the checkpoint and exits 130):\n"
+    "  --checkpoint PATH   write a checkpoint after every epoch (atomically) with weights,\n"
+    "                      optimizer and schedule state, RNG state, epoch and history\n"
+    "  --resume PATH       continue the run in checkpoint PATH up to --epochs (required);\n"
+    "                      its data, model and training options are reused, so only --epochs,\n"
+    "                      --data, --checkpoint [PATH], --out, --history, --quiet and --json may\n"
+    "                      be given. The result is bit for bit that of an uninterrupted run;\n"
+    "                      a cosine schedule spans --epochs, so keep --epochs the same there\n"
+    "transfer learning:\n"
+    "  --init-from MODEL   start from the weights of MODEL's layers that match this model's\n"
+    "                      (same position and shape); the others are initialised from --seed.\n"
+    "                      Prints what was loaded and what was not\n"
+    "  --reset-head        with --init-from: leave the last layer initialised even where its\n"
+    "                      shape matches (a new task with as many classes)\n"
+    "  --freeze N          keep the first N layers (as fnn summary numbers them from 1) fixed;\n"
+    "                      a frozen batchnorm keeps gamma and beta but its moving statistics\n"
+    "                      still follow the new data in training mode\n"
+    "  --classes LIST      keep only these classes, e.g. 5,6,7,8,9, relabelled 0..k-1 in the\n"
+    "                      order given (in every split); the model's last layer needs k units\n"
+    "  --per-class N       keep the first N training images of each class (after the\n"
+    "                      validation split) [all]\n"
     "output:\n"
     "  --out MODEL         model file, safetensors [model.safetensors]\n"
     "  --history PATH      per-epoch metrics, CSV, or JSON if PATH ends in .json\n"
@@ -50,7 +102,10 @@ static const char usage[] =
     "  --json              print one JSON document with everything instead of text\n"
     "  -h, --help          this help\n"
     "\n"
-    "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n";
+    "Exit status: 0 on success, 1 on a runtime error (a NaN loss included: the last good\n"
+    "checkpoint is kept), 2 on a usage error, 130 when interrupted by Ctrl-C.\n";
+
+#define MAX_FOLDS 100
 
 typedef struct {
     const char *data, *arch, *out, *history;
@@ -58,6 +113,13 @@ typedef struct {
     double val_split;
     int quiet, json;
     int no_test;      /* leave the test set unread */
+    const char *init_from, *resume;
+    int classes[FNN_MAX_CLASSES], nclasses; /* --classes, in order; 0: all */
+    long per_class;
+    int folds;
+    int reset_head;   /* --init-from leaves the last layer initialised */
+    const char *setup_option; /* an option a resumed run takes from its checkpoint, if given */
+    int data_given, out_given, history_given, epochs_given, val_given;
     fnn_train_config cfg;
 } train_opts;
 
@@ -111,11 +173,39 @@ static int writable_dir(const char *path)
     return ok;
 }
 
+/* "5,6,7": distinct labels 0..255, at most FNN_MAX_CLASSES of them. */
+static int parse_classes(const char *text, train_opts *o)
+{
+    const char *p = text;
+    o->nclasses = 0;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 255 || (*end && *end != ',') || o->nclasses == FNN_MAX_CLASSES)
+            return cli_error("train", EXIT_USAGE, "--classes: expected a comma-separated list of "
+                             "labels in 0..255, got '%s'", text);
+        for (int i = 0; i < o->nclasses; i++)
+            if (o->classes[i] == v)
+                return cli_error("train", EXIT_USAGE, "--classes: class %ld is listed twice", v);
+        o->classes[o->nclasses++] = (int)v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return cli_error("train", EXIT_USAGE, "--classes: '%s' ends with a comma", text);
+    }
+    if (o->nclasses < 2)
+        return cli_error("train", EXIT_USAGE, "--classes: a classifier needs at least 2 classes, "
+                         "got '%s'", text);
+    return EXIT_OK;
+}
+
 static int parse(int argc, char **argv, train_opts *o)
 {
     enum { O_DATA = 256, O_ARCH, O_EPOCHS, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_OUT,
            O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM, O_DECAY,
-           O_NO_TEST };
+           O_NO_TEST, O_NESTEROV, O_SCHEDULE, O_STEP_EPOCHS, O_GAMMA, O_PATIENCE, O_FACTOR,
+           O_MIN_LR, O_WARMUP, O_CLIP, O_SHIFT, O_FLIP, O_ROTATE, O_ERASE, O_EARLY, O_MONITOR,
+           O_FOLDS, O_CHECKPOINT, O_RESUME, O_INIT_FROM, O_FREEZE, O_CLASSES, O_PER_CLASS,
+           O_RESET_HEAD };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
         {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
@@ -126,25 +216,58 @@ static int parse(int argc, char **argv, train_opts *o)
         {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
         {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
         {"weight-decay", required_argument, 0, O_DECAY}, {"no-test", no_argument, 0, O_NO_TEST},
+        {"nesterov", no_argument, 0, O_NESTEROV},
+        {"lr-schedule", required_argument, 0, O_SCHEDULE},
+        {"lr-step-epochs", required_argument, 0, O_STEP_EPOCHS},
+        {"lr-gamma", required_argument, 0, O_GAMMA},
+        {"lr-patience", required_argument, 0, O_PATIENCE},
+        {"lr-factor", required_argument, 0, O_FACTOR},
+        {"lr-min", required_argument, 0, O_MIN_LR},
+        {"warmup-epochs", required_argument, 0, O_WARMUP},
+        {"clip-norm", required_argument, 0, O_CLIP},
+        {"aug-shift", required_argument, 0, O_SHIFT}, {"aug-flip", no_argument, 0, O_FLIP},
+        {"aug-rotate", required_argument, 0, O_ROTATE},
+        {"aug-erase", required_argument, 0, O_ERASE},
+        {"early-stopping", required_argument, 0, O_EARLY},
+        {"monitor", required_argument, 0, O_MONITOR}, {"folds", required_argument, 0, O_FOLDS},
+        {"checkpoint", required_argument, 0, O_CHECKPOINT},
+        {"resume", required_argument, 0, O_RESUME},
+        {"init-from", required_argument, 0, O_INIT_FROM},
+        {"reset-head", no_argument, 0, O_RESET_HEAD},
+        {"freeze", required_argument, 0, O_FREEZE},
+        {"classes", required_argument, 0, O_CLASSES},
+        {"per-class", required_argument, 0, O_PER_CLASS},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
-    double lr = NAN, momentum = 0.0, decay = NAN;
+    double lr = NAN, momentum = 0.0, decay = NAN, x;
     long v;
-    int c;
+    int c, idx = -1, nesterov = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
+        /* Everything but these describes the run, which a checkpoint already fixes. */
+        if (c >= O_DATA && c != O_DATA && c != O_EPOCHS && c != O_OUT && c != O_HISTORY &&
+            c != O_QUIET && c != O_JSON && c != O_CHECKPOINT && c != O_RESUME && idx >= 0)
+            o->setup_option = longopts[idx].name;
+        idx = -1;
         switch (c) {
         case 'h': fputs(usage, stdout); return -1;
-        case O_DATA: o->data = optarg; break;
+        case O_DATA: o->data = optarg; o->data_given = 1; break;
         case O_ARCH: o->arch = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_HISTORY: o->history = optarg; break;
+        case O_OUT: o->out = optarg; o->out_given = 1; break;
+        case O_HISTORY: o->history = optarg; o->history_given = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_JSON: o->json = 1; break;
         case O_NO_TEST: o->no_test = 1; break;
+        case O_NESTEROV: nesterov = 1; break;
+        case O_FLIP: o->cfg.augment.flip = 1; break;
+        case O_CHECKPOINT: o->cfg.checkpoint = optarg; break;
+        case O_RESUME: o->resume = optarg; break;
+        case O_INIT_FROM: o->init_from = optarg; break;
+        case O_RESET_HEAD: o->reset_head = 1; break;
         case O_EPOCHS:
             if (!cli_int("train", "--epochs", optarg, 1, 100000, &v)) return EXIT_USAGE;
             o->cfg.epochs = (int)v;
+            o->epochs_given = 1;
             break;
         case O_BATCH:
             if (!cli_int("train", "--batch-size", optarg, 1, 65536, &v)) return EXIT_USAGE;
@@ -179,6 +302,7 @@ static int parse(int argc, char **argv, train_opts *o)
         case O_VAL:
             if (!cli_double("train", "--val-split", optarg, 0.0, 0.99, &o->val_split))
                 return EXIT_USAGE;
+            o->val_given = 1;
             break;
         case O_OPT:
             if (!strcmp(optarg, "adam"))
@@ -191,6 +315,87 @@ static int parse(int argc, char **argv, train_opts *o)
                 return cli_error("train", EXIT_USAGE,
                                  "--optimizer: expected adam, adamw or sgd, got '%s'", optarg);
             break;
+        case O_SCHEDULE:
+            if (!strcmp(optarg, "constant"))
+                o->cfg.schedule.kind = FNN_LR_CONSTANT;
+            else if (!strcmp(optarg, "step"))
+                o->cfg.schedule.kind = FNN_LR_STEP;
+            else if (!strcmp(optarg, "cosine"))
+                o->cfg.schedule.kind = FNN_LR_COSINE;
+            else if (!strcmp(optarg, "plateau"))
+                o->cfg.schedule.kind = FNN_LR_PLATEAU;
+            else
+                return cli_error("train", EXIT_USAGE, "--lr-schedule: expected constant, step, "
+                                 "cosine or plateau, got '%s'", optarg);
+            break;
+        case O_STEP_EPOCHS:
+            if (!cli_int("train", "--lr-step-epochs", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            o->cfg.schedule.step_epochs = (int)v;
+            break;
+        case O_GAMMA:
+            if (!cli_double("train", "--lr-gamma", optarg, 1e-9, 1e3, &x)) return EXIT_USAGE;
+            o->cfg.schedule.gamma = (float)x;
+            break;
+        case O_PATIENCE:
+            if (!cli_int("train", "--lr-patience", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            o->cfg.schedule.patience = (int)v;
+            break;
+        case O_FACTOR:
+            if (!cli_double("train", "--lr-factor", optarg, 1e-9, 0.999999, &x)) return EXIT_USAGE;
+            o->cfg.schedule.factor = (float)x;
+            break;
+        case O_MIN_LR:
+            if (!cli_double("train", "--lr-min", optarg, 0.0, 1e3, &x)) return EXIT_USAGE;
+            o->cfg.schedule.min_lr = (float)x;
+            break;
+        case O_WARMUP:
+            if (!cli_int("train", "--warmup-epochs", optarg, 0, 100000, &v)) return EXIT_USAGE;
+            o->cfg.schedule.warmup_epochs = (int)v;
+            break;
+        case O_CLIP:
+            if (!cli_double("train", "--clip-norm", optarg, 1e-12, 1e30, &x)) return EXIT_USAGE;
+            o->cfg.clip_norm = (float)x;
+            break;
+        case O_SHIFT:
+            if (!cli_int("train", "--aug-shift", optarg, 0, 64, &v)) return EXIT_USAGE;
+            o->cfg.augment.shift = (int)v;
+            break;
+        case O_ROTATE:
+            if (!cli_double("train", "--aug-rotate", optarg, 0.0, 180.0, &x)) return EXIT_USAGE;
+            o->cfg.augment.rotate = (float)x;
+            break;
+        case O_ERASE:
+            if (!cli_double("train", "--aug-erase", optarg, 0.0, 1.0, &x)) return EXIT_USAGE;
+            o->cfg.augment.erase = (float)x;
+            break;
+        case O_EARLY:
+            if (!cli_int("train", "--early-stopping", optarg, 1, 100000, &v)) return EXIT_USAGE;
+            o->cfg.early_stopping = (int)v;
+            break;
+        case O_MONITOR:
+            if (!strcmp(optarg, "val_loss"))
+                o->cfg.monitor = FNN_MONITOR_VAL_LOSS;
+            else if (!strcmp(optarg, "val_accuracy"))
+                o->cfg.monitor = FNN_MONITOR_VAL_ACCURACY;
+            else
+                return cli_error("train", EXIT_USAGE, "--monitor: expected val_loss or "
+                                 "val_accuracy, got '%s'", optarg);
+            break;
+        case O_FOLDS:
+            if (!cli_int("train", "--folds", optarg, 2, MAX_FOLDS, &v)) return EXIT_USAGE;
+            o->folds = (int)v;
+            break;
+        case O_FREEZE:
+            if (!cli_int("train", "--freeze", optarg, 0, 4096, &v)) return EXIT_USAGE;
+            o->cfg.freeze = (int)v;
+            break;
+        case O_CLASSES:
+            if (parse_classes(optarg, o) != EXIT_OK) return EXIT_USAGE;
+            break;
+        case O_PER_CLASS:
+            if (!cli_int("train", "--per-class", optarg, 1, 100000000, &o->per_class))
+                return EXIT_USAGE;
+            break;
         case ':':
             return cli_error("train", EXIT_USAGE, "option '%s' needs a value (see fnn train --help)",
                              cli_bad_option(argv));
@@ -202,6 +407,16 @@ static int parse(int argc, char **argv, train_opts *o)
     if (optind < argc)
         return cli_error("train", EXIT_USAGE, "unexpected argument '%s' (see fnn train --help)",
                          argv[optind]);
+    if (o->resume) {
+        if (o->setup_option)
+            return cli_error("train", EXIT_USAGE, "--resume takes --%s from the checkpoint; give "
+                             "only --epochs, --data, --checkpoint, --out, --history, --quiet or "
+                             "--json", o->setup_option);
+        if (!o->epochs_given)
+            return cli_error("train", EXIT_USAGE, "--resume needs --epochs: the epoch to "
+                             "continue to");
+        return EXIT_OK; /* the rest is checked once the checkpoint has filled in the options */
+    }
     if (!writable_dir(o->out))
         return cli_error("train", EXIT_RUNTIME, "--out %s: its directory does not exist or is not "
                          "writable", o->out);
@@ -211,14 +426,41 @@ static int parse(int argc, char **argv, train_opts *o)
     if (o->history && !strcmp(o->history, o->out))
         return cli_error("train", EXIT_USAGE, "--history and --out name the same file '%s'",
                          o->out);
+    if (o->cfg.checkpoint && (!strcmp(o->cfg.checkpoint, o->out) ||
+                              (o->history && !strcmp(o->cfg.checkpoint, o->history))))
+        return cli_error("train", EXIT_USAGE, "--checkpoint names the same file as --out or "
+                         "--history: '%s'", o->cfg.checkpoint);
+    if (o->cfg.checkpoint && !writable_dir(o->cfg.checkpoint))
+        return cli_error("train", EXIT_RUNTIME, "--checkpoint %s: its directory does not exist "
+                         "or is not writable", o->cfg.checkpoint);
+    if (o->reset_head && !o->init_from)
+        return cli_error("train", EXIT_USAGE, "--reset-head applies to --init-from only");
+    if (o->folds && (o->per_class || o->val_given))
+        return cli_error("train", EXIT_USAGE, "--folds makes its own validation splits; it does "
+                         "not combine with --%s", o->per_class ? "per-class" : "val-split");
+    if (o->folds && o->cfg.checkpoint)
+        return cli_error("train", EXIT_USAGE, "--folds runs K trainings; it cannot --checkpoint");
     if (!isnan(lr))
         o->cfg.optim.lr = (float)lr;
     if (!isnan(decay))
         o->cfg.optim.weight_decay = (float)decay;
-    if (o->cfg.optim.kind == FNN_OPT_SGD)
+    if (o->cfg.optim.kind == FNN_OPT_SGD) {
         o->cfg.optim.momentum = (float)momentum;
-    else if (momentum != 0.0)
-        return cli_error("train", EXIT_USAGE, "--momentum applies to --optimizer sgd only");
+        o->cfg.optim.nesterov = nesterov;
+    } else if (momentum != 0.0 || nesterov) {
+        return cli_error("train", EXIT_USAGE, "--%s applies to --optimizer sgd only",
+                         nesterov ? "nesterov" : "momentum");
+    }
+    if (nesterov && momentum == 0.0)
+        return cli_error("train", EXIT_USAGE, "--nesterov needs --momentum above 0");
+    if (o->cfg.schedule.warmup_epochs > o->cfg.epochs)
+        return cli_error("train", EXIT_USAGE, "--warmup-epochs %d is more than --epochs %d",
+                         o->cfg.schedule.warmup_epochs, o->cfg.epochs);
+    if ((o->cfg.early_stopping || o->cfg.schedule.kind == FNN_LR_PLATEAU) && o->val_split == 0.0 &&
+        !o->folds)
+        return cli_error("train", EXIT_USAGE, "--%s watches the validation set: give "
+                         "--val-split above 0", o->cfg.early_stopping ? "early-stopping"
+                                                                       : "lr-schedule plateau");
     return EXIT_OK;
 }
 
@@ -238,9 +480,12 @@ static char *default_history_path(const char *model_path)
 
 /* Per-epoch metrics as {"epoch": [...], "train_loss": [...], ...}. The copy stored in the
  * model leaves out the wall-clock seconds, so that the same seed gives the same file. */
-static cJSON *history_json(const fnn_epoch_stats *st, int n, int with_seconds)
+static cJSON *history_json(const fnn_epoch_stats *st, int n, int with_seconds, int best_epoch)
 {
     cJSON *h = cJSON_CreateObject();
+    /* Early stopping: the epoch whose weights the model holds. */
+    if (best_epoch)
+        cJSON_AddNumberToObject(h, "restored_epoch", best_epoch);
     const char *keys[] = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                           "seconds"};
     for (int k = 0; k < (with_seconds ? 6 : 5); k++) {
@@ -257,7 +502,7 @@ static cJSON *history_json(const fnn_epoch_stats *st, int n, int with_seconds)
 /* Writes the history to a temporary file beside path; the caller commits it once the model is
  * saved, or aborts it, so that a failed run leaves neither file changed. */
 static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int n,
-                                fnn_atomic_file **out, fnn_error *err)
+                                int best_epoch, fnn_atomic_file **out, fnn_error *err)
 {
     fnn_atomic_file *f;
     fnn_status s = fnn_atomic_open(path, &f, err);
@@ -265,7 +510,7 @@ static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int
         return s;
     size_t len = strlen(path);
     if (len >= 5 && !strcmp(path + len - 5, ".json")) {
-        cJSON *h = history_json(st, n, 1);
+        cJSON *h = history_json(st, n, 1, best_epoch);
         char *text = cJSON_Print(h);
         cJSON_Delete(h);
         s = text ? fnn_atomic_printf(f, err, "%s\n", text) : FNN_ERR_NOMEM;
@@ -293,49 +538,449 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Set by the SIGINT handler; the library polls it once per step. */
+static volatile sig_atomic_t interrupted;
+_Static_assert(sizeof(sig_atomic_t) == sizeof(int), "cfg.interrupt reads the flag as an int");
+
+static void on_sigint(int sig)
+{
+    static const char msg[] = "\nfnn train: stopping after this step (Ctrl-C again to quit at "
+                              "once)\n";
+    interrupted = 1;
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    (void)sig;
+}
+
+/* The options that rebuild a run's data and model, stored in its checkpoints. */
+static char *user_json(const train_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddNumberToObject(j, "limit", (double)o->limit);
+    cJSON_AddNumberToObject(j, "test_limit", (double)o->test_limit);
+    cJSON_AddNumberToObject(j, "val_split", o->val_split);
+    cJSON_AddBoolToObject(j, "no_test", o->no_test);
+    cJSON_AddItemToObject(j, "classes", cJSON_CreateIntArray(o->classes, o->nclasses));
+    cJSON_AddNumberToObject(j, "per_class", (double)o->per_class);
+    cJSON_AddStringToObject(j, "out", o->out);
+    if (o->history)
+        cJSON_AddStringToObject(j, "history", o->history);
+    if (o->init_from)
+        cJSON_AddStringToObject(j, "init_from", o->init_from);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+/* Fills o from a checkpoint's stored options; text lives as long as o uses it. */
+static int apply_user_json(train_opts *o, cJSON *j, const char *path)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data"),
+                *limit = cJSON_GetObjectItemCaseSensitive(j, "limit"),
+                *test_limit = cJSON_GetObjectItemCaseSensitive(j, "test_limit"),
+                *val_split = cJSON_GetObjectItemCaseSensitive(j, "val_split"),
+                *no_test = cJSON_GetObjectItemCaseSensitive(j, "no_test"),
+                *classes = cJSON_GetObjectItemCaseSensitive(j, "classes"),
+                *per_class = cJSON_GetObjectItemCaseSensitive(j, "per_class"),
+                *out = cJSON_GetObjectItemCaseSensitive(j, "out"),
+                *history = cJSON_GetObjectItemCaseSensitive(j, "history"),
+                *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from");
+    if (!cJSON_IsString(data) || !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
+        !cJSON_IsNumber(val_split) || !cJSON_IsBool(no_test) || !cJSON_IsArray(classes) ||
+        !cJSON_IsNumber(per_class) || !cJSON_IsString(out) ||
+        (history && !cJSON_IsString(history)) || (init_from && !cJSON_IsString(init_from)) ||
+        limit->valuedouble < 0 || limit->valuedouble > 1e8 || test_limit->valuedouble < 0 ||
+        test_limit->valuedouble > 1e8 || !(val_split->valuedouble >= 0.0 &&
+                                          val_split->valuedouble <= 0.99) ||
+        per_class->valuedouble < 0 || per_class->valuedouble > 1e8 ||
+        cJSON_GetArraySize(classes) > FNN_MAX_CLASSES)
+        return cli_error("train", EXIT_RUNTIME, "--resume %s: the stored command-line options "
+                         "are incomplete or out of range", path);
+    if (!o->data_given)
+        o->data = data->valuestring;
+    o->limit = (long)limit->valuedouble;
+    o->test_limit = (long)test_limit->valuedouble;
+    o->val_split = val_split->valuedouble;
+    o->no_test = cJSON_IsTrue(no_test);
+    o->per_class = (long)per_class->valuedouble;
+    o->nclasses = 0;
+    for (const cJSON *c = classes->child; c; c = c->next) {
+        if (!cJSON_IsNumber(c) || c->valuedouble < 0 || c->valuedouble > 255)
+            return cli_error("train", EXIT_RUNTIME, "--resume %s: a stored class is not a "
+                             "label in 0..255", path);
+        o->classes[o->nclasses++] = (int)c->valuedouble;
+    }
+    if (!o->out_given)
+        o->out = out->valuestring;
+    if (!o->history_given && history)
+        o->history = history->valuestring;
+    o->init_from = init_from ? init_from->valuestring : NULL;
+    return EXIT_OK;
+}
+
+/* The data sets of a run: the training file (less --limit) filtered to --classes, split, the
+ * training part cut to --per-class, and the test file filtered the same way. */
+typedef struct {
+    fnn_dataset full, test, kept, kept_test, few;
+    fnn_dataset tr, val; /* views or copies of the above */
+} run_data;
+
+static void run_data_free(run_data *d)
+{
+    fnn_dataset_free(&d->full);
+    fnn_dataset_free(&d->test);
+    fnn_dataset_free(&d->kept);
+    fnn_dataset_free(&d->kept_test);
+    fnn_dataset_free(&d->few);
+}
+
+static int load_data(const train_opts *o, run_data *d, double *seconds)
+{
+    fnn_error err = {0};
+    int rc, all[FNN_MAX_CLASSES];
+    double t0 = now_s();
+    if ((rc = load_split("train", o->data, "train", o->limit, &d->full)) ||
+        (!o->no_test && !o->folds && (rc = load_split("train", o->data, "t10k", o->test_limit,
+                                                       &d->test))))
+        return rc;
+    *seconds = now_s() - t0;
+    const fnn_dataset *train = &d->full;
+    if (o->nclasses) {
+        if (fnn_dataset_select_classes(&d->full, o->classes, o->nclasses, 0, &d->kept, &err) ||
+            (d->test.n && fnn_dataset_select_classes(&d->test, o->classes, o->nclasses, 0,
+                                                     &d->kept_test, &err)))
+            return cli_lib_error("train", &err);
+        train = &d->kept;
+        if (d->kept.n == 0)
+            return cli_error("train", EXIT_RUNTIME, "--classes: no training image has any of "
+                             "those labels");
+    }
+    if (o->folds) {
+        d->tr = *train;
+        return EXIT_OK;
+    }
+    if (fnn_dataset_split(train, o->val_split, &d->tr, &d->val, &err) != FNN_OK)
+        return cli_lib_error("train", &err);
+    if (o->per_class) {
+        int k = o->nclasses ? o->nclasses : d->tr.nclasses;
+        for (int i = 0; i < k; i++)
+            all[i] = i;
+        if (fnn_dataset_select_classes(&d->tr, all, k, (int)o->per_class, &d->few, &err))
+            return cli_lib_error("train", &err);
+        d->tr = d->few;
+    }
+    return EXIT_OK;
+}
+
+/* Class names: the Fashion-MNIST ones of the kept classes, or the label as text past them. */
+static void class_names(const train_opts *o, int k, char buf[][24], const char **names)
+{
+    const char *const *fashion = fnn_fashion_class_names();
+    for (int i = 0; i < k; i++) {
+        int label = o->nclasses ? o->classes[i] : i;
+        if (label < 10)
+            names[i] = fashion[label];
+        else {
+            snprintf(buf[i], 24, "%d", label);
+            names[i] = buf[i];
+        }
+    }
+}
+
+/* A fresh model of o's arch, initialised, with --init-from applied and reported in *transfer
+ * when asked. */
+static int make_model(const train_opts *o, int k, fnn_model **out_model, cJSON **transfer)
+{
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create(o->arch, 1, 28, 28, &err);
+    if (!m) /* a bad spec is a usage error; running out of memory is not */
+        return cli_error("train", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE, "%s",
+                         err.msg);
+    if (o->nclasses && fnn_model_num_classes(m) != k) {
+        int units = fnn_model_num_classes(m);
+        fnn_model_free(m);
+        return cli_error("train", EXIT_USAGE, "--classes keeps %d classes but the model's last "
+                         "layer has %d units: end --arch with dense:%d:softmax", k, units, k);
+    }
+    if (o->cfg.freeze > fnn_model_num_layers(m)) {
+        int layers = fnn_model_num_layers(m);
+        fnn_model_free(m);
+        return cli_error("train", EXIT_USAGE, "--freeze %d: the model has %d layers",
+                         o->cfg.freeze, layers);
+    }
+    fnn_model_init(m, o->cfg.seed);
+    if (o->init_from) {
+        fnn_model *src = fnn_model_load(o->init_from, NULL, &err);
+        int nt = fnn_model_num_tensors(m), loaded = 0;
+        fnn_transfer_entry *rep = calloc((size_t)nt + 1, sizeof *rep);
+        int layers = fnn_model_num_layers(m) - (o->reset_head ? 1 : 0);
+        if (!src || !rep || fnn_model_transfer(m, src, layers, rep, &loaded, &err) != FNN_OK) {
+            int rc = rep ? cli_error("train", EXIT_RUNTIME, "--init-from %s", err.msg)
+                         : cli_error("train", EXIT_RUNTIME, "out of memory");
+            free(rep);
+            fnn_model_free(src);
+            fnn_model_free(m);
+            return rc;
+        }
+        if (transfer) {
+            *transfer = cJSON_CreateObject();
+            cJSON_AddStringToObject(*transfer, "from", o->init_from);
+            cJSON_AddNumberToObject(*transfer, "loaded", loaded);
+            cJSON_AddNumberToObject(*transfer, "tensors_in_model", nt);
+            cJSON *list = cJSON_AddArrayToObject(*transfer, "tensors");
+            for (int i = 0; i < nt; i++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "name", rep[i].name);
+                cJSON_AddBoolToObject(e, "loaded", rep[i].loaded);
+                if (!rep[i].loaded)
+                    cJSON_AddStringToObject(e, "reason", rep[i].reason);
+                cJSON_AddItemToArray(list, e);
+            }
+        }
+        free(rep);
+        fnn_model_free(src);
+    }
+    *out_model = m;
+    return EXIT_OK;
+}
+
+/* --init-from's report: one line per tensor of the new model. */
+static void print_transfer(FILE *f, const cJSON *t)
+{
+    fprintf(f, "init from %s: %d of %d tensors loaded\n",
+            cJSON_GetObjectItem(t, "from")->valuestring,
+            cJSON_GetObjectItem(t, "loaded")->valueint,
+            cJSON_GetObjectItem(t, "tensors_in_model")->valueint);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(t, "tensors")) {
+        const cJSON *reason = cJSON_GetObjectItem(e, "reason");
+        fprintf(f, "  %-24s %s\n", cJSON_GetObjectItem(e, "name")->valuestring,
+                reason ? reason->valuestring : "loaded");
+    }
+}
+
+/* The run's settings besides the optimizer's, for the text header and --json. */
+static void print_features(FILE *f, const fnn_train_config *c)
+{
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    const fnn_lr_schedule *s = &c->schedule;
+    if (s->kind != FNN_LR_CONSTANT || s->warmup_epochs)
+        fprintf(f, "lr schedule: %s", schedules[s->kind]);
+    if (s->kind == FNN_LR_STEP)
+        fprintf(f, " (every %d epochs x %g)", s->step_epochs, s->gamma);
+    if (s->kind == FNN_LR_PLATEAU)
+        fprintf(f, " (x %g after %d epochs without improvement, min %g)", s->factor, s->patience,
+                s->min_lr);
+    if (s->warmup_epochs)
+        fprintf(f, ", %d warm-up epoch%s", s->warmup_epochs, s->warmup_epochs == 1 ? "" : "s");
+    if (s->kind != FNN_LR_CONSTANT || s->warmup_epochs)
+        fprintf(f, "\n");
+    const fnn_augment_config *a = &c->augment;
+    if (a->shift || a->flip || a->rotate > 0.0f || a->erase > 0.0f)
+        fprintf(f, "augmentation: shift %d px, flip %s, rotate %g deg, erase p %g\n", a->shift,
+                a->flip ? "on" : "off", a->rotate, a->erase);
+    if (c->clip_norm > 0.0f)
+        fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
+    if (c->early_stopping)
+        fprintf(f, "early stopping: patience %d on %s, restoring the best weights\n",
+                c->early_stopping, c->monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy"
+                                                                           : "val_loss");
+    if (c->freeze)
+        fprintf(f, "frozen: the first %d layers (the optimizer leaves their tensors alone)\n",
+                c->freeze);
+}
+
+static cJSON *features_json(const fnn_train_config *c)
+{
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    cJSON *j = cJSON_CreateObject();
+    cJSON *s = cJSON_AddObjectToObject(j, "lr_schedule");
+    cJSON_AddStringToObject(s, "kind", schedules[c->schedule.kind]);
+    cJSON_AddNumberToObject(s, "step_epochs", c->schedule.step_epochs);
+    cJSON_AddNumberToObject(s, "gamma", c->schedule.gamma);
+    cJSON_AddNumberToObject(s, "patience", c->schedule.patience);
+    cJSON_AddNumberToObject(s, "factor", c->schedule.factor);
+    cJSON_AddNumberToObject(s, "min_lr", c->schedule.min_lr);
+    cJSON_AddNumberToObject(s, "warmup_epochs", c->schedule.warmup_epochs);
+    cJSON *a = cJSON_AddObjectToObject(j, "augment");
+    cJSON_AddNumberToObject(a, "shift", c->augment.shift);
+    cJSON_AddBoolToObject(a, "flip", c->augment.flip);
+    cJSON_AddNumberToObject(a, "rotate", c->augment.rotate);
+    cJSON_AddNumberToObject(a, "erase", c->augment.erase);
+    cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
+    cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
+    cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
+    cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
+    cJSON_AddStringToObject(j, "monitor", c->monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy"
+                                                                                  : "val_loss");
+    cJSON_AddNumberToObject(j, "freeze", c->freeze);
+    return j;
+}
+
+/* --folds K: K trainings on the training file, each validating on one fold. */
+static int run_folds(train_opts *o, const fnn_dataset *data, int k)
+{
+    FILE *out = (o->quiet || o->json) ? NULL : stdout;
+    double acc[MAX_FOLDS];
+    fnn_epoch_stats *stats = calloc((size_t)o->cfg.epochs, sizeof *stats);
+    if (!stats)
+        return cli_error("train", EXIT_RUNTIME, "out of memory");
+    if (out)
+        printf("%d-fold cross-validation on %d training images (the test set is not read)\n\n",
+               o->folds, data->n);
+    int rc = EXIT_OK;
+    for (int f = 0; f < o->folds && rc == EXIT_OK; f++) {
+        fnn_error err = {0};
+        fnn_dataset tr, val;
+        fnn_model *m = NULL;
+        fnn_train_result res;
+        if (fnn_dataset_fold(data, o->folds, f, &tr, &val, &err) != FNN_OK) {
+            rc = cli_lib_error("train", &err);
+            break;
+        }
+        cJSON *transfer = NULL;
+        rc = make_model(o, k, &m, out && f == 0 ? &transfer : NULL);
+        if (transfer) {
+            print_transfer(stdout, transfer);
+            printf("\n");
+            cJSON_Delete(transfer);
+        }
+        if (rc == EXIT_OK &&
+            fnn_train_run(m, &tr, &val, &o->cfg, stats, &res, &err) != FNN_OK)
+            rc = cli_lib_error("train", &err);
+        if (rc == EXIT_OK) {
+            int e = res.best_epoch ? res.best_epoch : res.epochs;
+            acc[f] = stats[e - 1].val_acc;
+            if (out)
+                printf("fold %d/%d: %d train / %d validation images, validation accuracy %.4f "
+                       "(epoch %d)\n\n", f + 1, o->folds, tr.n, val.n, acc[f], e);
+        }
+        fnn_model_free(m);
+        fnn_dataset_free(&tr);
+    }
+    if (rc == EXIT_OK) {
+        double mean = 0.0, var = 0.0;
+        for (int f = 0; f < o->folds; f++)
+            mean += acc[f] / o->folds;
+        for (int f = 0; f < o->folds; f++)
+            var += (acc[f] - mean) * (acc[f] - mean) / (o->folds - 1);
+        if (out)
+            printf("cross-validation: validation accuracy %.4f +- %.4f (mean +- sample standard "
+                   "deviation over %d folds)\n", mean, sqrt(var), o->folds);
+        if (o->json) {
+            cJSON *doc = cJSON_CreateObject();
+            cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
+            cJSON_AddNumberToObject(doc, "folds", o->folds);
+            cJSON_AddNumberToObject(doc, "images", data->n);
+            cJSON_AddItemToObject(doc, "val_accuracy", cJSON_CreateDoubleArray(acc, o->folds));
+            cJSON_AddNumberToObject(doc, "mean", mean);
+            cJSON_AddNumberToObject(doc, "std", sqrt(var));
+            cJSON_AddNullToObject(doc, "test");
+            print_json(doc);
+            cJSON_Delete(doc);
+        }
+    }
+    free(stats);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_opts o = {.data = FNN_DEFAULT_DATA_DIR, .arch = "mlp", .out = "model.safetensors",
                     .val_split = 0.2, .cfg = fnn_train_default()};
+    o.cfg.schedule = (fnn_lr_schedule){.step_epochs = 10, .gamma = 0.1f, .patience = 2,
+                                       .factor = 0.5f};
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     FILE *out = (o.quiet || o.json) ? NULL : stdout;
 
     fnn_error err = {0};
-    fnn_model *m = fnn_model_create(o.arch, 1, 28, 28, &err);
-    if (!m)
-        return cli_error("train", EXIT_USAGE, "%s", err.msg);
+    fnn_checkpoint_info info = {0};
+    cJSON *stored = NULL, *transfer = NULL;
+    if (o.resume) {
+        if (fnn_checkpoint_info_read(o.resume, &info, &err) != FNN_OK)
+            return cli_error("train", EXIT_RUNTIME, "--resume %s", err.msg);
+        stored = info.user_json ? cJSON_Parse(info.user_json) : NULL;
+        if (!stored) {
+            fnn_checkpoint_info_free(&info);
+            return cli_error("train", EXIT_RUNTIME, "--resume %s: the checkpoint was not written "
+                             "by fnn train (no stored options)", o.resume);
+        }
+        if ((rc = apply_user_json(&o, stored, o.resume)) != EXIT_OK) {
+            cJSON_Delete(stored);
+            fnn_checkpoint_info_free(&info);
+            return rc;
+        }
+        int epochs = o.cfg.epochs;
+        const char *checkpoint = o.cfg.checkpoint ? o.cfg.checkpoint : o.resume;
+        o.cfg = info.cfg;
+        o.cfg.epochs = epochs;
+        o.cfg.checkpoint = checkpoint;
+        o.cfg.resume = o.resume;
+        o.arch = info.arch;
+        o.init_from = NULL; /* the checkpoint's weights replace the initial ones */
+        const char *paths[] = {o.out, o.history, o.cfg.checkpoint};
+        for (int i = 0; i < 3; i++)
+            if (paths[i] && !writable_dir(paths[i])) {
+                cJSON_Delete(stored);
+                fnn_checkpoint_info_free(&info);
+                return cli_error("train", EXIT_RUNTIME, "%s: its directory does not exist or is "
+                                 "not writable", paths[i]);
+            }
+    }
 
-    fnn_dataset full = {0}, test = {0}, tr, val;
+    fnn_model *m = NULL;
+    run_data d = {0};
     fnn_epoch_stats *stats = NULL;
-    char *history_path = NULL, *history_text = NULL;
+    char *history_path = NULL, *history_text = NULL, *user = NULL;
     cJSON *doc = NULL;
     fnn_metrics mt = {0};
-    double t_load = now_s();
-    if ((rc = load_split("train", o.data, "train", o.limit, &full)) ||
-        (!o.no_test && (rc = load_split("train", o.data, "t10k", o.test_limit, &test))))
+    double t_load = 0.0;
+    struct sigaction old_int;
+    int handler = 0;
+    if ((rc = load_data(&o, &d, &t_load)))
         goto done;
-    t_load = now_s() - t_load;
-    if (fnn_dataset_split(&full, o.val_split, &tr, &val, &err) != FNN_OK) {
-        rc = cli_lib_error("train", &err);
+    int k = o.nclasses ? o.nclasses : 10;
+    if (o.folds) {
+        rc = run_folds(&o, &d.tr, k);
         goto done;
     }
+    if ((rc = make_model(&o, k, &m, &transfer)))
+        goto done;
+    const fnn_dataset *test = o.nclasses ? &d.kept_test : &d.test;
     /* Checked now, so that a bad test file does not cost a training run first. */
-    if (fnn_check_data(m, &full, "training", &err) != FNN_OK ||
-        (!o.no_test && fnn_check_data(m, &test, "test", &err) != FNN_OK)) {
+    if (fnn_check_data(m, o.nclasses ? &d.kept : &d.full, "training", &err) != FNN_OK ||
+        (!o.no_test && fnn_check_data(m, test, "test", &err) != FNN_OK)) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
-    const char *const *names = fnn_fashion_class_names();
+    char name_buf[FNN_MAX_CLASSES][24];
+    const char *names[FNN_MAX_CLASSES];
+    class_names(&o, fnn_model_num_classes(m), name_buf, names);
     if (out) {
         printf("fnn %s: training on %s\n", FNN_VERSION, o.data);
         printf("data: %d train / %d validation (last %g%% of the training file) / %d test images"
-               " (loaded in %.2fs)\n\n", tr.n, val.n, 100.0 * o.val_split, test.n, t_load);
+               " (loaded in %.2fs)\n", d.tr.n, d.val.n, 100.0 * o.val_split, test->n, t_load);
+        if (o.nclasses) {
+            printf("classes:");
+            for (int i = 0; i < o.nclasses; i++)
+                printf(" %d (%s) as %d%s", o.classes[i], names[i], i,
+                       i + 1 < o.nclasses ? "," : "");
+            printf("\n");
+        }
+        if (o.per_class)
+            printf("per class: the first %ld training images of each\n", o.per_class);
+        if (o.resume)
+            printf("resuming %s after epoch %d%s\n", o.resume, info.epoch,
+                   info.step ? " and part of the next" : "");
+        printf("\n");
         print_summary(stdout, m);
         const fnn_optim_config *oc = &o.cfg.optim;
         if (oc->kind == FNN_OPT_SGD)
-            printf("optimizer: sgd (lr %g, momentum %g", oc->lr, oc->momentum);
+            printf("optimizer: sgd (lr %g, momentum %g%s", oc->lr, oc->momentum,
+                   oc->nesterov ? ", nesterov" : "");
         else
             printf("optimizer: %s (lr %g, beta1 %g, beta2 %g, epsilon %g",
                    oc->kind == FNN_OPT_ADAMW ? "adamw" : "adam", oc->lr, oc->beta1, oc->beta2,
@@ -343,15 +988,20 @@ int cmd_train(int argc, char **argv)
         if (oc->weight_decay > 0.0f)
             printf(", weight decay %g", oc->weight_decay);
         printf(")");
-        printf(", batch size %d, %d epochs, seed %llu, %d thread%s\n\n", o.cfg.batch_size,
+        printf(", batch size %d, %d epochs, seed %llu, %d thread%s\n", o.cfg.batch_size,
                o.cfg.epochs, (unsigned long long)o.cfg.seed,
                o.cfg.threads ? o.cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
                o.cfg.threads == 1 ? "" : "s");
+        print_features(stdout, &o.cfg);
+        if (transfer)
+            print_transfer(stdout, transfer);
+        printf("\n");
         fflush(stdout);
     }
 
     stats = calloc((size_t)o.cfg.epochs, sizeof *stats);
-    if (!stats) {
+    user = user_json(&o);
+    if (!stats || !user) {
         rc = cli_error("train", EXIT_RUNTIME, "out of memory");
         goto done;
     }
@@ -359,26 +1009,54 @@ int cmd_train(int argc, char **argv)
     o.cfg.on_progress = on_progress;
     o.cfg.on_epoch = on_epoch;
     o.cfg.user = &ps;
-    fnn_model_init(m, o.cfg.seed);
-    if (fnn_train(m, &tr, &val, &o.cfg, stats, &err) != FNN_OK) {
+    o.cfg.checkpoint_user = user;
+    /* SA_RESETHAND: a second Ctrl-C ends the process the usual way. */
+    struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    o.cfg.interrupt = (const volatile int *)&interrupted;
+    handler = sigaction(SIGINT, &sa, &old_int) == 0;
+    fnn_train_result res;
+    fnn_status ts = fnn_train_run(m, &d.tr, &d.val, &o.cfg, stats, &res, &err);
+    if (handler)
+        sigaction(SIGINT, &old_int, NULL);
+    handler = 0;
+    if (ts == FNN_ERR_INTERRUPTED) {
+        if (ps.tty)
+            fprintf(stderr, "\r\033[K");
+        rc = cli_error("train", 130, "%s%s%s --epochs %d", err.msg,
+                       o.cfg.checkpoint ? "; continue with fnn train --resume " : "",
+                       o.cfg.checkpoint ? o.cfg.checkpoint : "", o.cfg.epochs);
+        goto done;
+    }
+    if (ts != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
     double train_s = 0.0, val_s = 0.0;
-    for (int i = 0; i < o.cfg.epochs; i++) {
+    for (int i = res.resumed_epoch; i < res.epochs; i++) {
         train_s += stats[i].seconds;
         val_s += stats[i].val_seconds;
     }
 
     double t_eval = now_s();
-    if (!o.no_test && fnn_evaluate(m, &test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
+    if (!o.no_test && fnn_evaluate(m, test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
     t_eval = now_s() - t_eval;
+    int ran = res.epochs - res.resumed_epoch;
     if (out) {
-        printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", o.cfg.epochs,
-               train_s, train_s / o.cfg.epochs, val_s);
+        if (res.stopped_early)
+            printf("\nearly stopping: no improvement for %d epochs after epoch %d",
+                   o.cfg.early_stopping, res.best_epoch);
+        if (res.best_epoch)
+            printf("\nrestored the weights of epoch %d (best %s %.4f)\n", res.best_epoch,
+                   o.cfg.monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy" : "val_loss",
+                   o.cfg.monitor == FNN_MONITOR_VAL_ACCURACY ? stats[res.best_epoch - 1].val_acc
+                                                              : stats[res.best_epoch - 1].val_loss);
+        printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", ran,
+               train_s, ran ? train_s / ran : 0.0, val_s);
         if (o.no_test)
             printf("; the test set was not read (--no-test)\n");
         else {
@@ -387,7 +1065,7 @@ int cmd_train(int argc, char **argv)
         }
     }
 
-    cJSON *hist = history_json(stats, o.cfg.epochs, 0);
+    cJSON *hist = history_json(stats, res.epochs, 0, res.best_epoch);
     history_text = cJSON_PrintUnformatted(hist);
     cJSON_Delete(hist);
     cJSON *names_json = cJSON_CreateStringArray(names, fnn_model_num_classes(m));
@@ -396,7 +1074,8 @@ int cmd_train(int argc, char **argv)
     fnn_model_meta meta = {.class_names_json = names_text, .history_json = history_text};
     history_path = o.history ? strdup(o.history) : default_history_path(o.out);
     fnn_atomic_file *hist_file = NULL;
-    fnn_status s = history_path ? write_history(history_path, stats, o.cfg.epochs, &hist_file, &err)
+    fnn_status s = history_path ? write_history(history_path, stats, res.epochs, res.best_epoch,
+                                                &hist_file, &err)
                                 : FNN_ERR_NOMEM;
     if (s == FNN_OK && (s = fnn_model_save(m, &meta, o.out, &err)) != FNN_OK)
         fnn_atomic_abort(hist_file);
@@ -408,17 +1087,21 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (out)
-        printf("\nsaved the model to %s and the history to %s\n", o.out, history_path);
+        printf("\nsaved the model to %s and the history to %s%s%s\n", o.out, history_path,
+               o.cfg.checkpoint ? "; checkpoint " : "", o.cfg.checkpoint ? o.cfg.checkpoint : "");
 
     if (o.json) {
         doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
         cJSON_AddItemToObject(doc, "model", summary_json(m));
-        cJSON *d = cJSON_AddObjectToObject(doc, "data");
-        cJSON_AddStringToObject(d, "dir", o.data);
-        cJSON_AddNumberToObject(d, "train", tr.n);
-        cJSON_AddNumberToObject(d, "validation", val.n);
-        cJSON_AddNumberToObject(d, "test", test.n);
+        cJSON *dj = cJSON_AddObjectToObject(doc, "data");
+        cJSON_AddStringToObject(dj, "dir", o.data);
+        cJSON_AddNumberToObject(dj, "train", d.tr.n);
+        cJSON_AddNumberToObject(dj, "validation", d.val.n);
+        cJSON_AddNumberToObject(dj, "test", test->n);
+        cJSON_AddItemToObject(dj, "classes", o.nclasses ? cJSON_CreateIntArray(o.classes, o.nclasses)
+                                                        : cJSON_CreateNull());
+        cJSON_AddNumberToObject(dj, "per_class", (double)o.per_class);
         cJSON *c = cJSON_AddObjectToObject(doc, "config");
         cJSON_AddNumberToObject(c, "epochs", o.cfg.epochs);
         cJSON_AddNumberToObject(c, "batch_size", o.cfg.batch_size);
@@ -428,7 +1111,20 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(c, "lr", o.cfg.optim.lr);
         cJSON_AddNumberToObject(c, "seed", (double)o.cfg.seed);
         cJSON_AddNumberToObject(c, "threads", o.cfg.threads);
-        cJSON_AddItemToObject(doc, "history", history_json(stats, o.cfg.epochs, 1));
+        cJSON *fj = features_json(&o.cfg);
+        for (cJSON *it = fj->child; it; it = fj->child)
+            cJSON_AddItemToObject(c, it->string, cJSON_DetachItemViaPointer(fj, it));
+        cJSON_Delete(fj);
+        cJSON_AddItemToObject(doc, "history", history_json(stats, res.epochs, 1, res.best_epoch));
+        cJSON *es = cJSON_AddObjectToObject(doc, "early_stopping");
+        cJSON_AddBoolToObject(es, "stopped_early", res.stopped_early);
+        if (res.best_epoch)
+            cJSON_AddNumberToObject(es, "restored_epoch", res.best_epoch);
+        else
+            cJSON_AddNullToObject(es, "restored_epoch");
+        cJSON_AddItemToObject(doc, "transfer", transfer ? transfer : cJSON_CreateNull());
+        transfer = NULL;
+        cJSON_AddNumberToObject(doc, "resumed_epoch", res.resumed_epoch);
         cJSON *t = cJSON_AddObjectToObject(doc, "seconds");
         cJSON_AddNumberToObject(t, "load", t_load);
         cJSON_AddNumberToObject(t, "train", train_s);
@@ -437,17 +1133,24 @@ int cmd_train(int argc, char **argv)
         cJSON_AddItemToObject(doc, "test", o.no_test ? cJSON_CreateNull() : metrics_json(&mt, names));
         cJSON_AddStringToObject(doc, "model_file", o.out);
         cJSON_AddStringToObject(doc, "history_file", history_path);
+        if (o.cfg.checkpoint)
+            cJSON_AddStringToObject(doc, "checkpoint_file", o.cfg.checkpoint);
         print_json(doc);
     }
     rc = EXIT_OK;
 done:
+    if (handler)
+        sigaction(SIGINT, &old_int, NULL);
     cJSON_Delete(doc);
+    cJSON_Delete(transfer);
     fnn_metrics_free(&mt);
     free(stats);
     free(history_path);
     free(history_text);
-    fnn_dataset_free(&full);
-    fnn_dataset_free(&test);
+    free(user);
+    run_data_free(&d);
     fnn_model_free(m);
+    cJSON_Delete(stored);
+    fnn_checkpoint_info_free(&info);
     return rc;
 }

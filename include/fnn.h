@@ -159,6 +159,7 @@ typedef struct {
      * Adam and SGD: L2, weight_decay * w added to the gradient (PyTorch's weight_decay; Keras's
      * l2(weight_decay / 2)). AdamW: decoupled, w -= lr * weight_decay * w before the step. */
     float weight_decay;
+    int nesterov;   /* SGD: Nesterov momentum in Keras's form, p += momentum v - lr g */
 } fnn_optim_config;
 
 FNN_API fnn_optim_config fnn_optim_default(fnn_optimizer_kind kind);
@@ -179,6 +180,48 @@ typedef struct {
     double val_seconds;
 } fnn_epoch_stats;
 
+/* ---------------------------------------------------------------- training features
+ * Augmentation, learning-rate schedules, clipping, early stopping, checkpoints, transfer. */
+
+/* Random transforms of training batches, drawn per image from the seed and the step, so the
+ * same seed and thread count give the same batches. Zero fields are off. */
+typedef struct {
+    int shift;    /* translate by up to this many pixels in x and y, zero fill */
+    int flip;     /* 1: mirror left-right with probability 1/2 */
+    float rotate; /* rotate by up to this many degrees either way, bilinear, zero fill */
+    float erase;  /* probability of erasing one random rectangle (2% to 25% of the image) to 0 */
+} fnn_augment_config;
+
+typedef enum {
+    FNN_LR_CONSTANT = 0,
+    FNN_LR_STEP,    /* lr * gamma^floor(epoch / step_epochs), epochs counted from 0 */
+    FNN_LR_COSINE,  /* lr * (1 + cos(pi * s / S)) / 2 over the steps after warm-up, per step */
+    FNN_LR_PLATEAU, /* lr * factor after `patience` epochs without validation loss improving */
+} fnn_lr_schedule_kind;
+
+typedef struct {
+    fnn_lr_schedule_kind kind;
+    int step_epochs;    /* FNN_LR_STEP */
+    float gamma;        /* FNN_LR_STEP */
+    int patience;       /* FNN_LR_PLATEAU */
+    float factor;       /* FNN_LR_PLATEAU, in (0, 1) */
+    float min_lr;       /* FNN_LR_PLATEAU: lower bound */
+    /* Linear warm-up over the first warmup_epochs epochs, per step: lr * (t + 1) / W for the
+     * 0-based global step t < W steps; combines with any kind (which then starts after it). */
+    int warmup_epochs;
+} fnn_lr_schedule;
+
+typedef enum { FNN_MONITOR_VAL_LOSS = 0, FNN_MONITOR_VAL_ACCURACY } fnn_monitor;
+
+/* What a run did besides the per-epoch statistics. */
+typedef struct {
+    int epochs;        /* entries of stats filled, resumed epochs included */
+    int stopped_early; /* 1: early stopping ended the run */
+    int best_epoch;    /* early stopping: the epoch whose weights the model holds; 0 if off */
+    int interrupted;   /* 1: cfg->interrupt was seen; the model holds the last finished step */
+    int resumed_epoch; /* epochs that came from cfg->resume, 0 for a fresh run */
+} fnn_train_result;
+
 typedef struct {
     int epochs;
     int batch_size;
@@ -191,6 +234,20 @@ typedef struct {
     /* Called after each epoch. Return non-zero to stop training. May be NULL. */
     int (*on_epoch)(void *user, const fnn_epoch_stats *s);
     void *user;
+    /* Training features; fnn_train_default leaves them all off. */
+    fnn_augment_config augment;
+    fnn_lr_schedule schedule;
+    float clip_norm;       /* > 0: scale gradients to at most this global L2 norm */
+    int early_stopping;    /* > 0: patience in epochs; restores the best epoch's weights */
+    fnn_monitor monitor;   /* early stopping's metric (needs a validation set) */
+    int freeze;            /* the first `freeze` layers keep their parameters */
+    /* Polled once per step; when it reads non-zero the run ends after the current step with
+     * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
+     * The library installs no signal handler: a caller's handler sets the flag. */
+    const volatile int *interrupt;
+    const char *checkpoint;      /* written atomically after every epoch and on interrupt */
+    const char *checkpoint_user; /* a JSON object stored in the checkpoint for the caller */
+    const char *resume;          /* a checkpoint to continue from, up to `epochs` */
 } fnn_train_config;
 
 FNN_API fnn_train_config fnn_train_default(void);
@@ -201,6 +258,58 @@ FNN_API fnn_train_config fnn_train_default(void);
  * receives one entry per epoch (room for cfg->epochs). */
 FNN_API fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
                              const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err);
+
+/* fnn_train that also reports what happened (early stopping, interrupt, resume). stats needs
+ * room for cfg->epochs entries; with cfg->resume the resumed epochs are filled in too. */
+FNN_API fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
+                                 const fnn_train_config *cfg, fnn_epoch_stats *stats,
+                                 fnn_train_result *result, fnn_error *err);
+
+/* The learning rate of 0-based global step t of epoch (0-based) with steps_per_epoch steps,
+ * given a plateau factor (1 until the plateau schedule cuts it). Pure. */
+FNN_API float fnn_lr_at(const fnn_lr_schedule *s, float base_lr, int epochs, int steps_per_epoch,
+                        int epoch, int64_t t, float plateau_scale);
+
+/* What a checkpoint holds besides its tensors, read to rebuild the model before resuming. */
+typedef struct {
+    char *arch;               /* the model's spec */
+    int c, h, w;              /* input shape */
+    fnn_train_config cfg;     /* the run's settings; callbacks and paths are NULL */
+    char *user_json;          /* cfg.checkpoint_user as written, or NULL */
+    int epoch;                /* epochs completed */
+    int step;                 /* steps done into the next epoch (an interrupted run) */
+} fnn_checkpoint_info;
+
+/* Reads and validates a checkpoint's description; free with fnn_checkpoint_info_free. */
+FNN_API fnn_status fnn_checkpoint_info_read(const char *path, fnn_checkpoint_info *out,
+                                            fnn_error *err);
+FNN_API void fnn_checkpoint_info_free(fnn_checkpoint_info *info);
+
+/* A data set restricted to the given classes, relabelled 0..nclasses-1 in the order given,
+ * keeping the first per_class images of each (0: all), in file order. Owns its memory. */
+FNN_API fnn_status fnn_dataset_select_classes(const fnn_dataset *d, const int *classes,
+                                              int nclasses, int per_class, fnn_dataset *out,
+                                              fnn_error *err);
+
+/* Fold `fold` of k of d: the images [n fold / k, n (fold + 1) / k) as val (a view), the rest as
+ * train (a copy that owns its memory). */
+FNN_API fnn_status fnn_dataset_fold(const fnn_dataset *d, int k, int fold, fnn_dataset *train,
+                                    fnn_dataset *val, fnn_error *err);
+
+/* One line per model tensor of what transfer learning did: copied from the source model,
+ * or left as initialised and why. */
+typedef struct {
+    char name[48];
+    int loaded;         /* 1: copied from the source */
+    char reason[128];   /* why not, when not */
+} fnn_transfer_entry;
+
+/* Copies into m every tensor of src at the same layer position with the same name and shape
+ * (e.g. "layers.1.kernel" of the same size) among m's first `layers` layers; the others keep
+ * m's initialisation. report (room for fnn_model_num_tensors(m)) may be NULL; *nloaded counts
+ * copies. */
+FNN_API fnn_status fnn_model_transfer(fnn_model *m, const fnn_model *src, int layers,
+                                      fnn_transfer_entry *report, int *nloaded, fnn_error *err);
 
 /* ---------------------------------------------------------------- evaluation */
 

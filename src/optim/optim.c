@@ -1,6 +1,7 @@
 /* Adam (in Keras's form, with epsilon added to the uncorrected root), AdamW (Adam with decoupled
- * weight decay) and SGD with momentum (Keras's form: v = momentum v - lr g; p += v). Each is one
- * vectorised pass over the arena, split between threads. */
+ * weight decay) and SGD with momentum (Keras's form: v = momentum v - lr g; p += v, or with
+ * Nesterov p += momentum v - lr g). Each is one vectorised pass over the arena, split between
+ * threads; the learning rate and a gradient scale (clipping) come with each step. */
 #include "optim/optim.h"
 #include "util/error.h"
 #include "util/team.h"
@@ -112,38 +113,46 @@ fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *bloc
     return FNN_OK;
 }
 
-/* l2: weight decay added to the gradient; shrink: the factor AdamW applies first (1 without). */
-static void adam(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
-                 size_t hi, float alpha, float l2, float shrink)
+/* l2: weight decay added to the gradient; shrink: the factor AdamW applies first (1 without);
+ * gs: the clipping scale of the gradient. Inlined, so gs == 1 costs nothing when clipping is off. */
+static inline void adam(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
+                        size_t hi, float alpha, float l2, float shrink, float gs)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float *restrict m = o->m, *restrict v = o->v;
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
-        float gi = g[i] + l2 * p[i];
+        float gi = g[i] * gs + l2 * p[i];
         m[i] += (gi - m[i]) * (1.0f - b1);
         v[i] += (gi * gi - v[i]) * (1.0f - b2);
         p[i] = p[i] * shrink - alpha * m[i] / (sqrtf(v[i]) + eps);
     }
 }
 
-static void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
-                size_t hi, float l2)
+static inline void sgd(fnn_optimizer *o, float *restrict p, const float *restrict g, size_t lo,
+                       size_t hi, float lr, float l2, float gs)
 {
-    const float lr = o->cfg.lr, mu = o->cfg.momentum;
+    const float mu = o->cfg.momentum;
     float *restrict vel = o->m;
+    if (o->cfg.nesterov) {
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) {
+            float step = -lr * (g[i] * gs + l2 * p[i]);
+            vel[i] = mu * vel[i] + step;
+            p[i] += mu * vel[i] + step;
+        }
+        return;
+    }
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {
-        vel[i] = mu * vel[i] - lr * (g[i] + l2 * p[i]);
+        vel[i] = mu * vel[i] - lr * (g[i] * gs + l2 * p[i]);
         p[i] += vel[i];
     }
 }
 
-void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int64_t t)
+static inline void step_blocks(fnn_optimizer *o, float *params, const float *grads, float lr,
+                               float alpha, float gs)
 {
-    /* Keras folds both bias corrections into the step size. */
-    float alpha = (float)(o->cfg.lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
-                          (1.0 - pow(o->cfg.beta1, (double)t)));
     for (int b = 0; b < o->nblocks; b++) {
         const fnn_param_block *blk = &o->blocks[b];
         size_t lo, hi;
@@ -152,12 +161,47 @@ void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int
         hi = blk->offset + hi * blk->cols;
         float wd = blk->decay ? o->cfg.weight_decay : 0.0f;
         if (o->cfg.kind == FNN_OPT_SGD)
-            sgd(o, params, grads, lo, hi, wd);
+            sgd(o, params, grads, lo, hi, lr, wd, gs);
         else if (o->cfg.kind == FNN_OPT_ADAMW)
-            adam(o, params, grads, lo, hi, alpha, 0.0f, 1.0f - o->cfg.lr * wd);
+            adam(o, params, grads, lo, hi, alpha, 0.0f, 1.0f - lr * wd, gs);
         else
-            adam(o, params, grads, lo, hi, alpha, wd, 1.0f);
+            adam(o, params, grads, lo, hi, alpha, wd, 1.0f, gs);
     }
+}
+
+void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int64_t t)
+{
+    fnn_optimizer_step_lr(o, params, grads, t, o->cfg.lr, 1.0f);
+}
+
+void fnn_optimizer_step_lr(fnn_optimizer *o, float *params, const float *grads, int64_t t,
+                           float lr, float grad_scale)
+{
+    /* Keras folds both bias corrections into the step size. */
+    float alpha = (float)(lr * sqrt(1.0 - pow(o->cfg.beta2, (double)t)) /
+                          (1.0 - pow(o->cfg.beta1, (double)t)));
+    if (grad_scale == 1.0f)
+        step_blocks(o, params, grads, lr, alpha, 1.0f);
+    else
+        step_blocks(o, params, grads, lr, alpha, grad_scale);
     if (omp_get_thread_num() == 0)
         o->t = t;
+}
+
+double fnn_optimizer_sumsq(const fnn_optimizer *o, const float *grads)
+{
+    double sum = 0.0;
+    for (int b = 0; b < o->nblocks; b++) {
+        const fnn_param_block *blk = &o->blocks[b];
+        size_t lo, hi;
+        fnn_team_param_rows(blk->rows, &lo, &hi);
+        lo = blk->offset + lo * blk->cols;
+        hi = blk->offset + hi * blk->cols;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = lo; i < hi; i++)
+            part += grads[i] * grads[i];
+        sum += part;
+    }
+    return sum;
 }

@@ -37,4 +37,13 @@ fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *bloc
  * the caller places one before params are read again. Thread 0 records t in o->t. */
 void fnn_optimizer_step(fnn_optimizer *o, float *params, const float *grads, int64_t t);
 
+/* fnn_optimizer_step at learning rate lr (from a schedule) on the gradients times grad_scale
+ * (gradient clipping; 1 leaves them as they are). */
+void fnn_optimizer_step_lr(fnn_optimizer *o, float *params, const float *grads, int64_t t,
+                           float lr, float grad_scale);
+
+/* Team function: the sum of squares of this thread's share of the gradients (the rows it
+ * updates), for clipping by global norm: add up every thread's after a barrier. */
+double fnn_optimizer_sumsq(const fnn_optimizer *o, const float *grads);
+
 #endif

@@ -1,8 +1,11 @@
 /* The training loop. Each step is forward, loss, backward (every gradient lands in the model's
  * gradient arena), then the optimizer update: the point where gradients could be summed across
- * processes. One OpenMP team runs a whole epoch; layers share the work inside it. */
+ * processes. One OpenMP team runs a whole epoch; layers share the work inside it. Around it:
+ * augmentation, the learning-rate schedule, clipping, early stopping and checkpoints. */
+#include "data/augment.h"
 #include "data/batch.h"
 #include "eval/eval.h"
+#include "io/checkpoint.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"
@@ -12,6 +15,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define MAX_EPOCHS 100000
@@ -36,7 +40,8 @@ fnn_train_config fnn_train_default(void)
     };
 }
 
-static fnn_status check_config(const fnn_train_config *c, fnn_error *err)
+static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, int nval,
+                               fnn_error *err)
 {
     if (c->epochs < 1 || c->epochs > MAX_EPOCHS)
         return fnn_fail(err, FNN_ERR_ARG, "training: epochs must be in 1..%d, got %d", MAX_EPOCHS,
@@ -47,6 +52,38 @@ static fnn_status check_config(const fnn_train_config *c, fnn_error *err)
     if (c->threads < 0 || c->threads > 1024)
         return fnn_fail(err, FNN_ERR_ARG, "training: threads must be in 0..1024, got %d",
                         c->threads);
+    const fnn_augment_config *a = &c->augment;
+    if (a->shift < 0 || a->shift > 64 || (a->flip != 0 && a->flip != 1) ||
+        !(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->erase >= 0.0f && a->erase <= 1.0f))
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "training: augmentation needs shift in 0..64, flip 0 or 1, rotate in "
+                        "[0, 180] degrees and erase in [0, 1]");
+    const fnn_lr_schedule *s = &c->schedule;
+    if ((unsigned)s->kind > FNN_LR_PLATEAU)
+        return fnn_fail(err, FNN_ERR_ARG, "training: unknown schedule %d", (int)s->kind);
+    if (s->warmup_epochs < 0 || s->warmup_epochs > c->epochs)
+        return fnn_fail(err, FNN_ERR_ARG, "training: warm-up epochs must be in 0..%d (the "
+                        "epochs), got %d", c->epochs, s->warmup_epochs);
+    if (s->kind == FNN_LR_STEP &&
+        (s->step_epochs < 1 || !(s->gamma > 0.0f) || !isfinite(s->gamma)))
+        return fnn_fail(err, FNN_ERR_ARG, "training: the step schedule needs step epochs >= 1 "
+                        "and gamma > 0, got %d and %g", s->step_epochs, (double)s->gamma);
+    if (s->kind == FNN_LR_PLATEAU &&
+        (s->patience < 1 || !(s->factor > 0.0f && s->factor < 1.0f) || !(s->min_lr >= 0.0f)))
+        return fnn_fail(err, FNN_ERR_ARG, "training: the plateau schedule needs patience >= 1, "
+                        "factor in (0, 1) and min lr >= 0");
+    if (!(c->clip_norm >= 0.0f) || !isfinite(c->clip_norm))
+        return fnn_fail(err, FNN_ERR_ARG, "training: clip norm must be 0 (off) or positive, got "
+                        "%g", (double)c->clip_norm);
+    if (c->early_stopping < 0 || (unsigned)c->monitor > FNN_MONITOR_VAL_ACCURACY)
+        return fnn_fail(err, FNN_ERR_ARG, "training: early stopping needs a patience >= 0 and "
+                        "a monitor of val_loss or val_accuracy");
+    if (!nval && (c->early_stopping || s->kind == FNN_LR_PLATEAU))
+        return fnn_fail(err, FNN_ERR_ARG, "training: %s watches the validation set, and there "
+                        "is none", c->early_stopping ? "early stopping" : "the plateau schedule");
+    if (c->freeze < 0 || c->freeze > m->nlayers)
+        return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
+                        c->freeze, m->nlayers);
     return FNN_OK;
 }
 
@@ -56,17 +93,24 @@ typedef struct {
     uint8_t *labels[2]; /* (batch) each */
     int *perm;        /* (n) this epoch's order */
     float *val_probs; /* (val n, classes) */
+    float *aug;       /* (threads, in) each thread's augmentation scratch; NULL when off */
+    float *best;      /* (arena_size) early stopping's best weights; NULL when off */
     fnn_optimizer opt;
     fnn_barrier team;
+    int stop;         /* set by thread 0 before a barrier: the interrupt was seen */
     struct {
         _Alignas(64) double loss; /* summed over this thread's rows of the batch */
         int hits;
+        double sumsq;             /* clipping: this thread's share of the squared gradient */
     } *part;                      /* (threads) */
 } run_buffers;
 
-fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err)
+/* As fnn_partition_optimizer, leaving out the tensors of the first `freeze` layers too. */
+static fnn_status partition(fnn_optimizer *o, const fnn_model *m, int freeze, fnn_error *err)
 {
-    int n = fnn_model_num_tensors(m);
+    int n = fnn_model_num_tensors(m), frozen_tensors = 0;
+    for (int i = 0; i < freeze; i++)
+        frozen_tensors += m->layers[i].ntensors;
     fnn_param_block *blocks = malloc((size_t)(n ? n : 1) * sizeof *blocks);
     if (!blocks)
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
@@ -74,7 +118,7 @@ fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_err
     for (int i = 0; i < n; i++) {
         fnn_tensor t;
         fnn_model_tensor(m, i, &t);
-        if (t.frozen)
+        if (t.frozen || i < frozen_tensors)
             continue;
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
         blocks[nb++] = (fnn_param_block){(size_t)(t.data - m->params), rows,
@@ -85,6 +129,11 @@ fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_err
     return s;
 }
 
+fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err)
+{
+    return partition(o, m, 0, err);
+}
+
 static void release(run_buffers *b)
 {
     for (int i = 0; i < 2; i++) {
@@ -93,6 +142,8 @@ static void release(run_buffers *b)
     }
     free(b->perm);
     free(b->val_probs);
+    free(b->aug);
+    free(b->best);
     free(b->part);
     fnn_optimizer_release(&b->opt);
 }
@@ -100,14 +151,67 @@ static void release(run_buffers *b)
 fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
                      const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err)
 {
-    fnn_status s = check_config(cfg, err);
+    return fnn_train_run(m, train, val, cfg, stats, NULL, err);
+}
+
+/* Keras's EarlyStopping (min_delta 0): 1 if value improves on best for the monitor. */
+static int improves(fnn_monitor mon, double value, double best)
+{
+    if (isnan(best))
+        return !isnan(value);
+    return mon == FNN_MONITOR_VAL_ACCURACY ? value > best : value < best;
+}
+
+/* After an epoch with validation statistics st: the plateau schedule's and early stopping's
+ * bookkeeping. Returns 1 when early stopping ends the run. */
+static int after_epoch(const fnn_train_config *cfg, const fnn_model *m, run_buffers *b,
+                       fnn_train_state *ts, const fnn_epoch_stats *st)
+{
+    const fnn_lr_schedule *s = &cfg->schedule;
+    /* Keras's ReduceLROnPlateau: an improvement must beat the best by min_delta 1e-4. */
+    if (s->kind == FNN_LR_PLATEAU) {
+        if (st->val_loss < ts->plateau_best - 1e-4) {
+            ts->plateau_best = st->val_loss;
+            ts->plateau_wait = 0;
+        } else if (++ts->plateau_wait >= s->patience) {
+            float floor_scale = s->min_lr / cfg->optim.lr;
+            ts->plateau_scale *= s->factor;
+            if (ts->plateau_scale < floor_scale)
+                ts->plateau_scale = floor_scale;
+            ts->plateau_wait = 0;
+        }
+    }
+    if (!cfg->early_stopping)
+        return 0;
+    double v = cfg->monitor == FNN_MONITOR_VAL_ACCURACY ? st->val_acc : st->val_loss;
+    if (improves(cfg->monitor, v, ts->es_best)) {
+        ts->es_best = v;
+        ts->es_epoch = st->epoch;
+        ts->es_wait = 0;
+        memcpy(b->best, m->params, m->arena_size * sizeof *m->params);
+        return 0;
+    }
+    return ++ts->es_wait >= cfg->early_stopping;
+}
+
+fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
+                         const fnn_train_config *cfg, fnn_epoch_stats *stats,
+                         fnn_train_result *result, fnn_error *err)
+{
+    int nval = val ? val->n : 0;
+    fnn_train_result res = {0};
+    if (result)
+        *result = res;
+    fnn_status s = check_config(cfg, m, nval, err);
     if (s != FNN_OK)
         return s;
     if (train->n < 1)
         return fnn_fail(err, FNN_ERR_ARG, "training: the training set is empty");
+    if ((cfg->checkpoint || cfg->resume) && !stats)
+        return fnn_fail(err, FNN_ERR_ARG, "training: checkpoints keep the history, so they need "
+                        "a stats array");
     if ((s = fnn_check_data(m, train, "training", err)) != FNN_OK)
         return s;
-    int nval = val ? val->n : 0;
     if (nval && (s = fnn_check_data(m, val, "validation", err)) != FNN_OK)
         return s;
 
@@ -115,6 +219,7 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
     int batch = cfg->batch_size < n ? cfg->batch_size : n;
     size_t in = fnn_shape_size(m->input);
     int threads = fnn_threads_resolve(cfg->threads);
+    int augment = fnn_augment_active(&cfg->augment);
     /* Room for validation batches too: a later reserve would move the buffers. */
     int val_rows = nval < FNN_EVAL_BATCH ? nval : FNN_EVAL_BATCH;
     if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK)
@@ -128,26 +233,47 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
     b.perm = malloc((size_t)n * sizeof *b.perm);
     b.val_probs = nval ? malloc((size_t)nval * k * sizeof *b.val_probs) : NULL;
     b.part = aligned_alloc(64, (size_t)threads * sizeof *b.part);
+    b.aug = augment ? malloc((size_t)threads * in * sizeof *b.aug) : NULL;
+    b.best = cfg->early_stopping || cfg->resume ? malloc(m->arena_size * sizeof *b.best) : NULL;
     if (!b.x[0] || !b.x[1] || !b.labels[0] || !b.labels[1] || !b.perm ||
-        (nval && !b.val_probs) || !b.part) {
+        (nval && !b.val_probs) || !b.part || (augment && !b.aug) ||
+        ((cfg->early_stopping || cfg->resume) && !b.best)) {
         release(&b);
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
     }
     if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK ||
-        (s = fnn_partition_optimizer(&b.opt, m, err)) != FNN_OK) {
+        (s = partition(&b.opt, m, cfg->freeze, err)) != FNN_OK) {
         release(&b);
         return s;
     }
+    int steps = (n + batch - 1) / batch;
+    fnn_train_state ts = {.plateau_scale = 1.0f, .plateau_best = HUGE_VAL, .es_best = NAN};
+    fnn_rng_seed(&ts.shuffle, cfg->seed);
+    if (cfg->resume) {
+        int has_best = 0;
+        if ((s = fnn_checkpoint_load(cfg->resume, m, cfg, steps, &ts, stats, &b.opt, b.best,
+                                     &has_best, err)) != FNN_OK) {
+            release(&b);
+            return s;
+        }
+        if (cfg->early_stopping && ts.es_epoch && !has_best) {
+            release(&b);
+            return fnn_fail(err, FNN_ERR_FORMAT, "%s: early stopping's best weights (epoch %d) "
+                            "are missing", cfg->resume, ts.es_epoch);
+        }
+        res.resumed_epoch = ts.epoch;
+    }
     fnn_blas_single_threaded();
 
-    fnn_rng shuffle;
-    fnn_rng_seed(&shuffle, cfg->seed);
     uint64_t dropout_seed = fnn_hash64(cfg->seed ^ 0xD50F0u);
-    uint64_t step_base = 0;
-    int steps = (n + batch - 1) / batch;
+    uint64_t augment_seed = fnn_hash64(cfg->seed ^ 0xA06u);
     float *dlogits = fnn_model_logit_grad(m);
+    int clip = cfg->clip_norm > 0.0f;
+    res.epochs = ts.epoch;
 
-    for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
+    for (int epoch = ts.epoch + 1; epoch <= cfg->epochs; epoch++) {
+        /* ts.shuffle stays at this epoch's start until it ends, for a mid-epoch checkpoint. */
+        fnn_rng shuffle = ts.shuffle;
         for (int i = 0; i < n; i++)
             b.perm[i] = i;
         for (int i = n - 1; i > 0; i--) {
@@ -156,22 +282,28 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
             b.perm[i] = b.perm[j];
             b.perm[j] = t;
         }
-        double t0 = now_s(), last_report = t0, loss_sum = 0.0;
-        long correct = 0, seen = 0;
-        int bad_step = 0; /* 1-based step whose loss was not finite */
+        uint64_t step_base = (uint64_t)(epoch - 1) * (uint64_t)steps;
+        int first = ts.step;
+        double t0 = now_s(), last_report = t0, loss_sum = ts.loss_sum;
+        long correct = ts.correct, seen = ts.seen;
+        int bad_step = 0;  /* 1-based step whose loss was not finite */
+        int done = first;  /* steps finished, when interrupted */
+        b.stop = 0;
 
 #pragma omp parallel num_threads(threads)
         {
             fnn_team_begin(&b.team);
             unsigned fp_state = fnn_denormals_flush();
             int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            float *aug_scratch = augment ? b.aug + (size_t)tid * in : NULL;
             /* A step has three barriers: after the batch is filled, inside the first dense
              * layer's forward pass and inside its backward pass; everything between them
              * stays on each thread's rows. So the previous step's loss is summed at the top of
              * the next one (and once more after the last), and batches alternate between two
-             * buffers, since a thread may fill one while another still reads the other. */
-            for (int step = 0; step <= steps; step++) {
-                if (step > 0) {
+             * buffers, since a thread may fill one while another still reads the other.
+             * Clipping adds a fourth, after backward, to add up the gradient's norm. */
+            for (int step = first; step <= steps; step++) {
+                if (step > first) {
                     double loss = 0.0;
                     int hits = 0, prev = (step - 1) * batch;
                     for (int j = 0; j < nt; j++) {
@@ -199,11 +331,21 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
                 }
                 if (step == steps)
                     break;
+                /* Read by thread 0 only; the others learn of it after the barrier below. */
+                if (tid == 0 && cfg->interrupt && *cfg->interrupt) {
+                    b.stop = 1;
+                    done = step;
+                }
                 int start = step * batch, rows = n - start < batch ? n - start : batch;
                 float *x = b.x[step & 1];
                 uint8_t *labels = b.labels[step & 1];
                 fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
+                if (augment)
+                    fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step, x,
+                                      rows, train->h, train->w, aug_scratch);
                 fnn_team_sync(&b.team);
+                if (b.stop)
+                    break;
                 fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
                                  .sync = &b.team, .rows_after = 1};
                 const float *logits = fnn_model_forward(m, &pass, x, rows);
@@ -216,18 +358,54 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
                     fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
                 }
                 fnn_model_backward(m, &pass, x, rows, NULL);
-                fnn_optimizer_step(&b.opt, m->params, m->grads,
-                                   (int64_t)(step_base + (uint64_t)step) + 1);
+                int64_t t = (int64_t)(step_base + (uint64_t)step);
+                float lr = fnn_lr_at(&cfg->schedule, cfg->optim.lr, cfg->epochs, steps,
+                                     epoch - 1, t, ts.plateau_scale);
+                float scale = 1.0f;
+                if (clip) {
+                    b.part[tid].sumsq = fnn_optimizer_sumsq(&b.opt, m->grads);
+                    fnn_team_sync(&b.team);
+                    double sumsq = 0.0;
+                    for (int j = 0; j < nt; j++)
+                        sumsq += b.part[j].sumsq;
+                    double norm = sqrt(sumsq);
+                    /* tf.clip_by_global_norm: g * clip / max(norm, clip). */
+                    if (norm > cfg->clip_norm)
+                        scale = (float)(cfg->clip_norm / norm);
+                }
+                fnn_optimizer_step_lr(&b.opt, m->params, m->grads, t + 1, lr, scale);
             }
             fnn_denormals_restore(fp_state);
         }
-        step_base += (uint64_t)steps;
         if (bad_step) {
             release(&b);
+            if (result)
+                *result = res;
             return fnn_fail(err, FNN_ERR_NUMERIC,
                             "training: the loss became %s at epoch %d, step %d; try a smaller "
                             "learning rate", isnan(loss_sum) ? "NaN" : "infinite", epoch,
                             bad_step);
+        }
+        if (b.stop) {
+            ts.step = done;
+            ts.t = (int64_t)step_base + done;
+            ts.loss_sum = loss_sum;
+            ts.correct = correct;
+            ts.seen = seen;
+            res.interrupted = 1;
+            if (result)
+                *result = res;
+            if (cfg->checkpoint &&
+                (s = fnn_checkpoint_write(cfg->checkpoint, m, cfg, &ts, stats, &b.opt,
+                                          ts.es_epoch ? b.best : NULL, err)) != FNN_OK) {
+                release(&b);
+                return s;
+            }
+            release(&b);
+            return fnn_fail(err, FNN_ERR_INTERRUPTED,
+                            "training: interrupted at epoch %d after step %d of %d%s%s", epoch,
+                            done, steps, cfg->checkpoint ? "; checkpoint written to " : "",
+                            cfg->checkpoint ? cfg->checkpoint : "");
         }
 
         fnn_epoch_stats st = {.epoch = epoch, .train_loss = loss_sum / seen,
@@ -244,9 +422,34 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
         }
         if (stats)
             stats[epoch - 1] = st;
-        if (cfg->on_epoch && cfg->on_epoch(cfg->user, &st))
+        res.epochs = epoch;
+        int stop = after_epoch(cfg, m, &b, &ts, &st);
+        ts = (fnn_train_state){.epoch = epoch, .t = (int64_t)(step_base + (uint64_t)steps),
+                               .shuffle = shuffle, .plateau_scale = ts.plateau_scale,
+                               .plateau_best = ts.plateau_best, .plateau_wait = ts.plateau_wait,
+                               .es_best = ts.es_best, .es_epoch = ts.es_epoch,
+                               .es_wait = ts.es_wait};
+        if (cfg->checkpoint &&
+            (s = fnn_checkpoint_write(cfg->checkpoint, m, cfg, &ts, stats, &b.opt,
+                                      ts.es_epoch ? b.best : NULL, err)) != FNN_OK) {
+            release(&b);
+            return s;
+        }
+        int user_stop = cfg->on_epoch && cfg->on_epoch(cfg->user, &st);
+        if (stop) {
+            res.stopped_early = 1;
+            break;
+        }
+        if (user_stop)
             break;
     }
+    /* Keras's restore_best_weights, also when the run reached its last epoch. */
+    if (cfg->early_stopping && ts.es_epoch) {
+        memcpy(m->params, b.best, m->arena_size * sizeof *m->params);
+        res.best_epoch = ts.es_epoch;
+    }
+    if (result)
+        *result = res;
     release(&b);
     return FNN_OK;
 }

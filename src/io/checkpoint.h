@@ -1,0 +1,38 @@
+/* Training checkpoints: everything a run needs to continue bit for bit, as safetensors. */
+#ifndef FNN_IO_CHECKPOINT_H
+#define FNN_IO_CHECKPOINT_H
+
+#include "fnn.h"
+#include "optim/optim.h"
+#include "util/rng.h"
+
+/* Where a run stands between two steps. */
+typedef struct {
+    int epoch;             /* epochs completed */
+    int step;              /* steps done into epoch + 1 (an interrupted epoch), else 0 */
+    int64_t t;             /* optimizer steps taken */
+    fnn_rng shuffle;       /* the shuffle generator as it was before epoch + 1's shuffle */
+    double loss_sum;       /* epoch + 1's running sums over its first `step` steps */
+    long correct, seen;
+    float plateau_scale;   /* the plateau schedule's cuts so far (1: none) */
+    double plateau_best;   /* best validation loss seen, +inf before any */
+    int plateau_wait;
+    double es_best;        /* early stopping: best monitored value, NaN before any */
+    int es_epoch;          /* its epoch, 0 before any */
+    int es_wait;
+} fnn_train_state;
+
+/* Writes path atomically: m's tensors, o's moments, best (the arena of the best epoch, or
+ * NULL), cfg's settings and st with stats (st->epoch entries). */
+fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_train_config *cfg,
+                                const fnn_train_state *st, const fnn_epoch_stats *stats,
+                                const fnn_optimizer *o, const float *best, fnn_error *err);
+
+/* Reads path into a model built from its arch, an optimizer initialised for cfg, st, stats
+ * (room for cfg->epochs) and best (room for the arena; *has_best says if it was there).
+ * Every field is checked against m and cfg before anything is copied. */
+fnn_status fnn_checkpoint_load(const char *path, fnn_model *m, const fnn_train_config *cfg,
+                               int steps_per_epoch, fnn_train_state *st, fnn_epoch_stats *stats,
+                               fnn_optimizer *o, float *best, int *has_best, fnn_error *err);
+
+#endif
