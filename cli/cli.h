@@ -13,6 +13,9 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_robustness(int argc, char **argv);
 
 /* Prints "fnn CMD: message" to stderr and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
@@ -43,5 +46,24 @@ void print_json(cJSON *doc);
 
 /* Loads the split ("train" or "t10k") of dir, keeping the first `limit` images when limit > 0. */
 int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
+
+/* Shared by predict, explain and robustness (cli/analysis.c). */
+/* The class names in a model file's metadata, or "0", "1", ... where they are missing; k
+ * strings, released with class_names_free. NULL when out of memory. */
+char **class_names_load(const fnn_model_meta *meta, int k);
+void class_names_free(char **names, int k);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken
+ * a moment. */
+typedef struct {
+    const char *what;
+    long total;
+    double start;
+    int tty, shown;
+} cli_progress;
+void progress_begin(cli_progress *p, const char *what, long total);
+void progress_update(cli_progress *p, long done);
+/* Clears the bar's line. */
+void progress_end(cli_progress *p);
 
 #endif

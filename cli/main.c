@@ -12,6 +12,9 @@ static const char usage[] =
     "  train     train a model (the published study's MLP by default) and report on the test set\n"
     "  eval      evaluate a saved model: loss, accuracy, confusion matrix, classification report\n"
     "  summary   print a model's layers, output shapes and parameter counts\n"
+    "  predict   classify your own images (PNG, JPEG, PGM, BMP) or an IDX file with a model\n"
+    "  explain   per-class saliency and occlusion maps: which pixels a model looks at\n"
+    "  robustness  test accuracy under noise, shifts, rotations, occlusion and contrast changes\n"
     "\n"
     "Run 'fnn COMMAND --help' for a command's options. 'fnn --version' prints the version.\n"
     "Data: Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ", or --data DIR.\n"
@@ -38,6 +41,12 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary"))
         return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain"))
+        return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "robustness"))
+        return cmd_robustness(argc - 1, argv + 1);
     fprintf(stderr, "fnn: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

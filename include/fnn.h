@@ -346,6 +346,62 @@ FNN_API char *fnn_format_report(const fnn_metrics *mt, const char *const *class_
 /* The confusion matrix as an aligned table with class names, as a malloc'd string. */
 FNN_API char *fnn_format_confusion(const fnn_metrics *mt, const char *const *class_names);
 
+/* ---------------------------------------------------------------- explanation, robustness, calibration,
+ * image input */
+
+/* Gradient of each image's class score (the logit, before softmax) with respect to its input pixels,
+ * in eval mode. x (n, c*h*w), classes (n), dx (n, c*h*w). Batched internally with bounded memory. */
+FNN_API fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *classes,
+                                      float *dx, int threads, fnn_error *err);
+
+typedef enum { FNN_SALIENCY_GRADIENT = 0, FNN_SALIENCY_SMOOTHGRAD, FNN_SALIENCY_INTEGRATED } fnn_saliency_method;
+typedef struct {
+    fnn_saliency_method method;
+    int samples;     /* SmoothGrad noise samples or integrated-gradient steps [method default if 0] */
+    float noise;     /* SmoothGrad noise standard deviation, in pixel units [0.15 if 0] */
+    int max_images;  /* per class; 0: all */
+    uint64_t seed;
+} fnn_saliency_config;
+/* Per-class saliency: mean over d's images of class k of |gradient of class k's score|.
+ * maps (nclasses, h*w); classes with no images get zeros. */
+FNN_API fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
+                                int threads, float *maps, fnn_error *err);
+
+/* Occlusion: accuracy of d with a patch x patch square (value 0) slid with stride over the image;
+ * drop (h, w) receives, for each pixel, the mean accuracy drop of the patches covering it.
+ * *base receives the unoccluded accuracy. */
+FNN_API fnn_status fnn_occlusion(fnn_model *m, const fnn_dataset *d, int patch, int stride,
+                                 int threads, float *drop, double *base, fnn_error *err);
+
+typedef enum { FNN_PERTURB_NOISE = 0, FNN_PERTURB_SHIFT, FNN_PERTURB_ROTATE, FNN_PERTURB_OCCLUDE,
+               FNN_PERTURB_CONTRAST, FNN_PERTURB_COUNT } fnn_perturbation;
+FNN_API const char *fnn_perturbation_name(fnn_perturbation p); /* "noise", "shift", ... */
+/* The default levels of a perturbation, level 0 (none) first: noise sigma, shift pixels, rotation
+ * degrees, occluded square side in pixels, contrast factor (1 = none, listed first). */
+FNN_API int fnn_perturbation_levels(fnn_perturbation p, const double **levels);
+/* Test accuracy of d under each level of perturbation p (seeded). acc (nlevels). At the "none"
+ * level the result equals plain fnn_evaluate accuracy exactly. */
+FNN_API fnn_status fnn_robustness(fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
+                                  const double *levels, int nlevels, uint64_t seed, int threads,
+                                  double *acc, fnn_error *err);
+
+typedef struct {
+    int nbins;
+    double *confidence; /* (nbins) mean top-1 probability of the images in the bin */
+    double *accuracy;   /* (nbins) their accuracy */
+    int64_t *count;     /* (nbins) */
+    double ece;         /* expected calibration error */
+} fnn_calibration;
+FNN_API fnn_status fnn_calibration_compute(const uint8_t *labels, const float *probs, int n,
+                                           int nclasses, int nbins, fnn_calibration *out,
+                                           fnn_error *err);
+FNN_API void fnn_calibration_free(fnn_calibration *c);
+
+/* Reads a PNG, JPEG, PGM or BMP file of any size (stb_image), converts it to grey, resizes it to
+ * (h, w) with area averaging, scales to [0, 1] and inverts when invert is set. x (h*w). */
+FNN_API fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x,
+                                  fnn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,412 @@
+/* fnn explain: where a saved model looks. Per-class saliency maps and an occlusion map over
+ * test images, summarised as a table (or JSON with the maps), optionally written as CSV and PGM. */
+#include "cli.h"
+#include "util/atomic.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+    "usage: fnn explain MODEL [options]\n"
+    "\n"
+    "Shows which pixels a saved model relies on, over test images:\n"
+    "- saliency: for each class, the mean over that class's images of |d score / d pixel|, the\n"
+    "  gradient of the class's score (its logit) with respect to the input;\n"
+    "- occlusion: the test accuracy lost when a black patch hides part of every image, slid over\n"
+    "  the image; each pixel gets the mean loss of the patches covering it.\n"
+    "Prints per class where the saliency lies: its peak and centre of mass (row, column), the\n"
+    "share of it in the 10% most salient pixels (conc.) and in the upper, middle and lower\n"
+    "thirds of the rows; then the same for the occlusion map. --json adds the maps themselves:\n"
+    "{\"saliency\": {\"method\", \"classes\": [{\"index\", \"label\", \"images\", \"peak\",\n"
+    "\"centre\", \"top10_share\", \"thirds\", \"map\": [[...28 values] x 28]}]}, \"occlusion\":\n"
+    "{\"patch\", \"stride\", \"base_accuracy\", \"max_drop\", ..., \"drop\": [[...]]}}.\n"
+    "Occlusion runs the model once per patch position over every image (169 positions for the\n"
+    "defaults on 28x28), hence the default --limit.\n"
+    "\n"
+    "  --method NAME   gradient, smoothgrad (gradients averaged over noisy copies) or\n"
+    "                  integrated (integrated gradients from a black image) [gradient]\n"
+    "  --samples N     smoothgrad copies or integrated-gradient steps [25, 32]\n"
+    "  --noise S       smoothgrad noise standard deviation, pixels in [0, 1] [0.15]\n"
+    "  --patch P       occlusion patch side in pixels [4]\n"
+    "  --stride S      occlusion patch step in pixels [2]\n"
+    "  --no-occlusion  saliency only\n"
+    "  --seed N        seed of the smoothgrad noise [1]\n"
+    "  --out-dir DIR   also write each map as CSV (raw values) and PGM (scaled to its maximum):\n"
+    "                  saliency_K.csv/.pgm for class K and occlusion.csv/.pgm\n"
+    "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
+    "  --split NAME    test (t10k files) or train [test]\n"
+    "  --limit N       use the first N images, 0 for all [1000]\n"
+    "  --threads N     threads to use, 0 for every core [0]\n"
+    "  --json          print one JSON document, maps included, instead of the table\n"
+    "  -h, --help      this help\n";
+
+static const char *const method_names[] = {"gradient", "smoothgrad", "integrated"};
+
+/* Images per library call: the progress bar moves between calls. */
+#define CHUNK 500
+
+typedef struct {
+    int peak_r, peak_c;
+    double centre_r, centre_c; /* centre of mass */
+    double top10;              /* share of the mass in the 10% largest pixels */
+    double thirds[3];          /* share in the top, middle and bottom thirds of the rows */
+} map_summary;
+
+static int cmp_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Negative values (occlusion making a patch easier) carry no mass. */
+static map_summary summarise(const float *map, int h, int w, float *sorted)
+{
+    map_summary s = {0};
+    double mass = 0.0, top = 0.0;
+    int best = 0;
+    for (int p = 0; p < h * w; p++) {
+        double v = map[p] > 0.0f ? map[p] : 0.0;
+        sorted[p] = (float)v;
+        mass += v;
+        s.centre_r += v * (p / w);
+        s.centre_c += v * (p % w);
+        s.thirds[3 * (p / w) / h] += v;
+        if (map[p] > map[best])
+            best = p;
+    }
+    s.peak_r = best / w;
+    s.peak_c = best % w;
+    qsort(sorted, (size_t)h * w, sizeof *sorted, cmp_desc);
+    for (int p = 0; p < (h * w + 9) / 10; p++)
+        top += sorted[p];
+    if (mass > 0.0) {
+        s.centre_r /= mass;
+        s.centre_c /= mass;
+        s.top10 = top / mass;
+        for (int t = 0; t < 3; t++)
+            s.thirds[t] /= mass;
+    }
+    return s;
+}
+
+static cJSON *map_json(const float *map, int h, int w)
+{
+    cJSON *rows = cJSON_CreateArray();
+    for (int r = 0; r < h; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int c = 0; c < w; c++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(map[r * w + c]));
+        cJSON_AddItemToArray(rows, row);
+    }
+    return rows;
+}
+
+static void map_summary_json(cJSON *o, const map_summary *s)
+{
+    int peak[2] = {s->peak_r, s->peak_c};
+    double centre[2] = {s->centre_r, s->centre_c};
+    cJSON_AddItemToObject(o, "peak", cJSON_CreateIntArray(peak, 2));
+    cJSON_AddItemToObject(o, "centre", cJSON_CreateDoubleArray(centre, 2));
+    cJSON_AddNumberToObject(o, "top10_share", s->top10);
+    cJSON_AddItemToObject(o, "thirds", cJSON_CreateDoubleArray(s->thirds, 3));
+}
+
+/* Writes map as DIR/NAME.csv and DIR/NAME.pgm, each atomically. */
+static int write_map(const char *dir, const char *name, const float *map, int h, int w)
+{
+    char path[1100];
+    fnn_error err = {0};
+    fnn_atomic_file *f = NULL;
+    snprintf(path, sizeof path, "%s/%s.csv", dir, name);
+    fnn_status s = fnn_atomic_open(path, &f, &err);
+    for (int r = 0; s == FNN_OK && r < h; r++)
+        for (int c = 0; s == FNN_OK && c < w; c++)
+            s = fnn_atomic_printf(f, &err, "%.6g%c", (double)map[r * w + c],
+                                  c + 1 < w ? ',' : '\n');
+    if (s == FNN_OK)
+        s = fnn_atomic_commit(f, &err);
+    else
+        fnn_atomic_abort(f);
+    if (s != FNN_OK)
+        return cli_error("explain", EXIT_RUNTIME, "%s", err.msg);
+
+    float top = 0.0f;
+    for (int p = 0; p < h * w; p++)
+        top = map[p] > top ? map[p] : top;
+    unsigned char *pgm = malloc((size_t)h * w + 64);
+    if (!pgm)
+        return cli_error("explain", EXIT_RUNTIME, "out of memory");
+    int head = snprintf((char *)pgm, 64, "P5\n%d %d\n255\n", w, h);
+    for (int p = 0; p < h * w; p++)
+        pgm[head + p] = (unsigned char)(top > 0.0f && map[p] > 0.0f
+                                            ? lrintf(255.0f * map[p] / top) : 0);
+    snprintf(path, sizeof path, "%s/%s.pgm", dir, name);
+    s = fnn_write_atomic(path, pgm, (size_t)head + (size_t)h * w, &err);
+    free(pgm);
+    return s == FNN_OK ? EXIT_OK : cli_error("explain", EXIT_RUNTIME, "%s", err.msg);
+}
+
+typedef struct {
+    fnn_saliency_config sal;
+    int patch, stride, occlusion;
+    const char *data, *split, *out_dir;
+    long limit, threads;
+    int json;
+} explain_opts;
+
+static int parse(int argc, char **argv, explain_opts *o)
+{
+    enum { O_METHOD = 256, O_SAMPLES, O_NOISE, O_PATCH, O_STRIDE, O_NO_OCCL, O_SEED, O_OUT,
+           O_DATA, O_SPLIT, O_LIMIT, O_THREADS, O_JSON };
+    static const struct option longopts[] = {
+        {"method", required_argument, 0, O_METHOD}, {"samples", required_argument, 0, O_SAMPLES},
+        {"noise", required_argument, 0, O_NOISE},   {"patch", required_argument, 0, O_PATCH},
+        {"stride", required_argument, 0, O_STRIDE}, {"no-occlusion", no_argument, 0, O_NO_OCCL},
+        {"seed", required_argument, 0, O_SEED},     {"out-dir", required_argument, 0, O_OUT},
+        {"data", required_argument, 0, O_DATA},     {"split", required_argument, 0, O_SPLIT},
+        {"limit", required_argument, 0, O_LIMIT},   {"threads", required_argument, 0, O_THREADS},
+        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    long v;
+    double dv;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return -1;
+        case O_DATA: o->data = optarg; break;
+        case O_OUT: o->out_dir = optarg; break;
+        case O_JSON: o->json = 1; break;
+        case O_NO_OCCL: o->occlusion = 0; break;
+        case O_METHOD: {
+            int found = -1;
+            for (int m = 0; m < 3; m++)
+                if (!strcmp(optarg, method_names[m]))
+                    found = m;
+            if (found < 0)
+                return cli_error("explain", EXIT_USAGE,
+                                 "--method: expected gradient, smoothgrad or integrated, got '%s'",
+                                 optarg);
+            o->sal.method = (fnn_saliency_method)found;
+            break;
+        }
+        case O_SPLIT:
+            if (strcmp(optarg, "test") && strcmp(optarg, "train"))
+                return cli_error("explain", EXIT_USAGE, "--split: expected test or train, got '%s'",
+                                 optarg);
+            o->split = optarg;
+            break;
+        case O_SAMPLES:
+            if (!cli_int("explain", "--samples", optarg, 1, 10000, &v)) return EXIT_USAGE;
+            o->sal.samples = (int)v;
+            break;
+        case O_NOISE:
+            if (!cli_double("explain", "--noise", optarg, 1e-6, 10, &dv)) return EXIT_USAGE;
+            o->sal.noise = (float)dv;
+            break;
+        case O_PATCH:
+            if (!cli_int("explain", "--patch", optarg, 1, 1024, &v)) return EXIT_USAGE;
+            o->patch = (int)v;
+            break;
+        case O_STRIDE:
+            if (!cli_int("explain", "--stride", optarg, 1, 1024, &v)) return EXIT_USAGE;
+            o->stride = (int)v;
+            break;
+        case O_SEED:
+            if (!cli_int("explain", "--seed", optarg, 0, 2147483647L, &v)) return EXIT_USAGE;
+            o->sal.seed = (uint64_t)v;
+            break;
+        case O_LIMIT:
+            if (!cli_int("explain", "--limit", optarg, 0, 100000000, &o->limit)) return EXIT_USAGE;
+            break;
+        case O_THREADS:
+            if (!cli_int("explain", "--threads", optarg, 0, 1024, &o->threads)) return EXIT_USAGE;
+            break;
+        case ':':
+            return cli_error("explain", EXIT_USAGE, "option '%s' needs a value",
+                             cli_bad_option(argv));
+        default:
+            return cli_error("explain", EXIT_USAGE, "unknown option '%s' (see fnn explain --help)",
+                             cli_bad_option(argv));
+        }
+    }
+    if (optind != argc - 1)
+        return cli_error("explain", EXIT_USAGE, "expected one MODEL file (see fnn explain --help)");
+    return EXIT_OK;
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    explain_opts o = {.sal = {.seed = 1}, .patch = 4, .stride = 2, .occlusion = 1,
+                      .data = FNN_DEFAULT_DATA_DIR, .split = "test", .limit = 1000};
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
+    const char *path = argv[optind];
+    if (o.out_dir && mkdir(o.out_dir, 0777) != 0 && errno != EEXIST)
+        return cli_error("explain", EXIT_RUNTIME, "%s: cannot create the directory: %s",
+                         o.out_dir, strerror(errno));
+
+    fnn_error err = {0};
+    fnn_model_meta meta = {0};
+    fnn_model *m = fnn_model_load(path, &meta, &err);
+    if (!m)
+        return cli_error("explain", EXIT_RUNTIME, "%s", err.msg);
+    int k = fnn_model_num_classes(m);
+    char **names = class_names_load(&meta, k);
+    fnn_dataset d = {0};
+    float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
+    int64_t *counts = NULL;
+    double base = 0.0;
+    rc = load_split("explain", o.data, strcmp(o.split, "test") ? "train" : "t10k", o.limit, &d);
+    if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
+        rc = cli_lib_error("explain", &err);
+    if (rc != EXIT_OK)
+        goto done;
+    if (o.occlusion && (o.patch > d.h || o.patch > d.w)) {
+        rc = cli_error("explain", EXIT_USAGE, "--patch %d: larger than the %dx%d images", o.patch,
+                       d.h, d.w);
+        goto done;
+    }
+    int h = d.h, w = d.w, hw = h * w;
+    maps = calloc((size_t)k * hw, sizeof *maps);   // (k, h, w) sums, then means
+    part = malloc((size_t)k * hw * sizeof *part);  // (k, h, w) one chunk's means
+    drop = calloc((size_t)hw, sizeof *drop);       // (h, w)
+    pdrop = malloc((size_t)hw * sizeof *pdrop);    // (h, w)
+    sorted = malloc((size_t)hw * sizeof *sorted);
+    counts = calloc((size_t)k, sizeof *counts);
+    if (!names || !maps || !part || !drop || !pdrop || !sorted || !counts) {
+        rc = cli_error("explain", EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+
+    /* In chunks of images: a class's map is the count-weighted mean of its chunk means, and the
+     * occlusion drop the size-weighted mean of the chunks' drops. */
+    int nchunks = (d.n + CHUNK - 1) / CHUNK;
+    cli_progress bar;
+    progress_begin(&bar, "explain", (long)nchunks * (o.occlusion ? 2 : 1));
+    long steps = 0, hits = 0;
+    for (int start = 0; start < d.n && rc == EXIT_OK; start += CHUNK) {
+        fnn_dataset v = fnn_dataset_view(&d, start, d.n - start < CHUNK ? d.n - start : CHUNK);
+        int64_t here[FNN_MAX_CLASSES] = {0};
+        for (int i = 0; i < v.n; i++)
+            here[v.labels[i]]++;
+        if (fnn_saliency(m, &v, &o.sal, (int)o.threads, part, &err) != FNN_OK) {
+            rc = cli_lib_error("explain", &err);
+            break;
+        }
+        for (int c = 0; c < k; c++) {
+            counts[c] += here[c];
+            for (int p = 0; p < hw; p++)
+                maps[(size_t)c * hw + p] += (float)here[c] * part[(size_t)c * hw + p];
+        }
+        progress_update(&bar, ++steps);
+        if (!o.occlusion)
+            continue;
+        double b;
+        if (fnn_occlusion(m, &v, o.patch, o.stride, (int)o.threads, pdrop, &b, &err) != FNN_OK) {
+            rc = cli_lib_error("explain", &err);
+            break;
+        }
+        hits += lround(b * v.n); /* b is a count over v.n images */
+        for (int p = 0; p < hw; p++)
+            drop[p] += pdrop[p] * (float)v.n / (float)d.n;
+        progress_update(&bar, ++steps);
+    }
+    progress_end(&bar);
+    if (rc != EXIT_OK)
+        goto done;
+    base = (double)hits / d.n;
+    for (int c = 0; c < k; c++)
+        for (int p = 0; counts[c] && p < hw; p++)
+            maps[(size_t)c * hw + p] /= (float)counts[c];
+
+    cJSON *doc = o.json ? cJSON_CreateObject() : NULL, *classes = NULL;
+    if (doc) {
+        cJSON_AddStringToObject(doc, "model_file", path);
+        cJSON_AddStringToObject(doc, "arch", fnn_model_spec(m));
+        cJSON_AddStringToObject(doc, "split", o.split);
+        cJSON_AddNumberToObject(doc, "images", d.n);
+        cJSON *sal = cJSON_AddObjectToObject(doc, "saliency");
+        cJSON_AddStringToObject(sal, "method", method_names[o.sal.method]);
+        classes = cJSON_AddArrayToObject(sal, "classes");
+    } else {
+        printf("model: %s (%s)\n%s: %d images; saliency: %s\n\n", path, fnn_model_spec(m),
+               o.split, d.n, method_names[o.sal.method]);
+        printf("%-14s %6s %10s %14s %7s %7s %6s %7s\n", "class", "images", "peak (r,c)",
+               "centre (r,c)", "conc.", "upper", "middle", "lower");
+    }
+    for (int c = 0; c < k; c++) {
+        const float *map = maps + (size_t)c * hw;
+        map_summary s = summarise(map, h, w, sorted);
+        if (doc) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", c);
+            cJSON_AddStringToObject(e, "label", names[c]);
+            cJSON_AddNumberToObject(e, "images", (double)counts[c]);
+            map_summary_json(e, &s);
+            cJSON_AddItemToObject(e, "map", map_json(map, h, w));
+            cJSON_AddItemToArray(classes, e);
+        } else if (counts[c]) {
+            char peak[32], centre[32];
+            snprintf(peak, sizeof peak, "(%d,%d)", s.peak_r, s.peak_c);
+            snprintf(centre, sizeof centre, "(%.1f,%.1f)", s.centre_r, s.centre_c);
+            printf("%-14s %6lld %10s %14s %6.1f%% %6.1f%% %5.1f%% %6.1f%%\n", names[c],
+                   (long long)counts[c], peak, centre, 100 * s.top10, 100 * s.thirds[0],
+                   100 * s.thirds[1], 100 * s.thirds[2]);
+        } else {
+            printf("%-14s %6d %10s\n", names[c], 0, "-");
+        }
+        if (o.out_dir) {
+            char name[32];
+            snprintf(name, sizeof name, "saliency_%d", c);
+            if ((rc = write_map(o.out_dir, name, map, h, w)) != EXIT_OK)
+                break;
+        }
+    }
+    if (!doc)
+        printf("(peak and centre of mass as (row, column); conc.: share of the saliency in the "
+               "10%% most salient pixels; upper, middle, lower: share in each third of the rows)\n");
+    if (o.occlusion && rc == EXIT_OK) {
+        map_summary s = summarise(drop, h, w, sorted);
+        if (doc) {
+            cJSON *occ = cJSON_AddObjectToObject(doc, "occlusion");
+            cJSON_AddNumberToObject(occ, "patch", o.patch);
+            cJSON_AddNumberToObject(occ, "stride", o.stride);
+            cJSON_AddNumberToObject(occ, "base_accuracy", base);
+            cJSON_AddNumberToObject(occ, "max_drop", drop[s.peak_r * w + s.peak_c]);
+            map_summary_json(occ, &s);
+            cJSON_AddItemToObject(occ, "drop", map_json(drop, h, w));
+        } else {
+            printf("\nocclusion (%dx%d black patch, stride %d): accuracy %.4f unoccluded; largest "
+                   "mean drop %.4f at (%d,%d); centre of the drop (%.1f,%.1f); thirds %.1f%% "
+                   "%.1f%% %.1f%%\n", o.patch, o.patch, o.stride, base,
+                   drop[s.peak_r * w + s.peak_c], s.peak_r, s.peak_c, s.centre_r, s.centre_c,
+                   100 * s.thirds[0], 100 * s.thirds[1], 100 * s.thirds[2]);
+        }
+        if (o.out_dir)
+            rc = write_map(o.out_dir, "occlusion", drop, h, w);
+    }
+    if (doc) {
+        if (rc == EXIT_OK)
+            print_json(doc);
+        cJSON_Delete(doc);
+    }
+done:
+    free(maps);
+    free(part);
+    free(drop);
+    free(pdrop);
+    free(sorted);
+    free(counts);
+    class_names_free(names, k);
+    fnn_dataset_free(&d);
+    fnn_model_meta_free(&meta);
+    fnn_model_free(m);
+    return rc;
+}

@@ -1,0 +1,282 @@
+/* fnn predict: classifies image files (or every image of an IDX file) with a saved model. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static const char usage[] =
+    "usage: fnn predict MODEL IMAGE... [options]\n"
+    "\n"
+    "Classifies each IMAGE with a saved model and prints its most likely classes with their\n"
+    "probabilities. An IMAGE is a PNG, JPEG, PGM or BMP file of any size, prepared the way\n"
+    "the training data was: converted to grey, resized to the model's input (28x28 for\n"
+    "Fashion-MNIST) by area averaging and scaled to [0, 1]. Fashion-MNIST shows light clothes\n"
+    "on a black background: pass --invert for photos of dark things on a light background.\n"
+    "An IMAGE may also be an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz),\n"
+    "whose images are classified one by one as \"FILE[i]\".\n"
+    "\n"
+    "  --top K         classes to show per image [3]\n"
+    "  --invert        invert the image files (dark on light becomes light on dark)\n"
+    "  --limit N       from an IDX file, the first N images only [all]\n"
+    "  --threads N     threads to use, 0 for every core [0]\n"
+    "  --json          print one JSON document: {\"model_file\", \"images\": [{\"path\",\n"
+    "                  \"top\": [{\"index\", \"label\", \"probability\"}, ...]}, ...]}\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "The class names come from the model file. Exit status 1 names the file that could not be\n"
+    "read.\n";
+
+#define IDX_IMAGES_MAGIC 0x00000803u
+
+/* The inputs gathered from every IMAGE argument, in order. */
+typedef struct {
+    int n, cap;
+    float *x;     // (cap, h*w)
+    char **names; /* (cap) the path, or "path[i]" inside an IDX file */
+} inputs;
+
+static int grow(inputs *in, int more, size_t size)
+{
+    if (in->n + more <= in->cap)
+        return 1;
+    int cap = in->cap ? in->cap : 16;
+    while (cap < in->n + more)
+        cap *= 2;
+    float *x = realloc(in->x, (size_t)cap * size * sizeof *x);
+    if (x)
+        in->x = x;
+    char **names = realloc(in->names, (size_t)cap * sizeof *names);
+    if (names)
+        in->names = names;
+    if (!x || !names)
+        return 0;
+    in->cap = cap;
+    return 1;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* 1 if path starts like an IDX image file once decompressed, 0 otherwise, -1 if unreadable. */
+static int is_idx(const char *path)
+{
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return -1;
+    unsigned char magic[4];
+    int got = gzread(gz, magic, sizeof magic);
+    gzclose(gz);
+    return got == (int)sizeof magic && be32(magic) == IDX_IMAGES_MAGIC;
+}
+
+/* Appends the images of an IDX file (first `limit` when limit > 0); h and w must match. */
+static int read_idx(const char *path, int h, int w, long limit, inputs *in)
+{
+    gzFile gz = gzopen(path, "rb");
+    unsigned char hdr[16];
+    if (!gz)
+        return cli_error("predict", EXIT_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
+    int rc = EXIT_OK;
+    if (gzread(gz, hdr, sizeof hdr) != (int)sizeof hdr) {
+        rc = cli_error("predict", EXIT_RUNTIME, "%s: IDX header is truncated", path);
+        goto done;
+    }
+    uint32_t n = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
+    if ((int)rows != h || (int)cols != w) {
+        rc = cli_error("predict", EXIT_RUNTIME,
+                       "%s: IDX images are %ux%u but the model expects %dx%d", path, rows, cols,
+                       h, w);
+        goto done;
+    }
+    if (limit > 0 && (uint32_t)limit < n)
+        n = (uint32_t)limit;
+    size_t size = (size_t)h * w;
+    unsigned char *pix = malloc(size);
+    if (!pix || n > 100000000u || !grow(in, (int)n, size)) {
+        free(pix);
+        rc = cli_error("predict", EXIT_RUNTIME, "%s: out of memory for %u images", path, n);
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (gzread(gz, pix, (unsigned)size) != (int)size) {
+            rc = cli_error("predict", EXIT_RUNTIME,
+                           "%s: truncated: image %u of %u ends early (byte %zu)", path, i, n,
+                           16 + (size_t)i * size);
+            break;
+        }
+        float *x = in->x + (size_t)in->n * size;
+        for (size_t p = 0; p < size; p++)
+            x[p] = pix[p] / 255.0f;
+        char name[1100];
+        snprintf(name, sizeof name, "%s[%u]", path, i);
+        in->names[in->n++] = strdup(name);
+    }
+    free(pix);
+done:
+    gzclose(gz);
+    return rc;
+}
+
+static int add_input(const char *path, int h, int w, int invert, long limit, inputs *in)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_error("predict", EXIT_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
+    fclose(f);
+    if (is_idx(path) == 1)
+        return read_idx(path, h, w, limit, in);
+    if (!grow(in, 1, (size_t)h * w))
+        return cli_error("predict", EXIT_RUNTIME, "out of memory");
+    fnn_error err = {0};
+    if (fnn_image_load(path, h, w, invert, in->x + (size_t)in->n * h * w, &err) != FNN_OK)
+        return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
+    in->names[in->n++] = strdup(path);
+    return EXIT_OK;
+}
+
+/* Indices of the `top` largest probabilities of p (k), largest first. */
+static void top_classes(const float *p, int k, int top, int *out)
+{
+    for (int t = 0; t < top; t++) {
+        int best = -1;
+        for (int j = 0; j < k; j++) {
+            int taken = 0;
+            for (int u = 0; u < t; u++)
+                taken |= out[u] == j;
+            if (!taken && (best < 0 || p[j] > p[best]))
+                best = j;
+        }
+        out[t] = best;
+    }
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    enum { O_TOP = 256, O_INVERT, O_LIMIT, O_THREADS, O_JSON };
+    static const struct option longopts[] = {
+        {"top", required_argument, 0, O_TOP},       {"invert", no_argument, 0, O_INVERT},
+        {"limit", required_argument, 0, O_LIMIT},   {"threads", required_argument, 0, O_THREADS},
+        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    long top = 3, limit = 0, threads = 0;
+    int json = 0, invert = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case O_JSON: json = 1; break;
+        case O_INVERT: invert = 1; break;
+        case O_TOP:
+            if (!cli_int("predict", "--top", optarg, 1, FNN_MAX_CLASSES, &top)) return EXIT_USAGE;
+            break;
+        case O_LIMIT:
+            if (!cli_int("predict", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+            break;
+        case O_THREADS:
+            if (!cli_int("predict", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+            break;
+        case ':':
+            return cli_error("predict", EXIT_USAGE, "option '%s' needs a value",
+                             cli_bad_option(argv));
+        default:
+            return cli_error("predict", EXIT_USAGE,
+                             "unknown option '%s' (see fnn predict --help)", cli_bad_option(argv));
+        }
+    }
+    if (argc - optind < 2)
+        return cli_error("predict", EXIT_USAGE,
+                         "expected a MODEL file and at least one IMAGE (see fnn predict --help)");
+    const char *path = argv[optind];
+
+    fnn_error err = {0};
+    fnn_model_meta meta = {0};
+    fnn_model *m = fnn_model_load(path, &meta, &err);
+    if (!m)
+        return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
+    int k = fnn_model_num_classes(m), ch, h, w, rc = EXIT_OK;
+    fnn_model_input_shape(m, &ch, &h, &w);
+    char **names = class_names_load(&meta, k);
+    inputs in = {0};
+    float *probs = NULL;
+    int *best = NULL;
+    if (top > k)
+        top = k;
+    if (ch != 1) {
+        rc = cli_error("predict", EXIT_RUNTIME, "%s: the model takes %d channels; images are grey",
+                       path, ch);
+        goto done;
+    }
+    /* Every input is read before anything is printed: a bad file stops the run with no output. */
+    for (int a = optind + 1; a < argc && rc == EXIT_OK; a++)
+        rc = add_input(argv[a], h, w, invert, limit, &in);
+    if (rc != EXIT_OK)
+        goto done;
+    probs = malloc((size_t)in.n * k * sizeof *probs); // (n, k)
+    best = malloc((size_t)top * sizeof *best);
+    if (!names || !probs || !best) {
+        rc = cli_error("predict", EXIT_RUNTIME, "out of memory for %d images", in.n);
+        goto done;
+    }
+    /* In chunks, for the progress bar over a large IDX file. */
+    cli_progress bar;
+    progress_begin(&bar, "predict", in.n);
+    for (int start = 0; start < in.n; start += 1024) {
+        int rows = in.n - start < 1024 ? in.n - start : 1024;
+        if (fnn_model_predict(m, in.x + (size_t)start * h * w, rows, probs + (size_t)start * k,
+                              (int)threads, &err) != FNN_OK) {
+            progress_end(&bar);
+            rc = cli_lib_error("predict", &err);
+            goto done;
+        }
+        progress_update(&bar, start + rows);
+    }
+    progress_end(&bar);
+    cJSON *doc = json ? cJSON_CreateObject() : NULL, *list = NULL;
+    if (doc) {
+        cJSON_AddStringToObject(doc, "model_file", path);
+        list = cJSON_AddArrayToObject(doc, "images");
+    }
+    for (int i = 0; i < in.n; i++) {
+        const float *p = probs + (size_t)i * k;
+        top_classes(p, k, (int)top, best);
+        if (!doc) {
+            printf("%s:", in.names[i]);
+            for (int t = 0; t < top; t++)
+                printf("%s %s (%.4f)", t ? "," : "", names[best[t]], p[best[t]]);
+            printf("\n");
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject(), *tops = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "path", in.names[i]);
+        for (int t = 0; t < top; t++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", best[t]);
+            cJSON_AddStringToObject(e, "label", names[best[t]]);
+            cJSON_AddNumberToObject(e, "probability", p[best[t]]);
+            cJSON_AddItemToArray(tops, e);
+        }
+        cJSON_AddItemToObject(o, "top", tops);
+        cJSON_AddItemToArray(list, o);
+    }
+    if (doc) {
+        print_json(doc);
+        cJSON_Delete(doc);
+    }
+done:
+    for (int i = 0; i < in.n; i++)
+        free(in.names[i]);
+    free(in.names);
+    free(in.x);
+    free(probs);
+    free(best);
+    class_names_free(names, k);
+    fnn_model_meta_free(&meta);
+    fnn_model_free(m);
+    return rc;
+}

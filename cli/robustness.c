@@ -1,0 +1,204 @@
+/* fnn robustness: test accuracy of a saved model under noise, shifts, rotations, occlusion and
+ * contrast changes, as a table or JSON. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: fnn robustness MODEL [options]\n"
+    "\n"
+    "Measures a saved model's test accuracy while the test images are perturbed, at several\n"
+    "levels of each perturbation (level 0, or 1 for contrast, is the plain test accuracy):\n"
+    "  noise     Gaussian noise of this standard deviation (pixels in [0, 1]), clipped\n"
+    "  shift     the image moved this many pixels up, down, left or right (drawn per image)\n"
+    "  rotate    rotated by this many degrees, clockwise or counter-clockwise (drawn per image)\n"
+    "  occlude   a black square of this side at a random place in the image\n"
+    "  contrast  pixels pulled towards the image's mean: mean + factor (x - mean)\n"
+    "\n"
+    "  --perturbation LIST  comma-separated names from the list above [all]\n"
+    "  --seed N        seed of the random draws [1]\n"
+    "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
+    "  --split NAME    test (t10k files) or train [test]\n"
+    "  --limit N       use the first N images only [all]\n"
+    "  --threads N     threads to use, 0 for every core [0]\n"
+    "  --json          print one JSON document instead of the table\n"
+    "  -h, --help      this help\n";
+
+static const char *const units[FNN_PERTURB_COUNT] = {"sigma", "pixels", "degrees", "pixels",
+                                                     "factor"};
+
+/* Sets chosen[p] for each name of a comma-separated list; 0 after printing the bad name. */
+static int parse_list(const char *text, int *chosen)
+{
+    char *copy = strdup(text), *save = NULL;
+    int ok = copy != NULL;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && ok;
+         t = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int p = 0; p < FNN_PERTURB_COUNT; p++)
+            if (!strcmp(t, fnn_perturbation_name(p)))
+                found = chosen[p] = 1;
+        if (!found) {
+            cli_error("robustness", EXIT_USAGE,
+                      "--perturbation: unknown name '%s' (noise, shift, rotate, occlude, contrast)",
+                      t);
+            ok = 0;
+        }
+    }
+    free(copy);
+    return ok;
+}
+
+int cmd_robustness(int argc, char **argv)
+{
+    enum { O_PERTURB = 256, O_SEED, O_DATA, O_SPLIT, O_LIMIT, O_THREADS, O_JSON };
+    static const struct option longopts[] = {
+        {"perturbation", required_argument, 0, O_PERTURB},
+        {"seed", required_argument, 0, O_SEED},
+        {"data", required_argument, 0, O_DATA},
+        {"split", required_argument, 0, O_SPLIT},
+        {"limit", required_argument, 0, O_LIMIT},
+        {"threads", required_argument, 0, O_THREADS},
+        {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *data = FNN_DEFAULT_DATA_DIR, *split = "test";
+    long limit = 0, threads = 0, seed = 1;
+    int json = 0, c, chosen[FNN_PERTURB_COUNT] = {0}, any = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case O_DATA: data = optarg; break;
+        case O_JSON: json = 1; break;
+        case O_PERTURB:
+            if (!parse_list(optarg, chosen)) return EXIT_USAGE;
+            any = 1;
+            break;
+        case O_SPLIT:
+            if (strcmp(optarg, "test") && strcmp(optarg, "train"))
+                return cli_error("robustness", EXIT_USAGE,
+                                 "--split: expected test or train, got '%s'", optarg);
+            split = optarg;
+            break;
+        case O_SEED:
+            if (!cli_int("robustness", "--seed", optarg, 0, 2147483647L, &seed)) return EXIT_USAGE;
+            break;
+        case O_LIMIT:
+            if (!cli_int("robustness", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+            break;
+        case O_THREADS:
+            if (!cli_int("robustness", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+            break;
+        case ':':
+            return cli_error("robustness", EXIT_USAGE, "option '%s' needs a value",
+                             cli_bad_option(argv));
+        default:
+            return cli_error("robustness", EXIT_USAGE,
+                             "unknown option '%s' (see fnn robustness --help)",
+                             cli_bad_option(argv));
+        }
+    }
+    if (optind != argc - 1)
+        return cli_error("robustness", EXIT_USAGE,
+                         "expected one MODEL file (see fnn robustness --help)");
+    for (int p = 0; !any && p < FNN_PERTURB_COUNT; p++)
+        chosen[p] = 1;
+    const char *path = argv[optind];
+
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_load(path, NULL, &err);
+    if (!m)
+        return cli_error("robustness", EXIT_RUNTIME, "%s", err.msg);
+    fnn_dataset d = {0};
+    double acc[FNN_PERTURB_COUNT][16];
+    int rc = load_split("robustness", data, strcmp(split, "test") ? "train" : "t10k", limit, &d);
+    if (rc == EXIT_OK && fnn_check_data(m, &d, split, &err) != FNN_OK)
+        rc = cli_lib_error("robustness", &err);
+    if (rc != EXIT_OK)
+        goto done;
+    long total = 0, done_steps = 0;
+    for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+        const double *levels;
+        total += chosen[p] ? fnn_perturbation_levels(p, &levels) : 0;
+    }
+    cli_progress bar;
+    progress_begin(&bar, "robustness", total);
+    /* One level per call, so the bar moves. */
+    for (int p = 0; p < FNN_PERTURB_COUNT && rc == EXIT_OK; p++) {
+        const double *levels;
+        int n = chosen[p] ? fnn_perturbation_levels(p, &levels) : 0;
+        for (int j = 0; j < n && rc == EXIT_OK; j++) {
+            /* Each level's draws depend on the seed and the level's place, as in one call. */
+            if (fnn_robustness(m, &d, p, levels + j, 1, (uint64_t)seed * 1000003u + (uint64_t)j,
+                               (int)threads, &acc[p][j], &err) != FNN_OK)
+                rc = cli_lib_error("robustness", &err);
+            progress_update(&bar, ++done_steps);
+        }
+    }
+    progress_end(&bar);
+    if (rc != EXIT_OK)
+        goto done;
+
+    /* The weakest axis: the largest drop at a perturbation's strongest level. */
+    int weakest = -1;
+    double worst = -1.0;
+    for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+        const double *levels;
+        int n = fnn_perturbation_levels(p, &levels);
+        if (chosen[p] && acc[p][0] - acc[p][n - 1] > worst) {
+            worst = acc[p][0] - acc[p][n - 1];
+            weakest = p;
+        }
+    }
+    if (json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "model_file", path);
+        cJSON_AddStringToObject(doc, "arch", fnn_model_spec(m));
+        cJSON_AddStringToObject(doc, "split", split);
+        cJSON_AddNumberToObject(doc, "images", d.n);
+        cJSON_AddNumberToObject(doc, "seed", (double)seed);
+        cJSON *list = cJSON_AddArrayToObject(doc, "perturbations");
+        for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+            const double *levels;
+            int n = fnn_perturbation_levels(p, &levels);
+            if (!chosen[p])
+                continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", fnn_perturbation_name(p));
+            cJSON_AddStringToObject(o, "unit", units[p]);
+            cJSON_AddItemToObject(o, "levels", cJSON_CreateDoubleArray(levels, n));
+            cJSON_AddItemToObject(o, "accuracy", cJSON_CreateDoubleArray(acc[p], n));
+            cJSON_AddItemToArray(list, o);
+        }
+        cJSON_AddStringToObject(doc, "weakest", fnn_perturbation_name(weakest));
+        print_json(doc);
+        cJSON_Delete(doc);
+    } else {
+        printf("model: %s (%s)\n%s: %d images, seed %ld\n\n", path, fnn_model_spec(m), split,
+               d.n, seed);
+        printf("%-12s %8s %-8s %9s %8s\n", "perturbation", "level", "unit", "accuracy", "change");
+        for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+            const double *levels;
+            int n = fnn_perturbation_levels(p, &levels);
+            for (int j = 0; chosen[p] && j < n; j++) {
+                printf("%-12s %8g %-8s %9.4f", j ? "" : fnn_perturbation_name(p), levels[j],
+                       units[p], acc[p][j]);
+                if (j)
+                    printf(" %+8.4f", acc[p][j] - acc[p][0]);
+                printf("\n");
+            }
+        }
+        const double *levels;
+        int n = fnn_perturbation_levels(weakest, &levels);
+        printf("\nweakest: %s (accuracy %.4f -> %.4f at %g %s)\n", fnn_perturbation_name(weakest),
+               acc[weakest][0], acc[weakest][n - 1], levels[n - 1], units[weakest]);
+    }
+done:
+    fnn_dataset_free(&d);
+    fnn_model_free(m);
+    return rc;
+}

@@ -1,0 +1,229 @@
+/* Explanations: input gradients of a class score, per-class saliency maps (plain gradient,
+ * SmoothGrad, integrated gradients) and occlusion maps. */
+#include "data/transform.h"
+#include "eval/robustness.h"
+#include "model/model.h"
+#include "util/error.h"
+#include "util/team.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMOOTHGRAD_SAMPLES 25
+#define INTEGRATED_STEPS 32
+#define SMOOTHGRAD_NOISE 0.15f
+
+fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *classes,
+                              float *dx, int threads, fnn_error *err)
+{
+    int k = m->nclasses;
+    if (n < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "input gradient: negative image count %d", n);
+    for (int i = 0; i < n; i++)
+        if (classes[i] < 0 || classes[i] >= k)
+            return fnn_fail(err, FNN_ERR_ARG,
+                            "input gradient: image %d asks for class %d but the model has %d "
+                            "classes", i, classes[i], k);
+    if (n == 0)
+        return FNN_OK;
+    fnn_status s = fnn_model_reserve(m, n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, err);
+    if (s != FNN_OK)
+        return s;
+    fnn_blas_single_threaded();
+    size_t in = fnn_shape_size(m->input);
+    int cap = m->capacity;
+    fnn_barrier team;
+    fnn_pass pass = {.train = 0, .sync = &team};
+#pragma omp parallel num_threads(fnn_threads_resolve(threads))
+    {
+        fnn_team_begin(&team);
+        for (int start = 0; start < n; start += cap) {
+            int rows = n - start < cap ? n - start : cap;
+            const float *xb = x + (size_t)start * in;
+            fnn_model_forward(m, &pass, xb, rows);
+            /* d score_c / d logits is the one-hot row of c: the score is the logit itself. */
+            float *g = fnn_model_logit_grad(m); // (rows, k)
+            size_t lo, hi;
+            fnn_team_range((size_t)rows, 1, &lo, &hi);
+            for (size_t r = lo; r < hi; r++) {
+                memset(g + r * k, 0, (size_t)k * sizeof *g);
+                g[r * k + classes[start + r]] = 1.0f;
+            }
+            fnn_team_sync(&team);
+            /* Also writes parameter gradients into the model's arena; nothing reads them. */
+            fnn_model_backward(m, &pass, xb, rows, dx + (size_t)start * in);
+        }
+    }
+    return FNN_OK;
+}
+
+/* ---------------------------------------------------------------- saliency */
+
+/* Fills rows (variants, in) with the inputs whose gradients make up image x's attribution. */
+static void make_variants(const fnn_saliency_config *cfg, int variants, float noise, int index,
+                          const float *x, size_t in, float *rows)
+{
+    fnn_rng rng;
+    /* Seeded per image, so the maps do not depend on how images are grouped into calls. */
+    fnn_rng_seed(&rng, fnn_hash64(cfg->seed ^ (uint64_t)index));
+    for (int v = 0; v < variants; v++) {
+        float *row = rows + (size_t)v * in;
+        if (cfg->method == FNN_SALIENCY_SMOOTHGRAD) {
+            for (size_t j = 0; j < in; j++)
+                row[j] = x[j] + noise * fnn_rng_gaussian(&rng);
+        } else if (cfg->method == FNN_SALIENCY_INTEGRATED) {
+            /* Midpoint rule on the straight path from the black image to x. */
+            float a = ((float)v + 0.5f) / (float)variants;
+            for (size_t j = 0; j < in; j++)
+                row[j] = a * x[j];
+        } else {
+            memcpy(row, x, in * sizeof *row);
+        }
+    }
+}
+
+fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
+                        int threads, float *maps, fnn_error *err)
+{
+    fnn_status s = fnn_check_data(m, d, "saliency", err);
+    if (s != FNN_OK)
+        return s;
+    if (cfg->method < FNN_SALIENCY_GRADIENT || cfg->method > FNN_SALIENCY_INTEGRATED)
+        return fnn_fail(err, FNN_ERR_ARG, "saliency: unknown method %d", (int)cfg->method);
+    if (cfg->samples < 0 || cfg->max_images < 0 || !(cfg->noise >= 0.0f))
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "saliency: samples (%d), max_images (%d) and noise (%g) must not be "
+                        "negative", cfg->samples, cfg->max_images, (double)cfg->noise);
+    int k = m->nclasses, variants = 1;
+    if (cfg->method == FNN_SALIENCY_SMOOTHGRAD)
+        variants = cfg->samples ? cfg->samples : SMOOTHGRAD_SAMPLES;
+    else if (cfg->method == FNN_SALIENCY_INTEGRATED)
+        variants = cfg->samples ? cfg->samples : INTEGRATED_STEPS;
+    float noise = cfg->noise > 0.0f ? cfg->noise : SMOOTHGRAD_NOISE;
+    size_t in = fnn_shape_size(m->input), hw = (size_t)d->h * d->w;
+    int per_call = FNN_EVAL_BATCH / variants > 0 ? FNN_EVAL_BATCH / variants : 1;
+    size_t rows = (size_t)per_call * variants;
+    float *x = malloc(rows * in * sizeof *x);   /* (per_call, variants, in) */
+    float *dx = malloc(rows * in * sizeof *dx); /* same layout */
+    int *classes = malloc(rows * sizeof *classes);
+    int *members = malloc((size_t)d->n * sizeof *members); /* images of the class at hand */
+    float *img = malloc(in * sizeof *img);
+    if (!x || !dx || !classes || !members || !img) {
+        s = fnn_fail(err, FNN_ERR_NOMEM, "saliency: out of memory");
+        goto done;
+    }
+    memset(maps, 0, (size_t)k * hw * sizeof *maps);
+    for (int c = 0; c < k && s == FNN_OK; c++) {
+        int count = 0;
+        for (int i = 0; i < d->n && (!cfg->max_images || count < cfg->max_images); i++)
+            if (d->labels[i] == c)
+                members[count++] = i;
+        float *map = maps + (size_t)c * hw;
+        for (int first = 0; first < count && s == FNN_OK; first += per_call) {
+            int nimg = count - first < per_call ? count - first : per_call;
+            for (int j = 0; j < nimg; j++) {
+                const uint8_t *src = d->images + (size_t)members[first + j] * hw;
+                for (size_t p = 0; p < in; p++)
+                    img[p] = (float)src[p] / 255.0f;
+                make_variants(cfg, variants, noise, members[first + j], img, in,
+                              x + (size_t)j * variants * in);
+            }
+            for (size_t r = 0; r < (size_t)nimg * variants; r++)
+                classes[r] = c;
+            s = fnn_input_gradient(m, x, nimg * variants, classes, dx, threads, err);
+            for (int j = 0; s == FNN_OK && j < nimg; j++) {
+                const float *g = dx + (size_t)j * variants * in;
+                const uint8_t *src = d->images + (size_t)members[first + j] * hw;
+                for (size_t p = 0; p < in; p++) {
+                    double sum = 0.0;
+                    for (int v = 0; v < variants; v++)
+                        sum += g[(size_t)v * in + p];
+                    double attr = sum / variants;
+                    /* Integrated gradients: (x - baseline) times the path's mean gradient. */
+                    if (cfg->method == FNN_SALIENCY_INTEGRATED)
+                        attr *= src[p] / 255.0;
+                    map[p % hw] += (float)fabs(attr);
+                }
+            }
+        }
+        for (size_t p = 0; count && p < hw; p++)
+            map[p] /= (float)count;
+    }
+done:
+    free(x);
+    free(dx);
+    free(classes);
+    free(members);
+    free(img);
+    return s;
+}
+
+/* ---------------------------------------------------------------- occlusion */
+
+typedef struct {
+    int y0, x0, side;
+} occlusion_ctx;
+
+static void occlude(const void *ctx, int i, float *x, float *scratch, int h, int w)
+{
+    const occlusion_ctx *c = ctx;
+    fnn_img_erase(x, h, w, c->y0, c->x0, c->side, c->side, 0.0f);
+}
+
+/* Patch origins along one axis of length n: every stride, plus the last one that fits, so the
+ * far edge is covered too. Returns the count. */
+static int origins(int n, int patch, int stride, int *out)
+{
+    int count = 0;
+    for (int o = 0; o + patch <= n; o += stride)
+        out[count++] = o;
+    if (count && out[count - 1] != n - patch)
+        out[count++] = n - patch;
+    return count;
+}
+
+fnn_status fnn_occlusion(fnn_model *m, const fnn_dataset *d, int patch, int stride, int threads,
+                         float *drop, double *base, fnn_error *err)
+{
+    if (d->n <= 0)
+        return fnn_fail(err, FNN_ERR_ARG, "occlusion: the data set is empty");
+    if (patch < 1 || patch > d->h || patch > d->w || stride < 1)
+        return fnn_fail(err, FNN_ERR_ARG,
+                        "occlusion: patch %d must lie in 1..%d and stride %d be at least 1",
+                        patch, d->h < d->w ? d->h : d->w, stride);
+    int h = d->h, w = d->w;
+    int *ys = malloc((size_t)(h + 1) * sizeof *ys), *xs = malloc((size_t)(w + 1) * sizeof *xs);
+    double *sum = calloc((size_t)h * w, sizeof *sum); /* (h, w) summed drops */
+    int *cover = calloc((size_t)h * w, sizeof *cover); /* (h, w) patches over each pixel */
+    fnn_status s = FNN_OK;
+    if (!ys || !xs || !sum || !cover) {
+        s = fnn_fail(err, FNN_ERR_NOMEM, "occlusion: out of memory");
+        goto done;
+    }
+    int64_t hits;
+    if ((s = fnn_count_correct(m, d, NULL, NULL, threads, &hits, err)) != FNN_OK)
+        goto done;
+    *base = (double)hits / d->n;
+    int ny = origins(h, patch, stride, ys), nx = origins(w, patch, stride, xs);
+    for (int a = 0; a < ny && s == FNN_OK; a++)
+        for (int b = 0; b < nx && s == FNN_OK; b++) {
+            occlusion_ctx ctx = {ys[a], xs[b], patch};
+            if ((s = fnn_count_correct(m, d, occlude, &ctx, threads, &hits, err)) != FNN_OK)
+                break;
+            double dropped = *base - (double)hits / d->n;
+            for (int y = ys[a]; y < ys[a] + patch; y++)
+                for (int x = xs[b]; x < xs[b] + patch; x++) {
+                    sum[(size_t)y * w + x] += dropped;
+                    cover[(size_t)y * w + x]++;
+                }
+        }
+    for (size_t p = 0; s == FNN_OK && p < (size_t)h * w; p++)
+        drop[p] = cover[p] ? (float)(sum[p] / cover[p]) : 0.0f;
+done:
+    free(ys);
+    free(xs);
+    free(sum);
+    free(cover);
+    return s;
+}

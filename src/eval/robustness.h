@@ -1,0 +1,22 @@
+/* Internal to src/eval: counting correct answers over a data set whose images are edited on
+ * the way into the model, shared by robustness checks and occlusion maps. */
+#ifndef FNN_EVAL_ROBUSTNESS_H
+#define FNN_EVAL_ROBUSTNESS_H
+
+#include "fnn.h"
+#include "util/rng.h"
+
+/* Edits image i of the data set in place: x (h, w) in [0, 1]. scratch (h, w) is the calling
+ * thread's own. Called from several threads at once. */
+typedef void (*fnn_image_edit)(const void *ctx, int i, float *x, float *scratch, int h, int w);
+
+/* *hits receives the number of images of d that m classifies correctly after `edit` (NULL: no
+ * edit). Batches, softmax and argmax are fnn_evaluate's, so that without an edit
+ * *hits / d->n is fnn_evaluate's accuracy exactly. */
+fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
+                             const void *ctx, int threads, int64_t *hits, fnn_error *err);
+
+/* A standard normal deviate from r (Box-Muller). */
+float fnn_rng_gaussian(fnn_rng *r);
+
+#endif

@@ -1,0 +1,125 @@
+/* Image files as model input: decoded by stb_image, made grey, resized by area averaging with
+ * stb_image_resize, scaled to [0, 1] like the training batches. */
+#include "fnn.h"
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+
+/* Larger files and images are refused before decoding. */
+#define MAX_FILE_BYTES (64 << 20)
+#define MAX_PIXELS (1 << 26)
+
+/* The formats fnn documents, by their signatures: stb_image would also try GIF, PSD, TGA, HDR
+ * and PIC, which nobody means to feed a clothing classifier. */
+static int known_format(const unsigned char *b, size_t len)
+{
+    if (len < 4)
+        return 0;
+    return !memcmp(b, "\x89PNG", 4) || (b[0] == 0xFF && b[1] == 0xD8) ||
+           (b[0] == 'B' && b[1] == 'M') || (b[0] == 'P' && (b[1] == '5' || b[1] == '6'));
+}
+
+static fnn_status read_file(const char *path, unsigned char **out, size_t *len, fnn_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return fnn_fail(err, FNN_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size > MAX_FILE_BYTES) {
+        fclose(f);
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: larger than %d MiB", path, MAX_FILE_BYTES >> 20);
+    }
+    size_t size = (size_t)st.st_size;
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fclose(f);
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for reading the file", path);
+    }
+    size_t n = fread(buf, 1, size, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n != size) {
+        free(buf);
+        return fnn_fail(err, FNN_ERR_IO, "%s: read error", path);
+    }
+    *out = buf;
+    *len = n;
+    return FNN_OK;
+}
+
+fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x, fnn_error *err)
+{
+    if (h < 1 || w < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "%s: target size %dx%d is not positive", path, h, w);
+    size_t len = 0;
+    unsigned char *bytes = NULL;
+    fnn_status s = read_file(path, &bytes, &len, err);
+    if (s != FNN_OK)
+        return s;
+    int iw, ih, channels;
+    /* Checked before decoding: stb trusts a header's size, and its 16-bit PNM path reads past
+     * its buffer (libstb 0.0~git20220908). */
+    if (!known_format(bytes, len) || !stbi_info_from_memory(bytes, (int)len, &iw, &ih, &channels)) {
+        free(bytes);
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: not a readable PNG, JPEG, PGM or BMP image", path);
+    }
+    if (iw < 1 || ih < 1 || (int64_t)iw * ih > MAX_PIXELS) {
+        free(bytes);
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: the header declares %dx%d pixels, outside 1x1 to %d",
+                        path, iw, ih, MAX_PIXELS);
+    }
+    if (stbi_is_16_bit_from_memory(bytes, (int)len)) {
+        free(bytes);
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: 16-bit images are not supported; save it with "
+                        "8 bits per channel", path);
+    }
+    /* Grey and alpha: stb_image converts colour to luminance. */
+    stbi_uc *pix = stbi_load_from_memory(bytes, (int)len, &iw, &ih, &channels, 2); // (ih, iw, 2)
+    free(bytes);
+    if (!pix) {
+        /* stb's reason may quote bytes of the file (a PNG chunk type): keep it printable. */
+        char reason[64];
+        snprintf(reason, sizeof reason, "%s", stbi_failure_reason());
+        for (char *c = reason; *c; c++)
+            if (*c < 0x20 || *c > 0x7E)
+                *c = '?';
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: not a readable PNG, JPEG, PGM or BMP image (%s)",
+                        path, reason);
+    }
+    float *grey = malloc((size_t)iw * ih * sizeof *grey); // (ih, iw)
+    if (!grey) {
+        stbi_image_free(pix);
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for a %dx%d image", path, iw, ih);
+    }
+    /* Transparent pixels become the background: black once any inversion is done, as the
+     * Fashion-MNIST images have it. */
+    float background = invert ? 1.0f : 0.0f;
+    for (size_t i = 0; i < (size_t)iw * ih; i++) {
+        float g = pix[2 * i] / 255.0f, a = pix[2 * i + 1] / 255.0f;
+        grey[i] = a * g + (1.0f - a) * background;
+    }
+    stbi_image_free(pix);
+    int ok = stbir_resize_float_generic(grey, iw, ih, 0, x, w, h, 0, 1, STBIR_ALPHA_CHANNEL_NONE,
+                                        0, STBIR_EDGE_CLAMP, STBIR_FILTER_BOX,
+                                        STBIR_COLORSPACE_LINEAR, NULL);
+    free(grey);
+    if (!ok)
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: resizing %dx%d to %dx%d failed", path, iw, ih, w,
+                        h);
+    for (size_t i = 0; i < (size_t)h * w; i++) {
+        float v = x[i] < 0.0f ? 0.0f : x[i] > 1.0f ? 1.0f : x[i];
+        x[i] = invert ? 1.0f - v : v;
+    }
+    return FNN_OK;
+}

@@ -1,0 +1,444 @@
+/* fnn explain and fnn robustness as a user runs them (posix_spawn): on a data set where one
+ * region of the image decides the class, the JSON maps point at that region, the files of
+ * --out-dir hold the same maps, robustness at level 0 is fnn_evaluate's accuracy and falls with
+ * noise; bad options and files give the documented exit status and a message. */
+#define _XOPEN_SOURCE 700
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fnn.h"
+#include "util/rng.h"
+
+extern char **environ;
+
+#define PATH_CAP 1024
+#define RUN_TIMEOUT_S 60
+
+static char g_base[PATH_CAP / 2]; /* $FNN_TMP/test_analysis_cli.work: everything this program writes */
+static char g_data[PATH_CAP]; /* t10k IDX files of the region task */
+static char g_model[PATH_CAP];
+static double g_accuracy;     /* fnn_evaluate's accuracy of the model on g_data */
+
+/* ---------------------------------------------------------------- files */
+
+static char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *pathf(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, PATH_CAP, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= PATH_CAP)
+        fail_msg("path too long: %s", fmt);
+    return buf;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger)
+                free(buf);
+            buf = bigger;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* ---------------------------------------------------------------- running the CLI */
+
+typedef struct {
+    int code;
+    char *out, *err;
+} run_t;
+
+/* Runs FNN_BIN with args (NULL-terminated), stdout and stderr captured through files. */
+static run_t run_argv(const char *const *args)
+{
+    static unsigned serial;
+    char out_path[PATH_CAP], err_path[PATH_CAP];
+    unsigned id = serial++;
+    pathf(out_path, "%s/run%u.stdout", g_base, id);
+    pathf(err_path, "%s/run%u.stderr", g_base, id);
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)FNN_BIN;
+    for (; args[argc - 1]; argc++) {
+        assert_true(argc < 63);
+        argv[argc] = (char *)args[argc - 1];
+    }
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, FNN_BIN, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        fail_msg("cannot run %s: %s", FNN_BIN, strerror(rc));
+    struct timespec t0, now, nap = {0, 2000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int status;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            fail_msg("waitpid: %s", strerror(errno));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > RUN_TIMEOUT_S) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("fnn %s ... ran longer than %d s", args[0] ? args[0] : "", RUN_TIMEOUT_S);
+        }
+        nanosleep(&nap, NULL);
+    }
+    run_t r = {0};
+    r.out = read_all(out_path);
+    r.err = read_all(err_path);
+    assert_non_null(r.out);
+    assert_non_null(r.err);
+    unlink(out_path);
+    unlink(err_path);
+    if (WIFSIGNALED(status))
+        fail_msg("fnn %s ... was killed by signal %d; stderr:\n%s", args[0] ? args[0] : "",
+                 WTERMSIG(status), r.err);
+    r.code = WEXITSTATUS(status);
+    return r;
+}
+
+#define FNN(...) run_argv((const char *const[]){__VA_ARGS__, NULL})
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void expect_code(const run_t *r, int code)
+{
+    if (r->code != code)
+        fail_msg("exit status %d, expected %d\nstdout:\n%.3000s\nstderr:\n%.3000s", r->code, code,
+                 r->out, r->err);
+}
+
+static void expect_contains(const char *text, const char *what, const char *part)
+{
+    if (!strstr(text, part))
+        fail_msg("%s does not contain \"%s\":\n%.4000s", what, part, text);
+}
+
+static cJSON *parse_json(const char *text)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (!doc)
+        fail_msg("not a JSON document (error near offset %td):\n%.2000s",
+                 end ? end - text : (ptrdiff_t)-1, text);
+    return doc;
+}
+
+static cJSON *get(const cJSON *o, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        fail_msg("JSON has no \"%s\"", key);
+    return v;
+}
+
+/* ---------------------------------------------------------------- the region task */
+
+/* Class 1: a bright SQ x SQ square at the top left. NTEST: more than one chunk of fnn explain. */
+enum { SIDE = 28, SQ = 6, NTEST = 700 };
+
+static int in_square(int r, int c) { return r < SQ && c < SQ; }
+
+static void make_region_set(fnn_dataset *d, int n, uint64_t seed)
+{
+    fnn_rng rng;
+    fnn_rng_seed(&rng, seed);
+    *d = (fnn_dataset){.n = n, .h = SIDE, .w = SIDE, .nclasses = 2, .owns = 1};
+    d->images = malloc((size_t)n * SIDE * SIDE);
+    d->labels = malloc((size_t)n);
+    for (int i = 0; i < n; i++) {
+        uint8_t *img = d->images + (size_t)i * SIDE * SIDE;
+        d->labels[i] = (uint8_t)(fnn_rng_uniform(&rng) < 0.5f);
+        for (int p = 0; p < SIDE * SIDE; p++)
+            img[p] = (uint8_t)fnn_rng_below(&rng, 120);
+        for (int y = 0; d->labels[i] && y < SQ; y++)
+            for (int x = 0; x < SQ; x++)
+                img[y * SIDE + x] = (uint8_t)(140 + fnn_rng_below(&rng, 116));
+    }
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* The set as plain t10k IDX files in dir. */
+static void write_idx_set(const char *dir, const fnn_dataset *d)
+{
+    char path[PATH_CAP];
+    size_t size = (size_t)d->n * SIDE * SIDE;
+    uint8_t *buf = malloc(16 + size);
+    put_be32(buf, 0x803);
+    put_be32(buf + 4, (uint32_t)d->n);
+    put_be32(buf + 8, SIDE);
+    put_be32(buf + 12, SIDE);
+    memcpy(buf + 16, d->images, size);
+    write_file(pathf(path, "%s/t10k-images-idx3-ubyte", dir), buf, 16 + size);
+    put_be32(buf, 0x801);
+    memcpy(buf + 8, d->labels, (size_t)d->n);
+    write_file(pathf(path, "%s/t10k-labels-idx1-ubyte", dir), buf, 8 + (size_t)d->n);
+    free(buf);
+}
+
+static int setup(void **state)
+{
+    const char *tmp = getenv("FNN_TMP");
+    snprintf(g_base, sizeof g_base, "%s/test_analysis_cli.work", tmp && *tmp ? tmp : "/tmp");
+    if (file_exists(g_base))
+        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    snprintf(g_data, sizeof g_data, "%s/data", g_base);
+    if (mkdir(g_base, 0777) != 0 || mkdir(g_data, 0777) != 0)
+        return -1;
+    fnn_dataset train, test;
+    make_region_set(&train, 2000, 1);
+    make_region_set(&test, NTEST, 2);
+    write_idx_set(g_data, &test);
+    fnn_error err;
+    fnn_model *m = fnn_model_create("flatten dense:16:relu dense:2:softmax", 1, SIDE, SIDE, &err);
+    fnn_model_init(m, 3);
+    fnn_train_config cfg = fnn_train_default();
+    cfg.epochs = 8;
+    cfg.threads = 1;
+    cfg.optim.weight_decay = 1e-3f;
+    fnn_dataset none = {0};
+    fnn_metrics mt = {0};
+    fnn_model_meta meta = {.class_names_json = "[\"noise\", \"square\"]"};
+    snprintf(g_model, sizeof g_model, "%s/region.safetensors", g_base);
+    int ok = fnn_train(m, &train, &none, &cfg, NULL, &err) == FNN_OK &&
+             fnn_model_save(m, &meta, g_model, &err) == FNN_OK &&
+             fnn_evaluate(m, &test, 1, NULL, NULL, &mt, &err) == FNN_OK;
+    g_accuracy = mt.accuracy;
+    fnn_metrics_free(&mt);
+    fnn_model_free(m);
+    fnn_dataset_free(&train);
+    fnn_dataset_free(&test);
+    return ok && g_accuracy > 0.95 ? 0 : -1;
+}
+
+/* The (row, column) of the largest value of a JSON map (rows of numbers), which must also be
+ * well above the rest on average inside the square: a uniform map peaks at (0, 0) too. */
+static void json_peak(const cJSON *map, int *row, int *col)
+{
+    double best = -INFINITY, inside = 0, outside = 0;
+    assert_int_equal(cJSON_GetArraySize(map), SIDE);
+    for (int r = 0; r < SIDE; r++) {
+        const cJSON *line = cJSON_GetArrayItem(map, r);
+        assert_int_equal(cJSON_GetArraySize(line), SIDE);
+        for (int c = 0; c < SIDE; c++) {
+            double v = cJSON_GetArrayItem(line, c)->valuedouble;
+            *(in_square(r, c) ? &inside : &outside) += v;
+            if (v > best) {
+                best = v;
+                *row = r;
+                *col = c;
+            }
+        }
+    }
+    inside /= SQ * SQ;
+    outside /= SIDE * SIDE - SQ * SQ;
+    if (!(inside > 1.5 * outside))
+        fail_msg("map mean %g in the square, %g outside", inside, outside);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_explain_json_points_at_the_square(void **state)
+{
+    char dir[PATH_CAP], path[PATH_CAP];
+    pathf(dir, "%s/maps", g_base);
+    run_t r = FNN("explain", g_model, "--data", g_data, "--limit", "0", "--json", "--out-dir",
+                  dir, "--threads", "2");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    assert_int_equal((int)get(doc, "images")->valuedouble, NTEST);
+    cJSON *classes = get(get(doc, "saliency"), "classes");
+    assert_int_equal(cJSON_GetArraySize(classes), 2);
+    cJSON *square = cJSON_GetArrayItem(classes, 1);
+    assert_string_equal(get(square, "label")->valuestring, "square");
+    int row = -1, col = -1;
+    json_peak(get(square, "map"), &row, &col);
+    if (!in_square(row, col))
+        fail_msg("saliency of class 1 peaks at (%d, %d), outside the square", row, col);
+    const cJSON *peak = get(square, "peak");
+    assert_int_equal(cJSON_GetArrayItem(peak, 0)->valueint, row);
+    assert_int_equal(cJSON_GetArrayItem(peak, 1)->valueint, col);
+    cJSON *occ = get(doc, "occlusion");
+    assert_true(get(occ, "base_accuracy")->valuedouble == g_accuracy);
+    json_peak(get(occ, "drop"), &row, &col);
+    if (!in_square(row, col))
+        fail_msg("occlusion drop peaks at (%d, %d), outside the square", row, col);
+
+    /* The CSV holds the JSON map's values; the PGM is a P5 image of the map's size. */
+    char *csv = read_all(pathf(path, "%s/saliency_1.csv", dir));
+    assert_non_null(csv);
+    const cJSON *map = get(square, "map");
+    char *s = csv;
+    for (int rr = 0; rr < SIDE; rr++)
+        for (int c = 0; c < SIDE; c++) {
+            char *end;
+            double v = strtod(s, &end);
+            assert_true(end != s);
+            double want = cJSON_GetArrayItem(cJSON_GetArrayItem(map, rr), c)->valuedouble;
+            assert_float_equal(v, want, 1e-5 * fabs(want) + 1e-12);
+            assert_int_equal(*end, c + 1 < SIDE ? ',' : '\n');
+            s = end + 1;
+        }
+    assert_int_equal(*s, '\0');
+    free(csv);
+    char *pgm = read_all(pathf(path, "%s/occlusion.pgm", dir));
+    assert_non_null(pgm);
+    assert_int_equal(strncmp(pgm, "P5\n28 28\n255\n", 13), 0);
+    free(pgm);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
+static void test_explain_text_and_methods(void **state)
+{
+    run_t r = FNN("explain", g_model, "--data", g_data, "--method", "smoothgrad", "--samples",
+                  "4", "--no-occlusion");
+    expect_code(&r, 0);
+    expect_contains(r.out, "stdout", "smoothgrad");
+    expect_contains(r.out, "stdout", "square");
+    assert_null(strstr(r.out, "occlusion ("));
+    run_free(&r);
+    r = FNN("explain", g_model, "--data", g_data, "--method", "sideways");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "sideways");
+    run_free(&r);
+    r = FNN("explain", g_model, "--data", g_data, "--patch", "29");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "--patch");
+    run_free(&r);
+    r = FNN("explain", "--help");
+    expect_code(&r, 0);
+    expect_contains(r.out, "stdout", "--out-dir");
+    run_free(&r);
+}
+
+static void test_robustness_json(void **state)
+{
+    run_t r = FNN("robustness", g_model, "--data", g_data, "--json", "--threads", "1");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    cJSON *list = get(doc, "perturbations");
+    assert_int_equal(cJSON_GetArraySize(list), FNN_PERTURB_COUNT);
+    for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+        cJSON *o = cJSON_GetArrayItem(list, p);
+        assert_string_equal(get(o, "name")->valuestring, fnn_perturbation_name(p));
+        cJSON *acc = get(o, "accuracy");
+        const double *levels;
+        assert_int_equal(cJSON_GetArraySize(acc), fnn_perturbation_levels(p, &levels));
+        if (cJSON_GetArrayItem(acc, 0)->valuedouble != g_accuracy)
+            fail_msg("%s: %.17g at the first level, fnn_evaluate %.17g", fnn_perturbation_name(p),
+                     cJSON_GetArrayItem(acc, 0)->valuedouble, g_accuracy);
+    }
+    cJSON *noise = get(cJSON_GetArrayItem(list, FNN_PERTURB_NOISE), "accuracy");
+    double last = cJSON_GetArrayItem(noise, cJSON_GetArraySize(noise) - 1)->valuedouble;
+    assert_true(last < g_accuracy - 0.15);
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
+static void test_robustness_text_and_errors(void **state)
+{
+    run_t r = FNN("robustness", g_model, "--data", g_data, "--perturbation", "shift,noise");
+    expect_code(&r, 0);
+    expect_contains(r.out, "stdout", "shift");
+    expect_contains(r.out, "stdout", "weakest: ");
+    assert_null(strstr(r.out, "rotate"));
+    run_free(&r);
+    r = FNN("robustness", g_model, "--data", g_data, "--perturbation", "blur");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "'blur'");
+    run_free(&r);
+    char missing[PATH_CAP];
+    r = FNN("robustness", pathf(missing, "%s/none.safetensors", g_base), "--data", g_data);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", missing);
+    run_free(&r);
+    r = FNN("robustness", g_model, "--data", pathf(missing, "%s/no-data", g_base));
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "no-data");
+    run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_explain_json_points_at_the_square),
+        cmocka_unit_test(test_explain_text_and_methods),
+        cmocka_unit_test(test_robustness_json),
+        cmocka_unit_test(test_robustness_text_and_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,498 @@
+/* fnn predict and image input: test images written out as PNG get the classes fnn_evaluate
+ * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; bad
+ * or missing files fail with their name. The CLI runs as a user would run it (posix_spawn). */
+#define _XOPEN_SOURCE 700
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stb/stb_image_write.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fnn.h"
+
+extern char **environ;
+
+#define PATH_CAP 1024
+#define RUN_TIMEOUT_S 60
+#define NIMG 12 /* test images written out */
+
+static char g_base[PATH_CAP / 2]; /* $FNN_TMP/test_predict.work: everything this program writes */
+static char g_model[PATH_CAP];
+static fnn_dataset g_test;    /* the first NIMG Fashion-MNIST test images */
+static int g_pred[NIMG];      /* fnn_evaluate's classes for them */
+static float g_probs[NIMG * 10];
+
+/* ---------------------------------------------------------------- files */
+
+static char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *pathf(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, PATH_CAP, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= PATH_CAP)
+        fail_msg("path too long: %s", fmt);
+    return buf;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger)
+                free(buf);
+            buf = bigger;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Binary PGM (P5), written by hand: stb writes no PGM. */
+static void write_pgm(const char *path, const uint8_t *pix, int w, int h)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    fprintf(f, "P5\n%d %d\n255\n", w, h);
+    assert_int_equal(fwrite(pix, 1, (size_t)w * h, f), (size_t)w * h);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* ---------------------------------------------------------------- running the CLI */
+
+typedef struct {
+    int code;
+    char *out, *err;
+} run_t;
+
+/* Runs FNN_BIN with args (NULL-terminated), stdout and stderr captured through files. */
+static run_t run_argv(const char *const *args)
+{
+    static unsigned serial;
+    char out_path[PATH_CAP], err_path[PATH_CAP];
+    unsigned id = serial++;
+    pathf(out_path, "%s/run%u.stdout", g_base, id);
+    pathf(err_path, "%s/run%u.stderr", g_base, id);
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)FNN_BIN;
+    for (; args[argc - 1]; argc++) {
+        assert_true(argc < 63);
+        argv[argc] = (char *)args[argc - 1];
+    }
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, FNN_BIN, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        fail_msg("cannot run %s: %s", FNN_BIN, strerror(rc));
+    struct timespec t0, now, nap = {0, 2000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int status;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            fail_msg("waitpid: %s", strerror(errno));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > RUN_TIMEOUT_S) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("fnn %s ... ran longer than %d s", args[0] ? args[0] : "", RUN_TIMEOUT_S);
+        }
+        nanosleep(&nap, NULL);
+    }
+    run_t r = {0};
+    r.out = read_all(out_path);
+    r.err = read_all(err_path);
+    assert_non_null(r.out);
+    assert_non_null(r.err);
+    unlink(out_path);
+    unlink(err_path);
+    if (WIFSIGNALED(status))
+        fail_msg("fnn %s ... was killed by signal %d; stderr:\n%s", args[0] ? args[0] : "",
+                 WTERMSIG(status), r.err);
+    r.code = WEXITSTATUS(status);
+    return r;
+}
+
+#define FNN(...) run_argv((const char *const[]){__VA_ARGS__, NULL})
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void expect_code(const run_t *r, int code)
+{
+    if (r->code != code)
+        fail_msg("exit status %d, expected %d\nstdout:\n%.3000s\nstderr:\n%.3000s", r->code, code,
+                 r->out, r->err);
+}
+
+static void expect_contains(const char *text, const char *what, const char *part)
+{
+    if (!strstr(text, part))
+        fail_msg("%s does not contain \"%s\":\n%.4000s", what, part, text);
+}
+
+static cJSON *parse_json(const char *text)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (!doc)
+        fail_msg("not a JSON document (error near offset %td):\n%.2000s",
+                 end ? end - text : (ptrdiff_t)-1, text);
+    return doc;
+}
+
+static cJSON *get(const cJSON *o, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        fail_msg("JSON has no \"%s\"", key);
+    return v;
+}
+
+/* ---------------------------------------------------------------- the model and the images */
+
+#define NEED_MODEL()                                                                             \
+    do {                                                                                         \
+        if (!g_model[0]) {                                                                       \
+            print_message("skipped: %s is absent (Debian package dataset-fashion-mnist)\n",      \
+                          FNN_DEFAULT_DATA_DIR);                                                 \
+            skip();                                                                              \
+        }                                                                                        \
+    } while (0)
+
+/* A short training on real images, so that the classes mean something; the class names go
+ * into the file as fnn train writes them. */
+static int setup(void **state)
+{
+    const char *tmp = getenv("FNN_TMP");
+    snprintf(g_base, sizeof g_base, "%s/test_predict.work", tmp && *tmp ? tmp : "/tmp");
+    if (file_exists(g_base))
+        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(g_base, 0777) != 0)
+        return -1;
+    fnn_error err;
+    fnn_dataset train, test;
+    if (fnn_dataset_load(FNN_DEFAULT_DATA_DIR, "train", &train, &err) != FNN_OK)
+        return 0; /* the tests that need the model skip */
+    if (fnn_dataset_load(FNN_DEFAULT_DATA_DIR, "t10k", &test, &err) != FNN_OK)
+        return -1;
+    fnn_model *m = fnn_model_create(FNN_DEFAULT_ARCH, 1, 28, 28, &err);
+    fnn_model_init(m, 1);
+    fnn_dataset part = fnn_dataset_view(&train, 0, 3000), none = {0};
+    fnn_train_config cfg = fnn_train_default();
+    cfg.epochs = 1;
+    cfg.threads = 1;
+    if (fnn_train(m, &part, &none, &cfg, NULL, &err) != FNN_OK)
+        return -1;
+    cJSON *names = cJSON_CreateStringArray(fnn_fashion_class_names(), 10);
+    char *names_json = cJSON_PrintUnformatted(names);
+    fnn_model_meta meta = {.class_names_json = names_json};
+    snprintf(g_model, sizeof g_model, "%s/model.safetensors", g_base);
+    int ok = fnn_model_save(m, &meta, g_model, &err) == FNN_OK;
+    /* Own copies of the images: the view must outlive the set it came from. */
+    g_test = (fnn_dataset){.n = NIMG, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
+    g_test.images = malloc(NIMG * 28 * 28);
+    g_test.labels = malloc(NIMG);
+    memcpy(g_test.images, test.images, NIMG * 28 * 28);
+    memcpy(g_test.labels, test.labels, NIMG);
+    ok = ok && fnn_evaluate(m, &g_test, 1, g_pred, g_probs, NULL, &err) == FNN_OK;
+    free(names_json);
+    cJSON_Delete(names);
+    fnn_model_free(m);
+    fnn_dataset_free(&train);
+    fnn_dataset_free(&test);
+    return ok ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fnn_dataset_free(&g_test);
+    return 0;
+}
+
+/* Test image i written as FORMAT ("png", "bmp", "pgm", "jpg"), inverted when asked. */
+static const char *write_test_image(char *path, int i, const char *format, int invert)
+{
+    uint8_t pix[28 * 28];
+    for (int p = 0; p < 28 * 28; p++)
+        pix[p] = (uint8_t)(invert ? 255 - g_test.images[i * 28 * 28 + p]
+                                  : g_test.images[i * 28 * 28 + p]);
+    pathf(path, "%s/test%d%s.%s", g_base, i, invert ? "_inv" : "", format);
+    int ok = 1;
+    if (!strcmp(format, "png"))
+        ok = stbi_write_png(path, 28, 28, 1, pix, 28);
+    else if (!strcmp(format, "bmp"))
+        ok = stbi_write_bmp(path, 28, 28, 1, pix);
+    else if (!strcmp(format, "jpg"))
+        ok = stbi_write_jpg(path, 28, 28, 1, pix, 100);
+    else
+        write_pgm(path, pix, 28, 28);
+    if (!ok)
+        fail_msg("cannot write %s", path);
+    return path;
+}
+
+/* Runs fnn predict --json on the NIMG test images in `format` and checks each image's top
+ * class against fnn_evaluate's, with the probability within tol. */
+static void check_predict_matches_eval(const char *format, int invert, double tol)
+{
+    static char paths[NIMG][PATH_CAP];
+    const char *args[NIMG + 8];
+    int a = 0;
+    args[a++] = "predict";
+    args[a++] = g_model;
+    args[a++] = "--json";
+    if (invert)
+        args[a++] = "--invert";
+    for (int i = 0; i < NIMG; i++)
+        args[a++] = write_test_image(paths[i], i, format, invert);
+    args[a] = NULL;
+    run_t r = run_argv(args);
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    cJSON *images = get(doc, "images");
+    assert_int_equal(cJSON_GetArraySize(images), NIMG);
+    for (int i = 0; i < NIMG; i++) {
+        cJSON *o = cJSON_GetArrayItem(images, i);
+        assert_string_equal(get(o, "path")->valuestring, paths[i]);
+        cJSON *top = get(o, "top");
+        assert_int_equal(cJSON_GetArraySize(top), 3);
+        cJSON *first = cJSON_GetArrayItem(top, 0);
+        int idx = (int)get(first, "index")->valuedouble;
+        double p = get(first, "probability")->valuedouble;
+        if (idx != g_pred[i] || fabs(p - g_probs[i * 10 + idx]) > tol)
+            fail_msg("%s: predict says class %d (%g), fnn_evaluate %d (%g)", paths[i], idx, p,
+                     g_pred[i], (double)g_probs[i * 10 + g_pred[i]]);
+        assert_string_equal(get(first, "label")->valuestring, fnn_fashion_class_names()[idx]);
+        /* Largest first. */
+        double p2 = get(cJSON_GetArrayItem(top, 1), "probability")->valuedouble;
+        assert_true(p >= p2);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_png_matches_evaluate(void **state)
+{
+    NEED_MODEL();
+    check_predict_matches_eval("png", 0, 1e-5);
+}
+
+static void test_lossless_formats_and_invert(void **state)
+{
+    NEED_MODEL();
+    check_predict_matches_eval("bmp", 0, 1e-5);
+    check_predict_matches_eval("pgm", 0, 1e-5);
+    /* Dark on light, inverted back by --invert. */
+    check_predict_matches_eval("png", 1, 1e-5);
+}
+
+/* JPEG is lossy: the decoded pixels stay close to the originals. */
+static void test_jpeg_decodes(void **state)
+{
+    NEED_MODEL();
+    char path[PATH_CAP];
+    float x[28 * 28];
+    fnn_error err;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fnn_image_load(write_test_image(path, i, "jpg", 0), 28, 28, 0, x, &err),
+                         FNN_OK);
+        double worst = 0;
+        for (int p = 0; p < 28 * 28; p++) {
+            double d = fabs(x[p] - g_test.images[i * 28 * 28 + p] / 255.0);
+            worst = d > worst ? d : worst;
+        }
+        if (worst > 0.1)
+            fail_msg("%s: a pixel differs by %g from the original", path, worst);
+    }
+}
+
+static void test_idx_file_batch(void **state)
+{
+    NEED_MODEL();
+    char idx[PATH_CAP], lim[16];
+    pathf(idx, "%s/t10k-images-idx3-ubyte.gz", FNN_DEFAULT_DATA_DIR);
+    if (!file_exists(idx))
+        pathf(idx, "%s/t10k-images-idx3-ubyte", FNN_DEFAULT_DATA_DIR);
+    snprintf(lim, sizeof lim, "%d", NIMG);
+    run_t r = FNN("predict", g_model, idx, "--limit", lim, "--top", "1", "--json");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    cJSON *images = get(doc, "images");
+    assert_int_equal(cJSON_GetArraySize(images), NIMG);
+    for (int i = 0; i < NIMG; i++) {
+        cJSON *o = cJSON_GetArrayItem(images, i);
+        char want[PATH_CAP + 16];
+        snprintf(want, sizeof want, "%s[%d]", idx, i);
+        assert_string_equal(get(o, "path")->valuestring, want);
+        cJSON *top = get(o, "top");
+        assert_int_equal(cJSON_GetArraySize(top), 1);
+        assert_int_equal((int)get(cJSON_GetArrayItem(top, 0), "index")->valuedouble, g_pred[i]);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
+static void test_text_output(void **state)
+{
+    NEED_MODEL();
+    char path[PATH_CAP], want[PATH_CAP + 64];
+    write_test_image(path, 0, "png", 0);
+    run_t r = FNN("predict", g_model, path, "--top", "2");
+    expect_code(&r, 0);
+    snprintf(want, sizeof want, "%s: %s (", path, fnn_fashion_class_names()[g_pred[0]]);
+    expect_contains(r.out, "stdout", want);
+    run_free(&r);
+}
+
+/* 100 wide, 60 high: the left half bright, the right half black. Area averaging keeps the
+ * halves; a 56x56 checkerboard of single pixels averages to grey, where sampling would not. */
+static void test_resize(void **state)
+{
+    static uint8_t wide[60 * 100], board[56 * 56];
+    for (int y = 0; y < 60; y++)
+        for (int x = 0; x < 100; x++)
+            wide[y * 100 + x] = x < 50 ? 200 : 0;
+    for (int y = 0; y < 56; y++)
+        for (int x = 0; x < 56; x++)
+            board[y * 56 + x] = (x + y) % 2 ? 255 : 0;
+    char a[PATH_CAP], b[PATH_CAP];
+    assert_true(stbi_write_png(pathf(a, "%s/wide.png", g_base), 100, 60, 1, wide, 100));
+    assert_true(stbi_write_png(pathf(b, "%s/board.png", g_base), 56, 56, 1, board, 56));
+    float x[28 * 28];
+    fnn_error err;
+    assert_int_equal(fnn_image_load(a, 28, 28, 0, x, &err), FNN_OK);
+    for (int r = 0; r < 28; r++) {
+        assert_float_equal(x[r * 28 + 0], 200 / 255.0, 1e-4);
+        assert_float_equal(x[r * 28 + 13], 200 / 255.0, 1e-4);
+        assert_float_equal(x[r * 28 + 14], 0.0, 1e-4);
+        assert_float_equal(x[r * 28 + 27], 0.0, 1e-4);
+    }
+    assert_int_equal(fnn_image_load(b, 28, 28, 1, x, &err), FNN_OK);
+    for (int p = 0; p < 28 * 28; p++)
+        assert_float_equal(x[p], 0.5, 1e-3);
+    if (g_model[0]) {
+        run_t r = FNN("predict", g_model, a, "--json");
+        expect_code(&r, 0);
+        cJSON *doc = parse_json(r.out);
+        assert_int_equal(cJSON_GetArraySize(get(doc, "images")), 1);
+        cJSON_Delete(doc);
+        run_free(&r);
+    }
+}
+
+static void test_bad_files(void **state)
+{
+    char text[PATH_CAP], missing[PATH_CAP];
+    const char junk[] = "this is not an image\n";
+    write_file(pathf(text, "%s/notes.png", g_base), junk, sizeof junk - 1);
+    pathf(missing, "%s/no-such-image.png", g_base);
+    float x[28 * 28];
+    fnn_error err;
+    assert_int_equal(fnn_image_load(text, 28, 28, 0, x, &err), FNN_ERR_FORMAT);
+    expect_contains(err.msg, "message", text);
+    assert_int_equal(fnn_image_load(missing, 28, 28, 0, x, &err), FNN_ERR_IO);
+    expect_contains(err.msg, "message", missing);
+    NEED_MODEL();
+    char good[PATH_CAP];
+    write_test_image(good, 0, "png", 0);
+    run_t r = FNN("predict", g_model, good, text);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "fnn predict: ");
+    expect_contains(r.err, "stderr", text);
+    assert_string_equal(r.out, ""); /* nothing printed for the good image either */
+    run_free(&r);
+    r = FNN("predict", g_model, missing);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", missing);
+    expect_contains(r.err, "stderr", "No such file");
+    run_free(&r);
+    r = FNN("predict", g_model);
+    expect_code(&r, 2);
+    run_free(&r);
+    r = FNN("predict", g_model, good, "--top", "0");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "--top");
+    run_free(&r);
+    r = FNN("predict", "--help");
+    expect_code(&r, 0);
+    expect_contains(r.out, "stdout", "--invert");
+    run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_png_matches_evaluate),
+        cmocka_unit_test(test_lossless_formats_and_invert),
+        cmocka_unit_test(test_jpeg_decodes),
+        cmocka_unit_test(test_idx_file_batch),
+        cmocka_unit_test(test_text_output),
+        cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_bad_files),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
