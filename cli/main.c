@@ -15,6 +15,7 @@ static const char usage[] =
     "  predict   classify your own images (PNG, JPEG, PGM, BMP) or an IDX file with a model\n"
     "  explain   per-class saliency and occlusion maps: which pixels a model looks at\n"
     "  robustness  test accuracy under noise, shifts, rotations, occlusion and contrast changes\n"
+    "  report    one HTML page of figures and findings about one or more saved models\n"
     "\n"
     "Run 'fnn COMMAND --help' for a command's options. 'fnn --version' prints the version.\n"
     "Data: Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ", or --data DIR.\n"
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
         return cmd_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "robustness"))
         return cmd_robustness(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "fnn: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

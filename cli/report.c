@@ -1,0 +1,311 @@
+/* fnn report: one HTML page (and its figures as PNG and SVG) about one or more saved models. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "cli.h"
+#include "report/report.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: fnn report MODEL [MODEL ...] [--out REPORT.html] [options]\n"
+    "\n"
+    "Writes one self-contained HTML page about each model, measured on the Fashion-MNIST test\n"
+    "set: training curves (from the history saved in the model), confusion matrices (counts,\n"
+    "and row-normalised on a fixed 0-1 scale), per-class precision/recall/F1 with the\n"
+    "classification report, the most confident mistakes and most confused class pairs,\n"
+    "saliency maps (gradient, SmoothGrad, integrated gradients) and an occlusion map,\n"
+    "robustness curves (noise, shift, rotation, occlusion, contrast), a reliability diagram\n"
+    "with the expected calibration error, and findings written from those numbers. With\n"
+    "several models it adds a comparison table and overlaid curves. Figures are embedded in\n"
+    "the page and also saved as PNG and SVG in REPORT_files/ beside it.\n"
+    "\n"
+    "  --out PATH              the page [report.html]; figures go to PATH less .html, + _files/\n"
+    "  --data DIR              IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
+    "  --limit N               use the first N test images for everything [all 10000]\n"
+    "  --saliency-images N     images per class the saliency maps average over [100]\n"
+    "  --occlusion-images N    test images the occlusion map is measured on [1000]\n"
+    "  --patch N               occluding square's side, pixels [4]\n"
+    "  --stride N              its step, pixels [2]\n"
+    "  --seed N                SmoothGrad noise and random perturbations [42]\n"
+    "  --threads N             threads to use, 0 for every core [0]\n"
+    "  --json                  print a JSON summary: files written, key numbers, findings\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "The slow steps (saliency, occlusion, robustness) show a progress bar when stderr is a\n"
+    "terminal. The study's MLP takes seconds; a CNN minutes on two cores: --limit 1000 gives a\n"
+    "quick look.\n"
+    "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n";
+
+typedef struct {
+    int model, nmodels;
+    const char *stem;
+    int tty;
+} progress_state;
+
+static void on_step(void *user, const char *step, int done, int total)
+{
+    const progress_state *ps = user;
+    if (!ps->tty)
+        return;
+    int width = 24, filled = width * done / total;
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '=' : (i == filled ? '>' : '.');
+    bar[width] = '\0';
+    fprintf(stderr, "\r\033[Kmodel %d/%d %s [%s] %d/%d %s", ps->model + 1, ps->nmodels, ps->stem,
+            bar, done, total, step);
+    fflush(stderr);
+}
+
+/* Figure files are named after the model's file stem: two models with the same stem, or one
+ * called "compare" (the comparison's prefix), get a number appended. */
+static fnn_status unique_stem(fnn_report_model *models, int i, fnn_error *err)
+{
+    int clash = !strcmp(models[i].stem, "compare");
+    for (int j = 0; j < i; j++)
+        clash |= !strcmp(models[j].stem, models[i].stem);
+    if (!clash)
+        return FNN_OK;
+    size_t len = strlen(models[i].stem) + 16;
+    char *s = malloc(len);
+    if (!s) {
+        *err = (fnn_error){FNN_ERR_NOMEM, "out of memory"};
+        return FNN_ERR_NOMEM;
+    }
+    snprintf(s, len, "%s_%d", models[i].stem, i + 1);
+    free(models[i].stem);
+    models[i].stem = s;
+    return FNN_OK;
+}
+
+/* "report.html" -> "report_files" beside it. */
+static char *files_dir_for(const char *html)
+{
+    size_t len = strlen(html), cut = len;
+    if (len > 5 && !strcmp(html + len - 5, ".html"))
+        cut = len - 5;
+    else if (len > 4 && !strcmp(html + len - 4, ".htm"))
+        cut = len - 4;
+    char *dir = malloc(cut + 8);
+    if (dir)
+        snprintf(dir, cut + 8, "%.*s_files", (int)cut, html);
+    return dir;
+}
+
+static cJSON *figures_json(const fnn_report_figures *f)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < f->n; i++) {
+        const fnn_report_figure *x = &f->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", x->name);
+        cJSON_AddStringToObject(o, "kind", x->kind);
+        cJSON_AddStringToObject(o, "title", x->title);
+        cJSON_AddStringToObject(o, "png", x->png_path);
+        cJSON_AddStringToObject(o, "svg", x->svg_path);
+        cJSON_AddNumberToObject(o, "width", x->fig.width);
+        cJSON_AddNumberToObject(o, "height", x->fig.height);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static cJSON *model_json(const fnn_report_model *r, const fnn_report_figures *figs)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_file", r->path);
+    cJSON_AddStringToObject(o, "name", r->stem);
+    cJSON_AddStringToObject(o, "arch", r->arch);
+    cJSON_AddNumberToObject(o, "params", (double)r->nparams);
+    cJSON_AddNumberToObject(o, "epochs", r->epochs);
+    cJSON_AddItemToObject(o, "test", metrics_json(&r->mt, (const char *const *)r->names));
+    int n = r->epochs;
+    cJSON_AddItemToObject(o, "final_train_accuracy", num(n ? r->train_acc[n - 1] : NAN));
+    cJSON_AddItemToObject(o, "final_val_accuracy", num(n ? r->val_acc[n - 1] : NAN));
+    cJSON *cal = cJSON_AddObjectToObject(o, "calibration");
+    cJSON_AddNumberToObject(cal, "bins", r->cal.nbins);
+    cJSON_AddItemToObject(cal, "ece", num(r->cal.ece));
+    cJSON_AddItemToObject(cal, "mean_confidence", num(r->mean_confidence));
+    cJSON *occ = cJSON_AddObjectToObject(o, "occlusion");
+    cJSON_AddNumberToObject(occ, "images", r->occlusion_images);
+    cJSON_AddNumberToObject(occ, "patch", r->patch);
+    cJSON_AddNumberToObject(occ, "stride", r->stride);
+    cJSON_AddItemToObject(occ, "base_accuracy", num(r->occlusion_base));
+    float top = 0;
+    for (int i = 0; i < r->h * r->w; i++)
+        top = r->occlusion[i] > top ? r->occlusion[i] : top;
+    cJSON_AddItemToObject(occ, "max_drop", num(top));
+    cJSON *rob = cJSON_AddObjectToObject(o, "robustness");
+    for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+        if (!r->nlevels[p])
+            continue;
+        cJSON *e = cJSON_AddObjectToObject(rob, fnn_perturbation_name((fnn_perturbation)p));
+        cJSON_AddItemToObject(e, "levels", cJSON_CreateDoubleArray(r->levels[p], r->nlevels[p]));
+        cJSON_AddItemToObject(e, "accuracy", cJSON_CreateDoubleArray(r->robust[p], r->nlevels[p]));
+    }
+    cJSON *fl = cJSON_AddArrayToObject(o, "findings");
+    char *text = fnn_report_findings(r);
+    for (char *line = text, *next; line && *line; line = next) {
+        if ((next = strchr(line, '\n')))
+            *next++ = '\0';
+        cJSON_AddItemToArray(fl, cJSON_CreateString(line));
+    }
+    free(text);
+    cJSON_AddItemToObject(o, "figures", figures_json(figs));
+    return o;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    enum { O_OUT = 256, O_DATA, O_LIMIT, O_SAL, O_OCC, O_PATCH, O_STRIDE, O_SEED, O_THREADS,
+           O_JSON };
+    static const struct option longopts[] = {
+        {"out", required_argument, 0, O_OUT},
+        {"data", required_argument, 0, O_DATA},
+        {"limit", required_argument, 0, O_LIMIT},
+        {"saliency-images", required_argument, 0, O_SAL},
+        {"occlusion-images", required_argument, 0, O_OCC},
+        {"patch", required_argument, 0, O_PATCH},
+        {"stride", required_argument, 0, O_STRIDE},
+        {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},
+        {"json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *out = "report.html", *data = FNN_DEFAULT_DATA_DIR;
+    long limit = 0, threads = 0, sal = 100, occ = 1000, patch = 4, stride = 2, seed = 42;
+    int json = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case O_OUT: out = optarg; break;
+        case O_DATA: data = optarg; break;
+        case O_JSON: json = 1; break;
+        case O_LIMIT:
+            if (!cli_int("report", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+            break;
+        case O_SAL:
+            if (!cli_int("report", "--saliency-images", optarg, 1, 100000000, &sal))
+                return EXIT_USAGE;
+            break;
+        case O_OCC:
+            if (!cli_int("report", "--occlusion-images", optarg, 1, 100000000, &occ))
+                return EXIT_USAGE;
+            break;
+        case O_PATCH:
+            if (!cli_int("report", "--patch", optarg, 1, 64, &patch)) return EXIT_USAGE;
+            break;
+        case O_STRIDE:
+            if (!cli_int("report", "--stride", optarg, 1, 64, &stride)) return EXIT_USAGE;
+            break;
+        case O_SEED:
+            if (!cli_int("report", "--seed", optarg, 0, 0x7FFFFFFFL, &seed)) return EXIT_USAGE;
+            break;
+        case O_THREADS:
+            if (!cli_int("report", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+            break;
+        case ':':
+            return cli_error("report", EXIT_USAGE, "option '%s' needs a value (see fnn report --help)",
+                             cli_bad_option(argv));
+        default:
+            return cli_error("report", EXIT_USAGE, "unknown option '%s' (see fnn report --help)",
+                             cli_bad_option(argv));
+        }
+    }
+    int n = argc - optind;
+    if (n < 1)
+        return cli_error("report", EXIT_USAGE, "expected one or more MODEL files (see fnn report "
+                                               "--help)");
+    {
+        /* fail before the slow part, not after it */
+        char *copy = strdup(out);
+        int ok = copy && access(dirname(copy), W_OK | X_OK) == 0;
+        free(copy);
+        if (!ok)
+            return cli_error("report", EXIT_RUNTIME, "--out %s: its folder does not exist or is "
+                                                     "not writable", out);
+    }
+
+    fnn_error err = {0};
+    fnn_dataset test = {0};
+    fnn_report_model *models = calloc((size_t)n, sizeof *models);
+    fnn_report_figures *figs = calloc((size_t)n, sizeof *figs);
+    fnn_report_figures compare = {0};
+    char *files_dir = files_dir_for(out);
+    int rc = EXIT_OK, collected = 0;
+    if (!models || !figs || !files_dir) {
+        rc = cli_error("report", EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+    if ((rc = load_split("report", data, "t10k", limit, &test)))
+        goto done;
+    progress_state ps = {.nmodels = n, .tty = isatty(2)};
+    fnn_report_options opts = {.threads = (int)threads, .saliency_images = (int)sal,
+                               .occlusion_images = (int)occ, .patch = (int)patch,
+                               .stride = (int)stride, .seed = (uint64_t)seed,
+                               .progress = on_step, .user = &ps};
+    for (int i = 0; i < n; i++) {
+        ps.model = i;
+        ps.stem = argv[optind + i];
+        fnn_status st = fnn_report_collect(argv[optind + i], &test, &opts, &models[i], &err);
+        if (st == FNN_OK) {
+            collected++;
+            st = unique_stem(models, i, &err);
+        }
+        if (st == FNN_OK)
+            st = fnn_report_model_figures(&models[i], &figs[i], &err);
+        if (ps.tty)
+            fprintf(stderr, "\r\033[K");
+        if (st != FNN_OK) {
+            rc = cli_lib_error("report", &err);
+            goto done;
+        }
+    }
+    if (fnn_report_compare_figures(models, n, &compare, &err) != FNN_OK ||
+        fnn_report_write_html(out, files_dir, models, n, figs, &compare, &err) != FNN_OK) {
+        rc = cli_lib_error("report", &err);
+        goto done;
+    }
+    int nfig = compare.n;
+    for (int i = 0; i < n; i++)
+        nfig += figs[i].n;
+    if (json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "report", out);
+        cJSON_AddStringToObject(doc, "files_dir", files_dir);
+        cJSON_AddNumberToObject(doc, "test_images", test.n);
+        cJSON_AddNumberToObject(doc, "figures", nfig);
+        cJSON *ms = cJSON_AddArrayToObject(doc, "models");
+        for (int i = 0; i < n; i++)
+            cJSON_AddItemToArray(ms, model_json(&models[i], &figs[i]));
+        cJSON_AddItemToObject(doc, "comparison_figures", figures_json(&compare));
+        print_json(doc);
+        cJSON_Delete(doc);
+    } else {
+        for (int i = 0; i < n; i++)
+            printf("%s: test accuracy %.4f, macro F1 %.4f, ECE %.4f, %d figures\n",
+                   models[i].path, models[i].mt.accuracy, models[i].mt.macro_f1,
+                   models[i].cal.ece, figs[i].n);
+        printf("wrote %s (%d figures, each also as PNG and SVG in %s/)\n", out, nfig, files_dir);
+    }
+done:
+    for (int i = 0; i < collected; i++)
+        fnn_report_model_free(&models[i]);
+    for (int i = 0; figs && i < n; i++)
+        fnn_report_figures_free(&figs[i]);
+    fnn_report_figures_free(&compare);
+    free(models);
+    free(figs);
+    free(files_dir);
+    fnn_dataset_free(&test);
+    return rc;
+}
