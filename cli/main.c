@@ -12,6 +12,7 @@ static const char usage[] =
     "  train     train a model (the published study's MLP by default) and report on the test set\n"
     "  eval      evaluate a saved model: loss, accuracy, confusion matrix, classification report\n"
     "  summary   print a model's layers, output shapes and parameter counts\n"
+    "  search    grid or random search over train options, ranked on validation; tests the best\n"
     "  predict   classify your own images (PNG, JPEG, PGM, BMP) or an IDX file with a model\n"
     "  explain   per-class saliency and occlusion maps: which pixels a model looks at\n"
     "  robustness  test accuracy under noise, shifts, rotations, occlusion and contrast changes\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary"))
         return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search"))
+        return cmd_search(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "explain"))

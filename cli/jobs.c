@@ -1,0 +1,193 @@
+/* Child processes for fnn search, through posix_spawn: a pool with a Ctrl-C that stops every job,
+ * and a one-shot run that captures output through a pipe. */
+#define _GNU_SOURCE
+#include "jobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
+/* Only there so that sigsuspend returns when a child exits. */
+static void on_child(int sig) { (void)sig; }
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+/* Starts j in a process group of its own, with default signal handling and nothing blocked. */
+static int start(job *j)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGCHLD);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, j->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    posix_spawn_file_actions_addopen(&fa, 2, j->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    int rc = posix_spawn(&j->pid, j->argv[0], &fa, &at, j->argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    return rc;
+}
+
+int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, char *msg,
+             size_t msgsize)
+{
+    struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child};
+    struct sigaction old_int, old_term, old_chld;
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGCHLD);
+    /* Blocked except inside sigsuspend, so that no signal slips in between a check and the
+     * wait. */
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
+    sigaction(SIGCHLD, &child, &old_chld);
+    g_interrupted = 0;
+
+    double *t0 = calloc((size_t)(n ? n : 1), sizeof *t0);
+    int next = 0, running = 0, result = JOBS_DONE, killed = 0;
+    if (!t0) {
+        snprintf(msg, msgsize, "out of memory");
+        result = JOBS_FAILED;
+    }
+    for (int i = 0; i < n; i++)
+        jobs[i].pid = 0;
+    for (;;) {
+        if (g_interrupted && result == JOBS_DONE)
+            result = JOBS_INTERRUPTED;
+        while (result == JOBS_DONE && running < workers && next < n) {
+            int rc = start(&jobs[next]);
+            if (rc) {
+                snprintf(msg, msgsize, "cannot run %s: %s", jobs[next].argv[0], strerror(rc));
+                jobs[next].pid = 0;
+                result = JOBS_FAILED;
+                break;
+            }
+            t0[next++] = now_s();
+            running++;
+        }
+        if (result != JOBS_DONE && !killed) {
+            for (int i = 0; i < next; i++)
+                if (jobs[i].pid > 0)
+                    kill(-jobs[i].pid, SIGTERM);
+            killed = 1;
+        }
+        if (!running)
+            break;
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            sigsuspend(&old_mask);
+            continue;
+        }
+        for (int i = 0; i < next; i++) {
+            job *j = &jobs[i];
+            if (j->pid != pid)
+                continue;
+            j->pid = -1;
+            j->code = exit_code(status);
+            j->seconds = now_s() - t0[i];
+            running--;
+            /* After a stop, whatever ends was terminated or raced with the signal: its output is
+             * not to be trusted. */
+            if (result == JOBS_DONE && !g_interrupted && on_done && on_done(user, j))
+                result = JOBS_STOPPED;
+            break;
+        }
+    }
+    free(t0);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return result;
+}
+
+char *jobs_capture(char *const *argv, int *code, char *msg, size_t msgsize)
+{
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC) != 0) {
+        snprintf(msg, msgsize, "pipe: %s", strerror(errno));
+        return NULL;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) {
+        close(fd[0]);
+        snprintf(msg, msgsize, "cannot run %s: %s", argv[0], strerror(rc));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (ssize_t got; buf;) {
+        if (len + 1 == cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown)
+                free(buf);
+            buf = grown;
+            if (!buf)
+                break;
+        }
+        got = read(fd[0], buf + len, cap - len - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!buf) {
+        snprintf(msg, msgsize, "out of memory");
+        return NULL;
+    }
+    buf[len] = '\0';
+    *code = exit_code(status);
+    return buf;
+}

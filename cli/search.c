@@ -1,0 +1,1210 @@
+/* fnn search: grid and random search over fnn train's options. Every trial is an `fnn train`
+ * process of its own, scored on the validation split; the test set is read once, at the end. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "grid.h"
+#include "jobs.h"
+#include "util/atomic.h"
+#include "util/rng.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: fnn search --out DIR --grid KEY=V1,V2,... [--grid ...] [options] [train options]\n"
+    "\n"
+    "Grid or random search over fnn train's options. Each configuration (a \"trial\") is\n"
+    "trained by an fnn train process of its own, on one thread, on the training split, and\n"
+    "scored on the validation split only, by the validation accuracy of the epoch whose\n"
+    "weights it saved (the last, or the one --early-stopping restored; ties go to the lower\n"
+    "validation loss). Trials run in parallel. When all are done they are ranked, and the\n"
+    "best one alone is evaluated on the test set: the only time the search reads it.\n"
+    "\n"
+    "grid:\n"
+    "  --grid KEY=V1,V2,...  a key and its values; every combination of all keys is tried, the\n"
+    "                        last key varying fastest. KEY is an fnn train option without its\n"
+    "                        dashes (lr, batch-size, optimizer, epochs, weight-decay, momentum,\n"
+    "                        arch, ...); a train option that takes no value takes on and off.\n"
+    "                        Any other KEY is a placeholder that templates refer to as {KEY}.\n"
+    "  --grid-file PATH      keys from a file, one \"KEY = V1, V2, ...\" per line, '#' starts a\n"
+    "                        comment; a key with one value is a fixed option\n"
+    "  --arch TEMPLATE       the same as --grid arch=TEMPLATE. In every value, {KEY} is replaced\n"
+    "                        by the trial's value of KEY, e.g. \"dense:{width}:relu\"\n"
+    "  --samples N           random search: N distinct configurations drawn from the grid\n"
+    "                        instead of all of them (numbered in grid order)\n"
+    "  --seed N              seeds the draw, and is every trial's fnn train --seed unless seed\n"
+    "                        is a grid key [42]\n"
+    "search:\n"
+    "  --out DIR             where everything goes; created if missing [required]\n"
+    "  --data DIR            IDX files, for the trials and the final test\n"
+    "                        [" FNN_DEFAULT_DATA_DIR "]\n"
+    "  --workers N           trials at once, each on one thread [the number of cores]\n"
+    "  --no-final-test       skip the final evaluation: the test set is not read at all\n"
+    "  --json                print one JSON document with everything; progress goes to stderr\n"
+    "  -h, --help            this help\n"
+    "Any other option is an fnn train option given to every trial unchanged (--epochs 5,\n"
+    "--limit 10000, ...). The search sets the trials' --out, --history, --threads, --no-test,\n"
+    "--quiet and --json itself, so those are refused, as are --test-limit, --checkpoint,\n"
+    "--resume and --folds.\n"
+    "\n"
+    "Before any trial starts, every trial's options are checked (keys against fnn train's\n"
+    "options, architectures by building them, values by fnn train itself), so a bad key or\n"
+    "value stops the search at once with train's message. A usage error that train sees only\n"
+    "with the data (--classes against the model's output) stops it at the first trial that\n"
+    "meets it. A trial that fails at run time (a loss that turned NaN, say) is listed as\n"
+    "failed and the search goes on.\n"
+    "\n"
+    "files in DIR:\n"
+    "  search.json             the grid and every trial's exact fnn train options\n"
+    "  trial-NNN.safetensors   each trial's model, with trial-NNN.history.csv\n"
+    "  trial-NNN.json          fnn train --json output of a finished trial; trial-NNN.log its\n"
+    "                          stderr\n"
+    "  results.csv             one row per trial, best first\n"
+    "  results.json            everything, the final test result included\n"
+    "  trial-best.safetensors  a copy of the best trial's model; test.json its fnn eval --json\n"
+    "\n"
+    "Resuming: run the same command again. Trials that have a trial-NNN.json are kept and the\n"
+    "others run; a DIR made with another grid or other train options is refused. Ctrl-C stops\n"
+    "the running trials and keeps the finished ones.\n"
+    "\n"
+    "example, the study's MLP (3 x 2 x 2 = 12 trials):\n"
+    "  fnn search --out search-mlp --epochs 5 \\\n"
+    "      --arch \"flatten dense:{width}:relu dropout:{dropout} dense:64:relu dense:10:softmax\" \\\n"
+    "      --grid lr=0.0005,0.001,0.002 --grid dropout=0.2,0.5 --grid width=128,256\n"
+    "and 5 of those 12, drawn at random: add --samples 5 --seed 1.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on a runtime error (every trial failed, the test evaluation\n"
+    "failed, or the search was interrupted), 2 on a usage error.\n";
+
+/* More trials than this need --samples. */
+#define MAX_TRIALS 100000
+
+/* fnn train's options that a search does not pass on, and why. */
+static const struct {
+    const char *name, *why;
+} reserved[] = {
+    {"out", "the search names each trial's files, DIR/trial-NNN.*"},
+    {"history", "the search names each trial's files, DIR/trial-NNN.*"},
+    {"json", "the search reads each trial's --json output"},
+    {"quiet", "the search reads each trial's --json output"},
+    {"threads", "each trial runs on one thread; --workers sets how many run at once"},
+    {"no-test", "trials never read the test set; the best one is tested once at the end"},
+    {"test-limit", "trials never read the test set; the best one is tested once at the end"},
+    {"checkpoint", "an interrupted search is continued by running it again"},
+    {"resume", "an interrupted search is continued by running it again"},
+    {"folds", "a trial is one training run, scored on the validation split"},
+    {"help", "see fnn train --help"},
+};
+
+/* A long option of fnn train, as its --help lists it. */
+typedef struct {
+    char *name;
+    int takes_value;
+} train_option;
+
+typedef struct {
+    grid g;
+    char **fixed;       /* (nfixed) train options for every trial, as given */
+    int nfixed;
+    const char *out_dir, *data;
+    long samples, workers, seed;
+    int json, no_final_test;
+    train_option *topts; /* (ntopts) */
+    int ntopts;
+} search_opts;
+
+typedef struct {
+    int number;        /* 1-based; names the trial's files */
+    uint64_t config;   /* index of its configuration in the full grid */
+    int *choice;       /* (nkeys) value index per grid key */
+    char **argv;       /* the whole fnn train command, NULL-terminated */
+    int args_at;       /* argv[args_at..] are the options recorded in search.json */
+    char *model, *result, *part, *log;
+    /* Outcome: */
+    int ok;            /* 1 finished with a validation score, -1 failed, 0 not run */
+    int resumed;       /* finished by an earlier run of the same search */
+    char *error;       /* why it failed */
+    double val_acc, val_loss, best_val_acc, train_acc, seconds;
+    int epochs;       /* epochs trained */
+    int scored_epoch; /* the epoch whose weights were saved, and scored */
+    int best_epoch;   /* the epoch of the highest validation accuracy, for information */
+} trial;
+
+typedef struct {
+    search_opts *o;
+    trial *t;
+    int ntrials, finished, to_run;
+    FILE *progress;
+    trial *rejected;   /* the trial fnn train refused with a usage error */
+} run_state;
+
+/* ---------------------------------------------------------------- small helpers */
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    if (!s) {
+        fputs("fnn search: out of memory\n", stderr);
+        exit(EXIT_RUNTIME);
+    }
+    return s;
+}
+
+/* Why a train option cannot be given to a search, or NULL when it can. */
+static const char *reserved_why(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (!strcmp(reserved[i].name, name))
+            return reserved[i].why;
+    return NULL;
+}
+
+static const train_option *train_option_find(const search_opts *o, const char *name)
+{
+    for (int i = 0; i < o->ntopts; i++)
+        if (!strcmp(o->topts[i].name, name))
+            return &o->topts[i];
+    return NULL;
+}
+
+/* The whole file, NUL-terminated, or NULL with errno set. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n + 4096 + 1 > cap) {
+            char *grown = realloc(buf, cap = 2 * cap + 4096 + 1);
+            if (!grown) {
+                free(buf);
+                fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = grown;
+        }
+        got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+    } while (got > 0);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* The last non-empty line of a file (a child's error message), malloc'd. */
+static char *last_line(const char *path)
+{
+    char *text = read_file(path, NULL);
+    if (!text)
+        return strdup("(no output)");
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    char *line = strdup(n ? (nl ? nl + 1 : text) : "(no output)");
+    free(text);
+    return line;
+}
+
+/* ---------------------------------------------------------------- fnn train's options */
+
+/* Reads the long options from `fnn train --help`: an option line starts, indented, with
+ * "--name", and a value placeholder follows the name after a single space ("--lr X"), while a
+ * description follows after two or more. */
+static int load_train_options(search_opts *o, const char *exe)
+{
+    char *argv[] = {(char *)exe, "train", "--help", NULL}, msg[256];
+    int code;
+    char *help = jobs_capture(argv, &code, msg, sizeof msg);
+    if (!help)
+        return cli_error("search", EXIT_RUNTIME, "%s", msg);
+    if (code != 0) {
+        free(help);
+        return cli_error("search", EXIT_RUNTIME, "fnn train --help failed (exit status %d)", code);
+    }
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (p - line > 6)
+            continue;
+        if (p[0] == '-' && p[1] != '-') { /* "-h, --help" */
+            char *comma = strstr(p, ", --");
+            if (!comma)
+                continue;
+            p = comma + 2;
+        }
+        if (strncmp(p, "--", 2) || !p[2])
+            continue;
+        p += 2;
+        size_t len = strcspn(p, " =\t[");
+        train_option *grown = realloc(o->topts, (size_t)(o->ntopts + 1) * sizeof *grown);
+        char *name = grown ? strndup(p, len) : NULL;
+        if (grown)
+            o->topts = grown;
+        if (!name) {
+            free(help);
+            return cli_error("search", EXIT_RUNTIME, "out of memory");
+        }
+        o->topts[o->ntopts].name = name;
+        o->topts[o->ntopts].takes_value =
+            p[len] == '=' || (p[len] == ' ' && p[len + 1] && p[len + 1] != ' ');
+        o->ntopts++;
+    }
+    free(help);
+    if (!train_option_find(o, "lr") || !train_option_find(o, "no-test"))
+        return cli_error("search", EXIT_RUNTIME,
+                         "cannot read fnn train's options from its --help (no --lr or --no-test)");
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static int add_fixed(search_opts *o, const char *text)
+{
+    char **grown = realloc(o->fixed, (size_t)(o->nfixed + 1) * sizeof *grown);
+    if (!grown)
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    o->fixed = grown;
+    o->fixed[o->nfixed++] = (char *)text;
+    return EXIT_OK;
+}
+
+static int grid_error(fnn_status s, const fnn_error *err)
+{
+    return cli_error("search", s == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE, "%s", err->msg);
+}
+
+static int add_grid_file(search_opts *o, const char *path)
+{
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text)
+        return cli_error("search", EXIT_USAGE, "--grid-file %s: %s", path, strerror(errno));
+    fnn_error err = {0};
+    fnn_status s = grid_parse(&o->g, text, len, path, &err);
+    free(text);
+    return s == FNN_OK ? EXIT_OK : grid_error(s, &err);
+}
+
+/* fnn search's own options are taken here; every other "--name [value]" is an fnn train option
+ * for all trials, its arity read from train's option list. */
+static int parse(int argc, char **argv, search_opts *o, const char *exe)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return -1;
+        }
+    }
+    int rc = load_train_options(o, exe);
+    if (rc)
+        return rc;
+    static const char *const own_with_value[] = {"grid", "grid-file", "arch", "samples", "seed",
+                                                 "workers", "out", "data", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) || !arg[2])
+            return cli_error("search", EXIT_USAGE,
+                             "unexpected argument '%s' (see fnn search --help)", arg);
+        const char *eq = strchr(arg, '=');
+        char *name = strndup(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        const char *value = eq ? eq + 1 : NULL;
+        int own = 0;
+        for (int k = 0; own_with_value[k]; k++)
+            own |= !strcmp(name, own_with_value[k]);
+        const train_option *to = train_option_find(o, name);
+        int needs_value = own || (to && to->takes_value);
+        if (needs_value && !value) {
+            if (i + 1 == argc) {
+                rc = cli_error("search", EXIT_USAGE, "option '%s' needs a value", arg);
+                goto next;
+            }
+            value = argv[++i];
+        }
+        fnn_error err = {0};
+        fnn_status s;
+        if (!strcmp(name, "json") && !value)
+            o->json = 1;
+        else if (!strcmp(name, "no-final-test") && !value)
+            o->no_final_test = 1;
+        else if (!strcmp(name, "grid")) {
+            char origin[96];
+            snprintf(origin, sizeof origin, "--grid '%.60s'", value);
+            if ((s = grid_add(&o->g, value, origin, &err)) != FNN_OK)
+                rc = grid_error(s, &err);
+        } else if (!strcmp(name, "arch")) {
+            char *kv = xasprintf("arch=%s", value);
+            if ((s = grid_add(&o->g, kv, "--arch", &err)) != FNN_OK)
+                rc = grid_error(s, &err);
+            free(kv);
+        } else if (!strcmp(name, "grid-file"))
+            rc = add_grid_file(o, value);
+        else if (!strcmp(name, "out"))
+            o->out_dir = value;
+        else if (!strcmp(name, "data"))
+            o->data = value;
+        else if (!strcmp(name, "samples"))
+            rc = cli_int("search", "--samples", value, 1, MAX_TRIALS, &o->samples) ? 0 : EXIT_USAGE;
+        else if (!strcmp(name, "workers"))
+            rc = cli_int("search", "--workers", value, 1, 1024, &o->workers) ? 0 : EXIT_USAGE;
+        else if (!strcmp(name, "seed"))
+            rc = cli_int("search", "--seed", value, 0, 0x7FFFFFFFL, &o->seed) ? 0 : EXIT_USAGE;
+        else if (!to)
+            rc = cli_error("search", EXIT_USAGE,
+                           "unknown option '%s': neither fnn search's nor fnn train's (see "
+                           "fnn search --help and fnn train --help)", arg);
+        else if (reserved_why(name))
+            rc = cli_error("search", EXIT_USAGE, "--%s cannot be given to a search: %s", name,
+                           reserved_why(name));
+        else if (!to->takes_value && value)
+            rc = cli_error("search", EXIT_USAGE, "--%s takes no value, got '%s'", name, value);
+        else if ((rc = add_fixed(o, argv[i - (value && !eq ? 1 : 0)])) == EXIT_OK && value && !eq)
+            rc = add_fixed(o, value);
+    next:
+        free(name);
+        if (rc)
+            return rc;
+    }
+    if (!o->out_dir)
+        return cli_error("search", EXIT_USAGE, "--out DIR is required (see fnn search --help)");
+    if (!o->g.nkeys)
+        return cli_error("search", EXIT_USAGE,
+                         "no grid: give --grid KEY=V1,V2,... or --grid-file (see fnn search --help)");
+    return EXIT_OK;
+}
+
+/* Whether some value of a key other than name refers to {name}. */
+static int used_as_placeholder(const grid *g, const char *name)
+{
+    char *ph = xasprintf("{%s}", name);
+    int used = 0;
+    for (int i = 0; i < g->nkeys && !used; i++)
+        for (int j = 0; j < g->keys[i].nvalues && !used; j++)
+            used = strcmp(g->keys[i].name, name) && strstr(g->keys[i].values[j], ph);
+    free(ph);
+    return used;
+}
+
+static int fixed_has(const search_opts *o, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < o->nfixed; i++) {
+        const char *f = o->fixed[i];
+        if (!strncmp(f, "--", 2) && !strncmp(f + 2, name, len) && (!f[2 + len] || f[2 + len] == '='))
+            return 1;
+    }
+    return 0;
+}
+
+/* Every grid key must be a train option or a placeholder in use, and not also a fixed option. */
+static int check_keys(const search_opts *o)
+{
+    for (int i = 0; i < o->g.nkeys; i++) {
+        const grid_key *k = &o->g.keys[i];
+        const train_option *to = train_option_find(o, k->name);
+        if (!strcmp(k->name, "data"))
+            return cli_error("search", EXIT_USAGE, "%s: 'data' cannot be a grid key: every "
+                             "trial uses --data", k->origin);
+        if (to && reserved_why(k->name))
+            return cli_error("search", EXIT_USAGE, "%s: '%s' cannot be a grid key: %s",
+                             k->origin, k->name, reserved_why(k->name));
+        if (!to && !used_as_placeholder(&o->g, k->name))
+            return cli_error("search", EXIT_USAGE,
+                             "%s: grid key '%s' is not an fnn train option (see fnn train --help) "
+                             "and no other value uses it as {%s}", k->origin, k->name, k->name);
+        if (to && fixed_has(o, k->name))
+            return cli_error("search", EXIT_USAGE,
+                             "--%s is given both as a grid key (%s) and as an option for every "
+                             "trial", k->name, k->origin);
+        for (int j = 0; to && !to->takes_value && j < k->nvalues; j++)
+            if (strcmp(k->values[j], "on") && strcmp(k->values[j], "off"))
+                return cli_error("search", EXIT_USAGE,
+                                 "%s: --%s takes no value, so its grid values are on and off, "
+                                 "got '%s'", k->origin, k->name, k->values[j]);
+    }
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- trials */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The configurations to try: all of them, or `samples` distinct ones drawn with Floyd's
+ * algorithm (uniform over subsets), sorted so that trials follow grid order. */
+static int pick_configs(const search_opts *o, uint64_t **out, int *n)
+{
+    uint64_t total = grid_size(&o->g, o->samples ? 0x7FFFFFFFu : MAX_TRIALS);
+    if (!total && !o->samples)
+        return cli_error("search", EXIT_USAGE,
+                         "the grid spans more than %d configurations: use --samples N", MAX_TRIALS);
+    if (!total)
+        return cli_error("search", EXIT_USAGE, "the grid spans more than 2^31 configurations");
+    if (o->samples && (uint64_t)o->samples > total)
+        return cli_error("search", EXIT_USAGE,
+                         "--samples %ld: the grid has only %llu configurations", o->samples,
+                         (unsigned long long)total);
+    int count = o->samples ? (int)o->samples : (int)total;
+    uint64_t *c = malloc((size_t)count * sizeof *c);
+    if (!c)
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    if (!o->samples) {
+        for (int i = 0; i < count; i++)
+            c[i] = (uint64_t)i;
+    } else {
+        fnn_rng r;
+        fnn_rng_seed(&r, (uint64_t)o->seed);
+        int got = 0;
+        for (uint64_t j = total - (uint64_t)count; j < total; j++) {
+            uint64_t pick = fnn_rng_below(&r, (uint32_t)(j + 1));
+            int seen = 0;
+            for (int i = 0; i < got && !seen; i++)
+                seen = c[i] == pick;
+            c[got++] = seen ? j : pick;
+        }
+        qsort(c, (size_t)count, sizeof *c, cmp_u64);
+    }
+    *out = c;
+    *n = count;
+    return EXIT_OK;
+}
+
+static void push(char ***v, int *n, char *s)
+{
+    char **grown = realloc(*v, (size_t)(*n + 2) * sizeof *grown);
+    if (!grown) {
+        fputs("fnn search: out of memory\n", stderr);
+        exit(EXIT_RUNTIME);
+    }
+    *v = grown;
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+/* The fnn train command of trial t: what the search sets, then --data and --seed, the fixed
+ * options, and the grid's values with their placeholders filled. */
+static int build_trial(const search_opts *o, const char *exe, trial *t)
+{
+    t->choice = calloc((size_t)o->g.nkeys, sizeof *t->choice);
+    if (!t->choice)
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    grid_config(&o->g, t->config, t->choice);
+    const char *dir = o->out_dir;
+    t->model = xasprintf("%s/trial-%03d.safetensors", dir, t->number);
+    t->result = xasprintf("%s/trial-%03d.json", dir, t->number);
+    t->part = xasprintf("%s/trial-%03d.json.part", dir, t->number);
+    t->log = xasprintf("%s/trial-%03d.log", dir, t->number);
+    int n = 0;
+    const char *head[] = {exe, "train", "--threads", "1", "--no-test", "--quiet", "--json",
+                          "--out", t->model};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        push(&t->argv, &n, xasprintf("%s", head[i]));
+    t->args_at = n;
+    push(&t->argv, &n, xasprintf("--data"));
+    push(&t->argv, &n, xasprintf("%s", o->data));
+    if (!grid_find(&o->g, "seed")) {
+        push(&t->argv, &n, xasprintf("--seed"));
+        push(&t->argv, &n, xasprintf("%ld", o->seed));
+    }
+    for (int i = 0; i < o->nfixed; i++)
+        push(&t->argv, &n, xasprintf("%s", o->fixed[i]));
+    for (int i = 0; i < o->g.nkeys; i++) {
+        const grid_key *k = &o->g.keys[i];
+        const train_option *to = train_option_find(o, k->name);
+        if (!to)
+            continue;
+        fnn_error err = {0};
+        char *v = grid_fill(&o->g, t->choice, k->values[t->choice[i]], k->name, &err);
+        if (!v)
+            return cli_error("search", EXIT_USAGE, "%s: %s", k->origin, err.msg);
+        if (!to->takes_value) {
+            if (!strcmp(v, "on"))
+                push(&t->argv, &n, xasprintf("--%s", k->name));
+            free(v);
+            continue;
+        }
+        push(&t->argv, &n, xasprintf("--%s", k->name));
+        push(&t->argv, &n, v);
+    }
+    return EXIT_OK;
+}
+
+/* "lr=0.001 width=128": the keys that vary across the grid (all keys if none does). */
+static char *params_text(const grid *g, const int *choice)
+{
+    int varying = 0;
+    for (int i = 0; i < g->nkeys; i++)
+        varying += g->keys[i].nvalues > 1;
+    char *s = xasprintf("%s", "");
+    for (int i = 0; i < g->nkeys; i++) {
+        if (varying && g->keys[i].nvalues == 1)
+            continue;
+        char *grown = xasprintf("%s%s%s=%s", s, *s ? " " : "", g->keys[i].name,
+                                g->keys[i].values[choice[i]]);
+        free(s);
+        s = grown;
+    }
+    return s;
+}
+
+/* The architecture of a trial, built as fnn train would build it: fnn train reads its data before
+ * its --arch, so the check below cannot see a bad one. */
+static int check_arch(const search_opts *o, const trial *t)
+{
+    for (int j = t->args_at; t->argv[j] && t->argv[j + 1]; j++) {
+        if (strcmp(t->argv[j], "--arch"))
+            continue;
+        fnn_error err = {0};
+        fnn_model *m = fnn_model_create(t->argv[j + 1], 1, 28, 28, &err);
+        if (m) {
+            fnn_model_free(m);
+            return EXIT_OK;
+        }
+        char *params = params_text(&o->g, t->choice);
+        int rc = cli_error("search", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE,
+                           "trial %d (%s): --arch %s: %s", t->number, params, t->argv[j + 1],
+                           err.msg);
+        free(params);
+        return rc;
+    }
+    return EXIT_OK;
+}
+
+/* fnn train itself judges every trial's options before any trial starts: it is run with a data
+ * directory that does not exist, so that it stops right after checking its options (exit status
+ * 2 when they are wrong, 1 when the missing data stops it). */
+static int check_trials(const search_opts *o, trial *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = check_arch(o, &t[i]);
+        if (rc)
+            return rc;
+    }
+    char tmpl[] = "/tmp/fnn-search-check.XXXXXX";
+    if (!mkdtemp(tmpl))
+        return cli_error("search", EXIT_RUNTIME, "cannot create a directory in /tmp: %s",
+                         strerror(errno));
+    char *nodata = xasprintf("%s/no-data", tmpl), *model = xasprintf("%s/check.safetensors", tmpl);
+    int rc = EXIT_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        /* The same command with --out and --data pointing into the scratch directory; --data
+         * comes last so that it wins. */
+        char **argv = NULL;
+        int argc = 0;
+        for (int j = 0; t[i].argv[j]; j++)
+            push(&argv, &argc, t[i].argv[j]);
+        argv[t[i].args_at - 1] = model;
+        push(&argv, &argc, "--data");
+        push(&argv, &argc, nodata);
+        char msg[256];
+        int code;
+        char *text = jobs_capture(argv, &code, msg, sizeof msg);
+        free(argv);
+        if (!text) {
+            rc = cli_error("search", EXIT_RUNTIME, "%s", msg);
+            break;
+        }
+        if (code == EXIT_USAGE || code < 0) {
+            char *params = params_text(&o->g, t[i].choice);
+            size_t len = strlen(text);
+            while (len && text[len - 1] == '\n')
+                text[--len] = '\0';
+            rc = cli_error("search", EXIT_USAGE, "trial %d (%s) is refused by fnn train:\n%s",
+                           t[i].number, params, text);
+            free(params);
+        }
+        free(text);
+    }
+    unlink(model);
+    rmdir(tmpl);
+    free(nodata);
+    free(model);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- search.json */
+
+static cJSON *grid_json(const grid *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < g->nkeys; i++)
+        cJSON_AddItemToObject(o, g->keys[i].name,
+                              cJSON_CreateStringArray((const char *const *)g->keys[i].values,
+                                                      g->keys[i].nvalues));
+    return o;
+}
+
+static cJSON *trial_args_json(const trial *t)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int j = t->args_at; t->argv[j]; j++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(t->argv[j]));
+    return a;
+}
+
+static cJSON *manifest_json(const search_opts *o, const trial *t, int n)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
+    cJSON_AddItemToObject(doc, "grid", grid_json(&o->g));
+    cJSON_AddNumberToObject(doc, "samples", (double)o->samples);
+    cJSON_AddNumberToObject(doc, "seed", (double)o->seed);
+    cJSON *trials = cJSON_AddArrayToObject(doc, "trials");
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "trial", t[i].number);
+        cJSON_AddNumberToObject(e, "config", (double)t[i].config);
+        cJSON_AddItemToObject(e, "args", trial_args_json(&t[i]));
+        cJSON_AddItemToArray(trials, e);
+    }
+    return doc;
+}
+
+static int write_json_file(const char *path, cJSON *doc)
+{
+    char *text = cJSON_Print(doc);
+    if (!text)
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    size_t len = strlen(text);
+    text[len] = '\n';
+    fnn_error err = {0};
+    fnn_status s = fnn_write_atomic(path, text, len + 1, &err);
+    free(text);
+    return s == FNN_OK ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
+}
+
+/* Creates DIR, or checks that the search already in it is this one: the same trials with the
+ * same fnn train options, so that their finished results can be kept. */
+static int prepare_dir(const search_opts *o, const trial *t, int n)
+{
+    if (mkdir(o->out_dir, 0777) != 0 && errno != EEXIST)
+        return cli_error("search", EXIT_RUNTIME, "--out %s: cannot create it: %s", o->out_dir,
+                         strerror(errno));
+    struct stat st;
+    if (stat(o->out_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_error("search", EXIT_RUNTIME, "--out %s: not a directory", o->out_dir);
+    char *path = xasprintf("%s/search.json", o->out_dir);
+    cJSON *now = manifest_json(o, t, n);
+    cJSON *now_trials = cJSON_GetObjectItemCaseSensitive(now, "trials");
+    int rc = EXIT_OK;
+    char *text = read_file(path, NULL);
+    if (text) {
+        cJSON *before = cJSON_Parse(text);
+        cJSON *trials = cJSON_GetObjectItemCaseSensitive(before, "trials");
+        if (!trials || !cJSON_Compare(trials, now_trials, 1))
+            rc = cli_error("search", EXIT_USAGE,
+                           "--out %s holds another search (its search.json lists other trials or "
+                           "other fnn train options): give a new --out, or delete the directory "
+                           "to start over", o->out_dir);
+        cJSON_Delete(before);
+        free(text);
+    } else if (errno != ENOENT) {
+        rc = cli_error("search", EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+    } else {
+        rc = write_json_file(path, now);
+    }
+    cJSON_Delete(now);
+    free(path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- results of a trial */
+
+static double number_at(const cJSON *arr, int i)
+{
+    const cJSON *v = cJSON_GetArrayItem(arr, i);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Reads fnn train's --json document. The score is the validation accuracy of the epoch whose
+ * weights were saved: the last one, or under --early-stopping the one restored. */
+static int read_result(trial *t, const char *path)
+{
+    char *text = read_file(path, NULL);
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(doc, "history");
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(h, "val_accuracy");
+    const cJSON *restored = cJSON_GetObjectItemCaseSensitive(h, "restored_epoch");
+    int n = cJSON_GetArraySize(val), ok = 0;
+    int e = cJSON_IsNumber(restored) && restored->valueint >= 1 && restored->valueint <= n
+                ? restored->valueint : n;
+    if (n > 0) {
+        t->epochs = n;
+        t->scored_epoch = e;
+        t->val_acc = number_at(val, e - 1);
+        t->val_loss = number_at(cJSON_GetObjectItemCaseSensitive(h, "val_loss"), e - 1);
+        t->train_acc = number_at(cJSON_GetObjectItemCaseSensitive(h, "train_accuracy"), e - 1);
+        t->best_val_acc = -1.0;
+        for (int i = 0; i < n; i++)
+            if (number_at(val, i) > t->best_val_acc) {
+                t->best_val_acc = number_at(val, i);
+                t->best_epoch = i + 1;
+            }
+        ok = isfinite(t->val_acc);
+    }
+    /* A resumed trial's time, as its fnn train measured it; a new trial's is the wall clock's. */
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(doc, "seconds"), *part;
+    t->seconds = 0.0;
+    cJSON_ArrayForEach(part, secs)
+        t->seconds += cJSON_IsNumber(part) ? part->valuedouble : 0.0;
+    cJSON_Delete(doc);
+    return ok;
+}
+
+static void print_progress(run_state *rs, const trial *t)
+{
+    char *params = params_text(&rs->o->g, t->choice);
+    fprintf(rs->progress, "trial %d/%d  %s  ", t->number, rs->ntrials, params);
+    if (t->ok > 0)
+        fprintf(rs->progress, "val accuracy %.4f", t->val_acc);
+    else
+        fprintf(rs->progress, "FAILED: %s", t->error);
+    fprintf(rs->progress, "  %.1fs  [%d/%d run]\n", t->seconds, rs->finished, rs->to_run);
+    fflush(rs->progress);
+    free(params);
+}
+
+static int on_trial_done(void *user, job *j)
+{
+    run_state *rs = user;
+    trial *t = NULL;
+    for (int i = 0; i < rs->ntrials && !t; i++)
+        if (rs->t[i].argv == j->argv)
+            t = &rs->t[i];
+    rs->finished++;
+    if (j->code == EXIT_USAGE) {
+        t->error = last_line(t->log);
+        rs->rejected = t;
+        return 1;
+    }
+    fnn_error err = {0};
+    if (j->code == 0 && read_result(t, t->part)) {
+        size_t len;
+        char *text = read_file(t->part, &len);
+        if (text && fnn_write_atomic(t->result, text, len, &err) == FNN_OK) {
+            unlink(t->part);
+            t->ok = 1;
+        } else {
+            t->ok = -1;
+            t->error = xasprintf("%s", text ? err.msg : strerror(errno));
+        }
+        free(text);
+    } else {
+        t->ok = -1;
+        t->error = j->code == 0 ? xasprintf("no validation accuracy in %s (--val-split 0?)", t->part)
+                   : j->code < 0 ? xasprintf("killed by a signal")
+                                 : last_line(t->log);
+    }
+    t->seconds = j->seconds;
+    print_progress(rs, t);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the results table */
+
+static int cmp_rank(const void *a, const void *b)
+{
+    const trial *x = *(trial *const *)a, *y = *(trial *const *)b;
+    if ((x->ok > 0) != (y->ok > 0))
+        return x->ok > 0 ? -1 : 1;
+    if (x->ok > 0 && x->val_acc != y->val_acc)
+        return x->val_acc > y->val_acc ? -1 : 1;
+    /* Equal accuracy (likely on a small validation split): the lower loss is more confident. */
+    if (x->ok > 0 && x->val_loss != y->val_loss && !isnan(x->val_loss) && !isnan(y->val_loss))
+        return x->val_loss < y->val_loss ? -1 : 1;
+    return x->number - y->number;
+}
+
+/* A CSV field followed by end ("," or "\n"), quoted when it holds a comma, a quote or a line
+ * break. */
+static fnn_status csv_field(fnn_atomic_file *f, const char *s, const char *end, fnn_error *err)
+{
+    if (!strpbrk(s, ",\"\n\r"))
+        return fnn_atomic_printf(f, err, "%s%s", s, end);
+    fnn_status st = fnn_atomic_printf(f, err, "\"");
+    for (const char *p = s; *p && st == FNN_OK; p++)
+        st = fnn_atomic_printf(f, err, *p == '"' ? "\"\"" : "%c", *p);
+    return st == FNN_OK ? fnn_atomic_printf(f, err, "\"%s", end) : st;
+}
+
+static int write_csv(const search_opts *o, trial **ranked, int n)
+{
+    char *path = xasprintf("%s/results.csv", o->out_dir);
+    fnn_error err = {0};
+    fnn_atomic_file *f = NULL;
+    fnn_status s = fnn_atomic_open(path, &f, &err);
+    if (s == FNN_OK)
+        s = fnn_atomic_printf(f, &err, "rank,trial,");
+    for (int k = 0; k < o->g.nkeys && s == FNN_OK; k++)
+        s = csv_field(f, o->g.keys[k].name, ",", &err);
+    if (s == FNN_OK)
+        s = fnn_atomic_printf(f, &err, "val_accuracy,val_loss,scored_epoch,best_val_accuracy,"
+                                       "best_epoch,train_accuracy,epochs,seconds,status\n");
+    for (int i = 0; i < n && s == FNN_OK; i++) {
+        const trial *t = ranked[i];
+        s = fnn_atomic_printf(f, &err, "%d,%d,", i + 1, t->number);
+        for (int k = 0; k < o->g.nkeys && s == FNN_OK; k++)
+            s = csv_field(f, o->g.keys[k].values[t->choice[k]], ",", &err);
+        if (s == FNN_OK && t->ok > 0)
+            s = fnn_atomic_printf(f, &err, "%.6f,%.6f,%d,%.6f,%d,%.6f,%d,%.2f,ok\n", t->val_acc,
+                                  t->val_loss, t->scored_epoch, t->best_val_acc, t->best_epoch,
+                                  t->train_acc, t->epochs, t->seconds);
+        else if (s == FNN_OK) {
+            s = fnn_atomic_printf(f, &err, ",,,,,,,%.2f,", t->seconds);
+            if (s == FNN_OK) {
+                char *status = xasprintf("failed: %s", t->error);
+                s = csv_field(f, status, "\n", &err);
+                free(status);
+            }
+        }
+    }
+    if (s == FNN_OK)
+        s = fnn_atomic_commit(f, &err);
+    else if (f)
+        fnn_atomic_abort(f);
+    free(path);
+    return s == FNN_OK ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
+}
+
+static void print_table(FILE *f, const search_opts *o, trial **ranked, int n)
+{
+    int show[64], nshow = 0, varying = 0;
+    for (int k = 0; k < o->g.nkeys; k++)
+        varying += o->g.keys[k].nvalues > 1;
+    for (int k = 0; k < o->g.nkeys && nshow < 64; k++)
+        if (!varying || o->g.keys[k].nvalues > 1)
+            show[nshow++] = k;
+    int width[64];
+    for (int s = 0; s < nshow; s++) {
+        const grid_key *k = &o->g.keys[show[s]];
+        width[s] = (int)strlen(k->name);
+        for (int v = 0; v < k->nvalues; v++)
+            if ((int)strlen(k->values[v]) > width[s])
+                width[s] = (int)strlen(k->values[v]);
+    }
+    fprintf(f, "rank  trial  ");
+    for (int s = 0; s < nshow; s++)
+        fprintf(f, "%-*s  ", width[s], o->g.keys[show[s]].name);
+    fprintf(f, "val_acc  val_loss  epoch  best_val_acc (epoch)  seconds\n");
+    for (int i = 0; i < n; i++) {
+        const trial *t = ranked[i];
+        fprintf(f, "%4d  %5d  ", i + 1, t->number);
+        for (int s = 0; s < nshow; s++)
+            fprintf(f, "%-*s  ", width[s], o->g.keys[show[s]].values[t->choice[show[s]]]);
+        char best[32];
+        snprintf(best, sizeof best, "%.4f (%d)", t->best_val_acc, t->best_epoch);
+        if (t->ok > 0)
+            fprintf(f, "%-7.4f  %-8.4f  %5d  %-20s  %7.1f\n", t->val_acc, t->val_loss,
+                    t->scored_epoch, best, t->seconds);
+        else
+            fprintf(f, "failed: %s\n", t->error);
+    }
+}
+
+static cJSON *trial_json(const search_opts *o, const trial *t, int rank)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "rank", rank);
+    cJSON_AddNumberToObject(e, "trial", t->number);
+    cJSON *p = cJSON_AddObjectToObject(e, "params");
+    for (int k = 0; k < o->g.nkeys; k++)
+        cJSON_AddStringToObject(p, o->g.keys[k].name, o->g.keys[k].values[t->choice[k]]);
+    cJSON_AddItemToObject(e, "args", trial_args_json(t));
+    cJSON_AddStringToObject(e, "status", t->ok > 0 ? "ok" : "failed");
+    if (t->ok > 0) {
+        cJSON_AddNumberToObject(e, "val_accuracy", t->val_acc);
+        cJSON_AddItemToObject(e, "val_loss", isfinite(t->val_loss) ? cJSON_CreateNumber(t->val_loss)
+                                                                  : cJSON_CreateNull());
+        cJSON_AddNumberToObject(e, "scored_epoch", t->scored_epoch);
+        cJSON_AddNumberToObject(e, "best_val_accuracy", t->best_val_acc);
+        cJSON_AddNumberToObject(e, "best_epoch", t->best_epoch);
+        cJSON_AddItemToObject(e, "train_accuracy", isfinite(t->train_acc)
+                                                       ? cJSON_CreateNumber(t->train_acc)
+                                                       : cJSON_CreateNull());
+        cJSON_AddNumberToObject(e, "epochs", t->epochs);
+        cJSON_AddStringToObject(e, "model_file", t->model);
+        cJSON_AddStringToObject(e, "train_output", t->result);
+    } else {
+        cJSON_AddStringToObject(e, "error", t->error);
+    }
+    cJSON_AddNumberToObject(e, "seconds", t->seconds);
+    cJSON_AddBoolToObject(e, "resumed", t->resumed);
+    return e;
+}
+
+/* ---------------------------------------------------------------- the one test evaluation */
+
+static int copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = read_file(from, &len);
+    if (!data)
+        return cli_error("search", EXIT_RUNTIME, "%s: %s", from, strerror(errno));
+    fnn_error err = {0};
+    fnn_status s = fnn_write_atomic(to, data, len, &err);
+    free(data);
+    return s == FNN_OK ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
+}
+
+/* Copies the best model to trial-best.safetensors and runs fnn eval on it. On success *test
+ * receives eval's "test" object; otherwise *error says why. */
+static int final_test(const search_opts *o, const char *exe, const trial *best, cJSON **test,
+                      char **error)
+{
+    char *model = xasprintf("%s/trial-best.safetensors", o->out_dir);
+    char *out = xasprintf("%s/test.json", o->out_dir), *log = xasprintf("%s/test.log", o->out_dir);
+    int rc = copy_file(best->model, model);
+    if (!rc) {
+        char *argv[] = {(char *)exe, "eval", model, "--json", "--data", (char *)o->data, NULL};
+        job j = {.argv = argv, .out_path = out, .err_path = log};
+        char msg[256];
+        int r = jobs_run(&j, 1, 1, NULL, NULL, msg, sizeof msg);
+        if (r == JOBS_INTERRUPTED)
+            rc = cli_error("search", EXIT_RUNTIME, "interrupted during the test evaluation");
+        else if (r == JOBS_FAILED)
+            rc = cli_error("search", EXIT_RUNTIME, "%s", msg);
+        else if (j.code != 0) {
+            *error = last_line(log);
+            rc = cli_error("search", EXIT_RUNTIME, "the test evaluation of the best trial failed: "
+                           "%s", *error);
+        } else {
+            char *text = read_file(out, NULL);
+            cJSON *doc = text ? cJSON_Parse(text) : NULL;
+            cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(doc, "test");
+            if (cJSON_IsObject(t))
+                *test = t;
+            else
+                rc = cli_error("search", EXIT_RUNTIME, "%s: no \"test\" object in fnn eval's "
+                               "output", out);
+            free(text);
+            cJSON_Delete(doc);
+        }
+    }
+    free(model);
+    free(out);
+    free(log);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the report */
+
+/* Everything, as results.json and --json print it. Takes ownership of test. */
+static cJSON *results_doc(const search_opts *o, trial **ranked, int n, int to_run,
+                          const trial *best, cJSON *test, const char *test_error)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
+    cJSON_AddStringToObject(doc, "search", o->samples ? "random" : "grid");
+    cJSON_AddItemToObject(doc, "grid", grid_json(&o->g));
+    cJSON_AddNumberToObject(doc, "configurations", (double)grid_size(&o->g, UINT64_MAX));
+    cJSON_AddNumberToObject(doc, "trials_run", to_run);
+    cJSON_AddNumberToObject(doc, "trials_resumed", n - to_run);
+    cJSON_AddStringToObject(doc, "score", "val_accuracy of the epoch whose weights were saved "
+                                          "(the last, or the one --early-stopping restored)");
+    cJSON *list = cJSON_AddArrayToObject(doc, "trials");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(list, trial_json(o, ranked[i], i + 1));
+    cJSON_AddItemToObject(doc, "best", best ? trial_json(o, best, 1) : cJSON_CreateNull());
+    cJSON *final = cJSON_AddObjectToObject(doc, "final_test");
+    cJSON_AddStringToObject(final, "label", "test accuracy of the best configuration (the only "
+                                            "time the test set was read)");
+    cJSON_AddBoolToObject(final, "read", best && !o->no_final_test);
+    if (best && !o->no_final_test)
+        cJSON_AddStringToObject(final, "model_file", "trial-best.safetensors");
+    if (test_error)
+        cJSON_AddStringToObject(final, "error", test_error);
+    cJSON_AddItemToObject(final, "test", test ? test : cJSON_CreateNull());
+    return doc;
+}
+
+static void print_best(FILE *out, const search_opts *o, const trial *best, const cJSON *test)
+{
+    char *params = params_text(&o->g, best->choice);
+    fprintf(out, "\nbest: trial %d (%s), validation accuracy %.4f\n", best->number, params,
+            best->val_acc);
+    free(params);
+    if (o->no_final_test) {
+        fprintf(out, "the test set was not read (--no-final-test)\n");
+    } else if (cJSON_IsObject(test)) {
+        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(test, "accuracy");
+        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(test, "loss");
+        const cJSON *images = cJSON_GetObjectItemCaseSensitive(test, "images");
+        fprintf(out, "\ntest accuracy of the best configuration (the only time the test set was "
+                     "read): %.4f (loss %.4f, %d images; %s/test.json)\n",
+                cJSON_IsNumber(acc) ? acc->valuedouble : NAN,
+                cJSON_IsNumber(loss) ? loss->valuedouble : NAN,
+                cJSON_IsNumber(images) ? images->valueint : 0, o->out_dir);
+    }
+    fprintf(out, "results: %s/results.csv and %s/results.json\n", o->out_dir, o->out_dir);
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static void trials_free(trial *t, int n)
+{
+    for (int i = 0; t && i < n; i++) {
+        for (int j = 0; t[i].argv && t[i].argv[j]; j++)
+            free(t[i].argv[j]);
+        free(t[i].argv);
+        free(t[i].choice);
+        free(t[i].model);
+        free(t[i].result);
+        free(t[i].part);
+        free(t[i].log);
+        free(t[i].error);
+    }
+    free(t);
+}
+
+int cmd_search(int argc, char **argv)
+{
+    char exe[4096];
+    ssize_t elen = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (elen <= 0)
+        return cli_error("search", EXIT_RUNTIME, "cannot find the fnn executable: %s",
+                         strerror(errno));
+    exe[elen] = '\0';
+    search_opts o = {.data = FNN_DEFAULT_DATA_DIR, .seed = 42,
+                     .workers = sysconf(_SC_NPROCESSORS_ONLN)};
+    trial *t = NULL;
+    trial **ranked = NULL;
+    job *jobs = NULL;
+    uint64_t *configs = NULL;
+    cJSON *doc = NULL, *test = NULL;
+    char *test_error = NULL;
+    int n = 0, rc = parse(argc, argv, &o, exe);
+    if (rc) {
+        rc = rc < 0 ? EXIT_OK : rc;
+        goto done;
+    }
+    if ((rc = check_keys(&o)) || (rc = pick_configs(&o, &configs, &n)))
+        goto done;
+    if (!(t = calloc((size_t)n, sizeof *t)) || !(ranked = calloc((size_t)n, sizeof *ranked)) ||
+        !(jobs = calloc((size_t)n, sizeof *jobs))) {
+        rc = cli_error("search", EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        t[i].number = i + 1;
+        t[i].config = configs[i];
+        if ((rc = build_trial(&o, exe, &t[i])))
+            goto done;
+    }
+    if ((rc = check_trials(&o, t, n)) || (rc = prepare_dir(&o, t, n)))
+        goto done;
+
+    FILE *progress = o.json ? stderr : stdout;
+    int to_run = 0, resumed = 0;
+    for (int i = 0; i < n; i++) {
+        if (access(t[i].model, R_OK) == 0 && read_result(&t[i], t[i].result)) {
+            t[i].ok = 1;
+            t[i].resumed = 1;
+            resumed++;
+        } else {
+            jobs[to_run++] = (job){.argv = t[i].argv, .out_path = t[i].part, .err_path = t[i].log};
+        }
+    }
+    long workers = o.workers < to_run ? o.workers : to_run;
+    fprintf(progress, "fnn search: %d trial%s (%s); %d to run, %ld at a time; results in %s\n",
+            n, n == 1 ? "" : "s", o.samples ? "a random sample of the grid" : "the whole grid",
+            to_run, workers, o.out_dir);
+    if (resumed)
+        fprintf(progress, "resuming: %d of %d trials are already finished in %s\n", resumed, n,
+                o.out_dir);
+    fflush(progress);
+    run_state rs = {.o = &o, .t = t, .ntrials = n, .to_run = to_run, .progress = progress};
+    char msg[256];
+    int r = jobs_run(jobs, to_run, (int)o.workers, on_trial_done, &rs, msg, sizeof msg);
+    if (r == JOBS_FAILED) {
+        rc = cli_error("search", EXIT_RUNTIME, "%s", msg);
+        goto done;
+    }
+    if (r == JOBS_INTERRUPTED) {
+        int finished = 0;
+        for (int i = 0; i < n; i++)
+            finished += t[i].ok > 0;
+        rc = cli_error("search", EXIT_RUNTIME,
+                       "interrupted: %d of %d trials are finished in %s; run the same command "
+                       "again to go on", finished, n, o.out_dir);
+        goto done;
+    }
+    if (r == JOBS_STOPPED) {
+        char *params = params_text(&o.g, rs.rejected->choice);
+        rc = cli_error("search", EXIT_USAGE, "trial %d (%s) is refused by fnn train: %s",
+                       rs.rejected->number, params, rs.rejected->error);
+        free(params);
+        goto done;
+    }
+
+    for (int i = 0; i < n; i++)
+        ranked[i] = &t[i];
+    qsort(ranked, (size_t)n, sizeof *ranked, cmp_rank);
+    if ((rc = write_csv(&o, ranked, n)))
+        goto done;
+    FILE *out = o.json ? NULL : stdout;
+    if (out) {
+        fprintf(out, "\nresults on the validation split, best first (val_acc of the saved "
+                     "epoch)\n");
+        print_table(out, &o, ranked, n);
+    }
+    const trial *best = ranked[0]->ok > 0 ? ranked[0] : NULL;
+    if (!best)
+        rc = cli_error("search", EXIT_RUNTIME, "every trial failed; see the *.log files in %s",
+                       o.out_dir);
+    else if (!o.no_final_test)
+        rc = final_test(&o, exe, best, &test, &test_error);
+
+    doc = results_doc(&o, ranked, n, to_run, best, test, test_error);
+    test = NULL; /* now part of doc */
+    char *path = xasprintf("%s/results.json", o.out_dir);
+    int wrc = write_json_file(path, doc);
+    free(path);
+    if (out && best)
+        print_best(out, &o, best, cJSON_GetObjectItemCaseSensitive(
+                                      cJSON_GetObjectItemCaseSensitive(doc, "final_test"), "test"));
+    if (o.json)
+        print_json(doc);
+    if (!rc)
+        rc = wrc;
+done:
+    cJSON_Delete(doc);
+    cJSON_Delete(test);
+    free(test_error);
+    trials_free(t, n);
+    free(ranked);
+    free(jobs);
+    free(configs);
+    grid_free(&o.g);
+    free(o.fixed);
+    for (int i = 0; i < o.ntopts; i++)
+        free(o.topts[i].name);
+    free(o.topts);
+    return rc;
+}
