@@ -2,15 +2,39 @@
 # Each installs the missing Debian packages first, then builds with CMake into build/.
 BUILD ?= build
 JOBS ?= 2
+# `make test`'s other builds: ASan + UBSan, valgrind's (no -march=native), the fuzzers.
+SAN_BUILD ?= $(BUILD)-sanitize
+VG_BUILD ?= $(BUILD)-valgrind
+FUZZ_BUILD ?= $(BUILD)/fuzz
+FUZZ_SECONDS ?= 20
 
-.PHONY: run test build deps deps-test clean
+.PHONY: run test test-plain test-sanitize test-valgrind test-fuzz build deps deps-test clean
 
 run: deps build
 	mkdir -p out
 	./$(BUILD)/fnn train --out out/study.safetensors
 
+# Everything CI runs (.ci/run), each part timed in the log.
 test: deps-test build
+	scripts/timed.sh "test suite" $(MAKE) --no-print-directory test-plain
+	scripts/timed.sh "test suite under ASan and UBSan" $(MAKE) --no-print-directory test-sanitize
+	scripts/timed.sh "fnn train under valgrind" $(MAKE) --no-print-directory test-valgrind
+	scripts/timed.sh "fuzzers" $(MAKE) --no-print-directory test-fuzz
+
+test-plain:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-sanitize:
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Release -DFNN_SANITIZE=ON
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+	cd $(SAN_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp \
+	    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS)
+
+test-valgrind:
+	JOBS=$(JOBS) scripts/valgrind-train.sh $(VG_BUILD)
+
+test-fuzz:
+	JOBS=$(JOBS) fuzz/ci.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
@@ -23,4 +47,4 @@ deps-test:
 	scripts/install-deps.sh test
 
 clean:
-	rm -rf $(BUILD) out
+	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) out

@@ -44,7 +44,8 @@ int cmd_summary(int argc, char **argv)
     fnn_model *m = arch ? fnn_model_create(arch, 1, 28, 28, &err)
                         : fnn_model_load(argv[optind], NULL, &err);
     if (!m)
-        return cli_error("summary", arch ? EXIT_USAGE : EXIT_RUNTIME, "%s", err.msg);
+        return cli_error("summary", arch && err.status != FNN_ERR_NOMEM ? EXIT_USAGE : EXIT_RUNTIME,
+                         "%s", err.msg);
     if (json) {
         cJSON *doc = summary_json(m);
         print_json(doc);

@@ -58,7 +58,7 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
         }
     }
     free(x);
-    return FNN_OK;
+    return fnn_check_probs(probs, d->n, k, "evaluation", err);
 }
 
 static int argmax(const float *p, int k)

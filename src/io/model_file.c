@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "fnn.h"
 #include "io/safetensors.h"
@@ -16,6 +17,15 @@
 /* Batches are built as pixels / 255; the file says so for readers in other languages. The
  * number is the shortest text that reads back as exactly 1.0 / 255. */
 static const char NORMALIZATION[] = "{\"scale\": 0.00392156862745098}";
+
+/* The CRC-32 (zlib's) of the tensor data, kept in the metadata as 8 lowercase hex digits: the
+ * container's checks catch a cut or reshaped file, this catches bytes changed in place. */
+#define CRC_KEY "fnn_crc32"
+
+static uint32_t crc_update(uint32_t crc, const float *data, size_t n)
+{
+    return (uint32_t)crc32_z(crc, (const Bytef *)data, n * sizeof(float));
+}
 
 static char *copy_string(const char *s)
 {
@@ -108,8 +118,11 @@ fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta, const 
         free(defaults);
         return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory saving the model", path);
     }
+    uint32_t crc = (uint32_t)crc32_z(0, Z_NULL, 0);
     for (int i = 0; i < nt; i++) {
         fnn_model_tensor(m, i, &mt[i]);
+        /* fnn_st_write lays the tensors out back to back in this order. */
+        crc = crc_update(crc, mt[i].data, mt[i].size);
         st[i].name = mt[i].name;
         st[i].rank = mt[i].rank;
         for (int d = 0; d < mt[i].rank; d++)
@@ -117,12 +130,14 @@ fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta, const 
         st[i].size = mt[i].size;
         st[i].data = mt[i].data;
     }
-    const char *keys[] = {"format",        "fnn_version", "arch",   "input_shape",
-                          "normalization", "class_names", "history"};
-    const char *values[] = {"fnn",         FNN_VERSION,   fnn_model_spec(m),
-                            input_shape,   NORMALIZATION, class_names ? class_names : defaults,
-                            history};
-    int nmeta = history ? 7 : 6; /* "history" is last so it can be left off */
+    char crc_text[16];
+    snprintf(crc_text, sizeof crc_text, "%08x", (unsigned)crc);
+    const char *keys[] = {"format",      "fnn_version",   "arch",        "input_shape",
+                          "normalization", CRC_KEY, "class_names", "history"};
+    const char *values[] = {"fnn",       FNN_VERSION,   fnn_model_spec(m),
+                            input_shape, NORMALIZATION, crc_text,
+                            class_names ? class_names : defaults, history};
+    int nmeta = history ? 8 : 7; /* "history" is last so it can be left off */
     fnn_status status = fnn_st_write(path, st, nt, keys, values, nmeta, err);
     free(mt);
     free(st);
@@ -219,6 +234,29 @@ static fnn_status load_tensors(const char *path, const fnn_st_file *st, fnn_mode
     return FNN_OK;
 }
 
+/* Checks the data section against the metadata's checksum. Files without one (saved before fnn
+ * wrote it) still load: the container's checks still hold them to their header. */
+static fnn_status check_crc(const char *path, const fnn_st_file *st, fnn_error *err)
+{
+    const char *text = fnn_st_meta(st, CRC_KEY);
+    if (!text)
+        return FNN_OK;
+    size_t len = strspn(text, "0123456789abcdef");
+    if (len != 8 || text[8] != '\0')
+        return fnn_fail(err, FNN_ERR_FORMAT,
+                        "%s: metadata " CRC_KEY " \"%s\" is not 8 lowercase hex digits", path,
+                        text);
+    uint32_t want = (uint32_t)strtoul(text, NULL, 16);
+    uint32_t have = (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), (const Bytef *)st->data,
+                                      st->data_size);
+    if (have != want)
+        return fnn_fail(err, FNN_ERR_FORMAT,
+                        "%s: tensor data is corrupt: its CRC-32 is %08x but metadata " CRC_KEY
+                        " says %s",
+                        path, (unsigned)have, text);
+    return FNN_OK;
+}
+
 /* Checks the metadata, builds the model and fills it; *out is set only on success. */
 static fnn_status load_model(const char *path, const fnn_st_file *st, fnn_model **out,
                              fnn_error *err)
@@ -266,6 +304,10 @@ static fnn_status load_model(const char *path, const fnn_st_file *st, fnn_model 
     fnn_status status = problem ? fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata class_names %s",
                                            path, problem)
                                 : load_tensors(path, st, m, err);
+    /* After the structural checks, whose messages say more than "corrupt" (a tensor of the
+     * wrong shape, a NaN), and before the model is handed out. */
+    if (status == FNN_OK)
+        status = check_crc(path, st, err);
     if (status != FNN_OK) {
         fnn_model_free(m);
         return status;

@@ -5,6 +5,7 @@
 #include "util/team.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,5 +345,15 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
             fnn_team_sync(&team);
         }
     }
+    return fnn_check_probs(probs, n, k, "prediction", err);
+}
+
+fnn_status fnn_check_probs(const float *probs, int n, size_t k, const char *what, fnn_error *err)
+{
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < k; j++)
+            if (!isfinite(probs[(size_t)i * k + j]))
+                return fnn_fail(err, FNN_ERR_NUMERIC, "%s: image %d's class probabilities are "
+                                "not finite: the model's weights overflow on it", what, i);
     return FNN_OK;
 }

@@ -45,4 +45,8 @@ float *fnn_model_logit_grad(fnn_model *m);
  * its optimizer share (each tensor's fnn_team_param_rows). */
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
 
+/* FNN_ERR_NUMERIC, naming the first image, if any of probs (n, k) is NaN or infinite: a model
+ * whose weights overflow must not report a number. */
+fnn_status fnn_check_probs(const float *probs, int n, size_t k, const char *what, fnn_error *err);
+
 #endif
