@@ -19,7 +19,7 @@ for exe in "$out"/fuzz_*; do
     rm -rf "$work"
     mkdir -p "$work"
     log="$out/$h.ci.log"
-    if ! "$exe" -runs=0 "$seeds" >"$log" 2>&1; then
+    if ! "$exe" -runs=0 -artifact_prefix="$out/artifacts/$h-" "$seeds" >"$log" 2>&1; then
         echo "fuzz/ci.sh: $h: a committed seed fails; see $log" >&2
         tail -n 30 "$log" >&2
         status=1
