@@ -28,17 +28,10 @@
 
 #include "fnn.h"
 
-extern char **environ;
-
 #define REAL_DATA FNN_DEFAULT_DATA_DIR
 #define PATH_CAP 1024
 /* No single run may take longer; a hung CLI fails its test instead of stalling ctest. */
 #define RUN_TIMEOUT_S 60
-#define MAGIC_IMAGES 0x00000803u
-#define MAGIC_LABELS 0x00000801u
-/* The synthetic data set: small enough that training on it takes milliseconds. */
-#define SYN_TRAIN 200
-#define SYN_TEST 50
 
 static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
                                             "Coat",        "Sandal",  "Shirt",    "Sneaker",
@@ -47,61 +40,10 @@ static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover"
 static char g_base[PATH_CAP]; /* $FNN_TMP/test_cli.work (not test_cli: that is this program): everything this program writes */
 static char g_syn[PATH_CAP + 16]; /* a valid synthetic data directory (plain IDX files) */
 
+#define CLI_RUN_DIR g_base
+#include "cli_harness.h"
+
 /* ---------------------------------------------------------------- files and directories */
-
-/* snprintf into buf, failing the test rather than truncating a path. */
-static char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *pathf(char *buf, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, PATH_CAP, fmt, ap);
-    va_end(ap);
-    if (n < 0 || n >= PATH_CAP)
-        fail_msg("path too long: %s", fmt);
-    return buf;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* The whole file, NUL-terminated; *len gets its size. NULL when it cannot be read. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown)
-                free(buf);
-            buf = grown;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return NULL;
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        fail_msg("cannot create %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
 
 static void copy_prefix(const char *from, const char *to, size_t nbytes)
 {
@@ -112,21 +54,6 @@ static void copy_prefix(const char *from, const char *to, size_t nbytes)
     assert_true(nbytes <= len);
     write_file(to, data, nbytes);
     free(data);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* A new, empty directory at path (whatever was there before is removed). */
-static void fresh_dir(const char *path)
-{
-    if (file_exists(path))
-        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(path, 0777) != 0)
-        fail_msg("cannot create directory %s: %s", path, strerror(errno));
 }
 
 /* The names in dir, sorted and joined by spaces (empty string for an empty dir); malloc'd. */
@@ -151,217 +78,7 @@ static char *list_dir(const char *dir)
     return out;
 }
 
-static void assert_files_equal(const char *a, const char *b)
-{
-    size_t la, lb;
-    char *da = read_all(a, &la), *db = read_all(b, &lb);
-    if (!da || !db)
-        fail_msg("cannot read %s or %s", a, b);
-    if (la != lb || memcmp(da, db, la) != 0) {
-        size_t i = 0;
-        while (i < la && i < lb && da[i] == db[i])
-            i++;
-        free(da);
-        free(db);
-        fail_msg("%s (%zu bytes) and %s (%zu bytes) differ, first at byte %zu", a, la, b, lb, i);
-    }
-    free(da);
-    free(db);
-}
-
-/* ---------------------------------------------------------------- running the CLI */
-
-typedef struct {
-    int code;  /* exit status */
-    char *out; /* stdout, NUL-terminated */
-    char *err; /* stderr, NUL-terminated */
-} run_t;
-
-/* Runs FNN_BIN with args (NULL-terminated, not counting argv[0]), stdin from /dev/null and
- * stdout/stderr captured through files, so neither pipe can fill up and block the child. A
- * signal or a hang fails the test. */
-static run_t run_argv(const char *const *args)
-{
-    static unsigned serial;
-    char out_path[PATH_CAP], err_path[PATH_CAP];
-    unsigned id = serial++;
-    pathf(out_path, "%s/run%u.stdout", g_base, id);
-    pathf(err_path, "%s/run%u.stderr", g_base, id);
-
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)FNN_BIN;
-    for (; args[argc - 1]; argc++) {
-        assert_true(argc < 63);
-        argv[argc] = (char *)args[argc - 1];
-    }
-    argv[argc] = NULL;
-
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, FNN_BIN, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        fail_msg("cannot run %s: %s", FNN_BIN, strerror(rc));
-
-    struct timespec t0, now, nap = {0, 2000000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR)
-            fail_msg("waitpid: %s", strerror(errno));
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > RUN_TIMEOUT_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("fnn %s ... ran longer than %d s", args[0] ? args[0] : "", RUN_TIMEOUT_S);
-        }
-        nanosleep(&nap, NULL);
-    }
-    run_t r = {0};
-    r.out = read_all(out_path, NULL);
-    r.err = read_all(err_path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    unlink(out_path);
-    unlink(err_path);
-    if (WIFSIGNALED(status))
-        fail_msg("fnn %s ... was killed by signal %d; stderr:\n%s", args[0] ? args[0] : "",
-                 WTERMSIG(status), r.err);
-    assert_true(WIFEXITED(status));
-    r.code = WEXITSTATUS(status);
-    return r;
-}
-
-#define FNN(...) run_argv((const char *const[]){__VA_ARGS__, NULL})
-
-static void run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
-}
-
-static void expect_code(const run_t *r, int code)
-{
-    if (r->code != code)
-        fail_msg("exit status %d, expected %d\nstdout:\n%.3000s\nstderr:\n%.3000s", r->code, code,
-                 r->out, r->err);
-}
-
-static void expect_contains(const char *text, const char *what, const char *part)
-{
-    if (!strstr(text, part))
-        fail_msg("%s does not contain \"%s\":\n%.4000s", what, part, text);
-}
-
-/* A whole document (nothing before or after it); fails the test if it does not parse. */
-static cJSON *parse_json(const char *text)
-{
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
-    if (!doc)
-        fail_msg("not a JSON document (error near offset %td):\n%.2000s",
-                 end ? end - text : (ptrdiff_t)-1, text);
-    return doc;
-}
-
-static cJSON *get(const cJSON *o, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        fail_msg("JSON has no \"%s\"", key);
-    return v;
-}
-
-static double get_number(const cJSON *o, const char *key)
-{
-    cJSON *v = get(o, key);
-    if (!cJSON_IsNumber(v))
-        fail_msg("JSON \"%s\" is not a number", key);
-    return v->valuedouble;
-}
-
-/* ---------------------------------------------------------------- synthetic IDX data */
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* An IDX file: magic, the `ndims` dims, then `payload` bytes (which may disagree with the
- * header on purpose). */
-static void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndims,
-                      const uint8_t *payload, size_t len, int gz)
-{
-    size_t hdr = 4 + 4 * (size_t)ndims;
-    uint8_t *buf = malloc(hdr + len);
-    assert_non_null(buf);
-    put_be32(buf, magic);
-    for (int i = 0; i < ndims; i++)
-        put_be32(buf + 4 + 4 * i, dims[i]);
-    if (len)
-        memcpy(buf + hdr, payload, len);
-    if (gz) {
-        gzFile f = gzopen(path, "wb");
-        assert_non_null(f);
-        assert_int_equal(gzwrite(f, buf, (unsigned)(hdr + len)), (int)(hdr + len));
-        assert_int_equal(gzclose(f), Z_OK);
-    } else {
-        write_file(path, buf, hdr + len);
-    }
-    free(buf);
-}
-
-/* Images with a label-dependent pattern plus noise, so training has something to learn. */
-static void write_images(const char *path, uint32_t n, uint32_t side, int gz)
-{
-    size_t len = (size_t)n * side * side;
-    uint8_t *px = malloc(len);
-    assert_non_null(px);
-    uint32_t s = 12345u + n;
-    for (size_t i = 0; i < len; i++) {
-        s = s * 1664525u + 1013904223u;
-        size_t img = i / ((size_t)side * side), pos = i % ((size_t)side * side);
-        px[i] = (uint8_t)((pos % 10 == img % 10 ? 160 : 0) + (s >> 26));
-    }
-    uint32_t dims[3] = {n, side, side};
-    write_idx(path, MAGIC_IMAGES, dims, 3, px, len, gz);
-    free(px);
-}
-
-static void write_labels(const char *path, uint32_t n, uint32_t declared, int bad_label)
-{
-    uint8_t *lb = malloc(n);
-    assert_non_null(lb);
-    for (uint32_t i = 0; i < n; i++)
-        lb[i] = (uint8_t)(i % 10);
-    if (bad_label >= 0)
-        lb[3] = (uint8_t)bad_label;
-    write_idx(path, MAGIC_LABELS, &declared, 1, lb, n, 0);
-    free(lb);
-}
-
-/* A complete, valid data directory: 200 training and 50 test images of 28x28. */
-static void make_data_dir(const char *dir)
-{
-    char p[PATH_CAP];
-    fresh_dir(dir);
-    write_images(pathf(p, "%s/train-images-idx3-ubyte", dir), SYN_TRAIN, 28, 0);
-    write_labels(pathf(p, "%s/train-labels-idx1-ubyte", dir), SYN_TRAIN, SYN_TRAIN, -1);
-    write_images(pathf(p, "%s/t10k-images-idx3-ubyte", dir), SYN_TEST, 28, 0);
-    write_labels(pathf(p, "%s/t10k-labels-idx1-ubyte", dir), SYN_TEST, SYN_TEST, -1);
-}
+/* ---------------------------------------------------------------- the real data */
 
 static int real_data_present(void)
 {

@@ -27,8 +27,6 @@
 
 #include "fnn.h"
 
-extern char **environ;
-
 #define PATH_CAP 1024
 #define RUN_TIMEOUT_S 60
 #define NIMG 12 /* test images written out */
@@ -39,62 +37,10 @@ static fnn_dataset g_test;    /* the first NIMG Fashion-MNIST test images */
 static int g_pred[NIMG];      /* fnn_evaluate's classes for them */
 static float g_probs[NIMG * 10];
 
+#define CLI_RUN_DIR g_base
+#include "cli_harness.h"
+
 /* ---------------------------------------------------------------- files */
-
-static char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *pathf(char *buf, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, PATH_CAP, fmt, ap);
-    va_end(ap);
-    if (n < 0 || n >= PATH_CAP)
-        fail_msg("path too long: %s", fmt);
-    return buf;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger)
-                free(buf);
-            buf = bigger;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        fail_msg("cannot create %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* Binary PGM (P5), written by hand: stb writes no PGM. */
 static void write_pgm(const char *path, const uint8_t *pix, int w, int h)
@@ -105,109 +51,6 @@ static void write_pgm(const char *path, const uint8_t *pix, int w, int h)
     fprintf(f, "P5\n%d %d\n255\n", w, h);
     assert_int_equal(fwrite(pix, 1, (size_t)w * h, f), (size_t)w * h);
     assert_int_equal(fclose(f), 0);
-}
-
-/* ---------------------------------------------------------------- running the CLI */
-
-typedef struct {
-    int code;
-    char *out, *err;
-} run_t;
-
-/* Runs FNN_BIN with args (NULL-terminated), stdout and stderr captured through files. */
-static run_t run_argv(const char *const *args)
-{
-    static unsigned serial;
-    char out_path[PATH_CAP], err_path[PATH_CAP];
-    unsigned id = serial++;
-    pathf(out_path, "%s/run%u.stdout", g_base, id);
-    pathf(err_path, "%s/run%u.stderr", g_base, id);
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)FNN_BIN;
-    for (; args[argc - 1]; argc++) {
-        assert_true(argc < 63);
-        argv[argc] = (char *)args[argc - 1];
-    }
-    argv[argc] = NULL;
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, FNN_BIN, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        fail_msg("cannot run %s: %s", FNN_BIN, strerror(rc));
-    struct timespec t0, now, nap = {0, 2000000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR)
-            fail_msg("waitpid: %s", strerror(errno));
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > RUN_TIMEOUT_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("fnn %s ... ran longer than %d s", args[0] ? args[0] : "", RUN_TIMEOUT_S);
-        }
-        nanosleep(&nap, NULL);
-    }
-    run_t r = {0};
-    r.out = read_all(out_path);
-    r.err = read_all(err_path);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    unlink(out_path);
-    unlink(err_path);
-    if (WIFSIGNALED(status))
-        fail_msg("fnn %s ... was killed by signal %d; stderr:\n%s", args[0] ? args[0] : "",
-                 WTERMSIG(status), r.err);
-    r.code = WEXITSTATUS(status);
-    return r;
-}
-
-#define FNN(...) run_argv((const char *const[]){__VA_ARGS__, NULL})
-
-static void run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_code(const run_t *r, int code)
-{
-    if (r->code != code)
-        fail_msg("exit status %d, expected %d\nstdout:\n%.3000s\nstderr:\n%.3000s", r->code, code,
-                 r->out, r->err);
-}
-
-static void expect_contains(const char *text, const char *what, const char *part)
-{
-    if (!strstr(text, part))
-        fail_msg("%s does not contain \"%s\":\n%.4000s", what, part, text);
-}
-
-static cJSON *parse_json(const char *text)
-{
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
-    if (!doc)
-        fail_msg("not a JSON document (error near offset %td):\n%.2000s",
-                 end ? end - text : (ptrdiff_t)-1, text);
-    return doc;
-}
-
-static cJSON *get(const cJSON *o, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        fail_msg("JSON has no \"%s\"", key);
-    return v;
 }
 
 /* ---------------------------------------------------------------- the model and the images */

@@ -28,199 +28,19 @@
 #include "fnn.h"
 #include "report/report.h"
 
-extern char **environ;
-
 #define REAL_DATA FNN_DEFAULT_DATA_DIR
 #define PATH_CAP 1024
 #define RUN_TIMEOUT_S 300
 #define CHROMIUM "/usr/bin/chromium"
 #define XMLLINT "/usr/bin/xmllint"
-#define MAGIC_IMAGES 0x00000803u
-#define MAGIC_LABELS 0x00000801u
 
 static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                         "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 static char g_base[PATH_CAP]; /* $FNN_TMP/test_report.work: everything this program writes */
 
-/* ---------------------------------------------------------------- files */
-
-static char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *pathf(char *buf, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, PATH_CAP, fmt, ap);
-    va_end(ap);
-    if (n < 0 || n >= PATH_CAP)
-        fail_msg("path too long: %s", fmt);
-    return buf;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* The whole file, NUL-terminated; *len gets its size. NULL when it cannot be read. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown)
-                free(buf);
-            buf = grown;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return NULL;
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        fail_msg("cannot create %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void fresh_dir(const char *path)
-{
-    if (file_exists(path))
-        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(path, 0777) != 0)
-        fail_msg("cannot create directory %s: %s", path, strerror(errno));
-}
-
-/* ---------------------------------------------------------------- running programs */
-
-typedef struct {
-    int code;
-    char *out, *err;
-} run_t;
-
-/* Runs prog with argv (argv[0] included, NULL-terminated), stdin from /dev/null, stdout and
- * stderr captured through files. A signal or a run longer than timeout_s fails the test. */
-static run_t run_prog(const char *prog, char *const *argv, int timeout_s)
-{
-    static unsigned serial;
-    char out_path[PATH_CAP], err_path[PATH_CAP];
-    unsigned id = serial++;
-    pathf(out_path, "%s/run%u.stdout", g_base, id);
-    pathf(err_path, "%s/run%u.stderr", g_base, id);
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, prog, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        fail_msg("cannot run %s: %s", prog, strerror(rc));
-    struct timespec t0, now, nap = {0, 5000000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR)
-            fail_msg("waitpid: %s", strerror(errno));
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > timeout_s) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("%s %s ... ran longer than %d s", prog, argv[1] ? argv[1] : "", timeout_s);
-        }
-        nanosleep(&nap, NULL);
-    }
-    run_t r = {0};
-    r.out = read_all(out_path, NULL);
-    r.err = read_all(err_path, NULL);
-    assert_non_null(r.out);
-    assert_non_null(r.err);
-    unlink(out_path);
-    unlink(err_path);
-    if (WIFSIGNALED(status))
-        fail_msg("%s %s ... was killed by signal %d; stderr:\n%.3000s", prog,
-                 argv[1] ? argv[1] : "", WTERMSIG(status), r.err);
-    r.code = WEXITSTATUS(status);
-    return r;
-}
-
-static run_t run_fnn(const char *const *args)
-{
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)FNN_BIN;
-    for (; args[n - 1]; n++) {
-        assert_true(n < 63);
-        argv[n] = (char *)args[n - 1];
-    }
-    argv[n] = NULL;
-    return run_prog(FNN_BIN, argv, RUN_TIMEOUT_S);
-}
-
-#define FNN(...) run_fnn((const char *const[]){__VA_ARGS__, NULL})
-
-static void run_free(run_t *r)
-{
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
-}
-
-static void expect_code(const run_t *r, int code)
-{
-    if (r->code != code)
-        fail_msg("exit status %d, expected %d\nstdout:\n%.3000s\nstderr:\n%.3000s", r->code, code,
-                 r->out, r->err);
-}
-
-static void expect_contains(const char *text, const char *what, const char *part)
-{
-    if (!strstr(text, part))
-        fail_msg("%s does not contain \"%s\":\n%.4000s", what, part, text);
-}
-
-static cJSON *parse_json(const char *text)
-{
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
-    if (!doc)
-        fail_msg("not a JSON document (error near offset %td):\n%.2000s",
-                 end ? end - text : (ptrdiff_t)-1, text);
-    return doc;
-}
-
-static cJSON *get(const cJSON *o, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        fail_msg("JSON has no \"%s\"", key);
-    return v;
-}
+#define CLI_RUN_DIR g_base
+#include "cli_harness.h"
 
 /* ---------------------------------------------------------------- PNG and SVG checks */
 
@@ -608,28 +428,6 @@ static void test_top_confusions_order(void **state)
 
 /* ================================================================ the CLI */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndims,
-                      const uint8_t *payload, size_t len)
-{
-    size_t hdr = 4 + 4 * (size_t)ndims;
-    uint8_t *buf = malloc(hdr + len);
-    assert_non_null(buf);
-    put_be32(buf, magic);
-    for (int i = 0; i < ndims; i++)
-        put_be32(buf + 4 + 4 * i, dims[i]);
-    memcpy(buf + hdr, payload, len);
-    write_file(path, buf, hdr + len);
-    free(buf);
-}
-
 /* Synthetic 28x28 images whose class is a bright row band, plus noise: learnable in an epoch.
  * Every 13th image carries another class's label, so that the model makes mistakes to show. */
 static void write_split(const char *dir, const char *which, uint32_t n)
@@ -648,8 +446,8 @@ static void write_split(const char *dir, const char *which, uint32_t n)
     }
     uint32_t dims[3] = {n, 28, 28};
     write_idx(pathf(p, "%s/%s-images-idx3-ubyte", dir, which), MAGIC_IMAGES, dims, 3, px,
-              (size_t)n * 784);
-    write_idx(pathf(p, "%s/%s-labels-idx1-ubyte", dir, which), MAGIC_LABELS, &n, 1, lb, n);
+              (size_t)n * 784, 0);
+    write_idx(pathf(p, "%s/%s-labels-idx1-ubyte", dir, which), MAGIC_LABELS, &n, 1, lb, n, 0);
     free(px);
     free(lb);
 }
