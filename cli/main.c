@@ -6,7 +6,7 @@
 static const char usage[] =
     "usage: fnn COMMAND [options]\n"
     "\n"
-    "Train, evaluate and inspect small image classifiers on Fashion-MNIST, in C.\n"
+    "Train, evaluate, explain and ship small image classifiers on Fashion-MNIST, in C.\n"
     "\n"
     "commands:\n"
     "  train     train a model (the published study's MLP by default) and report on the test set\n"
