@@ -36,47 +36,6 @@ static char g_syn[PATH_CAP + 16]; /* a synthetic data directory */
 #define CLI_RUN_DIR g_base
 #include "cli_harness.h"
 
-/* ---------------------------------------------------------------- safetensors files */
-
-typedef struct {
-    char *bytes;
-    size_t len, data_at; /* the data section starts at byte data_at */
-    cJSON *header;
-} st_file;
-
-static void st_read(const char *path, st_file *f)
-{
-    f->bytes = read_all(path, &f->len);
-    if (!f->bytes || f->len < 8)
-        fail_msg("%s: missing or shorter than 8 bytes", path);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | (uint8_t)f->bytes[i];
-    if (n > f->len - 8)
-        fail_msg("%s: header length %llu runs past the file", path, (unsigned long long)n);
-    f->header = cJSON_ParseWithLength(f->bytes + 8, (size_t)n);
-    if (!cJSON_IsObject(f->header))
-        fail_msg("%s: header is not a JSON object", path);
-    f->data_at = 8 + (size_t)n;
-}
-
-static void st_free(st_file *f)
-{
-    cJSON_Delete(f->header);
-    free(f->bytes);
-}
-
-/* The bytes of tensor t (its data_offsets checked against the file). */
-static const char *st_tensor(const st_file *f, const cJSON *t, size_t *len)
-{
-    cJSON *off = get(t, "data_offsets");
-    assert_int_equal(cJSON_GetArraySize(off), 2);
-    double a = cJSON_GetArrayItem(off, 0)->valuedouble, b = cJSON_GetArrayItem(off, 1)->valuedouble;
-    assert_true(a >= 0 && b >= a && f->data_at + (size_t)b <= f->len);
-    *len = (size_t)(b - a);
-    return f->bytes + f->data_at + (size_t)a;
-}
-
 /* A malloc'd copy of tensor `name` of a safetensors file; *len gets its size in bytes. */
 static char *tensor_bytes(const char *path, const char *name, size_t *len)
 {
