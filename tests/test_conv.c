@@ -1,6 +1,7 @@
 /* The conv2d layer against a naive double-precision direct convolution: forward outputs, gradients
  * by central differences of that reference, one thread against teams of 2 and 5, setup errors,
- * shapes, parameter tensors, initialisation and the spec token. */
+ * shapes, parameter tensors, initialisation and the spec token. Cases with 3x3 stride-1 kernels
+ * over 4 or more channels take the Winograd path, the others im2col. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,6 +66,14 @@ static const conv_case CASES[] = {
     {3, 7, 6, 4, 4, 1, 1, 1, FNN_ACT_LINEAR}, /* even kernel: more padding bottom/right */
     {1, 8, 8, 4, 2, 2, 0, 1, FNN_ACT_RELU},   /* 2x2 stride 2, windows do not overlap */
     {2, 5, 5, 4, 5, 1, 0, 1, FNN_ACT_LINEAR}, /* kernel as large as the input */
+    /* 3x3 stride 1 over 4 or more channels: Winograd F(2x2, 3x3) */
+    {4, 8, 8, 5, 3, 1, 1, 1, FNN_ACT_RELU},     /* same, whole tiles */
+    {5, 7, 7, 3, 3, 1, 1, 0, FNN_ACT_LINEAR},   /* same, odd: the last tiles half outside */
+    {4, 7, 9, 4, 3, 1, 0, 1, FNN_ACT_LINEAR},   /* valid, odd rows, even columns */
+    {6, 6, 5, 4, 3, 1, 0, 0, FNN_ACT_RELU},     /* valid, even rows, odd columns */
+    {4, 3, 3, 2, 3, 1, 0, 1, FNN_ACT_LINEAR},   /* valid, one output pixel */
+    {4, 19, 21, 3, 3, 1, 0, 1, FNN_ACT_RELU},   /* 90 tiles: chunks of 2 images */
+    {4, 20, 20, 2, 3, 1, 1, 1, FNN_ACT_LINEAR}, /* 100 tiles: chunks of 1 image */
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 
@@ -222,12 +231,12 @@ static void run_forward(harness *hs, const float *x, float *y, int n, int nt)
     assert_int_equal(got, nt);
 }
 
-/* Runs backward then reduce with nt threads, as the model does; dy is copied first, since the
- * layer may overwrite it. */
-static void run_backward(harness *hs, const float *x, const float *y, const float *dy, float *dx,
-                         int n, int nt)
+/* Runs backward then reduce with nt threads, as the model does, in training or evaluation mode;
+ * dy is copied first, since the layer may overwrite it. */
+static void run_backward_mode(harness *hs, int train, const float *x, const float *y,
+                              const float *dy, float *dx, int n, int nt)
 {
-    fnn_pass p = {.train = 1, .sync = NULL};
+    fnn_pass p = {.train = train, .sync = NULL};
     fnn_layer *l = &hs->l;
     size_t out = fnn_shape_size(l->out) * n;
     float *d = malloc(out * sizeof *d);
@@ -253,6 +262,12 @@ static void run_backward(harness *hs, const float *x, const float *y, const floa
         assert_int_equal(got, nt);
     }
     free(d);
+}
+
+static void run_backward(harness *hs, const float *x, const float *y, const float *dy, float *dx,
+                         int n, int nt)
+{
+    run_backward_mode(hs, 1, x, y, dy, dx, n, nt);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -441,6 +456,51 @@ static void check_team(int nt, int n)
         free(x);
         free(dy);
         free(y1);
+        free(y2);
+        free(dx1);
+        free(dx2);
+        free(g1);
+        unmake(&hs);
+    }
+}
+
+/* Backward in evaluation mode (saliency) depends only on its arguments: not on what the last
+ * forward pass left behind, here another batch's. */
+static void test_eval_backward(void **state)
+{
+    (void)state;
+    const int n = 3, nt = 2;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const conv_case *cc = &CASES[ci];
+        fnn_rng rng;
+        fnn_rng_seed(&rng, 500 + ci);
+        harness hs;
+        make(&hs, cc, n, &rng);
+        size_t in = fnn_shape_size(hs.l.in) * n, out = fnn_shape_size(hs.l.out) * n;
+        size_t np = hs.l.nparams;
+        float *x = malloc(in * sizeof *x), *other = malloc(in * sizeof *other);
+        float *dy = malloc(out * sizeof *dy), *y = malloc(out * sizeof *y);
+        float *y2 = malloc(out * sizeof *y2), *dx1 = malloc(in * sizeof *dx1);
+        float *dx2 = malloc(in * sizeof *dx2), *g1 = malloc(np * sizeof *g1);
+        assert_true(x && other && dy && y && y2 && dx1 && dx2 && g1);
+        uniform(&rng, x, in, 1.0f);
+        uniform(&rng, other, in, 1.0f);
+        uniform(&rng, dy, out, 1.0f);
+
+        run_forward(&hs, x, y, n, nt);
+        run_backward(&hs, x, y, dy, dx1, n, nt);
+        memcpy(g1, hs.grads, np * sizeof *g1);
+        run_forward(&hs, other, y2, n, nt);
+        run_backward_mode(&hs, 0, x, y, dy, dx2, n, nt);
+        double eg = rel_err_ff(hs.grads, g1, np), ex = rel_err_ff(dx2, dx1, in);
+        if (!(eg < THREAD_TOL) || !(ex < THREAD_TOL))
+            fail_msg("case %d: evaluation-mode backward after another batch: gradient error "
+                     "%g, input gradient %g",
+                     ci, eg, ex);
+        free(x);
+        free(other);
+        free(dy);
+        free(y);
         free(y2);
         free(dx1);
         free(dx2);
@@ -676,7 +736,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward),     cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_two_threads), cmocka_unit_test(test_large_team),
-        cmocka_unit_test(test_rows_contract),
+        cmocka_unit_test(test_rows_contract), cmocka_unit_test(test_eval_backward),
         cmocka_unit_test(test_setup_errors), cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_tensors),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_format),

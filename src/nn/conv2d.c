@@ -1,5 +1,7 @@
-/* 2-D convolution over NCHW images, by im2col and one matrix product per image, with an
- * optional bias and a fused ReLU. The kernel is stored as PyTorch stores it, (filters, c, k, k):
+/* 2-D convolution over NCHW images, with an optional bias and a fused ReLU: 3x3 stride-1
+ * kernels over several channels by Winograd's F(2x2, 3x3) (winograd.c), which needs 16
+ * multiplications per 2x2 outputs where im2col needs 36; any other by im2col and one matrix
+ * product per image. The kernel is stored as PyTorch stores it, (filters, c, k, k):
  * each filter is then one row of the (filters, c*k*k) matrix that multiplies the columns.
  *
  * Spec token grammar (format() prints it; the parser must accept the same):
@@ -12,6 +14,7 @@
  *   relu     fused ReLU                    (default: linear; "linear" is never printed)
  * e.g. "conv2d:32:3:same:relu", "conv2d:64:3:s2:same:nobias:he:relu", "conv2d:8:5". */
 #include "nn/layer.h"
+#include "nn/winograd.h"
 #include "util/error.h"
 #include "util/gemm.h"
 #include "util/team.h"
@@ -25,6 +28,10 @@
  * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
  * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers). */
 #define CONV_MAX_TEAM 4
+
+/* Winograd from this many input channels on. Its 16 products have the channels as their inner
+ * dimension: a first layer's 1 or 3 would leave OpenBLAS nothing to work with. */
+#define WINO_MIN_CHANNELS 4
 
 /* Where a layer's windows fall on its input. */
 typedef struct {
@@ -51,19 +58,39 @@ static geometry geom(const fnn_layer *l)
     return g;
 }
 
-/* Floats of one thread's column buffer, rounded up to a cache line. */
-static size_t col_floats(const geometry *g) { return (g->ckk * g->ohw + 15) & ~(size_t)15; }
-
-/* Column buffer of thread t: (ckk, ohw). */
-static float *col_buffer(const fnn_layer *l, const geometry *g, int t)
+/* 1: the layer runs by Winograd's F(2x2, 3x3). */
+static int winograd(const geometry *g)
 {
-    return l->team_scratch + (size_t)t * col_floats(g);
+    return g->k == 3 && g->s == 1 && g->c >= WINO_MIN_CHANNELS;
+}
+
+static fnn_wino wino_plan(const geometry *g)
+{
+    fnn_wino w;
+    fnn_wino_plan(&w, g->c, g->h, g->w, g->f, g->oh, g->ow, g->pt, g->pl);
+    return w;
+}
+
+/* Floats of one thread's buffers: Winograd's, or a column matrix rounded up to a cache line. */
+static size_t thread_floats(const geometry *g)
+{
+    if (winograd(g)) {
+        fnn_wino w = wino_plan(g);
+        return fnn_wino_thread_floats(&w);
+    }
+    return (g->ckk * g->ohw + 15) & ~(size_t)15;
+}
+
+/* Buffers of thread t: Winograd's, or the column matrix (ckk, ohw). */
+static float *thread_buffer(const fnn_layer *l, const geometry *g, int t)
+{
+    return l->team_scratch + (size_t)t * thread_floats(g);
 }
 
 /* Partial gradient of thread t >= 1, laid out as l->grads. */
 static float *partial(const fnn_layer *l, const geometry *g, int t)
 {
-    return l->team_scratch + CONV_MAX_TEAM * col_floats(g) + (size_t)(t - 1) * l->nparams;
+    return l->team_scratch + CONV_MAX_TEAM * thread_floats(g) + (size_t)(t - 1) * l->nparams;
 }
 
 /* This thread's images [*lo, *hi) of n; empty for threads past CONV_MAX_TEAM. */
@@ -187,10 +214,12 @@ static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
     l->out = (fnn_shape){f, oh, ow};
     l->nparams = (size_t)f * ckk + (l->cfg.conv.bias ? (size_t)f : 0);
     l->ntensors = l->cfg.conv.bias ? 2 : 1;
-    l->scratch_per_sample = 0;
     geometry g = geom(l);
+    fnn_wino w = wino_plan(&g);
+    /* Winograd keeps each image's transformed input from forward for backward. */
+    l->scratch_per_sample = winograd(&g) ? fnn_wino_image_floats(&w) : 0;
     /* Thread 0 writes l->grads directly, so only the others need a partial. */
-    l->team_scratch_size = CONV_MAX_TEAM * col_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams;
+    l->team_scratch_size = CONV_MAX_TEAM * thread_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams;
     return FNN_OK;
 }
 
@@ -206,6 +235,73 @@ static void conv_init(fnn_layer *l, fnn_rng *rng)
         memset(l->params + f * fan_in, 0, f * sizeof *l->params);
 }
 
+/* Applies the fused ReLU's gradient to dy_i (f, oh, ow) of image i, and adds its sums per
+ * filter to db (f) when there is a bias. */
+static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const float *yi, float *dyi,
+                               float *db)
+{
+    size_t out_size = g->f * g->ohw;
+    if (l->cfg.conv.act == FNN_ACT_RELU) {
+#pragma omp simd
+        for (size_t j = 0; j < out_size; j++)
+            dyi[j] = yi[j] > 0.0f ? dyi[j] : 0.0f;
+    }
+    if (!db)
+        return;
+    for (int fi = 0; fi < g->f; fi++) {
+        const float *row = dyi + fi * g->ohw;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t j = 0; j < g->ohw; j++)
+            s += row[j];
+        db[fi] += s;
+    }
+}
+
+/* Images [lo, hi) by Winograd, in chunks; each image's V goes to its rows of l->scratch. Every
+ * thread transforms the kernels into its own buffers, which costs less than waiting for the
+ * others to share the work. */
+static void wino_forward(fnn_layer *l, const geometry *g, const float *x, float *y, size_t lo,
+                         size_t hi)
+{
+    fnn_wino w = wino_plan(g);
+    float *work = thread_buffer(l, g, omp_get_thread_num());
+    const float *b = l->cfg.conv.bias ? l->params + g->f * g->ckk : NULL; /* (f) */
+    size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw;
+    fnn_wino_kernels(&w, l->params, work);
+    for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
+        int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
+        fnn_wino_forward(&w, x + i * in_size, b, l->cfg.conv.act == FNN_ACT_RELU, nb,
+                         l->scratch + i * l->scratch_per_sample, y + i * out_size, work);
+    }
+}
+
+/* Images [lo, hi) backward by Winograd, in the chunks of forward; dw (f, c, 3, 3) and its bias
+ * are this thread's gradient, zeroed. In evaluation mode (saliency) V is made again from x:
+ * only training promises that the last forward pass saw the same images. */
+static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, const float *x,
+                          const float *y, float *dy, float *dx, size_t lo, size_t hi, float *dw)
+{
+    fnn_wino w = wino_plan(g);
+    float *work = thread_buffer(l, g, omp_get_thread_num());
+    float *db = l->cfg.conv.bias ? dw + g->f * g->ckk : NULL; /* (f) */
+    size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw;
+    if (lo >= hi)
+        return;
+    if (!p->train)
+        fnn_wino_kernels(&w, l->params, work);
+    for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
+        int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
+        float *v = l->scratch + i * l->scratch_per_sample; /* (16, c, nb tiles) */
+        if (!p->train)
+            fnn_wino_input(&w, x + i * in_size, nb, v, work);
+        fnn_wino_backward(&w, v, y + i * out_size, l->cfg.conv.act == FNN_ACT_RELU,
+                          dy + i * out_size, nb, i == lo, db, dx ? dx + i * in_size : NULL,
+                          work);
+    }
+    fnn_wino_kernel_grads(&w, work, dw);
+}
+
 static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     geometry g = geom(l);
@@ -214,7 +310,11 @@ static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float 
     int relu = l->cfg.conv.act == FNN_ACT_RELU;
     size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi;
     image_range(n, &lo, &hi);
-    float *col = lo < hi ? col_buffer(l, &g, omp_get_thread_num()) : NULL; /* (ckk, ohw) */
+    if (lo < hi && winograd(&g)) {
+        wino_forward(l, &g, x, y, lo, hi);
+        return;
+    }
+    float *col = lo < hi ? thread_buffer(l, &g, omp_get_thread_num()) : NULL; /* (ckk, ohw) */
     for (size_t i = lo; i < hi; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *yi = y + i * out_size;       /* (f, oh, ow) */
@@ -257,16 +357,15 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
     float *dw = t ? partial(l, &g, t) : l->grads;                 /* (f, ckk) */
     float *db = l->cfg.conv.bias ? dw + g.f * g.ckk : NULL;        /* (f) */
     memset(dw, 0, l->nparams * sizeof *dw);
-    float *col = col_buffer(l, &g, t); /* (ckk, ohw) */
+    if (winograd(&g)) {
+        wino_backward(l, p, &g, x, y, dy, dx, lo, hi, dw);
+        return;
+    }
+    float *col = thread_buffer(l, &g, t); /* (ckk, ohw) */
     for (size_t i = lo; i < hi; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *dyi = dy + i * out_size;     /* (f, oh, ow) */
-        if (l->cfg.conv.act == FNN_ACT_RELU) {
-            const float *yi = y + i * out_size;
-#pragma omp simd
-            for (size_t j = 0; j < out_size; j++)
-                dyi[j] = yi[j] > 0.0f ? dyi[j] : 0.0f;
-        }
+        relu_and_bias_grad(l, &g, y + i * out_size, dyi, db);
         const float *ci = xi;
         if (!direct(&g)) {
             im2col(&g, xi, col);
@@ -275,15 +374,6 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
         /* dW += dy_i (f, ohw) . col^T (ohw, ckk) */
         fnn_sgemm(0, 1, g.f, (int)g.ckk, (int)g.ohw, 1.0f, dyi, (int)g.ohw, ci, (int)g.ohw, 1.0f,
                   dw, (int)g.ckk);
-        if (db)
-            for (int fi = 0; fi < g.f; fi++) {
-                const float *row = dyi + fi * g.ohw;
-                float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                for (size_t j = 0; j < g.ohw; j++)
-                    s += row[j];
-                db[fi] += s;
-            }
         if (!dx)
             continue;
         /* dcol (ckk, ohw) = W^T (ckk, f) . dy_i (f, ohw), then summed back onto the pixels. */

@@ -1,0 +1,63 @@
+/* Winograd's minimal filtering F(2x2, 3x3) for 3x3, stride-1 convolutions (Lavin and Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016): every 2x2 block of outputs comes
+ * from a 4x4 patch of the input, and the 36 multiplications per block and channel pair of a
+ * direct convolution become 16, done as 16 matrix products over the channels. The transforms
+ * of inputs, kernels and outputs are here; conv2d.c shares the images among threads.
+ *
+ * In the transformed ("tile") domain, with xi = 0..15 the position in a 4x4 tile:
+ *   V[xi] (c, tiles)  input patches      B^T d B
+ *   U[xi] (f, c)      kernels            G g G^T
+ *   M[xi] (f, tiles)  = U[xi] . V[xi];   outputs Y = A^T M A (2x2 per tile)
+ * and backward, by the chain rule through the same linear maps:
+ *   dM = A dY A^T,   dU[xi] = dM[xi] . V[xi]^T -> dg = G^T dU G,
+ *   dV[xi] = U[xi]^T . dM[xi] -> dd = B dV B^T, added over overlapping patches. */
+#ifndef FNN_NN_WINOGRAD_H
+#define FNN_NN_WINOGRAD_H
+
+#include <stddef.h>
+
+/* Positions in a 4x4 tile. */
+#define FNN_WINO_XI 16
+
+typedef struct {
+    int c, h, w;   /* input */
+    int f, oh, ow; /* output */
+    int pt, pl;    /* padding on top and left */
+    int th, tw;    /* tiles down and across: ceil(oh / 2), ceil(ow / 2) */
+    int twv;       /* tw rounded up past tw to whole vector blocks */
+    int ph, pw;    /* padded plane the tiles read: 2 th + 2 by 2 twv + 2 */
+    int chunk;     /* images transformed and multiplied together */
+    size_t tiles;  /* th * tw per image */
+} fnn_wino;
+
+void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int pt, int pl);
+
+/* Floats of V per image: kept from forward for the kernel gradient. */
+size_t fnn_wino_image_floats(const fnn_wino *g);
+/* Floats of one thread's buffers (a cache-line multiple): its own copy of U, so that no
+ * thread waits for another's transform, and the work space of a chunk of images. They also
+ * carry the kernels' gradient from fnn_wino_backward to fnn_wino_kernel_grads. */
+size_t fnn_wino_thread_floats(const fnn_wino *g);
+
+/* The thread's U (16, f, c) from the kernels w (f, c, 3, 3); before any forward pass. */
+void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work);
+
+/* V (16, c, nb tiles) of the images x (nb, c, h, w), nb <= g->chunk. */
+void fnn_wino_input(const fnn_wino *g, const float *x, int nb, float *v, float *work);
+
+/* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk; with the bias b (f) or NULL
+ * and a fused ReLU. Leaves the images' V in v for backward. */
+void fnn_wino_forward(const fnn_wino *g, const float *x, const float *b, int relu, int nb,
+                      float *v, float *y, float *work);
+
+/* The same nb images backward, with their V from forward and their outputs y (nb, f, oh, ow):
+ * dy (same shape) is the gradient of y, taken through the ReLU when relu. Adds the kernels'
+ * gradient, in the tile domain, to the thread's sum (restarted when `first`), the bias's to
+ * db (f) when it is not NULL, and writes dx (nb, c, h, w) when it is not NULL. */
+void fnn_wino_backward(const fnn_wino *g, const float *v, const float *y, int relu,
+                       const float *dy, int nb, int first, float *db, float *dx, float *work);
+
+/* The kernels' gradient dw (f, c, 3, 3) from the thread's sum: G^T dU G. */
+void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw);
+
+#endif
