@@ -1,6 +1,6 @@
 /* Pooling layers: forward against hand-computed windows, input gradients against central
- * differences of a double reference (overlapping windows included), max-pool ties, one thread
- * against two, and setup errors. */
+ * differences of a double reference (overlapping windows included), max-pool ties and NaNs,
+ * one thread against two, and setup errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -370,6 +370,11 @@ static void test_grad_maxpool(void **state)
 {
     grad_case(&fnn_maxpool_ops, 2, 6, 6, 2, 2);
     grad_case(&fnn_maxpool_ops, 2, 7, 5, 2, 2); /* odd sides: the last row is dropped */
+    /* Rows of 17, 8 and 6 windows: 2x2 windows at stride 2 go in blocks of 8 or 4, the last
+     * one overlapping the one before it when the row is not a multiple. */
+    grad_case(&fnn_maxpool_ops, 2, 4, 35, 2, 2);
+    grad_case(&fnn_maxpool_ops, 2, 5, 16, 2, 2);
+    grad_case(&fnn_maxpool_ops, 1, 6, 12, 2, 2);
     grad_case(&fnn_maxpool_ops, 2, 6, 6, 3, 1); /* overlapping windows */
     grad_case(&fnn_maxpool_ops, 3, 7, 7, 3, 2);
 }
@@ -392,7 +397,7 @@ static void test_grad_globalavgpool(void **state)
 
 /* A constant input makes every window a tie: each window's whole gradient goes to its first
  * element in row-major order, which for window (oy, ox) is input (oy * stride, ox * stride). */
-static void tie_case(int size, int stride, int threads)
+static void tie_case(int size, int stride, int train, int threads)
 {
     pool_case pc;
     case_make(&pc, &fnn_maxpool_ops, 2, 4, 4, size, stride, 3);
@@ -400,7 +405,7 @@ static void tie_case(int size, int stride, int threads)
         pc.x[i] = 0.5f;
     for (size_t o = 0; o < out_size(&pc); o++)
         pc.dy[o] = (float)(o + 1);
-    case_run(&pc, 1, threads);
+    case_run(&pc, train, threads);
 
     fnn_shape in = pc.l.in, out = pc.l.out;
     double sum_dx = 0.0, sum_dy = 0.0;
@@ -426,11 +431,12 @@ static void tie_case(int size, int stride, int threads)
 
 static void test_maxpool_ties_go_to_first(void **state)
 {
-    for (int threads = 1; threads <= 2; threads++) {
-        tie_case(2, 2, threads);
-        tie_case(3, 1, threads);
-        tie_case(2, 1, threads);
-    }
+    for (int train = 0; train <= 1; train++)
+        for (int threads = 1; threads <= 2; threads++) {
+            tie_case(2, 2, train, threads);
+            tie_case(3, 1, train, threads);
+            tie_case(2, 1, train, threads);
+        }
 }
 
 /* A tie that is not the whole window: the first of the two largest values wins. */
@@ -446,6 +452,85 @@ static void test_maxpool_partial_tie(void **state)
     const float want[4] = {0, 7, 0, 0};
     assert_memory_equal(pc.dx, want, sizeof want);
     case_free(&pc);
+}
+
+/* Every 2x2 window over the values below, ties between -0 and +0 and NaN included, checked
+ * bit for bit against a sequential scan that replaces the best only on a strict ">", in the
+ * order (0,0), (0,1), (1,0), (1,1): y is the element it stops at, which alone gets 0 + dy in
+ * dx (the generic path's zeroed accumulation), and an odd last row or column gets 0. */
+static const float window_values[5] = {-1.0f, -0.0f, 0.0f, 1.0f, NAN};
+#define N_PATTERNS (5 * 5 * 5 * 5)
+
+/* Position 0..3 of the element a sequential scan of window (v0, v1, v2, v3) stops at. */
+static int scan_argmax(const float *v)
+{
+    int best = 0;
+    for (int k = 1; k < 4; k++)
+        if (v[k] > v[best])
+            best = k;
+    return best;
+}
+
+static void pattern_case(int oh, int ow, int odd_h, int odd_w, int train, int threads)
+{
+    int n = 3, c = (N_PATTERNS + n * oh * ow - 1) / (n * oh * ow);
+    int h = 2 * oh + odd_h, w = 2 * ow + odd_w;
+    pool_case pc;
+    case_make(&pc, &fnn_maxpool_ops, c, h, w, 2, 2, n);
+    assert_int_equal(pc.l.out.h, oh);
+    assert_int_equal(pc.l.out.w, ow);
+    /* Outside any window: large, so that pooling it by mistake shows in y. */
+    for (size_t i = 0; i < in_size(&pc); i++)
+        pc.x[i] = 100.0f;
+    float *want_y = malloc(out_size(&pc) * sizeof *want_y);
+    float *want_dx = calloc(in_size(&pc), sizeof *want_dx);
+    assert_true(want_y && want_dx);
+    for (size_t o = 0; o < out_size(&pc); o++) {
+        size_t plane = o / ((size_t)oh * ow);
+        int oy = (int)(o / ow % oh), ox = (int)(o % ow);
+        float *at[4];
+        float v[4];
+        size_t pattern = o % N_PATTERNS; /* its digits in base 5 pick v */
+        for (int k = 0; k < 4; k++, pattern /= 5) {
+            size_t i = (plane * h + 2 * oy + k / 2) * w + 2 * ox + k % 2;
+            at[k] = want_dx + i;
+            v[k] = window_values[pattern % 5];
+            pc.x[i] = v[k];
+        }
+        pc.dy[o] = o % 7 == 3 ? -0.0f : (float)(o % 251) - 125.0f;
+        int best = scan_argmax(v);
+        want_y[o] = v[best];
+        *at[best] = 0.0f + pc.dy[o];
+    }
+    case_run(&pc, train, threads);
+    size_t o = 0, i = 0;
+    while (o < out_size(&pc) && !memcmp(&pc.y[o], &want_y[o], sizeof want_y[o]))
+        o++;
+    while (i < in_size(&pc) && !memcmp(&pc.dx[i], &want_dx[i], sizeof want_dx[i]))
+        i++;
+    if (o < out_size(&pc))
+        print_message("%dx%d windows, train %d, %d threads: first wrong y[%zu] %g, want %g\n",
+                      oh, ow, train, threads, o, (double)pc.y[o], (double)want_y[o]);
+    if (i < in_size(&pc))
+        print_message("%dx%d input, train %d, %d threads: first wrong dx[%zu] %g, want %g\n", h,
+                      w, train, threads, i, (double)pc.dx[i], (double)want_dx[i]);
+    assert_memory_equal(pc.y, want_y, out_size(&pc) * sizeof *want_y);
+    assert_memory_equal(pc.dx, want_dx, in_size(&pc) * sizeof *want_dx);
+    free(want_y);
+    free(want_dx);
+    case_free(&pc);
+}
+
+static void test_maxpool_2x2_every_window(void **state)
+{
+    /* Rows of 1 to 3 windows, of 4 to 7 (blocks of 4), and of 8 or more (blocks of 8), each
+     * a multiple of its block or not. */
+    const int ows[] = {1, 2, 3, 4, 5, 7, 8, 14, 19};
+    for (size_t j = 0; j < sizeof ows / sizeof *ows; j++)
+        for (int odd = 0; odd < 4; odd++)
+            for (int train = 0; train <= 1; train++)
+                for (int threads = 1; threads <= 2; threads++)
+                    pattern_case(3, ows[j], odd & 1, odd >> 1, train, threads);
 }
 
 /* ---------------------------------------------------------------- setup and format */
@@ -527,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_grad_globalavgpool),
         cmocka_unit_test(test_maxpool_ties_go_to_first),
         cmocka_unit_test(test_maxpool_partial_tie),
+        cmocka_unit_test(test_maxpool_2x2_every_window),
         cmocka_unit_test(test_setup_errors),
         cmocka_unit_test(test_shapes_and_format),
     };

@@ -29,11 +29,19 @@ static fnn_status window_setup(fnn_layer *l, fnn_error *err)
     return FNN_OK;
 }
 
+/* 2x2 windows at stride 2, the common case, take a branch-free path (max2x2_*). Its windows do
+ * not overlap, so it keeps the arg-max as the window position 0..3 and its backward pass writes
+ * dx directly instead of zeroing it and scattering into it. */
+static int is_2x2_stride2(const fnn_layer *l)
+{
+    return l->cfg.pool.size == 2 && l->cfg.pool.stride == 2;
+}
+
 static fnn_status maxpool_setup(fnn_layer *l, fnn_error *err)
 {
     fnn_status s = window_setup(l, err);
     if (s == FNN_OK)
-        l->scratch_per_sample = fnn_shape_size(l->out);
+        l->scratch_per_sample = fnn_shape_size(l->out); /* one arg-max per output */
     return s;
 }
 
@@ -55,8 +63,156 @@ static int window_argmax(const float *plane, int w, int size, int stride, int oy
     return best;
 }
 
+/* The largest of the window (r0[0], r0[1], r1[0], r1[1]) and in *k its position 0..3. As in
+ * window_argmax, it starts from r0[0] and a later element replaces the best only when strictly
+ * greater: ties go to the first, and a NaN counts only in the first place. Selects instead of
+ * branches, so that the loops over windows vectorise; the position is a float because GCC 12
+ * does not if-convert an int select on a float compare, and leaves such a loop scalar. */
+static inline float max2x2(const float *r0, const float *r1, float *k)
+{
+    float m = r0[0], km = 0.0f;
+    km = r0[1] > m ? 1.0f : km;
+    m = r0[1] > m ? r0[1] : m;
+    km = r1[0] > m ? 2.0f : km;
+    m = r1[0] > m ? r1[0] : m;
+    km = r1[1] > m ? 3.0f : km;
+    m = r1[1] > m ? r1[1] : m;
+    *k = km;
+    return m;
+}
+
+/* Writes a window's gradient (d0[0], d0[1], d1[0], d1[1]): g at position k, 0 elsewhere. The
+ * generic path adds g to a zeroed dx; 0 + g keeps its result bit for bit (a -0 becomes +0). */
+static inline void scatter2x2(float *d0, float *d1, float k, float g)
+{
+    g = 0.0f + g;
+    d0[0] = k == 0.0f ? g : 0.0f;
+    d0[1] = k == 1.0f ? g : 0.0f;
+    d1[0] = k == 2.0f ? g : 0.0f;
+    d1[1] = k == 3.0f ? g : 0.0f;
+}
+
+/* A row of windows goes in blocks of a fixed width b (8 or 4: a loop of known length, which
+ * vectorises whole), the last block starting at ow - b: it may overlap the one before it,
+ * which writes the same values again. A plain loop over a row would leave most windows of the
+ * short rows of small images (14 and 7 in the reference CNN) to its scalar remainder. */
+static inline int block_start(int ox, int ow, int b) { return ox < ow - b ? ox : ow - b; }
+
+/* Windows [s, s + b) of a row: top input row r0 and bottom r1 (w), outputs y and, when code is
+ * not NULL, positions code (ow). */
+static inline void max2x2_forward_block(const float *r0, const float *r1, float *y, float *code,
+                                        int s, int b)
+{
+    if (code) {
+#pragma omp simd
+        for (int ox = s; ox < s + b; ox++)
+            y[ox] = max2x2(r0 + 2 * ox, r1 + 2 * ox, &code[ox]);
+    } else {
+#pragma omp simd
+        for (int ox = s; ox < s + b; ox++) {
+            float k;
+            y[ox] = max2x2(r0 + 2 * ox, r1 + 2 * ox, &k);
+        }
+    }
+}
+
+/* Gradients d0, d1 (w) of windows [s, s + b) from dy's row g (ow), with the positions kept in
+ * code (ow) or, when code is NULL, found again in r0 and r1 (w). */
+static inline void max2x2_backward_block(const float *r0, const float *r1, const float *code,
+                                         const float *g, float *d0, float *d1, int s, int b)
+{
+    if (code) {
+#pragma omp simd
+        for (int ox = s; ox < s + b; ox++)
+            scatter2x2(d0 + 2 * ox, d1 + 2 * ox, code[ox], g[ox]);
+    } else {
+#pragma omp simd
+        for (int ox = s; ox < s + b; ox++) {
+            float k;
+            max2x2(r0 + 2 * ox, r1 + 2 * ox, &k);
+            scatter2x2(d0 + 2 * ox, d1 + 2 * ox, k, g[ox]);
+        }
+    }
+}
+
+/* One plane: xp (h, w) into yp and, when not NULL, code (oh, ow), in blocks of b windows. */
+static inline void max2x2_forward_plane(const float *xp, float *yp, float *code, int oh, int ow,
+                                        int w, int b)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = xp + (size_t)2 * oy * w;
+        float *kr = code ? code + (size_t)oy * ow : NULL;
+        for (int ox = 0; ox < ow; ox += b)
+            max2x2_forward_block(r0, r0 + w, yp + (size_t)oy * ow, kr, block_start(ox, ow, b),
+                                 b);
+    }
+}
+
+/* One plane: dy's gp and code (oh, ow), or xp (h, w) when code is NULL, into dxp (h, w), in
+ * blocks of b windows. Every input element lies in at most one window, so dx is written once,
+ * without zeroing it first; an odd last row or column fits no window and gets 0. */
+static inline void max2x2_backward_plane(const float *xp, const float *code, const float *gp,
+                                         float *dxp, int oh, int ow, int h, int w, int b)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = xp + (size_t)2 * oy * w;
+        const float *kr = code ? code + (size_t)oy * ow : NULL;
+        float *d0 = dxp + (size_t)2 * oy * w;
+        for (int ox = 0; ox < ow; ox += b)
+            max2x2_backward_block(r0, r0 + w, kr, gp + (size_t)oy * ow, d0, d0 + w,
+                                  block_start(ox, ow, b), b);
+        if (w & 1)
+            d0[w - 1] = d0[2 * w - 1] = 0.0f;
+    }
+    if (h & 1)
+        memset(dxp + (size_t)(h - 1) * w, 0, (size_t)w * sizeof *dxp);
+}
+
+static void max2x2_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
+{
+    fnn_shape in = l->in, out = l->out;
+    size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    float *code = p->train ? l->scratch : NULL; /* (n, c, oh, ow); only training keeps it */
+    for (size_t r = lo * in.c; r < hi * in.c; r++) { /* r: one (sample, channel) plane */
+        const float *xp = x + r * plane;
+        float *yp = y + r * oplane, *kp = code ? code + r * oplane : NULL;
+        /* Each call inlines the plane's loops with a constant block width. */
+        if (out.w >= 8)
+            max2x2_forward_plane(xp, yp, kp, out.h, out.w, in.w, 8);
+        else if (out.w >= 4)
+            max2x2_forward_plane(xp, yp, kp, out.h, out.w, in.w, 4);
+        else
+            max2x2_forward_plane(xp, yp, kp, out.h, out.w, in.w, out.w);
+    }
+}
+
+static void max2x2_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *dy,
+                            float *dx, int n)
+{
+    fnn_shape in = l->in, out = l->out;
+    size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
+    fnn_team_range((size_t)n, 1, &lo, &hi);
+    const float *code = p->train ? l->scratch : NULL; /* (n, c, oh, ow) */
+    for (size_t r = lo * in.c; r < hi * in.c; r++) {
+        const float *xp = x + r * plane, *gp = dy + r * oplane;
+        const float *kp = code ? code + r * oplane : NULL;
+        float *dxp = dx + r * plane;
+        if (out.w >= 8)
+            max2x2_backward_plane(xp, kp, gp, dxp, out.h, out.w, in.h, in.w, 8);
+        else if (out.w >= 4)
+            max2x2_backward_plane(xp, kp, gp, dxp, out.h, out.w, in.h, in.w, 4);
+        else
+            max2x2_backward_plane(xp, kp, gp, dxp, out.h, out.w, in.h, in.w, out.w);
+    }
+}
+
 static void maxpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
+    if (is_2x2_stride2(l)) {
+        max2x2_forward(l, p, x, y, n);
+        return;
+    }
     fnn_shape in = l->in, out = l->out;
     int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
     size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
@@ -85,6 +241,10 @@ static void maxpool_backward(fnn_layer *l, const fnn_pass *p, const float *x, co
 {
     if (!dx)
         return;
+    if (is_2x2_stride2(l)) {
+        max2x2_backward(l, p, x, dy, dx, n);
+        return;
+    }
     fnn_shape in = l->in, out = l->out;
     int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
     size_t lo, hi, isize = fnn_shape_size(in), osize = fnn_shape_size(out);
