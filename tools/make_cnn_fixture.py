@@ -1,6 +1,7 @@
 # Writes tests/fixtures/cnn_parity.safetensors: a PyTorch twin of a small fnn CNN (TF-style 'same'
-# convolutions, Keras batch norm, max and average pooling) with its training- and eval-mode
-# outputs, gradients, moving statistics and three Keras-form Adam steps, for tests/test_parity_cnn.c.
+# convolutions on both of fnn's paths, im2col and Winograd; Keras batch norm; max and average
+# pooling) with its training- and eval-mode outputs, gradients, moving statistics and three
+# Keras-form Adam steps, for tests/test_parity_cnn.c.
 # Run with Debian's torch: /usr/bin/python3 tools/make_cnn_fixture.py [OUTPUT]
 import json
 import math
@@ -14,11 +15,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import read_safetensors, write_safetensors  # noqa: E402
 
 # Layer 0: stride-1 'same' 3x3 conv on an even (8x8) input, padding 1 on every side.
-# Layer 3: stride-2 'same' 3x3 conv on 4x4: TensorFlow pads 0 on top/left and 1 on bottom/right.
+# Layer 3: stride-1 'same' 3x3 conv, 4 -> 4 channels on 4x4, linear: the one layer that fnn runs by
+# Winograd F(2x2, 3x3) (3x3, stride 1, 4 or more input channels); the others take im2col.
+# Its bias survives layer 5's batch norm: layer 4's windows that reach into the padding see only
+# part of it, so its gradient is far above rounding noise.
+# Layer 4: stride-2 'same' 3x3 conv on 4x4: TensorFlow pads 0 on top/left and 1 on bottom/right.
 # It has no bias: batch norm subtracts the batch mean right after it, so a bias's gradient would be
 # zero up to rounding, and Adam (m / sqrt(v)) would turn that rounding noise into steps of 3e-4.
-SPEC = ("conv2d:4:3:same:relu batchnorm maxpool:2 conv2d:6:3:s2:same:nobias batchnorm relu avgpool:2 "
-        "flatten dense:4:softmax")
+SPEC = ("conv2d:4:3:same:relu batchnorm maxpool:2 conv2d:4:3:same conv2d:6:3:s2:same:nobias batchnorm "
+        "relu avgpool:2 flatten dense:4:softmax")
 INPUT_SHAPE = (1, 8, 8)
 N = 6
 CLASSES = 4
@@ -35,9 +40,10 @@ COMMAND = "/usr/bin/python3 tools/make_cnn_fixture.py"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "tests", "fixtures", "cnn_parity.safetensors")
 
-CONVS = {0: dict(cin=1, cout=4, k=3, s=1, bias=True), 3: dict(cin=4, cout=6, k=3, s=2, bias=False)}
-BNS = {1: 4, 4: 6}
-DENSE = 8
+CONVS = {0: dict(cin=1, cout=4, k=3, s=1, bias=True), 3: dict(cin=4, cout=4, k=3, s=1, bias=True),
+         4: dict(cin=4, cout=6, k=3, s=2, bias=False)}
+BNS = {1: 4, 5: 6}
+DENSE = 9
 DENSE_IN = 6
 BN_TENSORS = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -114,12 +120,13 @@ def forward(p, x, train, stats, checks=None):
     h = relu_checked(h, checks, "%s: layer 0 relu" % mode)
     h = bn(h, 1)
     h = maxpool_checked(h, checks, "%s: layer 2 maxpool" % mode)
-    h = conv_same(h, p["layers.3.kernel"], None, CONVS[3]["s"])
-    h = bn(h, 4)
-    h = relu_checked(h, checks, "%s: layer 5 relu" % mode)
+    h = conv_same(h, p["layers.3.kernel"], p["layers.3.bias"], CONVS[3]["s"])
+    h = conv_same(h, p["layers.4.kernel"], None, CONVS[4]["s"])
+    h = bn(h, 5)
+    h = relu_checked(h, checks, "%s: layer 6 relu" % mode)
     h = F.avg_pool2d(h, 2, 2)
     h = h.reshape(h.shape[0], -1)
-    logits = h @ p["layers.8.kernel"] + p["layers.8.bias"]
+    logits = h @ p["layers.9.kernel"] + p["layers.9.bias"]
     return logits, new_stats, checks
 
 
@@ -187,8 +194,8 @@ def make_inputs(seed):
         p["layers.%d.moving_mean" % i] = uniform((c,), -0.3, 0.3)
         p["layers.%d.moving_variance" % i] = uniform((c,), 0.5, 1.5)
     lim = math.sqrt(6.0 / (DENSE_IN + CLASSES))
-    p["layers.8.kernel"] = uniform((DENSE_IN, CLASSES), -lim, lim)
-    p["layers.8.bias"] = uniform((CLASSES,), -0.2, 0.2)
+    p["layers.9.kernel"] = uniform((DENSE_IN, CLASSES), -lim, lim)
+    p["layers.9.bias"] = uniform((CLASSES,), -0.2, 0.2)
     # Shift layer 0's bias so that each channel's ReLU is on for about 85% of its inputs: some
     # units off, yet few max-pool windows with no active entry.
     z = conv_same(x, p["layers.0.kernel"], None, 1)
