@@ -214,10 +214,8 @@ static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
     l->out = (fnn_shape){f, oh, ow};
     l->nparams = (size_t)f * ckk + (l->cfg.conv.bias ? (size_t)f : 0);
     l->ntensors = l->cfg.conv.bias ? 2 : 1;
+    l->scratch_per_sample = 0;
     geometry g = geom(l);
-    fnn_wino w = wino_plan(&g);
-    /* Winograd keeps each image's transformed input from forward for backward. */
-    l->scratch_per_sample = winograd(&g) ? fnn_wino_image_floats(&w) : 0;
     /* Thread 0 writes l->grads directly, so only the others need a partial. */
     l->team_scratch_size = CONV_MAX_TEAM * thread_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams;
     return FNN_OK;
@@ -258,9 +256,8 @@ static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const floa
     }
 }
 
-/* Images [lo, hi) by Winograd, in chunks; each image's V goes to its rows of l->scratch. Every
- * thread transforms the kernels into its own buffers, which costs less than waiting for the
- * others to share the work. */
+/* Images [lo, hi) by Winograd, in chunks. Every thread transforms the kernels into its own
+ * buffers, which costs less than waiting for the others to share the work. */
 static void wino_forward(fnn_layer *l, const geometry *g, const float *x, float *y, size_t lo,
                          size_t hi)
 {
@@ -272,13 +269,13 @@ static void wino_forward(fnn_layer *l, const geometry *g, const float *x, float 
     for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
         int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
         fnn_wino_forward(&w, x + i * in_size, b, l->cfg.conv.act == FNN_ACT_RELU, nb,
-                         l->scratch + i * l->scratch_per_sample, y + i * out_size, work);
+                         y + i * out_size, work);
     }
 }
 
 /* Images [lo, hi) backward by Winograd, in the chunks of forward; dw (f, c, 3, 3) and its bias
- * are this thread's gradient, zeroed. In evaluation mode (saliency) V is made again from x:
- * only training promises that the last forward pass saw the same images. */
+ * are this thread's gradient, zeroed. In evaluation mode (saliency) the kernels are transformed
+ * again: only training promises a forward pass with the same weights on this thread. */
 static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, const float *x,
                           const float *y, float *dy, float *dx, size_t lo, size_t hi, float *dw)
 {
@@ -292,12 +289,9 @@ static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, co
         fnn_wino_kernels(&w, l->params, work);
     for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
         int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
-        float *v = l->scratch + i * l->scratch_per_sample; /* (16, c, nb tiles) */
-        if (!p->train)
-            fnn_wino_input(&w, x + i * in_size, nb, v, work);
-        fnn_wino_backward(&w, v, y + i * out_size, l->cfg.conv.act == FNN_ACT_RELU,
-                          dy + i * out_size, nb, i == lo, db, dx ? dx + i * in_size : NULL,
-                          work);
+        fnn_wino_backward(&w, x + i * in_size, y + i * out_size,
+                          l->cfg.conv.act == FNN_ACT_RELU, dy + i * out_size, nb, i == lo, db,
+                          dx ? dx + i * in_size : NULL, work);
     }
     fnn_wino_kernel_grads(&w, work, dw);
 }

@@ -34,17 +34,12 @@ void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int 
 /* Columns of a tile-domain row of nb images: their tiles and the blocks' spill-over. */
 static size_t stride(const fnn_wino *g, int nb) { return (size_t)nb * g->tiles + LANES; }
 
-size_t fnn_wino_image_floats(const fnn_wino *g)
-{
-    return FNN_WINO_XI * (size_t)g->c * stride(g, 1);
-}
-
 /* The thread's buffers, each starting on a cache line. */
 typedef struct {
     float *u;   /* (16, f, c) transformed kernels */
     float *du;  /* (16, f, c) their gradient, summed over the thread's chunks */
     float *m;   /* (16, f, ld) products, or their gradient dM */
-    float *dv;  /* (16, c, ld) the gradient of V */
+    float *dv;  /* (16, c, ld) V, then in backward its gradient */
     float *pad; /* (ph, pw) one plane padded, or an output gradient plane (2 th, 2 twv) */
     float *row; /* (2, 2 twv) the two output rows of a row of tiles */
     float *plane; /* (oh, ow) an output gradient through the ReLU */
@@ -158,13 +153,13 @@ static void input_plane(const fnn_wino *g, const float *x, int ci, size_t ld, si
     }
 }
 
-void fnn_wino_input(const fnn_wino *g, const float *x, int nb, float *v, float *work)
+/* V (16, c, ld) of the images x (nb, c, h, w). */
+static void input(const fnn_wino *g, const float *x, int nb, const buffers *b, float *v)
 {
-    buffers b = carve(g, work);
     size_t ld = stride(g, nb), plane = (size_t)g->h * g->w;
     for (int i = 0; i < nb; i++)
         for (int ci = 0; ci < g->c; ci++)
-            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, &b, v);
+            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, b, v);
 }
 
 /* A^T M A of LANES tiles: m (16 rows xs apart) -> the two rows of their 2x2 outputs, even
@@ -225,12 +220,13 @@ static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, s
 }
 
 void fnn_wino_forward(const fnn_wino *g, const float *x, const float *bias, int relu, int nb,
-                      float *v, float *y, float *work)
+                      float *y, float *work)
 {
     buffers b = carve(g, work);
     int f = g->f, c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
     size_t fc = (size_t)f * c;
-    fnn_wino_input(g, x, nb, v, work);
+    const float *v = b.dv; /* (16, c, ld) */
+    input(g, x, nb, &b, b.dv);
     for (int xi = 0; xi < FNN_WINO_XI; xi++) /* M = U . V */
         fnn_sgemm(0, 0, f, nt, c, 1.0f, b.u + xi * fc, c, v + (size_t)xi * c * ld, ld, 0.0f,
                   b.m + (size_t)xi * f * ld, ld);
@@ -376,12 +372,14 @@ static void grad_input_plane(const fnn_wino *g, const float *dv, int ci, size_t 
     }
 }
 
-void fnn_wino_backward(const fnn_wino *g, const float *v, const float *y, int relu,
+void fnn_wino_backward(const fnn_wino *g, const float *x, const float *y, int relu,
                        const float *dy, int nb, int first, float *db, float *dx, float *work)
 {
     buffers b = carve(g, work);
     int f = g->f, c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
     size_t fc = (size_t)f * c, oplane = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
+    const float *v = b.dv; /* (16, c, ld), until dV takes its place */
+    input(g, x, nb, &b, b.dv);
     for (int i = 0; i < nb; i++)
         for (int fi = 0; fi < f; fi++) {
             size_t o = ((size_t)i * f + fi) * oplane;

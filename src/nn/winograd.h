@@ -32,8 +32,6 @@ typedef struct {
 
 void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int pt, int pl);
 
-/* Floats of V per image: kept from forward for the kernel gradient. */
-size_t fnn_wino_image_floats(const fnn_wino *g);
 /* Floats of one thread's buffers (a cache-line multiple): its own copy of U, so that no
  * thread waits for another's transform, and the work space of a chunk of images. They also
  * carry the kernels' gradient from fnn_wino_backward to fnn_wino_kernel_grads. */
@@ -42,19 +40,17 @@ size_t fnn_wino_thread_floats(const fnn_wino *g);
 /* The thread's U (16, f, c) from the kernels w (f, c, 3, 3); before any forward pass. */
 void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work);
 
-/* V (16, c, nb tiles) of the images x (nb, c, h, w), nb <= g->chunk. */
-void fnn_wino_input(const fnn_wino *g, const float *x, int nb, float *v, float *work);
-
 /* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk; with the bias b (f) or NULL
- * and a fused ReLU. Leaves the images' V in v for backward. */
+ * and a fused ReLU. */
 void fnn_wino_forward(const fnn_wino *g, const float *x, const float *b, int relu, int nb,
-                      float *v, float *y, float *work);
+                      float *y, float *work);
 
-/* The same nb images backward, with their V from forward and their outputs y (nb, f, oh, ow):
- * dy (same shape) is the gradient of y, taken through the ReLU when relu. Adds the kernels'
+/* The same nb images x backward, with their outputs y (nb, f, oh, ow): dy (same shape) is the
+ * gradient of y, taken through the ReLU when relu. V is made again from x: storing it for
+ * every image would cost more memory traffic than the transform does. Adds the kernels'
  * gradient, in the tile domain, to the thread's sum (restarted when `first`), the bias's to
  * db (f) when it is not NULL, and writes dx (nb, c, h, w) when it is not NULL. */
-void fnn_wino_backward(const fnn_wino *g, const float *v, const float *y, int relu,
+void fnn_wino_backward(const fnn_wino *g, const float *x, const float *y, int relu,
                        const float *dy, int nb, int first, float *db, float *dx, float *work);
 
 /* The kernels' gradient dw (f, c, 3, 3) from the thread's sum: G^T dU G. */
