@@ -213,7 +213,7 @@ def check_inputs(x, y, params):
     _, _, checks = forward(p64, x.double(), True, stats)
     _, _, checks = forward(p64, x.double(), False, stats, checks)
     assert_margins(checks)
-    # Both ReLUs must be on for some inputs and off for others.
+    # The first ReLU must be on for some inputs and off for others.
     z0 = conv_same(x.double(), p64["layers.0.kernel"], p64["layers.0.bias"], 1)
     assert (z0 > 0).any() and (z0 < 0).any()
 
