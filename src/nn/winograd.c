@@ -266,12 +266,18 @@ static inline void grad_output_block(const float *restrict top, const float *res
 static inline float relu_grad(const float *restrict src, const float *restrict y, int relu,
                                   int n, float *restrict dst)
 {
+    /* Two plain loops: GCC leaves the fused one scalar and branchy. */
+    if (relu) {
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            dst[j] = y[j] > 0.0f ? src[j] : 0.0f;
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof *dst);
+    }
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        dst[j] = !relu || y[j] > 0.0f ? src[j] : 0.0f;
+    for (int j = 0; j < n; j++)
         sum += dst[j];
-    }
     return sum;
 }
 
