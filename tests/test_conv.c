@@ -415,51 +415,72 @@ static void test_gradients(void **state)
 
 /* ---------------------------------------------------------------- teams */
 
+/* Buffers for running one case twice and comparing: random x and dy, two outputs, two input
+ * gradients, and a copy of the first run's parameter gradient. */
+typedef struct {
+    size_t in, out, np; /* floats of x, y and the parameters */
+    float *x, *dy, *y1, *y2, *dx1, *dx2, *g1;
+} twice;
+
+static void twice_make(twice *t, const harness *hs, int n, fnn_rng *rng)
+{
+    t->in = fnn_shape_size(hs->l.in) * n;
+    t->out = fnn_shape_size(hs->l.out) * n;
+    t->np = hs->l.nparams;
+    t->x = malloc(t->in * sizeof *t->x);
+    t->dy = malloc(t->out * sizeof *t->dy);
+    t->y1 = malloc(t->out * sizeof *t->y1);
+    t->y2 = malloc(t->out * sizeof *t->y2);
+    t->dx1 = malloc(t->in * sizeof *t->dx1);
+    t->dx2 = malloc(t->in * sizeof *t->dx2);
+    t->g1 = malloc(t->np * sizeof *t->g1);
+    assert_true(t->x && t->dy && t->y1 && t->y2 && t->dx1 && t->dx2 && t->g1);
+    uniform(rng, t->x, t->in, 1.0f);
+    uniform(rng, t->dy, t->out, 1.0f);
+}
+
+static void twice_free(twice *t)
+{
+    free(t->x);
+    free(t->dy);
+    free(t->y1);
+    free(t->y2);
+    free(t->dx1);
+    free(t->dx2);
+    free(t->g1);
+}
+
 /* A team of nt gives one thread's results: forward bitwise per image, gradients to rounding. */
 static void check_team(int nt, int n)
 {
     for (int ci = 0; ci < NCASES; ci++) {
-        const conv_case *cc = &CASES[ci];
         fnn_rng rng;
         fnn_rng_seed(&rng, 300 + ci);
         harness hs;
-        make(&hs, cc, n, &rng);
-        size_t in = fnn_shape_size(hs.l.in) * n, out = fnn_shape_size(hs.l.out) * n;
-        size_t np = hs.l.nparams;
-        float *x = malloc(in * sizeof *x), *dy = malloc(out * sizeof *dy);
-        float *y1 = malloc(out * sizeof *y1), *y2 = malloc(out * sizeof *y2);
-        float *dx1 = malloc(in * sizeof *dx1), *dx2 = malloc(in * sizeof *dx2);
-        float *g1 = malloc(np * sizeof *g1);
-        assert_true(x && dy && y1 && y2 && dx1 && dx2 && g1);
-        uniform(&rng, x, in, 1.0f);
-        uniform(&rng, dy, out, 1.0f);
+        make(&hs, &CASES[ci], n, &rng);
+        twice t;
+        twice_make(&t, &hs, n, &rng);
 
-        run_forward(&hs, x, y1, n, 1);
-        run_backward(&hs, x, y1, dy, dx1, n, 1);
-        memcpy(g1, hs.grads, np * sizeof *g1);
+        run_forward(&hs, t.x, t.y1, n, 1);
+        run_backward(&hs, t.x, t.y1, t.dy, t.dx1, n, 1);
+        memcpy(t.g1, hs.grads, t.np * sizeof *t.g1);
 
-        run_forward(&hs, x, y2, n, nt);
-        if (memcmp(y1, y2, out * sizeof *y1) != 0)
+        run_forward(&hs, t.x, t.y2, n, nt);
+        if (memcmp(t.y1, t.y2, t.out * sizeof *t.y1) != 0)
             fail_msg("case %d: %d threads change the forward pass", ci, nt);
-        run_backward(&hs, x, y2, dy, dx2, n, nt);
-        double eg = rel_err_ff(hs.grads, g1, np), ex = rel_err_ff(dx2, dx1, in);
+        run_backward(&hs, t.x, t.y2, t.dy, t.dx2, n, nt);
+        double eg = rel_err_ff(hs.grads, t.g1, t.np), ex = rel_err_ff(t.dx2, t.dx1, t.in);
         if (!(eg < THREAD_TOL) || !(ex < THREAD_TOL))
             fail_msg("case %d, %d threads, %d images: gradient error %g, input gradient %g",
                      ci, nt, n, eg, ex);
 
         /* Without an input gradient (the first layer) the parameter gradients are the same. */
-        run_backward(&hs, x, y2, dy, NULL, n, nt);
-        eg = rel_err_ff(hs.grads, g1, np);
+        run_backward(&hs, t.x, t.y2, t.dy, NULL, n, nt);
+        eg = rel_err_ff(hs.grads, t.g1, t.np);
         if (!(eg < THREAD_TOL))
             fail_msg("case %d, %d threads, no dx: gradient error %g", ci, nt, eg);
 
-        free(x);
-        free(dy);
-        free(y1);
-        free(y2);
-        free(dx1);
-        free(dx2);
-        free(g1);
+        twice_free(&t);
         unmake(&hs);
     }
 }
@@ -471,40 +492,28 @@ static void test_eval_backward(void **state)
     (void)state;
     const int n = 3, nt = 2;
     for (int ci = 0; ci < NCASES; ci++) {
-        const conv_case *cc = &CASES[ci];
         fnn_rng rng;
         fnn_rng_seed(&rng, 500 + ci);
         harness hs;
-        make(&hs, cc, n, &rng);
-        size_t in = fnn_shape_size(hs.l.in) * n, out = fnn_shape_size(hs.l.out) * n;
-        size_t np = hs.l.nparams;
-        float *x = malloc(in * sizeof *x), *other = malloc(in * sizeof *other);
-        float *dy = malloc(out * sizeof *dy), *y = malloc(out * sizeof *y);
-        float *y2 = malloc(out * sizeof *y2), *dx1 = malloc(in * sizeof *dx1);
-        float *dx2 = malloc(in * sizeof *dx2), *g1 = malloc(np * sizeof *g1);
-        assert_true(x && other && dy && y && y2 && dx1 && dx2 && g1);
-        uniform(&rng, x, in, 1.0f);
-        uniform(&rng, other, in, 1.0f);
-        uniform(&rng, dy, out, 1.0f);
+        make(&hs, &CASES[ci], n, &rng);
+        twice t;
+        twice_make(&t, &hs, n, &rng);
+        float *other = malloc(t.in * sizeof *other); /* (n, c, h, w) another batch */
+        assert_non_null(other);
+        uniform(&rng, other, t.in, 1.0f);
 
-        run_forward(&hs, x, y, n, nt);
-        run_backward(&hs, x, y, dy, dx1, n, nt);
-        memcpy(g1, hs.grads, np * sizeof *g1);
-        run_forward(&hs, other, y2, n, nt);
-        run_backward_mode(&hs, 0, x, y, dy, dx2, n, nt);
-        double eg = rel_err_ff(hs.grads, g1, np), ex = rel_err_ff(dx2, dx1, in);
+        run_forward(&hs, t.x, t.y1, n, nt);
+        run_backward(&hs, t.x, t.y1, t.dy, t.dx1, n, nt);
+        memcpy(t.g1, hs.grads, t.np * sizeof *t.g1);
+        run_forward(&hs, other, t.y2, n, nt);
+        run_backward_mode(&hs, 0, t.x, t.y1, t.dy, t.dx2, n, nt);
+        double eg = rel_err_ff(hs.grads, t.g1, t.np), ex = rel_err_ff(t.dx2, t.dx1, t.in);
         if (!(eg < THREAD_TOL) || !(ex < THREAD_TOL))
             fail_msg("case %d: evaluation-mode backward after another batch: gradient error "
                      "%g, input gradient %g",
                      ci, eg, ex);
-        free(x);
         free(other);
-        free(dy);
-        free(y);
-        free(y2);
-        free(dx1);
-        free(dx2);
-        free(g1);
+        twice_free(&t);
         unmake(&hs);
     }
 }
