@@ -79,26 +79,37 @@ static buffers carve(const fnn_wino *g, float *work)
     return b;
 }
 
+/* Kernels per block of the kernel transforms. U (16, f, c) is 16 rows fc apart, and fc is
+ * often a multiple of 1024 floats: writing or reading one kernel's 16 values at a time then
+ * hits 16 lines in the same L1 set, which measured 5x slower than going by blocks of
+ * whole lines through a small transposed buffer. */
+#define KERNEL_BLOCK 16
+
 void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work)
 {
     float *u = carve(g, work).u; /* (16, f, c) */
     size_t fc = (size_t)g->f * g->c;
-    for (size_t k = 0; k < fc; k++) {
-        const float *k3 = w + 9 * k; /* (3, 3) */
-        float a[4][3];               /* G g */
-        for (int j = 0; j < 3; j++) {
-            a[0][j] = k3[j];
-            a[1][j] = 0.5f * (k3[j] + k3[3 + j] + k3[6 + j]);
-            a[2][j] = 0.5f * (k3[j] - k3[3 + j] + k3[6 + j]);
-            a[3][j] = k3[6 + j];
+    for (size_t k0 = 0; k0 < fc; k0 += KERNEL_BLOCK) {
+        size_t nk = fc - k0 < KERNEL_BLOCK ? fc - k0 : KERNEL_BLOCK;
+        float t[FNN_WINO_XI][KERNEL_BLOCK]; /* this block's U, position by position */
+        for (size_t kb = 0; kb < nk; kb++) {
+            const float *k3 = w + 9 * (k0 + kb); /* (3, 3) */
+            float a[4][3];                       /* G g */
+            for (int j = 0; j < 3; j++) {
+                a[0][j] = k3[j];
+                a[1][j] = 0.5f * (k3[j] + k3[3 + j] + k3[6 + j]);
+                a[2][j] = 0.5f * (k3[j] - k3[3 + j] + k3[6 + j]);
+                a[3][j] = k3[6 + j];
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                t[4 * i][kb] = a[i][0];
+                t[4 * i + 1][kb] = 0.5f * (a[i][0] + a[i][1] + a[i][2]);
+                t[4 * i + 2][kb] = 0.5f * (a[i][0] - a[i][1] + a[i][2]);
+                t[4 * i + 3][kb] = a[i][2];
+            }
         }
-        for (int i = 0; i < 4; i++) { /* (G g) G^T */
-            float *ui = u + (size_t)4 * i * fc + k;
-            ui[0] = a[i][0];
-            ui[fc] = 0.5f * (a[i][0] + a[i][1] + a[i][2]);
-            ui[2 * fc] = 0.5f * (a[i][0] - a[i][1] + a[i][2]);
-            ui[3 * fc] = a[i][2];
-        }
+        for (int xi = 0; xi < FNN_WINO_XI; xi++)
+            memcpy(u + xi * fc + k0, t[xi], nk * sizeof *u);
     }
 }
 
@@ -412,20 +423,25 @@ void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw)
 {
     const float *du = carve(g, (float *)work).du; /* (16, f, c) */
     size_t fc = (size_t)g->f * g->c;
-    for (size_t k = 0; k < fc; k++) {
-        float a[3][4]; /* G^T dU */
-        for (int j = 0; j < 4; j++) {
-            float x0 = du[(size_t)j * fc + k], x1 = du[(size_t)(4 + j) * fc + k],
-                  x2 = du[(size_t)(8 + j) * fc + k], x3 = du[(size_t)(12 + j) * fc + k];
-            a[0][j] = x0 + 0.5f * (x1 + x2);
-            a[1][j] = 0.5f * (x1 - x2);
-            a[2][j] = 0.5f * (x1 + x2) + x3;
-        }
-        float *k3 = dw + 9 * k; /* (3, 3): (G^T dU) G */
-        for (int i = 0; i < 3; i++) {
-            k3[3 * i] = a[i][0] + 0.5f * (a[i][1] + a[i][2]);
-            k3[3 * i + 1] = 0.5f * (a[i][1] - a[i][2]);
-            k3[3 * i + 2] = 0.5f * (a[i][1] + a[i][2]) + a[i][3];
+    for (size_t k0 = 0; k0 < fc; k0 += KERNEL_BLOCK) {
+        size_t nk = fc - k0 < KERNEL_BLOCK ? fc - k0 : KERNEL_BLOCK;
+        float t[FNN_WINO_XI][KERNEL_BLOCK]; /* this block's dU, as in fnn_wino_kernels */
+        for (int xi = 0; xi < FNN_WINO_XI; xi++)
+            memcpy(t[xi], du + xi * fc + k0, nk * sizeof *du);
+        for (size_t kb = 0; kb < nk; kb++) {
+            float a[3][4]; /* G^T dU */
+            for (int j = 0; j < 4; j++) {
+                float x0 = t[j][kb], x1 = t[4 + j][kb], x2 = t[8 + j][kb], x3 = t[12 + j][kb];
+                a[0][j] = x0 + 0.5f * (x1 + x2);
+                a[1][j] = 0.5f * (x1 - x2);
+                a[2][j] = 0.5f * (x1 + x2) + x3;
+            }
+            float *k3 = dw + 9 * (k0 + kb); /* (3, 3): (G^T dU) G */
+            for (int i = 0; i < 3; i++) {
+                k3[3 * i] = a[i][0] + 0.5f * (a[i][1] + a[i][2]);
+                k3[3 * i + 1] = 0.5f * (a[i][1] - a[i][2]);
+                k3[3 * i + 2] = 0.5f * (a[i][1] + a[i][2]) + a[i][3];
+            }
         }
     }
 }
