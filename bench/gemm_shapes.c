@@ -1,0 +1,95 @@
+/* How fast OpenBLAS runs the matrix products of the two benchmarked training steps, alone and
+ * hot in cache, on one thread: median microseconds and GFLOP/s per shape. Set against
+ * profile_step's per-layer times, it says how much of a layer is its products and how close
+ * those are to the kernel's peak. Usage: gemm_shapes [REPEATS] */
+#include "util/gemm.h"
+#include "util/team.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct {
+    const char *what;
+    int ta, tb, m, n, k, lda, ldb, ldc, calls; /* calls: products per timing, as in the layer */
+    float beta;
+} shape;
+
+/* Per thread, two threads. MLP: the first dense layer splits its 784 inputs in halves. CNN:
+ * the Winograd layer (32 -> 64 channels, 14x14) multiplies a chunk of 4 images' 196 tiles
+ * (rows 204 floats apart) at each of 16 tile positions. */
+static const shape shapes[] = {
+    {"mlp dense 784->128, forward half", 0, 0, 32, 128, 392, 784, 128, 128, 1, 0.0f},
+    {"mlp dense 784->128, kernel gradient half", 1, 0, 392, 128, 32, 784, 128, 128, 1, 0.0f},
+    {"cnn winograd 32->64, forward (16 products)", 0, 0, 64, 196, 32, 32, 204, 204, 16, 0.0f},
+    {"cnn winograd, kernel gradient (16 products)", 0, 1, 64, 32, 196, 204, 204, 32, 16, 1.0f},
+    {"cnn winograd, input gradient (16 products)", 1, 0, 32, 196, 64, 32, 204, 204, 16, 0.0f},
+};
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return 1e6 * (double)t.tv_sec + 1e-3 * (double)t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Floats an operand of rows x cols (before transposition) spans with leading dimension ld. */
+static size_t span(int trans, int rows, int cols, int ld)
+{
+    return trans ? (size_t)cols * ld : (size_t)rows * ld;
+}
+
+static float *filled(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    int repeats = argc > 1 ? atoi(argv[1]) : 400;
+    if (repeats < 1) {
+        fprintf(stderr, "gemm_shapes: REPEATS must be a positive integer\n");
+        return 2;
+    }
+    double *t = malloc((size_t)repeats * sizeof *t);
+    if (!t)
+        return 1;
+    /* As inside a training team: OpenBLAS's OpenMP flavour follows the caller's thread count. */
+    fnn_blas_single_threaded();
+    omp_set_num_threads(1);
+    printf("%-46s %10s %8s\n", "product (one thread, hot)", "median us", "GFLOP/s");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const shape *p = &shapes[s];
+        size_t sa = span(p->ta, p->m, p->k, p->lda), sb = span(p->tb, p->k, p->n, p->ldb);
+        size_t sc = (size_t)p->m * p->ldc;
+        float *a = filled(sa * p->calls), *b = filled(sb * p->calls), *c = filled(sc * p->calls);
+        if (!a || !b || !c) {
+            fprintf(stderr, "gemm_shapes: out of memory\n");
+            return 1;
+        }
+        for (int r = 0; r < repeats; r++) {
+            double t0 = now_us();
+            for (int q = 0; q < p->calls; q++)
+                fnn_sgemm(p->ta, p->tb, p->m, p->n, p->k, 1.0f, a + q * sa, p->lda, b + q * sb,
+                          p->ldb, p->beta, c + q * sc, p->ldc);
+            t[r] = now_us() - t0;
+        }
+        qsort(t, (size_t)repeats, sizeof *t, cmp);
+        double med = t[repeats / 2], flops = 2.0 * p->m * p->n * p->k * p->calls;
+        printf("%-46s %10.1f %8.1f\n", p->what, med, flops / med * 1e-3);
+        free(a);
+        free(b);
+        free(c);
+    }
+    free(t);
+    return 0;
+}
