@@ -5,9 +5,10 @@
 #include "util/gemm.h"
 #include "util/team.h"
 
+#include "timing.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 typedef struct {
     const char *what;
@@ -25,19 +26,6 @@ static const shape shapes[] = {
     {"cnn winograd, kernel gradient (16 products)", 0, 1, 64, 32, 196, 204, 204, 32, 16, 1.0f},
     {"cnn winograd, input gradient (16 products)", 1, 0, 32, 196, 64, 32, 204, 204, 16, 0.0f},
 };
-
-static double now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return 1e6 * (double)t.tv_sec + 1e-3 * (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Floats an operand of rows x cols (before transposition) spans with leading dimension ld. */
 static size_t span(int trans, int rows, int cols, int ld)
@@ -83,8 +71,7 @@ int main(int argc, char **argv)
                           p->ldb, p->beta, c + q * sc, p->ldc);
             t[r] = now_us() - t0;
         }
-        qsort(t, (size_t)repeats, sizeof *t, cmp);
-        double med = t[repeats / 2], flops = 2.0 * p->m * p->n * p->k * p->calls;
+        double med = median(t, repeats), flops = 2.0 * p->m * p->n * p->k * p->calls;
         printf("%-46s %10.1f %8.1f\n", p->what, med, flops / med * 1e-3);
         free(a);
         free(b);

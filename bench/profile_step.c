@@ -10,25 +10,13 @@
 #include "util/rng.h"
 #include "util/team.h"
 
+#include "timing.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_PHASES 64
-
-static double now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return 1e6 * (double)t.tv_sec + 1e-3 * (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -144,9 +132,9 @@ int main(int argc, char **argv)
     for (int p = 0; p < nph; p++) {
         for (int s = 0; s < steps; s++)
             col[s] = t[(size_t)s * nph + p];
-        qsort(col, (size_t)steps, sizeof *col, cmp);
-        printf("  %-24s %8.2f\n", names[p], col[steps / 2]);
-        total += col[steps / 2];
+        double med = median(col, steps);
+        printf("  %-24s %8.2f\n", names[p], med);
+        total += med;
     }
     printf("  %-24s %8.2f\n", "sum of medians", total);
     return 0;
