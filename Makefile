@@ -1,14 +1,19 @@
 # The two commands of the README: `make run` (the study) and `make test` (the test suite).
 # Each installs the missing Debian packages first, then builds with CMake into build/.
+# GEMM picks the library for matrix products: openblas (the default) or dnnl (oneDNN), e.g.
+# `make run GEMM=dnnl`; see README.md, "Matrix products".
 BUILD ?= build
 JOBS ?= 2
-# `make test`'s other builds: ASan + UBSan, valgrind's (no -march=native), the fuzzers.
+GEMM ?= openblas
+# `make test`'s other builds: ASan + UBSan, valgrind's (no -march=native), the fuzzers, and the
+# other library for matrix products.
 SAN_BUILD ?= $(BUILD)-sanitize
+DNNL_BUILD ?= $(BUILD)-dnnl
 VG_BUILD ?= $(BUILD)-valgrind
 FUZZ_BUILD ?= $(BUILD)/fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: run test test-plain test-sanitize test-valgrind test-fuzz build deps deps-test clean
+.PHONY: run test test-plain test-dnnl test-sanitize test-valgrind test-fuzz build deps deps-test clean
 
 run: deps build
 	mkdir -p out
@@ -17,12 +22,18 @@ run: deps build
 # Everything CI runs (.ci/run), each part timed in the log.
 test: deps-test build
 	scripts/timed.sh "test suite" $(MAKE) --no-print-directory test-plain
+	scripts/timed.sh "test suite with oneDNN's products" $(MAKE) --no-print-directory test-dnnl
 	scripts/timed.sh "test suite under ASan and UBSan" $(MAKE) --no-print-directory test-sanitize
 	scripts/timed.sh "fnn train under valgrind" $(MAKE) --no-print-directory test-valgrind
 	scripts/timed.sh "fuzzers" $(MAKE) --no-print-directory test-fuzz
 
 test-plain:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-dnnl:
+	cmake -S . -B $(DNNL_BUILD) -DCMAKE_BUILD_TYPE=Release -DFNN_GEMM=dnnl
+	cmake --build $(DNNL_BUILD) -j$(JOBS)
+	cd $(DNNL_BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-sanitize:
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Release -DFNN_SANITIZE=ON
@@ -37,14 +48,14 @@ test-fuzz:
 	JOBS=$(JOBS) fuzz/ci.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 build:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DFNN_GEMM=$(GEMM)
 	cmake --build $(BUILD) -j$(JOBS)
 
 deps:
-	scripts/install-deps.sh run
+	scripts/install-deps.sh run $(GEMM)
 
 deps-test:
 	scripts/install-deps.sh test
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) out
+	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) $(DNNL_BUILD) out

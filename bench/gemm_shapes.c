@@ -1,5 +1,6 @@
-/* How fast OpenBLAS runs the matrix products of the two benchmarked training steps, alone and
- * hot in cache, on one thread: median microseconds and GFLOP/s per shape. Set against
+/* How fast the library fnn was built with (OpenBLAS or oneDNN) runs the matrix products of the
+ * two benchmarked training steps, alone and hot in cache, on one thread: median microseconds
+ * and GFLOP/s per shape. Set against
  * profile_step's per-layer times, it says how much of a layer is its products and how close
  * those are to the kernel's peak. Usage: gemm_shapes [REPEATS] */
 #include "util/gemm.h"
@@ -51,10 +52,12 @@ int main(int argc, char **argv)
     double *t = malloc((size_t)repeats * sizeof *t);
     if (!t)
         return 1;
-    /* As inside a training team: OpenBLAS's OpenMP flavour follows the caller's thread count. */
+    /* As inside a training team: OpenBLAS's OpenMP flavour and oneDNN follow the caller's
+     * thread count. */
     fnn_blas_single_threaded();
     omp_set_num_threads(1);
-    printf("%-46s %10s %8s\n", "product (one thread, hot)", "median us", "GFLOP/s");
+    printf("%-46s %10s %8s\n", FNN_GEMM_NAME " product (one thread, hot)", "median us",
+           "GFLOP/s");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const shape *p = &shapes[s];
         size_t sa = span(p->ta, p->m, p->k, p->lda), sb = span(p->tb, p->k, p->n, p->ldb);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fnn needs that are missing (as root, or through sudo).
-# Usage: scripts/install-deps.sh [run|test]
+# Usage: scripts/install-deps.sh [run|test] [openblas|dnnl]
+# The second argument is the library for matrix products (Makefile's GEMM); the tests build
+# with both.
 set -euo pipefail
 
 packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev libcairo2-dev
@@ -8,7 +10,9 @@ packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-d
 if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
     # SVG figures; clang builds the fuzzers; valgrind checks a short training run for leaks.
-    packages+=(libcmocka-dev chromium libxml2-utils clang valgrind)
+    packages+=(libcmocka-dev chromium libxml2-utils clang valgrind libdnnl-dev)
+elif [ "${2:-openblas}" = dnnl ]; then
+    packages+=(libdnnl-dev)
 fi
 
 missing=()

@@ -3,6 +3,7 @@
 #include "eval/eval.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/gemm.h"
 #include "util/team.h"
 
 #include <math.h>
@@ -58,6 +59,8 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
         }
     }
     free(x);
+    if ((s = fnn_gemm_check("evaluation", err)) != FNN_OK)
+        return s;
     return fnn_check_probs(probs, d->n, k, "evaluation", err);
 }
 

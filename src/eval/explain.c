@@ -4,6 +4,7 @@
 #include "eval/robustness.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/gemm.h"
 #include "util/team.h"
 
 #include <math.h>
@@ -55,7 +56,7 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
             fnn_model_backward(m, &pass, xb, rows, dx + (size_t)start * in);
         }
     }
-    return FNN_OK;
+    return fnn_gemm_check("input gradient", err);
 }
 
 /* ---------------------------------------------------------------- saliency */

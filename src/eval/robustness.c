@@ -5,6 +5,7 @@
 #include "eval/robustness.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/gemm.h"
 #include "util/team.h"
 
 #include <math.h>
@@ -76,7 +77,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     free(x);
     free(probs);
     free(scratch);
-    return FNN_OK;
+    return fnn_gemm_check("evaluation", err);
 }
 
 /* ---------------------------------------------------------------- perturbations */

@@ -2,6 +2,7 @@
  * with activation buffers sized once per batch capacity. */
 #include "model/model.h"
 #include "util/error.h"
+#include "util/gemm.h"
 #include "util/team.h"
 
 #include <stdio.h>
@@ -345,6 +346,8 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
             fnn_team_sync(&team);
         }
     }
+    if ((s = fnn_gemm_check("prediction", err)) != FNN_OK)
+        return s;
     return fnn_check_probs(probs, n, k, "prediction", err);
 }
 

@@ -10,6 +10,7 @@
 #include "optim/optim.h"
 #include "train/train.h"
 #include "util/error.h"
+#include "util/gemm.h"
 #include "util/rng.h"
 #include "util/team.h"
 
@@ -376,6 +377,10 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 fnn_optimizer_step_lr(&b.opt, m->params, m->grads, t + 1, lr, scale);
             }
             fnn_denormals_restore(fp_state);
+        }
+        if ((s = fnn_gemm_check("training", err)) != FNN_OK) {
+            release(&b);
+            return s;
         }
         if (bad_step) {
             release(&b);

@@ -1,9 +1,22 @@
 /* Row-major single-precision matrix products: C = alpha * op(A) op(B) + beta * C.
- * One place to route every product, so that another backend can slot in. */
+ * One place to route every product, so that another backend can slot in: OpenBLAS's cblas, or
+ * oneDNN's sgemm when built with FNN_GEMM=dnnl (CMakeLists.txt). */
 #ifndef FNN_UTIL_GEMM_H
 #define FNN_UTIL_GEMM_H
 
+#include "fnn.h"
+
+#ifdef FNN_GEMM_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#define FNN_GEMM_NAME "oneDNN"
+#else
 #include <cblas.h>
+#define FNN_GEMM_NAME "OpenBLAS"
+#endif
+
+/* Called when a product could not run (oneDNN allocates its packing buffers per call and
+ * reports running out of memory); fnn_gemm_check then reports it. */
+void fnn_gemm_failed(void);
 
 static inline void fnn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                              const float *a, int lda, const float *b, int ldb, float beta,
@@ -11,9 +24,19 @@ static inline void fnn_sgemm(int trans_a, int trans_b, int m, int n, int k, floa
 {
     if (m <= 0 || n <= 0)
         return;
+#ifdef FNN_GEMM_DNNL
+    if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
+                   beta, c, ldc) != dnnl_success)
+        fnn_gemm_failed();
+#else
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc);
+#endif
 }
+
+/* After a team's work: FNN_ERR_NOMEM, naming `what`, if any product failed since the last
+ * check (and clears that), else FNN_OK. */
+fnn_status fnn_gemm_check(const char *what, fnn_error *err);
 
 #endif

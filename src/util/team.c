@@ -1,7 +1,9 @@
 /* Thread-count policy shared by training and inference. */
 #include "util/team.h"
 
+#ifndef FNN_GEMM_DNNL
 #include <cblas.h>
+#endif
 #include <sched.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -20,8 +22,8 @@ static inline void cpu_relax(void)
 
 void fnn_team_begin(fnn_barrier *b)
 {
-    /* Products inside the team run on the calling thread: OpenBLAS's OpenMP flavour reads this
-     * setting, which belongs to the team's own tasks and ends with the region. */
+    /* Products inside the team run on the calling thread: OpenBLAS's OpenMP flavour and oneDNN
+     * read this setting, which belongs to the team's own tasks and ends with the region. */
     omp_set_num_threads(1);
 #pragma omp master
     {
@@ -63,6 +65,7 @@ int fnn_threads_resolve(int threads)
 
 void fnn_blas_single_threaded(void)
 {
+#ifndef FNN_GEMM_DNNL
     if (openblas_get_num_threads() == 1)
         return;
     /* OpenBLAS's OpenMP flavour also sets the caller's OpenMP thread count; fnn names its
@@ -70,6 +73,7 @@ void fnn_blas_single_threaded(void)
     int caller = omp_get_max_threads();
     openblas_set_num_threads(1);
     omp_set_num_threads(caller);
+#endif
 }
 
 unsigned fnn_denormals_flush(void)

@@ -54,7 +54,8 @@ int fnn_threads_resolve(int threads);
 
 /* Keeps OpenBLAS to the calling thread: fnn parallelises around its calls, and two thread
  * pools on the same cores spin against each other. This is process-wide: other users of
- * OpenBLAS in the process then run single-threaded too. */
+ * OpenBLAS in the process then run single-threaded too. oneDNN needs nothing: it follows
+ * OpenMP's thread count, which fnn_team_begin sets to one inside a team. */
 void fnn_blas_single_threaded(void);
 
 #endif
