@@ -114,7 +114,7 @@ run() {
 
 # fnn: seconds.train sums the epochs; seconds.test is the evaluation of the test set in
 # batches of 256 (FNN_EVAL_BATCH), so throughput = test images / seconds.test.
-fnn_filter='{version: .fnn_version, epoch: (.seconds.train / .config.epochs),
+fnn_filter='{version: (.fnn_version + " " + .gemm), epoch: (.seconds.train / .config.epochs),
              validation: .seconds.validation, infer: (.test.images / .seconds.test),
              test_images: .test.images, train_images: .data.train, load: .seconds.load,
              test_accuracy: .test.accuracy}'

@@ -96,7 +96,7 @@ run() {
         '"rep \(.rep)/\($r) \(.tool), \(.threads) thread(s): train \(.train * 100 | round / 100) s, validation \(.validation * 100 | round / 100) s, test accuracy \(.test_accuracy), peak \(.peak_kb / 1024 | round) MB"' >&2
 }
 
-fnn_filter='{version: .fnn_version, train: .seconds.train, validation: .seconds.validation,
+fnn_filter='{version: (.fnn_version + " " + .gemm), train: .seconds.train, validation: .seconds.validation,
              test_seconds: .seconds.test, load: .seconds.load, test_accuracy: .test.accuracy}'
 torch_filter='{version: .torch_version, malloc: .malloc, train: .train_seconds, validation: .val_seconds,
                test_seconds: .test_seconds, load: .load_seconds, test_accuracy: .test_accuracy}'

@@ -34,7 +34,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("fnn %s\n", FNN_VERSION);
+        printf("fnn %s (matrix products: %s)\n", FNN_VERSION, fnn_gemm_library());
         return EXIT_OK;
     }
     if (!strcmp(cmd, "train"))

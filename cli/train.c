@@ -960,7 +960,7 @@ int cmd_train(int argc, char **argv)
     const char *names[FNN_MAX_CLASSES];
     class_names(&o, fnn_model_num_classes(m), name_buf, names);
     if (out) {
-        printf("fnn %s: training on %s\n", FNN_VERSION, o.data);
+        printf("fnn %s (%s): training on %s\n", FNN_VERSION, fnn_gemm_library(), o.data);
         printf("data: %d train / %d validation (last %g%% of the training file) / %d test images"
                " (loaded in %.2fs)\n", d.tr.n, d.val.n, 100.0 * o.val_split, test->n, t_load);
         if (o.nclasses) {
@@ -1093,6 +1093,7 @@ int cmd_train(int argc, char **argv)
     if (o.json) {
         doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
+        cJSON_AddStringToObject(doc, "gemm", fnn_gemm_library());
         cJSON_AddItemToObject(doc, "model", summary_json(m));
         cJSON *dj = cJSON_AddObjectToObject(doc, "data");
         cJSON_AddStringToObject(dj, "dir", o.data);

@@ -39,6 +39,9 @@ typedef struct {
 
 FNN_API const char *fnn_status_name(fnn_status s);
 
+/* The library this build runs its matrix products with: "OpenBLAS" or "oneDNN" (FNN_GEMM). */
+FNN_API const char *fnn_gemm_library(void);
+
 /* ---------------------------------------------------------------- data */
 
 #define FNN_DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"

@@ -368,6 +368,8 @@ static void test_train_json(void **state)
 
     assert_true(cJSON_IsString(get(doc, "fnn_version")));
     assert_string_equal(get(doc, "fnn_version")->valuestring, FNN_VERSION);
+    assert_true(cJSON_IsString(get(doc, "gemm")));
+    assert_string_equal(get(doc, "gemm")->valuestring, fnn_gemm_library());
     cJSON *model = get(doc, "model");
     assert_int_equal((int)get_number(model, "total_params"), 109386);
     cJSON *data = get(doc, "data");
@@ -651,7 +653,11 @@ static void test_help(void **state)
 
     r = FNN("--version");
     expect_code(&r, 0);
-    assert_string_equal(r.out, "fnn " FNN_VERSION "\n");
+#ifdef FNN_GEMM_DNNL
+    assert_string_equal(r.out, "fnn " FNN_VERSION " (matrix products: oneDNN)\n");
+#else
+    assert_string_equal(r.out, "fnn " FNN_VERSION " (matrix products: OpenBLAS)\n");
+#endif
     run_free(&r);
 }
 

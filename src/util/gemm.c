@@ -1,5 +1,5 @@
-/* The products' failure flag (util/gemm.h): set by whichever thread's product failed, read
- * once the team has finished. */
+/* The products' failure flag (util/gemm.h), set by whichever thread's product failed and read
+ * once the team has finished, and the name of the library behind them. */
 #include "util/gemm.h"
 #include "util/error.h"
 
@@ -8,6 +8,8 @@
 static atomic_int failed;
 
 void fnn_gemm_failed(void) { atomic_store(&failed, 1); }
+
+const char *fnn_gemm_library(void) { return FNN_GEMM_NAME; }
 
 fnn_status fnn_gemm_check(const char *what, fnn_error *err)
 {
