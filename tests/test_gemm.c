@@ -1,6 +1,8 @@
 /* A matrix product that fails (oneDNN out of memory for its packing buffers) is reported by every
- * entry point that runs products, as FNN_ERR_NOMEM with a message, and only once. The failure is
- * injected through the flag that util/gemm.h's wrapper sets, so this runs with either backend. */
+ * entry point that runs products, as FNN_ERR_NOMEM with a message, only once, and only to the
+ * call whose thread it failed on. The failure is injected through the per-thread flag that
+ * util/gemm.h's wrapper sets, so this runs with either library. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +110,33 @@ static fnn_status train(fixture *f, fnn_error *err)
     return fnn_train(f->m, &f->d, &none, &cfg, NULL, err);
 }
 
+typedef struct {
+    fixture *f;
+    fnn_status s;
+} call_on_thread;
+
+static void *predict_on_thread(void *arg)
+{
+    call_on_thread *c = arg;
+    fnn_error err = {0};
+    c->s = predict(c->f, &err);
+    return NULL;
+}
+
+/* A failure flagged on this thread is not another thread's: the library keeps no shared state. */
+static void test_other_thread(void **state)
+{
+    fixture *f = *state;
+    fnn_error err = {0};
+    fnn_gemm_failed();
+    call_on_thread c = {f, FNN_ERR_ARG};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, predict_on_thread, &c), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(c.s, FNN_OK);
+    assert_int_equal(predict(f, &err), FNN_ERR_NOMEM);
+}
+
 static void test_predict(void **state) { expect_reported(predict, *state); }
 static void test_evaluate(void **state) { expect_reported(evaluate, *state); }
 static void test_input_gradient(void **state) { expect_reported(input_gradient, *state); }
@@ -122,6 +151,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_input_gradient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_robustness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

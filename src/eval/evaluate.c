@@ -57,9 +57,10 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
             fnn_team_sync(&team);
         }
+        fnn_team_end(&team);
     }
     free(x);
-    if ((s = fnn_gemm_check("evaluation", err)) != FNN_OK)
+    if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
         return s;
     return fnn_check_probs(probs, d->n, k, "evaluation", err);
 }

@@ -55,8 +55,9 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
             /* Also writes parameter gradients into the model's arena; nothing reads them. */
             fnn_model_backward(m, &pass, xb, rows, dx + (size_t)start * in);
         }
+        fnn_team_end(&team);
     }
-    return fnn_gemm_check("input gradient", err);
+    return fnn_gemm_check(&team, "input gradient", err);
 }
 
 /* ---------------------------------------------------------------- saliency */

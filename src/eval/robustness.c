@@ -72,12 +72,13 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
                 total += argmax(probs + r * k, k) == d->labels[start + r];
             fnn_team_sync(&team);
         }
+        fnn_team_end(&team);
     }
     *hits = total;
     free(x);
     free(probs);
     free(scratch);
-    return fnn_gemm_check("evaluation", err);
+    return fnn_gemm_check(&team, "evaluation", err);
 }
 
 /* ---------------------------------------------------------------- perturbations */

@@ -345,8 +345,9 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
             fnn_team_sync(&team);
         }
+        fnn_team_end(&team);
     }
-    if ((s = fnn_gemm_check("prediction", err)) != FNN_OK)
+    if ((s = fnn_gemm_check(&team, "prediction", err)) != FNN_OK)
         return s;
     return fnn_check_probs(probs, n, k, "prediction", err);
 }

@@ -377,8 +377,9 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 fnn_optimizer_step_lr(&b.opt, m->params, m->grads, t + 1, lr, scale);
             }
             fnn_denormals_restore(fp_state);
+            fnn_team_end(&b.team);
         }
-        if ((s = fnn_gemm_check("training", err)) != FNN_OK) {
+        if ((s = fnn_gemm_check(&b.team, "training", err)) != FNN_OK) {
             release(&b);
             return s;
         }

@@ -1,20 +1,25 @@
-/* The products' failure flag (util/gemm.h), set by whichever thread's product failed and read
- * once the team has finished, and the name of the library behind them. */
+/* Failed products (util/gemm.h), flagged per thread, so that teams running at once in one
+ * process each learn only of their own; and the name of the library behind the products. */
 #include "util/gemm.h"
 #include "util/error.h"
 
-#include <stdatomic.h>
+static _Thread_local int failed;
 
-static atomic_int failed;
+void fnn_gemm_failed(void) { failed = 1; }
 
-void fnn_gemm_failed(void) { atomic_store(&failed, 1); }
-
-const char *fnn_gemm_library(void) { return FNN_GEMM_NAME; }
-
-fnn_status fnn_gemm_check(const char *what, fnn_error *err)
+int fnn_gemm_take_failure(void)
 {
-    if (!atomic_exchange(&failed, 0))
+    int f = failed;
+    failed = 0;
+    return f;
+}
+
+fnn_status fnn_gemm_check(const fnn_barrier *team, const char *what, fnn_error *err)
+{
+    if (!atomic_load(&team->failed))
         return FNN_OK;
     return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for a matrix product's buffers",
                     what);
 }
+
+const char *fnn_gemm_library(void) { return FNN_GEMM_NAME; }

@@ -5,6 +5,7 @@
 #define FNN_UTIL_GEMM_H
 
 #include "fnn.h"
+#include "util/team.h"
 
 #ifdef FNN_GEMM_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -14,9 +15,13 @@
 #define FNN_GEMM_NAME "OpenBLAS"
 #endif
 
-/* Called when a product could not run (oneDNN allocates its packing buffers per call and
- * reports running out of memory); fnn_gemm_check then reports it. */
+/* Called on the thread whose product could not run: oneDNN allocates its packing buffers per
+ * call and reports running out of memory. */
 void fnn_gemm_failed(void);
+
+/* 1 if a product failed on the calling thread since the last call, which clears it;
+ * fnn_team_end hands it to the thread's team. */
+int fnn_gemm_take_failure(void);
 
 static inline void fnn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                              const float *a, int lda, const float *b, int ldb, float beta,
@@ -35,8 +40,8 @@ static inline void fnn_sgemm(int trans_a, int trans_b, int m, int n, int k, floa
 #endif
 }
 
-/* After a team's work: FNN_ERR_NOMEM, naming `what`, if any product failed since the last
- * check (and clears that), else FNN_OK. */
-fnn_status fnn_gemm_check(const char *what, fnn_error *err);
+/* After a team's parallel region, whose threads each called fnn_team_end: FNN_ERR_NOMEM,
+ * naming `what`, if a product failed on one of them, else FNN_OK. */
+fnn_status fnn_gemm_check(const fnn_barrier *team, const char *what, fnn_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* Thread-count policy shared by training and inference. */
 #include "util/team.h"
+#include "util/gemm.h"
 
 #ifndef FNN_GEMM_DNNL
 #include <cblas.h>
@@ -29,10 +30,17 @@ void fnn_team_begin(fnn_barrier *b)
     {
         atomic_init(&b->arrived, 0);
         atomic_init(&b->generation, 0);
+        atomic_init(&b->failed, 0);
         b->nthreads = (unsigned)omp_get_num_threads();
         b->spins = omp_get_num_threads() <= omp_get_num_procs() ? SPINS_BEFORE_YIELD : 0;
     }
 #pragma omp barrier
+}
+
+void fnn_team_end(fnn_barrier *b)
+{
+    if (fnn_gemm_take_failure())
+        atomic_store(&b->failed, 1);
 }
 
 void fnn_team_sync(fnn_barrier *b)

@@ -14,11 +14,16 @@ typedef struct {
     _Alignas(64) atomic_uint arrived;
     _Alignas(64) atomic_uint generation;
     unsigned nthreads;
-    unsigned spins; /* busy-wait rounds before yielding; none when threads outnumber cores */
+    unsigned spins;    /* busy-wait rounds before yielding; none when threads outnumber cores */
+    atomic_int failed; /* set by fnn_team_end: a product failed on a thread (util/gemm.h) */
 } fnn_barrier;
 
 /* Called by every thread at the start of a parallel region: sizes b for the team. */
 void fnn_team_begin(fnn_barrier *b);
+
+/* Called by every thread at the end of the region: reports a failed product of the thread's to
+ * the team, for fnn_gemm_check once the region is over. */
+void fnn_team_end(fnn_barrier *b);
 
 /* Waits for the whole team at b; a NULL b means the enclosing OpenMP team's own barrier. */
 void fnn_team_sync(fnn_barrier *b);
