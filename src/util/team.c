@@ -1,10 +1,7 @@
 /* Thread-count policy shared by training and inference. */
 #include "util/team.h"
-#include "util/gemm.h"
+#include "util/gemm.h" /* and with it OpenBLAS's cblas.h, for openblas_set_num_threads */
 
-#ifndef FNN_GEMM_DNNL
-#include <cblas.h>
-#endif
 #include <sched.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
