@@ -49,68 +49,23 @@ if [[ $QUICK == 1 ]]; then
     EPOCHS=1 R=1 LIMIT=2000 TEST_LIMIT=1000
 fi
 
-FNN=${FNN:-$root/build/fnn}
-PYTHON=${PYTHON:-/usr/bin/python3}
-DATA=${DATA:-/usr/share/datasets/fashion-mnist}
-R=${R:-3}
+bench=cnn.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_settings
 EPOCHS=${EPOCHS:-1}
 LIMIT=${LIMIT:-}
 TEST_LIMIT=${TEST_LIMIT:-}
-FNN_THREADS=${FNN_THREADS:-2}
-TORCH_THREADS=${TORCH_THREADS:-"1 2"}
-TORCH_ARGS=${TORCH_ARGS:-}
-MAX_LOAD=${MAX_LOAD:-0.5}
-RAW=${RAW:-}
-TIME=/usr/bin/time
-JQ=/usr/bin/jq
-
-die() { echo "cnn.sh: $*" >&2; exit 1; }
-[[ -x $FNN ]] || die "$FNN is not an executable; build fnn or set FNN"
-[[ -x $TIME ]] || die "$TIME (GNU time) is missing"
-[[ -x $JQ ]] || die "$JQ is missing"
-[[ $R =~ ^[1-9][0-9]*$ ]] || die "R must be a positive integer, not '$R'"
-[[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || die "EPOCHS must be a positive integer, not '$EPOCHS'"
-[[ -z $LIMIT || $LIMIT =~ ^[1-9][0-9]*$ ]] || die "LIMIT must be a positive integer, not '$LIMIT'"
-[[ -z $TEST_LIMIT || $TEST_LIMIT =~ ^[1-9][0-9]*$ ]] ||
-    die "TEST_LIMIT must be a positive integer, not '$TEST_LIMIT'"
-[[ $TORCH_THREADS =~ ^[[:space:]]*[1-9] ]] || die "TORCH_THREADS must list at least one thread count"
-"$PYTHON" -c 'import torch' 2>/dev/null || die "$PYTHON cannot import torch; set PYTHON"
+bench_check
+[[ -z $LIMIT ]] || positive_int LIMIT "$LIMIT"
+[[ -z $TEST_LIMIT ]] || positive_int TEST_LIMIT "$TEST_LIMIT"
 
 # The same subset for both tools.
 limit_args=()
 [[ -z $LIMIT ]] || limit_args+=(--limit "$LIMIT")
 [[ -z $TEST_LIMIT ]] || limit_args+=(--test-limit "$TEST_LIMIT")
 
-tmp=$(mktemp -d /tmp/fnn-bench-cnn.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-runs=$tmp/runs.jsonl
-: >"$runs"
-
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
-load_start=$(loadavg)
-if awk -v l="$load_start" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
-    echo "cnn.sh: warning: load average $load_start > $MAX_LOAD: something else is running," \
-        "timings will be noisy" >&2
-fi
-
-# run TOOL THREADS REP JQ_FILTER COMMAND...: runs COMMAND under GNU time, turns its JSON
-# output into one record with JQ_FILTER, appends it to $runs and reports it on stderr.
-run() {
-    local tool=$1 threads=$2 rep=$3 filter=$4
-    shift 4
-    if ! "$TIME" -f %M -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err"; then
-        cat "$tmp/err" >&2
-        die "$tool with $threads thread(s) failed: $*"
-    fi
-    local peak_kb
-    peak_kb=$(tail -n 1 "$tmp/rss")
-    "$JQ" -c --arg tool "$tool" --argjson threads "$threads" --argjson rep "$rep" \
-        --argjson peak_kb "$peak_kb" \
-        "{tool: \$tool, threads: \$threads, rep: \$rep, peak_kb: \$peak_kb} + ($filter)" \
-        "$tmp/out" >>"$runs" || die "cannot parse the JSON output of: $*"
-    tail -n 1 "$runs" | "$JQ" -r --arg r "$R" \
-        '"rep \(.rep)/\($r) \(.tool), \(.threads) thread(s): \(.epoch * 100 | round / 100) s per epoch, inference \(.infer | round) images/s, test accuracy \(.test_accuracy), peak \(.peak_kb / 1024 | round) MB"' >&2
-}
+bench_start
 
 # fnn: seconds.train sums the epochs; seconds.test is the evaluation of the test set in
 # batches of 256 (FNN_EVAL_BATCH), so throughput = test images / seconds.test.
@@ -122,37 +77,33 @@ torch_filter='{version: .torch_version, malloc: .malloc, epoch: .train_seconds_p
                validation: .val_seconds, infer: .infer_images_per_second,
                test_images: .test_images, train_images: .train_images, load: .load_seconds,
                test_accuracy: .test_accuracy}'
+report='"\(.epoch * 100 | round / 100) s per epoch, inference \(.infer | round) images/s, test accuracy \(.test_accuracy), peak \(.peak_kb / 1024 | round) MB"'
 
 echo "cnn.sh: $R repetition(s) of $EPOCHS epoch(s)${LIMIT:+, --limit $LIMIT}${TEST_LIMIT:+, --test-limit $TEST_LIMIT};" \
     "fnn $FNN_THREADS threads, PyTorch threads: $TORCH_THREADS; load average $load_start" >&2
 for ((rep = 1; rep <= R; rep++)); do
-    run fnn "$FNN_THREADS" "$rep" "$fnn_filter" \
+    bench_run fnn "$FNN_THREADS" "$rep" "$fnn_filter" "$report" \
         "$FNN" train --json --data "$DATA" --arch "$ARCH" --epochs "$EPOCHS" \
         --threads "$FNN_THREADS" "${limit_args[@]}" --out "$tmp/model.safetensors"
     for t in $TORCH_THREADS; do
         # shellcheck disable=SC2086 # TORCH_ARGS is split into words on purpose
-        run pytorch "$t" "$rep" "$torch_filter" \
+        bench_run pytorch "$t" "$rep" "$torch_filter" "$report" \
             "$PYTHON" "$here/torch_cnn.py" --json --data "$DATA" --epochs "$EPOCHS" \
             --threads "$t" "${limit_args[@]}" $TORCH_ARGS
     done
 done
-load_end=$(loadavg)
-[[ -z $RAW ]] || cp "$runs" "$RAW"
+bench_finish
 
 # One JSON document: medians per configuration, PyTorch's best configuration for each metric
 # (lowest median epoch time; highest median inference throughput) and fnn's ratios against them.
 summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" --arg arch "$ARCH" \
     --arg torch_args "$TORCH_ARGS" --arg load_start "$load_start" --arg load_end "$load_end" \
-    --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    --argjson cores "$(nproc)" '
-    def median: sort | length as $n
-        | if $n % 2 == 1 then .[($n - 1) / 2] else (.[$n / 2 - 1] + .[$n / 2]) / 2 end;
-    def r(d): . * pow(10; d) | round / pow(10; d);
+    --arg cpu "$(bench_cpu)" --argjson cores "$(nproc)" "$JQ_DEFS"'
     (group_by([.tool, .threads]) | map({
         tool: .[0].tool, version: .[0].version, threads: .[0].threads, runs: length,
         train_images: .[0].train_images, test_images: .[0].test_images,
-        epoch_s: (map(.epoch) | median | r(3)),
+        epoch_s: (map(.epoch) | median | r(3)), epoch_range_s: spread(.epoch; 3),
         val_s: (map(.validation) | median | r(3)),
         infer_images_per_s: (map(.infer) | median | r(1)),
         test_accuracy: (map(.test_accuracy) | median | r(4)),
@@ -176,20 +127,19 @@ summary=$("$JQ" -s -c \
 
 echo
 "$JQ" -r '"CNN, \(.epochs) epoch(s) of \(.train_images) images, batch 32; inference on \(.test_images) test images, batch 256"' <<<"$summary"
-echo "medians of $R run(s) each; $(nproc) cores, load average $load_start at start, $load_end at end"
-printf '%-22s %9s %11s %9s %9s %14s %14s\n' configuration "epoch s" "infer img/s" "test acc" \
-    "peak MB" "epoch vs fnn" "infer vs fnn"
+echo "medians (and ranges) of $R run(s) each; $(nproc) cores, load average $load_start at start, $load_end at end"
+printf '%-22s %9s %13s %11s %9s %9s %14s %14s\n' configuration "epoch s" "epoch range" \
+    "infer img/s" "test acc" "peak MB" "epoch vs fnn" "infer vs fnn"
 "$JQ" -r '.configs[] as $c | (.configs[] | select(.tool == "fnn")) as $f
     | [(if $c.tool == "fnn" then "fnn " else "PyTorch " end) + $c.version + ", \($c.threads)t",
-       $c.epoch_s, $c.infer_images_per_s, $c.test_accuracy, $c.peak_mb,
-       ($c.epoch_s / $f.epoch_s), ($c.infer_images_per_s / $f.infer_images_per_s)] | @tsv' \
+       $c.epoch_s, $c.epoch_range_s[0], $c.epoch_range_s[1], $c.infer_images_per_s,
+       $c.test_accuracy, $c.peak_mb, ($c.epoch_s / $f.epoch_s),
+       ($c.infer_images_per_s / $f.infer_images_per_s)] | @tsv' \
     <<<"$summary" |
-    while IFS=$'\t' read -r name epoch infer acc mb ratio iratio; do
-        printf '%-22s %9.2f %11.0f %9.4f %9.0f %13.2fx %13.2fx\n' \
-            "$name" "$epoch" "$infer" "$acc" "$mb" "$ratio" "$iratio"
+    while IFS=$'\t' read -r name epoch lo hi infer acc mb ratio iratio; do
+        printf '%-22s %9.2f %6.2f-%-6.2f %11.0f %9.4f %9.0f %13.2fx %13.2fx\n' \
+            "$name" "$epoch" "$lo" "$hi" "$infer" "$acc" "$mb" "$ratio" "$iratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best: trains \(.vs_pytorch_best.train_speedup)x as fast (PyTorch \(.pytorch_best_threads.train) thread(s)), infers \(.vs_pytorch_best.infer_speedup)x as fast (PyTorch \(.pytorch_best_threads.infer) thread(s)), uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; test accuracy differs by \(.vs_pytorch_best.test_accuracy_diff)"' <<<"$summary"
-if awk -v l="$load_start" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
-    echo "warning: the machine was busy at the start (load $load_start): treat these timings as noisy"
-fi
+bench_busy_warning
 echo "$summary"

@@ -43,93 +43,44 @@ if [[ $QUICK == 1 ]]; then
     EPOCHS=1 R=1
 fi
 
-FNN=${FNN:-$root/build/fnn}
-PYTHON=${PYTHON:-/usr/bin/python3}
-DATA=${DATA:-/usr/share/datasets/fashion-mnist}
-R=${R:-3}
+bench=mlp.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_settings
 EPOCHS=${EPOCHS:-10}
-FNN_THREADS=${FNN_THREADS:-2}
-TORCH_THREADS=${TORCH_THREADS:-"1 2"}
-TORCH_ARGS=${TORCH_ARGS:-}
-MAX_LOAD=${MAX_LOAD:-0.5}
-RAW=${RAW:-}
-TIME=/usr/bin/time
-JQ=/usr/bin/jq
-
-die() { echo "mlp.sh: $*" >&2; exit 1; }
-[[ -x $FNN ]] || die "$FNN is not an executable; build fnn or set FNN"
-[[ -x $TIME ]] || die "$TIME (GNU time) is missing"
-[[ -x $JQ ]] || die "$JQ is missing"
-[[ $R =~ ^[1-9][0-9]*$ ]] || die "R must be a positive integer, not '$R'"
-[[ $TORCH_THREADS =~ ^[[:space:]]*[1-9] ]] || die "TORCH_THREADS must list at least one thread count"
-[[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || die "EPOCHS must be a positive integer, not '$EPOCHS'"
-"$PYTHON" -c 'import torch' 2>/dev/null || die "$PYTHON cannot import torch; set PYTHON"
-
-tmp=$(mktemp -d /tmp/fnn-bench-mlp.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-runs=$tmp/runs.jsonl
-: >"$runs"
-
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
-load_start=$(loadavg)
-if awk -v l="$load_start" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
-    echo "mlp.sh: warning: load average $load_start > $MAX_LOAD: something else is running," \
-        "timings will be noisy" >&2
-fi
-
-# run TOOL THREADS REP JQ_FILTER COMMAND...: runs COMMAND under GNU time, turns its JSON
-# output into one record with JQ_FILTER, appends it to $runs and reports it on stderr.
-run() {
-    local tool=$1 threads=$2 rep=$3 filter=$4
-    shift 4
-    if ! "$TIME" -f %M -o "$tmp/rss" "$@" >"$tmp/out" 2>"$tmp/err"; then
-        cat "$tmp/err" >&2
-        die "$tool with $threads thread(s) failed: $*"
-    fi
-    local peak_kb
-    peak_kb=$(tail -n 1 "$tmp/rss")
-    "$JQ" -c --arg tool "$tool" --argjson threads "$threads" --argjson rep "$rep" \
-        --argjson peak_kb "$peak_kb" \
-        "{tool: \$tool, threads: \$threads, rep: \$rep, peak_kb: \$peak_kb} + ($filter)" \
-        "$tmp/out" >>"$runs" || die "cannot parse the JSON output of: $*"
-    tail -n 1 "$runs" | "$JQ" -r --arg r "$R" \
-        '"rep \(.rep)/\($r) \(.tool), \(.threads) thread(s): train \(.train * 100 | round / 100) s, validation \(.validation * 100 | round / 100) s, test accuracy \(.test_accuracy), peak \(.peak_kb / 1024 | round) MB"' >&2
-}
+bench_check
+bench_start
 
 fnn_filter='{version: (.fnn_version + " " + .gemm), train: .seconds.train, validation: .seconds.validation,
              test_seconds: .seconds.test, load: .seconds.load, test_accuracy: .test.accuracy}'
 torch_filter='{version: .torch_version, malloc: .malloc, train: .train_seconds, validation: .val_seconds,
                test_seconds: .test_seconds, load: .load_seconds, test_accuracy: .test_accuracy}'
+report='"train \(.train * 100 | round / 100) s, validation \(.validation * 100 | round / 100) s, test accuracy \(.test_accuracy), peak \(.peak_kb / 1024 | round) MB"'
 
 echo "mlp.sh: $R repetition(s) of $EPOCHS epoch(s); fnn $FNN_THREADS threads, PyTorch" \
     "threads: $TORCH_THREADS; load average $load_start" >&2
 for ((rep = 1; rep <= R; rep++)); do
-    run fnn "$FNN_THREADS" "$rep" "$fnn_filter" \
+    bench_run fnn "$FNN_THREADS" "$rep" "$fnn_filter" "$report" \
         "$FNN" train --json --data "$DATA" --epochs "$EPOCHS" --threads "$FNN_THREADS" \
         --out "$tmp/model.safetensors"
     for t in $TORCH_THREADS; do
         # shellcheck disable=SC2086 # TORCH_ARGS is split into words on purpose
-        run pytorch "$t" "$rep" "$torch_filter" \
+        bench_run pytorch "$t" "$rep" "$torch_filter" "$report" \
             "$PYTHON" "$here/torch_mlp.py" --json --data "$DATA" --epochs "$EPOCHS" --threads "$t" \
             $TORCH_ARGS
     done
 done
-load_end=$(loadavg)
-[[ -z $RAW ]] || cp "$runs" "$RAW"
+bench_finish
 
 # One JSON document: medians per configuration, PyTorch's fastest configuration (lowest
 # median training time) and fnn's ratios against it.
 summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" \
     --arg torch_args "$TORCH_ARGS" --arg load_start "$load_start" --arg load_end "$load_end" \
-    --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    --argjson cores "$(nproc)" '
-    def median: sort | length as $n
-        | if $n % 2 == 1 then .[($n - 1) / 2] else (.[$n / 2 - 1] + .[$n / 2]) / 2 end;
-    def r(d): . * pow(10; d) | round / pow(10; d);
+    --arg cpu "$(bench_cpu)" --argjson cores "$(nproc)" "$JQ_DEFS"'
     (group_by([.tool, .threads]) | map({
         tool: .[0].tool, version: .[0].version, threads: .[0].threads, runs: length,
-        train_s: (map(.train) | median | r(3)),
+        train_s: (map(.train) | median | r(3)), train_range_s: spread(.train; 3),
         val_s: (map(.validation) | median | r(3)),
         test_accuracy: (map(.test_accuracy) | median | r(4)),
         peak_mb: (map(.peak_kb) | median / 1024 | r(1))
@@ -148,16 +99,17 @@ summary=$("$JQ" -s -c \
     ' "$runs")
 
 echo
-echo "MLP, $EPOCHS epoch(s), batch 32, medians of $R run(s) each; $(nproc) cores, load average $load_start at start, $load_end at end"
-printf '%-22s %9s %9s %9s %9s %14s\n' configuration "train s" "val s" "test acc" "peak MB" "train vs fnn"
+echo "MLP, $EPOCHS epoch(s), batch 32, medians (and ranges) of $R run(s) each; $(nproc) cores, load average $load_start at start, $load_end at end"
+printf '%-22s %9s %13s %9s %9s %9s %14s\n' configuration "train s" "train range" "val s" \
+    "test acc" "peak MB" "train vs fnn"
 "$JQ" -r '.configs[] as $c | (.configs[] | select(.tool == "fnn") | .train_s) as $f
     | [(if $c.tool == "fnn" then "fnn " else "PyTorch " end) + $c.version + ", \($c.threads)t",
-       $c.train_s, $c.val_s, $c.test_accuracy, $c.peak_mb, ($c.train_s / $f)] | @tsv' <<<"$summary" |
-    while IFS=$'\t' read -r name train val acc mb ratio; do
-        printf '%-22s %9.2f %9.2f %9.4f %9.0f %13.2fx\n' "$name" "$train" "$val" "$acc" "$mb" "$ratio"
+       $c.train_s, $c.train_range_s[0], $c.train_range_s[1], $c.val_s, $c.test_accuracy,
+       $c.peak_mb, ($c.train_s / $f)] | @tsv' <<<"$summary" |
+    while IFS=$'\t' read -r name train lo hi val acc mb ratio; do
+        printf '%-22s %9.2f %6.2f-%-6.2f %9.2f %9.4f %9.0f %13.2fx\n' \
+            "$name" "$train" "$lo" "$hi" "$val" "$acc" "$mb" "$ratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best (\(.pytorch_best_threads) thread(s)): trains \(.vs_pytorch_best.train_speedup)x as fast, validates \(.vs_pytorch_best.val_speedup)x as fast, uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; test accuracy differs by \(.vs_pytorch_best.test_accuracy_diff)"' <<<"$summary"
-if awk -v l="$load_start" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
-    echo "warning: the machine was busy at the start (load $load_start): treat these timings as noisy"
-fi
+bench_busy_warning
 echo "$summary"
