@@ -1,6 +1,7 @@
 /* Shared by the PyTorch parity tests: a fixture read from a safetensors file written by a
  * tools/make_*fixture.py script, its initial tensors copied into an fnn model by name, and
- * tensor-by-tensor comparison within TOL (the including test defines FIXTURE and TOL). Static, as it
+ * tensor-by-tensor comparison within TOL (the including test defines FIXTURE and TOL), and a
+ * training step's forward, loss and backward passes on one thread or a team. Static, as it
  * serves two test programs only. */
 #ifndef FNN_TESTS_PARITY_H
 #define FNN_TESTS_PARITY_H
@@ -140,6 +141,40 @@ static double compare_tensor(const fixture *f, int i, const float *base, const c
     if (!(d < TOL))
         fail_msg("%s: max |difference| %.3g exceeds %.g", name, d, TOL);
     return d;
+}
+
+/* ---------------------------------------------------------------- running the model */
+
+/* Forward, loss and backward as team code; returns the mean loss through *loss (written by
+ * one thread). */
+static void team_step(fixture *f, const fnn_pass *pass, float *dx, double *loss)
+{
+    fnn_model *m = f->m;
+    const float *logits = fnn_model_forward(m, pass, f->x, f->n);
+#pragma omp single
+    {
+        double sum;
+        int hits;
+        fnn_softmax_xent(logits, f->labels, f->n, f->k, 0, (size_t)f->n, fnn_model_logit_grad(m),
+                         &sum, &hits);
+        *loss = sum / f->n;
+    }
+    fnn_model_backward(m, pass, f->x, f->n, dx);
+}
+
+/* threads == 1 runs outside any parallel region, the team functions' one-thread path. */
+static double model_step(fixture *f, float *dx, int threads)
+{
+    fnn_pass pass = {.train = 1, .key = 7};
+    double loss = NAN;
+    if (threads == 1) {
+        team_step(f, &pass, dx, &loss);
+        return loss;
+    }
+    fnn_blas_single_threaded();
+#pragma omp parallel num_threads(threads)
+    team_step(f, &pass, dx, &loss);
+    return loss;
 }
 
 #endif

@@ -48,40 +48,6 @@ static double compare_tensors(const fixture *f, int frozen, const float *base, c
     return d;
 }
 
-/* ---------------------------------------------------------------- running the model */
-
-/* Forward, loss and backward as team code; returns the mean loss through *loss (written by
- * one thread). */
-static void team_step(fixture *f, const fnn_pass *pass, float *dx, double *loss)
-{
-    fnn_model *m = f->m;
-    const float *logits = fnn_model_forward(m, pass, f->x, f->n);
-#pragma omp single
-    {
-        double sum;
-        int hits;
-        fnn_softmax_xent(logits, f->labels, f->n, f->k, 0, (size_t)f->n, fnn_model_logit_grad(m),
-                         &sum, &hits);
-        *loss = sum / f->n;
-    }
-    fnn_model_backward(m, pass, f->x, f->n, dx);
-}
-
-/* threads == 1 runs outside any parallel region, the team functions' one-thread path. */
-static double model_step(fixture *f, float *dx, int threads)
-{
-    fnn_pass pass = {.train = 1, .key = 7};
-    double loss = NAN;
-    if (threads == 1) {
-        team_step(f, &pass, dx, &loss);
-        return loss;
-    }
-    fnn_blas_single_threaded();
-#pragma omp parallel num_threads(threads)
-    team_step(f, &pass, dx, &loss);
-    return loss;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 static void check_forward_backward(fixture *f, int threads)
