@@ -45,6 +45,21 @@ static double json_number(const cJSON *obj, const char *key)
     return v->valuedouble;
 }
 
+/* The fixture's Adam settings (its "adam" metadata) and, through *steps, how many steps it took. */
+static fnn_optim_config fixture_adam(const fixture *f, int *steps)
+{
+    cJSON *j = meta_json(f, "adam");
+    fnn_optim_config cfg = {.kind = FNN_OPT_ADAM,
+                            .lr = (float)json_number(j, "lr"),
+                            .beta1 = (float)json_number(j, "beta_1"),
+                            .beta2 = (float)json_number(j, "beta_2"),
+                            .eps = (float)json_number(j, "epsilon")};
+    *steps = (int)json_number(j, "steps");
+    cJSON_Delete(j);
+    assert_true(*steps >= 1 && *steps <= 100);
+    return cfg;
+}
+
 /* Copies the fixture's initial tensors, moving statistics included, into the model by name. */
 static void load_initial(fixture *f)
 {

@@ -155,15 +155,8 @@ static void check_optimizer(fixture *f, const char *which, const fnn_optim_confi
 static void test_adam_steps(void **state)
 {
     fixture *f = *state;
-    cJSON *j = meta_json(f, "adam");
-    fnn_optim_config cfg = {.kind = FNN_OPT_ADAM,
-                            .lr = (float)json_number(j, "lr"),
-                            .beta1 = (float)json_number(j, "beta_1"),
-                            .beta2 = (float)json_number(j, "beta_2"),
-                            .eps = (float)json_number(j, "epsilon")};
-    int steps = (int)json_number(j, "steps");
-    cJSON_Delete(j);
-    assert_true(steps >= 1 && steps <= 100);
+    int steps;
+    fnn_optim_config cfg = fixture_adam(f, &steps);
     check_optimizer(f, "adam", &cfg, steps, 1);
     check_optimizer(f, "adam", &cfg, steps, 2);
 }

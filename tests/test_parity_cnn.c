@@ -166,15 +166,8 @@ static void check_adam(fixture *f, const fnn_optim_config *cfg, int steps, int t
 static void test_adam_steps(void **state)
 {
     fixture *f = *state;
-    cJSON *j = meta_json(f, "adam");
-    fnn_optim_config cfg = {.kind = FNN_OPT_ADAM,
-                            .lr = (float)json_number(j, "lr"),
-                            .beta1 = (float)json_number(j, "beta_1"),
-                            .beta2 = (float)json_number(j, "beta_2"),
-                            .eps = (float)json_number(j, "epsilon")};
-    int steps = (int)json_number(j, "steps");
-    cJSON_Delete(j);
-    assert_true(steps >= 1 && steps <= 100);
+    int steps;
+    fnn_optim_config cfg = fixture_adam(f, &steps);
     check_adam(f, &cfg, steps, 1);
     check_adam(f, &cfg, steps, 2);
 }
