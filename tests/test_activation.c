@@ -16,6 +16,7 @@
 #include "fnn.h"
 #include "nn/layer.h"
 #include "util/rng.h"
+#include "check.h"
 
 /* Central-difference step on the double reference: truncation error ~ FD_STEP^2 |f'''| / 6,
  * rounding ~1e-16 / FD_STEP, both far below GRAD_TOL. */
@@ -201,28 +202,6 @@ static double ref_f(fnn_activation kind, double alpha, double x)
     case FNN_ACT_SIGMOID: return 1 / (1 + exp(-x));
     default: fail(); return NAN;
     }
-}
-
-/* max|a - b| / max|b|; NaN anywhere gives NaN, which fails every "<". */
-static double rel_err(const float *a, const double *b, size_t n)
-{
-    double d = 0.0, mb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (isnan(e))
-            return NAN;
-        d = fmax(d, e);
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return d / fmax(mb, 1e-6);
-}
-
-static double max_abs_f(const float *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs((double)a[i]));
-    return mx;
 }
 
 /* Input gradient of sum(y * r) against central differences of the double reference, with 1

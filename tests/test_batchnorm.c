@@ -17,6 +17,7 @@
 #include "fnn.h"
 #include "nn/layer.h"
 #include "util/rng.h"
+#include "check.h"
 
 /* Central-difference step on the double reference; its truncation error is O(FD_STEP^2). */
 #define FD_STEP 1e-5
@@ -237,28 +238,6 @@ static void ref_free(ref *R)
     free(R->beta);
     free(R->mm);
     free(R->mv);
-}
-
-/* max|a - b| / max|b|; NaN anywhere gives NaN, which fails every "<". */
-static double rel_err(const float *a, const double *b, size_t n)
-{
-    double d = 0.0, mb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (isnan(e))
-            return NAN;
-        d = fmax(d, e);
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return d / fmax(mb, 1e-6);
-}
-
-static double max_abs_f(const float *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs((double)a[i]));
-    return mx;
 }
 
 /* Fails when got is not within tol of want (or, with nontrivial, is all but zero); BN_VERBOSE

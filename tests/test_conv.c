@@ -18,6 +18,7 @@
 #include "nn/layer.h"
 #include "util/rng.h"
 #include "util/team.h"
+#include "check.h"
 
 /* Central-difference step on the double reference. The loss is linear in every parameter and
  * input between ReLU kinks, so the step only has to stay clear of the kinks (KINK_MARGIN). */
@@ -181,25 +182,6 @@ static double *to_double(const float *a, size_t n)
     for (size_t i = 0; i < n; i++)
         d[i] = a[i];
     return d;
-}
-
-static double max_abs_d(const double *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs(a[i]));
-    return mx;
-}
-
-/* max|a - b| / max(max|b|, 1e-6); NaN anywhere gives NaN, which fails every "<". */
-static double rel_err(const float *a, const double *b, size_t n)
-{
-    double d = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        d = isnan(e) || isnan(d) ? NAN : fmax(d, e);
-    }
-    return d / fmax(max_abs_d(b, n), 1e-6);
 }
 
 static double rel_err_ff(const float *a, const float *b, size_t n)

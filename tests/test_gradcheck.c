@@ -19,6 +19,7 @@
 #include "optim/optim.h"
 #include "util/rng.h"
 #include "util/team.h"
+#include "check.h"
 
 /* Central-difference step on the double reference: its truncation error (~H^2) and rounding
  * error (~1e-16 / H) are both far below the float analytic gradient's own error. */
@@ -37,36 +38,6 @@
 #define THREAD_TOL 1e-6
 
 /* ---------------------------------------------------------------- comparisons */
-
-static double max_abs_f(const float *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs((double)a[i]));
-    return mx;
-}
-
-static double max_abs_d(const double *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs(a[i]));
-    return mx;
-}
-
-/* max|a - b| / max(max|b|, 1e-6): the error relative to the tensor's scale, so that entries
- * that are nearly zero do not dominate. NaN anywhere gives NaN, which fails every "<". */
-static double rel_err(const float *a, const double *b, size_t n)
-{
-    double d = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (isnan(e))
-            return NAN;
-        d = fmax(d, e);
-    }
-    return d / fmax(max_abs_d(b, n), 1e-6);
-}
 
 /* 1 when analytic gradient a matches reference b: both non-trivial and close. */
 static int grad_ok(const float *a, const double *b, size_t n, double tol, double *err)

@@ -18,6 +18,7 @@
 
 #include "fnn.h"
 #include "io/safetensors.h"
+#include "check.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -30,12 +31,6 @@ static const char *tmp_path(const char *name)
     char *p = buf[next++ % 8];
     snprintf(p, sizeof buf[0], "%s/test_model_file_%s", dir && *dir ? dir : "/tmp", name);
     return p;
-}
-
-static void assert_msg_has(const fnn_error *err, const char *part)
-{
-    if (!strstr(err->msg, part))
-        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, part);
 }
 
 static fnn_model *make_model(const char *spec, int c, int h, int w, uint64_t seed)

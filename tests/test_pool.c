@@ -16,6 +16,7 @@
 #include "fnn.h"
 #include "nn/layer.h"
 #include "util/rng.h"
+#include "check.h"
 
 /* Central-difference step on the double reference. Pooling is piecewise linear, so away from
  * max-pool ties the difference is exact up to rounding (~1e-16 / FD_STEP). */
@@ -173,28 +174,6 @@ static void ref_grad(ref_op op, const float *xf, const float *r, int n, int c, i
     }
     free(x);
     free(y);
-}
-
-static double max_abs_f(const float *a, size_t n)
-{
-    double mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs((double)a[i]));
-    return mx;
-}
-
-/* max|a - b| / max|b|; NaN anywhere gives NaN, which fails every "<". */
-static double rel_err(const float *a, const double *b, size_t n)
-{
-    double d = 0.0, mb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (isnan(e))
-            return NAN;
-        d = fmax(d, e);
-        mb = fmax(mb, fabs(b[i]));
-    }
-    return d / fmax(mb, 1e-6);
 }
 
 /* ---------------------------------------------------------------- forward by hand */

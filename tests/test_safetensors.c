@@ -19,6 +19,7 @@
 #include "fnn.h"
 #include "io/safetensors.h"
 #include "util/atomic.h"
+#include "check.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -85,12 +86,6 @@ static void write_raw(const char *path, uint64_t hlen, const char *header, size_
         b[8 + header_len + i] = (unsigned char)(i * 7 + 1);
     write_bytes(path, b, total);
     free(b);
-}
-
-static void assert_msg_has(const fnn_error *err, const char *part)
-{
-    if (!strstr(err->msg, part))
-        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, part);
 }
 
 /* Reading path must fail with status, a message naming the file and containing part, and leave

@@ -22,6 +22,7 @@
 
 #include "fnn.h"
 #include "io/safetensors.h"
+#include "check.h"
 
 #define KILLS 40
 /* Wide enough that one save takes milliseconds, so random kills land inside saves. */
@@ -41,12 +42,6 @@ static const char *tmp_path(const char *name)
     if (*name)
         snprintf(p + strlen(p), sizeof buf[0] - strlen(p), "/%s", name);
     return p;
-}
-
-static void assert_msg_has(const fnn_error *err, const char *part)
-{
-    if (!strstr(err->msg, part))
-        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, part);
 }
 
 static fnn_model *make_model(const char *spec, uint64_t seed)
