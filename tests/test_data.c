@@ -1,5 +1,6 @@
 /* Tests for src/data: the IDX reader on the real data set and on generated valid and malformed
- * files, the directory finder, views, the Keras validation split and the class names. */
+ * files, the directory finder, views, the Keras validation split, k-fold splits and the class
+ * names. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <setjmp.h>
@@ -664,6 +665,61 @@ static void test_split_bad_fraction(void **state)
     assert_non_null(strstr(err.msg, "no validation images"));
 }
 
+/* Every fold of k, for several k and a size none divides evenly: the validation part is the
+ * images [n f / k, n (f + 1) / k) in order; the training part is every other image in order,
+ * each with its own label. Image i's pixels name i, and labels follow no pattern an offset
+ * could keep. */
+static void test_folds_pair_images_and_labels(void **state)
+{
+    enum { N = 23 };
+    fnn_dataset d = {.n = N, .h = 2, .w = 2, .nclasses = 10, .owns = 1};
+    d.images = malloc(N * 4);
+    d.labels = malloc(N);
+    assert_non_null(d.images);
+    assert_non_null(d.labels);
+    for (int i = 0; i < N; i++) {
+        const uint8_t px[4] = {(uint8_t)i, (uint8_t)(200 - i), (uint8_t)(3 * i), 77};
+        memcpy(d.images + i * 4, px, 4);
+        d.labels[i] = (uint8_t)((i * 7 + i / 3) % 10);
+    }
+    static const int ks[] = {2, 3, 5, 7, N};
+    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+        int k = ks[ki], in_val[N] = {0};
+        for (int f = 0; f < k; f++) {
+            fnn_dataset tr, val;
+            fnn_error err = {FNN_OK, ""};
+            if (fnn_dataset_fold(&d, k, f, &tr, &val, &err) != FNN_OK)
+                fail_msg("fold %d of %d: %s", f, k, err.msg);
+            int lo = N * f / k, hi = N * (f + 1) / k;
+            assert_int_equal(val.n, hi - lo);
+            assert_int_equal(tr.n, N - (hi - lo));
+            assert_int_equal(tr.h, 2);
+            assert_int_equal(tr.w, 2);
+            for (int j = 0; j < val.n; j++) {
+                int src = lo + j;
+                if (memcmp(val.images + j * 4, d.images + src * 4, 4) ||
+                    val.labels[j] != d.labels[src])
+                    fail_msg("k %d fold %d: validation image %d is not image %d with label %d", k,
+                             f, j, src, d.labels[src]);
+                in_val[src]++;
+            }
+            for (int j = 0; j < tr.n; j++) {
+                int src = j < lo ? j : j + (hi - lo);
+                if (memcmp(tr.images + j * 4, d.images + src * 4, 4))
+                    fail_msg("k %d fold %d: training image %d is not image %d", k, f, j, src);
+                if (tr.labels[j] != d.labels[src])
+                    fail_msg("k %d fold %d: training image %d (image %d) has label %d, not %d", k,
+                             f, j, src, tr.labels[j], d.labels[src]);
+            }
+            fnn_dataset_free(&tr);
+        }
+        /* The validation folds cover the set once. */
+        for (int i = 0; i < N; i++)
+            assert_int_equal(in_val[i], 1);
+    }
+    fnn_dataset_free(&d);
+}
+
 static void test_class_names(void **state)
 {
     (void)state;
@@ -699,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_view),
         cmocka_unit_test(test_split_sizes),
         cmocka_unit_test(test_split_bad_fraction),
+        cmocka_unit_test(test_folds_pair_images_and_labels),
         cmocka_unit_test(test_class_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
