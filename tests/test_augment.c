@@ -210,6 +210,46 @@ static void test_augment_shift_only(void **state)
     fnn_dataset_free(&d);
 }
 
+/* Every offset in [-k, k] is drawn, in x and in y and as pairs, and nothing outside it: 2k + 1
+ * values each way, not 2k. Searched over [-k-1, k+1], so a draw past k is found too. */
+static void test_augment_shift_reaches_every_offset(void **state)
+{
+    enum { K = 3, N = 64, STEPS = 4, SIDE = 2 * K + 1 };
+    fnn_dataset d = make_set(N);
+    fnn_augment_config c = {.shift = K};
+    uint8_t labels[N];
+    int seen[SIDE][SIDE] = {{0}};
+    float *plain = augmented(&d, &(fnn_augment_config){0}, 11, 0, labels);
+    for (int step = 0; step < STEPS; step++) {
+        float *a = augmented(&d, &c, 11, (uint64_t)step, labels);
+        for (int r = 0; r < N; r++) {
+            int found = 0;
+            for (int dy = -K - 1; dy <= K + 1 && !found; dy++)
+                for (int dx = -K - 1; dx <= K + 1 && !found; dx++) {
+                    float s[784];
+                    fnn_img_shift(plain + r * 784, s, 28, 28, dx, dy);
+                    if (memcmp(s, a + r * 784, sizeof s))
+                        continue;
+                    found = 1;
+                    if (dx < -K || dx > K || dy < -K || dy > K)
+                        fail_msg("image %d of step %d shifted by (%d, %d), past %d", r, step, dx,
+                                 dy, K);
+                    seen[dy + K][dx + K]++;
+                }
+            if (!found)
+                fail_msg("image %d of step %d is no shift of its source", r, step);
+        }
+        free(a);
+    }
+    /* 256 draws over 49 pairs: this seed's draws cover them all (fixed, not by chance). */
+    for (int dy = -K; dy <= K; dy++)
+        for (int dx = -K; dx <= K; dx++)
+            if (!seen[dy + K][dx + K])
+                fail_msg("no image was shifted by (%d, %d)", dx, dy);
+    free(plain);
+    fnn_dataset_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_augment_batch),
         cmocka_unit_test(test_augment_flip_only),
         cmocka_unit_test(test_augment_shift_only),
+        cmocka_unit_test(test_augment_shift_reaches_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
