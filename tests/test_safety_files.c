@@ -1,6 +1,6 @@
 /* Model files under damage: the tensor-data checksum (fnn_crc32) catches a byte changed in place,
- * files without one still load, and a save killed at any moment (SIGKILL) leaves the previous
- * file whole and loadable. */
+ * files without one still load, and a save killed (SIGKILL) before any one of its system calls
+ * leaves the previous file or the new one, whole and loadable. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <setjmp.h>
@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -24,9 +24,8 @@
 #include "io/safetensors.h"
 #include "check.h"
 
-#define KILLS 40
-/* Wide enough that one save takes milliseconds, so random kills land inside saves. */
-#define WIDE_SPEC "flatten dense:512 dense:10:softmax"
+/* 200 KB of tensors: several writes per save, so kills land between them. */
+#define SAVE_SPEC "flatten dense:64 dense:10:softmax"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -243,65 +242,117 @@ static int remove_temps(const char *dir, const char *base)
     return n;
 }
 
-/* A child saves models a and b over path in turn, forever; it is killed at a random moment. The
- * file at path must then load and be exactly a or b. */
+/* A child, traced, that saves m over path once and exits; returned stopped before the save. */
+static pid_t start_saver(const fnn_model *m, const char *path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
+            _exit(4);
+        raise(SIGSTOP);
+        fnn_error err = {FNN_OK, ""};
+        _exit(fnn_model_save(m, NULL, path, &err) == FNN_OK ? 0 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSTOPPED(status))
+        fail_msg("the saving child did not stop (status 0x%x; 4 means ptrace was refused)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : status);
+    assert_int_equal(WSTOPSIG(status), SIGSTOP);
+    assert_int_equal(ptrace(PTRACE_SETOPTIONS, pid, NULL,
+                            (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)), 0);
+    return pid;
+}
+
+/* Lets the child run to the entry of its stop-th system call from now (1-based), where it
+ * waits with the call not yet made, and returns stop; or, when it ends first, returns the
+ * calls it made and leaves its wait status in *status. */
+static int run_to_call(pid_t pid, int stop, int *status)
+{
+    int calls = 0, inside = 0, sig = 0;
+    for (;;) {
+        assert_int_equal(ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig), 0);
+        sig = 0;
+        assert_int_equal(waitpid(pid, status, 0), pid);
+        if (WIFEXITED(*status) || WIFSIGNALED(*status))
+            return calls;
+        if (WSTOPSIG(*status) != (SIGTRAP | 0x80)) {
+            sig = WSTOPSIG(*status); /* a signal for the child: deliver it */
+            continue;
+        }
+        /* System-call stops come in pairs, entry then exit. */
+        inside = !inside;
+        if (inside && ++calls == stop)
+            return calls;
+    }
+}
+
+/* A save killed (SIGKILL) before each one of its system calls in turn, from the first to the
+ * process's exit after it: the file at path must then be, byte for byte, either the previous
+ * model or the new one, and load. The kills are placed by counting calls, not by timing, so the
+ * test does not depend on how fast the disk is; it checks that the previous file lasts while a
+ * temporary file is being written (some kill lands there), that the new one appears in one step
+ * and is never undone by a later kill. */
 static void test_kill_during_save_keeps_previous(void **state)
 {
     (void)state;
-    fnn_model *a = make_model(WIDE_SPEC, 7), *b = make_model(WIDE_SPEC, 8);
+    fnn_model *a = make_model(SAVE_SPEC, 7), *b = make_model(SAVE_SPEC, 8);
     assert_false(same_weights(a, b));
-    const char *path = tmp_path("killed.safetensors");
-    const char *dir = tmp_path("");
+    const char *path = tmp_path("killed.safetensors"), *dir = tmp_path("");
+    size_t len_a, len_b;
+    save(a, tmp_path("killed_a.safetensors"));
+    save(b, tmp_path("killed_b.safetensors"));
+    unsigned char *bytes_a = read_all(tmp_path("killed_a.safetensors"), &len_a),
+                  *bytes_b = read_all(tmp_path("killed_b.safetensors"), &len_b);
     remove_temps(dir, "killed.safetensors");
+
+    /* How many calls a whole save makes here, exit included. */
     save(a, path);
+    int status;
+    pid_t pid = start_saver(b, path);
+    int calls = run_to_call(pid, -1, &status);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(calls >= 4); /* at least create, write, rename and exit */
 
-    /* How long one save takes here, to spread the kills over several saves. */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    save(b, path);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long save_us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
-    if (save_us < 100)
-        save_us = 100;
-
-    srand((unsigned)time(NULL));
-    int mid_save = 0, saw[2] = {0, 0};
-    for (int k = 0; k < KILLS; k++) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            for (int i = 0;; i++) {
-                fnn_error err = {FNN_OK, ""};
-                if (fnn_model_save(i % 2 ? a : b, NULL, path, &err) != FNN_OK)
-                    _exit(3);
-            }
-        }
-        /* Anywhere in the child's first eight saves or so (a forked process starts slowly). */
-        long us = save_us / 2 + rand() % (8 * save_us);
-        struct timespec wait = {us / 1000000, us % 1000000 * 1000L};
-        nanosleep(&wait, NULL);
+    int first_b = 0, with_temp = 0;
+    for (int k = 1; k <= calls; k++) {
+        save(a, path);
+        pid = start_saver(b, path);
+        if (run_to_call(pid, k, &status) != k)
+            fail_msg("kill before call %d of %d: the child ended first (status 0x%x)", k, calls,
+                     status);
         assert_int_equal(kill(pid, SIGKILL), 0);
-        int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-        /* A temporary file left behind means the kill landed inside a save. */
-        mid_save += remove_temps(dir, "killed.safetensors") > 0;
+        with_temp += remove_temps(dir, "killed.safetensors") > 0;
 
+        size_t len;
+        unsigned char *now = read_all(path, &len);
+        int is_a = len == len_a && !memcmp(now, bytes_a, len);
+        int is_b = len == len_b && !memcmp(now, bytes_b, len);
+        free(now);
+        if (!is_a && !is_b)
+            fail_msg("kill before call %d of %d: the file is neither model", k, calls);
+        if (is_b && !first_b)
+            first_b = k;
+        if (is_a && first_b)
+            fail_msg("kill before call %d: the file is the previous model again, after call %d "
+                     "had replaced it", k, first_b);
         fnn_error err = {FNN_OK, ""};
         fnn_model *back = fnn_model_load(path, NULL, &err);
         if (!back)
-            fail_msg("kill %d: the model file no longer loads: %s", k, err.msg);
-        int is_a = same_weights(back, a), is_b = same_weights(back, b);
-        assert_true(is_a || is_b);
-        saw[is_b]++;
+            fail_msg("kill before call %d: the model file no longer loads: %s", k, err.msg);
+        assert_true(same_weights(back, is_b ? b : a));
         fnn_model_free(back);
     }
-    print_message("%d kills, %d inside a save (%ld us each); file was a %d times, b %d times\n",
-                  KILLS, mid_save, save_us, saw[0], saw[1]);
-    /* Otherwise the test proved nothing about interrupted saves, or about a save that had
-     * replaced the file before the kill. */
-    assert_true(mid_save >= KILLS / 4);
-    assert_true(saw[0] > 0 && saw[1] > 0);
+    print_message("%d calls per save; a temporary file was there at %d kills; the new file from "
+                  "the kill before call %d\n", calls, with_temp, first_b);
+    /* The first kill finds the previous file; the last (at exit) the new one. */
+    assert_true(first_b > 1);
+    assert_true(with_temp > 0);
+    free(bytes_a);
+    free(bytes_b);
     fnn_model_free(a);
     fnn_model_free(b);
 }
