@@ -13,6 +13,7 @@
 
 #include "fnn.h"
 #include "optim/optim.h"
+#include "train/train.h"
 
 static void test_step_schedule(void **state)
 {
@@ -56,6 +57,45 @@ static void test_plateau_and_constant(void **state)
     assert_float_equal(fnn_lr_at(&p, 0.1f, 9, 5, 3, 17, 0.25f), 0.025f, 1e-9f);
     fnn_lr_schedule c = {0};
     assert_float_equal(fnn_lr_at(&c, 0.1f, 9, 5, 3, 17, 0.25f), 0.1f, 0.0f);
+}
+
+/* ReduceLROnPlateau's bookkeeping epoch by epoch: improvements smaller than min_delta (1e-4)
+ * count as none, a cut comes after `patience` epochs without one, and the rate stops at
+ * min_lr. lr 0.1, patience 2, factor 0.5, min_lr 0.01 (scale floor 0.1). */
+static void test_plateau_table(void **state)
+{
+    fnn_lr_schedule s = {.kind = FNN_LR_PLATEAU, .patience = 2, .factor = 0.5f, .min_lr = 0.01f};
+    const float floor_scale = 0.01f / 0.1f;
+    static const struct {
+        double loss;
+        float scale;
+        double best;
+        int wait;
+    } table[] = {
+        {1.0, 1.0f, 1.0, 0},        /* the first epoch always improves on +inf */
+        {0.99995, 1.0f, 1.0, 1},    /* better by 5e-5: not by min_delta */
+        {0.99992, 0.5f, 1.0, 0},    /* better by 8e-5 still not: the second such epoch cuts */
+        {0.9, 0.5f, 0.9, 0},        /* a real improvement */
+        {0.89985, 0.5f, 0.89985, 0}, /* better by 1.5e-4: counts */
+        {0.95, 0.5f, 0.89985, 1},
+        {0.95, 0.25f, 0.89985, 0},
+        {0.8999, 0.25f, 0.89985, 1}, /* worse than the best, though better than the last */
+        {0.95, 0.125f, 0.89985, 0},
+        {0.95, 0.125f, 0.89985, 1},
+        {0.95, floor_scale, 0.89985, 0}, /* 0.0625 would be below min_lr / lr */
+        {0.95, floor_scale, 0.89985, 1},
+        {0.95, floor_scale, 0.89985, 0},
+    };
+    float scale = 1.0f;
+    double best = HUGE_VAL;
+    int wait = 0;
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        fnn_plateau_step(&s, 0.1f, table[i].loss, &scale, &best, &wait);
+        if (scale != table[i].scale || best != table[i].best || wait != table[i].wait)
+            fail_msg("epoch %zu, loss %g: scale %g best %g wait %d; expected %g %g %d", i + 1,
+                     table[i].loss, (double)scale, best, wait, (double)table[i].scale,
+                     table[i].best, table[i].wait);
+    }
 }
 
 static void test_nesterov_step(void **state)
@@ -178,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_warmup),
         cmocka_unit_test(test_plateau_and_constant),
+        cmocka_unit_test(test_plateau_table),
         cmocka_unit_test(test_nesterov_step),
         cmocka_unit_test(test_step_lr_and_scale),
         cmocka_unit_test(test_clipping_scales_the_update),

@@ -163,25 +163,30 @@ static int improves(fnn_monitor mon, double value, double best)
     return mon == FNN_MONITOR_VAL_ACCURACY ? value > best : value < best;
 }
 
+void fnn_plateau_step(const fnn_lr_schedule *s, float base_lr, double val_loss, float *scale,
+                      double *best, int *wait)
+{
+    /* Keras's ReduceLROnPlateau: an improvement must beat the best by min_delta 1e-4. */
+    if (val_loss < *best - 1e-4) {
+        *best = val_loss;
+        *wait = 0;
+    } else if (++*wait >= s->patience) {
+        float floor_scale = s->min_lr / base_lr;
+        *scale *= s->factor;
+        if (*scale < floor_scale)
+            *scale = floor_scale;
+        *wait = 0;
+    }
+}
+
 /* After an epoch with validation statistics st: the plateau schedule's and early stopping's
  * bookkeeping. Returns 1 when early stopping ends the run. */
 static int after_epoch(const fnn_train_config *cfg, const fnn_model *m, run_buffers *b,
                        fnn_train_state *ts, const fnn_epoch_stats *st)
 {
-    const fnn_lr_schedule *s = &cfg->schedule;
-    /* Keras's ReduceLROnPlateau: an improvement must beat the best by min_delta 1e-4. */
-    if (s->kind == FNN_LR_PLATEAU) {
-        if (st->val_loss < ts->plateau_best - 1e-4) {
-            ts->plateau_best = st->val_loss;
-            ts->plateau_wait = 0;
-        } else if (++ts->plateau_wait >= s->patience) {
-            float floor_scale = s->min_lr / cfg->optim.lr;
-            ts->plateau_scale *= s->factor;
-            if (ts->plateau_scale < floor_scale)
-                ts->plateau_scale = floor_scale;
-            ts->plateau_wait = 0;
-        }
-    }
+    if (cfg->schedule.kind == FNN_LR_PLATEAU)
+        fnn_plateau_step(&cfg->schedule, cfg->optim.lr, st->val_loss, &ts->plateau_scale,
+                         &ts->plateau_best, &ts->plateau_wait);
     if (!cfg->early_stopping)
         return 0;
     double v = cfg->monitor == FNN_MONITOR_VAL_ACCURACY ? st->val_acc : st->val_loss;
