@@ -175,6 +175,14 @@ typedef struct {
     double elapsed_s;     /* since the epoch began */
 } fnn_progress;
 
+/* A training step about to run, for fnn_train_config.on_step. */
+typedef struct {
+    int epoch;            /* 1-based */
+    int step, steps;      /* 0-based step within the epoch, of steps */
+    const int *images;    /* (rows) the batch: indices into the training set, in batch order */
+    int rows;
+} fnn_step_info;
+
 typedef struct {
     int epoch;
     double train_loss, train_acc; /* running means over the epoch, dropout active (as Keras) */
@@ -234,6 +242,10 @@ typedef struct {
     /* Called from the training thread, at most every progress_interval_s seconds. May be NULL. */
     void (*on_progress)(void *user, const fnn_progress *p);
     double progress_interval_s;
+    /* Called by one thread before every step, before `interrupt` is polled: a flag it sets
+     * stops the run before this step. For tests and logs of the data order; it runs while
+     * other threads fill the batch, so it must not touch the model. May be NULL. */
+    void (*on_step)(void *user, const fnn_step_info *s);
     /* Called after each epoch. Return non-zero to stop training. May be NULL. */
     int (*on_epoch)(void *user, const fnn_epoch_stats *s);
     void *user;

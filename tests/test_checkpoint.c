@@ -209,6 +209,88 @@ static void test_interrupt_flag(void **state)
     fnn_model_free(resumed);
 }
 
+/* on_step raises the interrupt flag before step `step` of epoch `epoch` (0-based step). */
+typedef struct {
+    int epoch, step;
+    volatile int flag;
+} stop_at;
+
+static void raise_at(void *user, const fnn_step_info *s)
+{
+    stop_at *at = user;
+    if (s->epoch == at->epoch && s->step == at->step)
+        at->flag = 1;
+}
+
+static unsigned char *slurp(const char *p, size_t *len);
+
+/* Interrupted before a chosen step of a later epoch (the first, a middle and the last of its 10
+ * steps), then resumed: the checkpoint says where, and the resumed run's history and model file
+ * are the uninterrupted run's, byte for byte. A resume that restarted the epoch from step 0
+ * would train on its first steps twice. */
+static void test_interrupt_mid_epoch(void **state)
+{
+    fnn_epoch_stats a[EPOCHS], b[EPOCHS];
+    fnn_train_result ra, rb;
+    fnn_model *straight = run(EPOCHS, NULL, NULL, a, &ra, FNN_OK);
+    fnn_error err = {0};
+    assert_int_equal(fnn_model_save(straight, NULL, path("mid_straight.safetensors"), &err),
+                     FNN_OK);
+    size_t len_a;
+    unsigned char *want = slurp(path("mid_straight.safetensors"), &len_a);
+    static const stop_at points[] = {{2, 1, 0}, {3, 5, 0}, {4, 9, 0}};
+    for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+        stop_at at = points[i];
+        fnn_dataset tr = make_set(96, 1), val = make_set(40, 2);
+        fnn_train_config c = config();
+        c.checkpoint = path("mid.ckpt");
+        c.interrupt = &at.flag;
+        c.on_step = raise_at;
+        c.user = &at;
+        fnn_model *m = model();
+        fnn_train_result res;
+        assert_int_equal(fnn_train_run(m, &tr, &val, &c, b, &res, &err), FNN_ERR_INTERRUPTED);
+        assert_int_equal(res.interrupted, 1);
+        char msg[64];
+        snprintf(msg, sizeof msg, "interrupted at epoch %d after step %d of 10", at.epoch,
+                 at.step);
+        if (!strstr(err.msg, msg))
+            fail_msg("\"%s\" does not say \"%s\"", err.msg, msg);
+        fnn_model_free(m);
+        fnn_dataset_free(&tr);
+        fnn_dataset_free(&val);
+
+        fnn_checkpoint_info info;
+        assert_int_equal(fnn_checkpoint_info_read(path("mid.ckpt"), &info, &err), FNN_OK);
+        assert_int_equal(info.epoch, at.epoch - 1);
+        assert_int_equal(info.step, at.step);
+        fnn_checkpoint_info_free(&info);
+
+        memset(b, 0, sizeof b);
+        fnn_model *resumed = run(EPOCHS, NULL, path("mid.ckpt"), b, &rb, FNN_OK);
+        assert_int_equal(rb.resumed_epoch, at.epoch - 1);
+        assert_int_equal(rb.best_epoch, ra.best_epoch);
+        for (int e = 0; e < EPOCHS; e++)
+            if (a[e].train_loss != b[e].train_loss || a[e].train_acc != b[e].train_acc ||
+                a[e].val_loss != b[e].val_loss)
+                fail_msg("stop before epoch %d step %d: epoch %d's history differs (train loss "
+                         "%.9g, not %.9g)", at.epoch, at.step, e + 1, b[e].train_loss,
+                         a[e].train_loss);
+        assert_int_equal(fnn_model_save(resumed, NULL, path("mid_resumed.safetensors"), &err),
+                         FNN_OK);
+        size_t len_b;
+        unsigned char *got = slurp(path("mid_resumed.safetensors"), &len_b);
+        assert_int_equal(len_a, len_b);
+        if (memcmp(want, got, len_a))
+            fail_msg("stop before epoch %d step %d: the resumed model file differs", at.epoch,
+                     at.step);
+        free(got);
+        fnn_model_free(resumed);
+    }
+    free(want);
+    fnn_model_free(straight);
+}
+
 static void test_mismatched_model(void **state)
 {
     fnn_epoch_stats s[EPOCHS];
@@ -307,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_info_round_trip),
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_interrupt_flag),
+        cmocka_unit_test(test_interrupt_mid_epoch),
         cmocka_unit_test(test_mismatched_model),
         cmocka_unit_test(test_damaged_files),
     };

@@ -337,12 +337,16 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 }
                 if (step == steps)
                     break;
+                int start = step * batch, rows = n - start < batch ? n - start : batch;
+                if (tid == 0 && cfg->on_step) {
+                    fnn_step_info si = {epoch, step, steps, b.perm + start, rows};
+                    cfg->on_step(cfg->user, &si);
+                }
                 /* Read by thread 0 only; the others learn of it after the barrier below. */
                 if (tid == 0 && cfg->interrupt && *cfg->interrupt) {
                     b.stop = 1;
                     done = step;
                 }
-                int start = step * batch, rows = n - start < batch ? n - start : batch;
                 float *x = b.x[step & 1];
                 uint8_t *labels = b.labels[step & 1];
                 fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
