@@ -77,10 +77,12 @@ static const char usage[] =
     "  --checkpoint PATH   write a checkpoint after every epoch (atomically) with weights,\n"
     "                      optimizer and schedule state, RNG state, epoch and history\n"
     "  --resume PATH       continue the run in checkpoint PATH up to --epochs (required);\n"
-    "                      its data, model and training options are reused, so only --epochs,\n"
-    "                      --data, --checkpoint [PATH], --out, --history, --quiet and --json may\n"
-    "                      be given. The result is bit for bit that of an uninterrupted run;\n"
-    "                      a cosine schedule spans --epochs, so keep --epochs the same there\n"
+    "                      its data, model and training options are reused: any of them given\n"
+    "                      again must have the checkpoint's value (so the first run's command\n"
+    "                      line works), while --epochs, --data, --checkpoint [PATH], --out,\n"
+    "                      --history, --quiet and --json may change. The result is bit for bit\n"
+    "                      that of an uninterrupted run; a cosine schedule spans --epochs, so\n"
+    "                      keep --epochs the same there\n"
     "transfer learning:\n"
     "  --init-from MODEL   start from the weights of MODEL's layers that match this model's\n"
     "                      (same position and shape); the others are initialised from --seed.\n"
@@ -107,6 +109,49 @@ static const char usage[] =
 
 #define MAX_FOLDS 100
 
+/* fnn train's long options. Those from O_SETUP on describe the run, which a checkpoint fixes:
+ * with --resume each must equal the checkpoint's value. */
+enum { O_DATA = 256, O_EPOCHS, O_OUT, O_HISTORY, O_QUIET, O_JSON, O_CHECKPOINT, O_RESUME,
+       O_SETUP, O_ARCH = O_SETUP, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_LIMIT, O_TEST_LIMIT,
+       O_OPT, O_MOMENTUM, O_DECAY, O_NO_TEST, O_NESTEROV, O_SCHEDULE, O_STEP_EPOCHS, O_GAMMA,
+       O_PATIENCE, O_FACTOR, O_MIN_LR, O_WARMUP, O_CLIP, O_SHIFT, O_FLIP, O_ROTATE, O_ERASE,
+       O_EARLY, O_MONITOR, O_FOLDS, O_INIT_FROM, O_FREEZE, O_CLASSES, O_PER_CLASS, O_RESET_HEAD,
+       O_END };
+
+static const struct option longopts[] = {
+    {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
+    {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
+    {"lr", required_argument, 0, O_LR},           {"val-split", required_argument, 0, O_VAL},
+    {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
+    {"out", required_argument, 0, O_OUT},         {"history", required_argument, 0, O_HISTORY},
+    {"quiet", no_argument, 0, O_QUIET},           {"json", no_argument, 0, O_JSON},
+    {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
+    {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
+    {"weight-decay", required_argument, 0, O_DECAY}, {"no-test", no_argument, 0, O_NO_TEST},
+    {"nesterov", no_argument, 0, O_NESTEROV},
+    {"lr-schedule", required_argument, 0, O_SCHEDULE},
+    {"lr-step-epochs", required_argument, 0, O_STEP_EPOCHS},
+    {"lr-gamma", required_argument, 0, O_GAMMA},
+    {"lr-patience", required_argument, 0, O_PATIENCE},
+    {"lr-factor", required_argument, 0, O_FACTOR},
+    {"lr-min", required_argument, 0, O_MIN_LR},
+    {"warmup-epochs", required_argument, 0, O_WARMUP},
+    {"clip-norm", required_argument, 0, O_CLIP},
+    {"aug-shift", required_argument, 0, O_SHIFT}, {"aug-flip", no_argument, 0, O_FLIP},
+    {"aug-rotate", required_argument, 0, O_ROTATE},
+    {"aug-erase", required_argument, 0, O_ERASE},
+    {"early-stopping", required_argument, 0, O_EARLY},
+    {"monitor", required_argument, 0, O_MONITOR}, {"folds", required_argument, 0, O_FOLDS},
+    {"checkpoint", required_argument, 0, O_CHECKPOINT},
+    {"resume", required_argument, 0, O_RESUME},
+    {"init-from", required_argument, 0, O_INIT_FROM},
+    {"reset-head", no_argument, 0, O_RESET_HEAD},
+    {"freeze", required_argument, 0, O_FREEZE},
+    {"classes", required_argument, 0, O_CLASSES},
+    {"per-class", required_argument, 0, O_PER_CLASS},
+    {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+};
+
 typedef struct {
     const char *data, *arch, *out, *history;
     long limit, test_limit;
@@ -118,7 +163,9 @@ typedef struct {
     long per_class;
     int folds;
     int reset_head;   /* --init-from leaves the last layer initialised */
-    const char *setup_option; /* an option a resumed run takes from its checkpoint, if given */
+    /* The setup options given, by code - O_SETUP: the last value as typed ("" for a flag), or
+     * NULL; with --resume they are checked against the checkpoint. */
+    const char *setup[O_END - O_SETUP];
     int data_given, out_given, history_given, epochs_given, val_given;
     fnn_train_config cfg;
 } train_opts;
@@ -200,55 +247,13 @@ static int parse_classes(const char *text, train_opts *o)
 
 static int parse(int argc, char **argv, train_opts *o)
 {
-    enum { O_DATA = 256, O_ARCH, O_EPOCHS, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_OUT,
-           O_HISTORY, O_QUIET, O_JSON, O_LIMIT, O_TEST_LIMIT, O_OPT, O_MOMENTUM, O_DECAY,
-           O_NO_TEST, O_NESTEROV, O_SCHEDULE, O_STEP_EPOCHS, O_GAMMA, O_PATIENCE, O_FACTOR,
-           O_MIN_LR, O_WARMUP, O_CLIP, O_SHIFT, O_FLIP, O_ROTATE, O_ERASE, O_EARLY, O_MONITOR,
-           O_FOLDS, O_CHECKPOINT, O_RESUME, O_INIT_FROM, O_FREEZE, O_CLASSES, O_PER_CLASS,
-           O_RESET_HEAD };
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
-        {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
-        {"lr", required_argument, 0, O_LR},           {"val-split", required_argument, 0, O_VAL},
-        {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
-        {"out", required_argument, 0, O_OUT},         {"history", required_argument, 0, O_HISTORY},
-        {"quiet", no_argument, 0, O_QUIET},           {"json", no_argument, 0, O_JSON},
-        {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
-        {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
-        {"weight-decay", required_argument, 0, O_DECAY}, {"no-test", no_argument, 0, O_NO_TEST},
-        {"nesterov", no_argument, 0, O_NESTEROV},
-        {"lr-schedule", required_argument, 0, O_SCHEDULE},
-        {"lr-step-epochs", required_argument, 0, O_STEP_EPOCHS},
-        {"lr-gamma", required_argument, 0, O_GAMMA},
-        {"lr-patience", required_argument, 0, O_PATIENCE},
-        {"lr-factor", required_argument, 0, O_FACTOR},
-        {"lr-min", required_argument, 0, O_MIN_LR},
-        {"warmup-epochs", required_argument, 0, O_WARMUP},
-        {"clip-norm", required_argument, 0, O_CLIP},
-        {"aug-shift", required_argument, 0, O_SHIFT}, {"aug-flip", no_argument, 0, O_FLIP},
-        {"aug-rotate", required_argument, 0, O_ROTATE},
-        {"aug-erase", required_argument, 0, O_ERASE},
-        {"early-stopping", required_argument, 0, O_EARLY},
-        {"monitor", required_argument, 0, O_MONITOR}, {"folds", required_argument, 0, O_FOLDS},
-        {"checkpoint", required_argument, 0, O_CHECKPOINT},
-        {"resume", required_argument, 0, O_RESUME},
-        {"init-from", required_argument, 0, O_INIT_FROM},
-        {"reset-head", no_argument, 0, O_RESET_HEAD},
-        {"freeze", required_argument, 0, O_FREEZE},
-        {"classes", required_argument, 0, O_CLASSES},
-        {"per-class", required_argument, 0, O_PER_CLASS},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
-    };
     double lr = NAN, momentum = 0.0, decay = NAN, x;
     long v;
-    int c, idx = -1, nesterov = 0;
+    int c, nesterov = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
-        /* Everything but these describes the run, which a checkpoint already fixes. */
-        if (c >= O_DATA && c != O_DATA && c != O_EPOCHS && c != O_OUT && c != O_HISTORY &&
-            c != O_QUIET && c != O_JSON && c != O_CHECKPOINT && c != O_RESUME && idx >= 0)
-            o->setup_option = longopts[idx].name;
-        idx = -1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (c >= O_SETUP && c < O_END)
+            o->setup[c - O_SETUP] = optarg ? optarg : "";
         switch (c) {
         case 'h': fputs(usage, stdout); return -1;
         case O_DATA: o->data = optarg; o->data_given = 1; break;
@@ -408,10 +413,6 @@ static int parse(int argc, char **argv, train_opts *o)
         return cli_error("train", EXIT_USAGE, "unexpected argument '%s' (see fnn train --help)",
                          argv[optind]);
     if (o->resume) {
-        if (o->setup_option)
-            return cli_error("train", EXIT_USAGE, "--resume takes --%s from the checkpoint; give "
-                             "only --epochs, --data, --checkpoint, --out, --history, --quiet or "
-                             "--json", o->setup_option);
         if (!o->epochs_given)
             return cli_error("train", EXIT_USAGE, "--resume needs --epochs: the epoch to "
                              "continue to");
@@ -568,6 +569,8 @@ static char *user_json(const train_opts *o)
         cJSON_AddStringToObject(j, "history", o->history);
     if (o->init_from)
         cJSON_AddStringToObject(j, "init_from", o->init_from);
+    if (o->reset_head) /* left out when off, as in checkpoints from before it was stored */
+        cJSON_AddTrueToObject(j, "reset_head");
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return text;
@@ -585,11 +588,13 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
                 *per_class = cJSON_GetObjectItemCaseSensitive(j, "per_class"),
                 *out = cJSON_GetObjectItemCaseSensitive(j, "out"),
                 *history = cJSON_GetObjectItemCaseSensitive(j, "history"),
-                *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from");
+                *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from"),
+                *reset_head = cJSON_GetObjectItemCaseSensitive(j, "reset_head");
     if (!cJSON_IsString(data) || !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
         !cJSON_IsNumber(val_split) || !cJSON_IsBool(no_test) || !cJSON_IsArray(classes) ||
         !cJSON_IsNumber(per_class) || !cJSON_IsString(out) ||
         (history && !cJSON_IsString(history)) || (init_from && !cJSON_IsString(init_from)) ||
+        (reset_head && !cJSON_IsBool(reset_head)) ||
         limit->valuedouble < 0 || limit->valuedouble > 1e8 || test_limit->valuedouble < 0 ||
         test_limit->valuedouble > 1e8 || !(val_split->valuedouble >= 0.0 &&
                                           val_split->valuedouble <= 0.99) ||
@@ -616,6 +621,113 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
     if (!o->history_given && history)
         o->history = history->valuestring;
     o->init_from = init_from ? init_from->valuestring : NULL;
+    o->reset_head = cJSON_IsTrue(reset_head);
+    return EXIT_OK;
+}
+
+/* "5,6,7" for a --classes list, "all" for none. */
+static void format_classes(char *buf, size_t size, const int *classes, int n)
+{
+    snprintf(buf, size, "%s", n ? "" : "all");
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%d", i ? "," : "", classes[i]);
+    }
+}
+
+/* With --resume, every setup option given must say what the checkpoint holds, so that adding
+ * --resume to the command line of the first run works, and a conflicting value is an error
+ * that names both. cli: the command line as parsed; o: after the checkpoint's stored options
+ * were applied; info: the checkpoint's model and training settings. */
+static int check_setup(const train_opts *cli, const train_opts *o, const fnn_checkpoint_info *info)
+{
+    static const char *const optimizers[] = {"adam", "sgd", "adamw"};
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    static const char *const monitors[] = {"val_loss", "val_accuracy"};
+    const fnn_train_config *c = &cli->cfg, *k = &info->cfg;
+    for (const struct option *opt = longopts; opt->name; opt++) {
+        if (opt->val < O_SETUP || opt->val >= O_END || !cli->setup[opt->val - O_SETUP])
+            continue;
+        const char *given = cli->setup[opt->val - O_SETUP];
+        char buf[FNN_MAX_CLASSES * 4 + 8];
+        const char *stored = buf;
+        int same, flag = opt->has_arg == no_argument;
+#define INT_(a, b) (same = (a) == (b), snprintf(buf, sizeof buf, "%ld", (long)(b)))
+#define REAL_(a, b) (same = (a) == (b), snprintf(buf, sizeof buf, "%g", (double)(b)))
+#define ALL_(a, b) (same = (a) == (b), (b) ? snprintf(buf, sizeof buf, "%ld", (long)(b)) \
+                                           : snprintf(buf, sizeof buf, "all"))
+#define NAME_(a, b, names) (same = (a) == (b), stored = (names)[b])
+        switch (opt->val) {
+        case O_ARCH: {
+            fnn_error err = {0};
+            fnn_model *m = fnn_model_create(given, info->c, info->h, info->w, &err);
+            if (!m)
+                return cli_error("train", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE,
+                                 "%s", err.msg);
+            same = !strcmp(fnn_model_spec(m), info->arch);
+            fnn_model_free(m);
+            snprintf(buf, sizeof buf, "'%.*s%s'", (int)sizeof buf - 8, info->arch,
+                     strlen(info->arch) > sizeof buf - 8 ? "..." : "");
+            break;
+        }
+        case O_BATCH: INT_(c->batch_size, k->batch_size); break;
+        case O_LR: REAL_((float)strtod(given, NULL), k->optim.lr); break;
+        case O_VAL: REAL_(cli->val_split, o->val_split); break;
+        case O_SEED: INT_(c->seed, k->seed); break;
+        case O_THREADS: INT_(c->threads, k->threads); break;
+        case O_LIMIT: ALL_(cli->limit, o->limit); break;
+        case O_TEST_LIMIT: ALL_(cli->test_limit, o->test_limit); break;
+        case O_OPT: NAME_(c->optim.kind, k->optim.kind, optimizers); break;
+        case O_MOMENTUM: REAL_((float)strtod(given, NULL), k->optim.momentum); break;
+        case O_DECAY: REAL_((float)strtod(given, NULL), k->optim.weight_decay); break;
+        case O_NO_TEST: same = o->no_test; break;
+        case O_NESTEROV: same = k->optim.nesterov; break;
+        case O_SCHEDULE: NAME_(c->schedule.kind, k->schedule.kind, schedules); break;
+        case O_STEP_EPOCHS: INT_(c->schedule.step_epochs, k->schedule.step_epochs); break;
+        case O_GAMMA: REAL_(c->schedule.gamma, k->schedule.gamma); break;
+        case O_PATIENCE: INT_(c->schedule.patience, k->schedule.patience); break;
+        case O_FACTOR: REAL_(c->schedule.factor, k->schedule.factor); break;
+        case O_MIN_LR: REAL_(c->schedule.min_lr, k->schedule.min_lr); break;
+        case O_WARMUP: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
+        case O_CLIP: REAL_(c->clip_norm, k->clip_norm); break;
+        case O_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
+        case O_FLIP: same = k->augment.flip; break;
+        case O_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
+        case O_ERASE: REAL_(c->augment.erase, k->augment.erase); break;
+        case O_EARLY: INT_(c->early_stopping, k->early_stopping); break;
+        case O_MONITOR: NAME_(c->monitor, k->monitor, monitors); break;
+        case O_FOLDS:
+            return cli_error("train", EXIT_USAGE, "--resume %s: --folds %s cannot resume: a "
+                             "checkpoint holds one training, not %s", cli->resume, given, given);
+        case O_INIT_FROM:
+            same = o->init_from && !strcmp(given, o->init_from);
+            stored = o->init_from ? o->init_from : "none";
+            break;
+        case O_RESET_HEAD: same = o->reset_head; break;
+        case O_FREEZE: INT_(c->freeze, k->freeze); break;
+        case O_CLASSES:
+            same = cli->nclasses == o->nclasses &&
+                   !memcmp(cli->classes, o->classes, (size_t)o->nclasses * sizeof *o->classes);
+            format_classes(buf, sizeof buf, o->classes, o->nclasses);
+            break;
+        case O_PER_CLASS: ALL_(cli->per_class, o->per_class); break;
+        default: /* a setup option without a case above: refused rather than ignored */
+            same = 0;
+            stored = "value, which this check does not read";
+            break;
+        }
+#undef INT_
+#undef REAL_
+#undef ALL_
+#undef NAME_
+        if (same)
+            continue;
+        if (flag)
+            return cli_error("train", EXIT_USAGE, "--resume %s: --%s is given but the "
+                             "checkpoint's run was without it", cli->resume, opt->name);
+        return cli_error("train", EXIT_USAGE, "--resume %s: --%s %s differs from the "
+                         "checkpoint's %s", cli->resume, opt->name, given, stored);
+    }
     return EXIT_OK;
 }
 
@@ -908,7 +1020,9 @@ int cmd_train(int argc, char **argv)
             return cli_error("train", EXIT_RUNTIME, "--resume %s: the checkpoint was not written "
                              "by fnn train (no stored options)", o.resume);
         }
-        if ((rc = apply_user_json(&o, stored, o.resume)) != EXIT_OK) {
+        train_opts cli = o;
+        if ((rc = apply_user_json(&o, stored, o.resume)) != EXIT_OK ||
+            (rc = check_setup(&cli, &o, &info)) != EXIT_OK) {
             cJSON_Delete(stored);
             fnn_checkpoint_info_free(&info);
             return rc;

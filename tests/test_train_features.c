@@ -131,6 +131,82 @@ static void test_resume_refuses_options(void **state)
     run_free(&r);
 }
 
+/* The first run's command line with --resume added works, and gives the uninterrupted run's
+ * model; each setup option that says something else than the checkpoint is refused (exit 2,
+ * nothing written) with both values named. */
+static void test_resume_compares_options(void **state)
+{
+    char ck[PATH_CAP], ck2[PATH_CAP], part[PATH_CAP], resumed[PATH_CAP], straight[PATH_CAP],
+        out[PATH_CAP];
+    pathf(ck, "%s/same.ckpt", g_base);
+    pathf(ck2, "%s/same2.ckpt", g_base);
+    pathf(part, "%s/same_part.safetensors", g_base);
+    pathf(resumed, "%s/same_resumed.safetensors", g_base);
+    pathf(straight, "%s/same_straight.safetensors", g_base);
+    pathf(out, "%s/conflict.safetensors", g_base);
+#define FIRST "--seed", "5", "--arch", "mlp", "--optimizer", "sgd", "--lr", "0.05",             \
+              "--momentum", "0.9", "--nesterov", "--lr-schedule", "plateau", "--lr-patience", \
+              "1", "--lr-factor", "0.5", "--lr-min", "0.001", "--warmup-epochs", "1",         \
+              "--aug-shift", "1", "--aug-flip", "--clip-norm", "3", "--early-stopping", "5",  \
+              "--monitor", "val_accuracy", "--val-split", "0.25", "--limit", "180",           \
+              "--test-limit", "40", "--per-class", "12"
+    run_t r = FNN("train", SYN, FIRST, "--epochs", "1", "--out", part, "--checkpoint", ck);
+    expect_code(&r, 0);
+    run_free(&r);
+    /* Resumed runs write their checkpoints elsewhere, so that ck stays at epoch 1. */
+    r = FNN("train", SYN, FIRST, "--epochs", "2", "--out", resumed, "--resume", ck,
+            "--checkpoint", ck2);
+    expect_code(&r, 0);
+    run_free(&r);
+    r = FNN("train", SYN, FIRST, "--epochs", "2", "--out", straight);
+    expect_code(&r, 0);
+    run_free(&r);
+    assert_files_equal(straight, resumed);
+
+    static const struct {
+        const char *opt, *value, *message;
+    } conflicts[] = {
+        {"--seed", "6", "--seed 6 differs from the checkpoint's 5"},
+        {"--optimizer", "adam", "--optimizer adam differs from the checkpoint's sgd"},
+        {"--lr", "0.01", "--lr 0.01 differs from the checkpoint's 0.05"},
+        {"--lr-min", "0.002", "--lr-min 0.002 differs from the checkpoint's 0.001"},
+        {"--lr-schedule", "step", "--lr-schedule step differs from the checkpoint's plateau"},
+        {"--aug-rotate", "5", "--aug-rotate 5 differs from the checkpoint's 0"},
+        {"--batch-size", "8", "--batch-size 8 differs from the checkpoint's 16"},
+        {"--val-split", "0.2", "--val-split 0.2 differs from the checkpoint's 0.25"},
+        {"--per-class", "13", "--per-class 13 differs from the checkpoint's 12"},
+        {"--classes", "1,2", "--classes 1,2 differs from the checkpoint's all"},
+        {"--monitor", "val_loss", "--monitor val_loss differs from the checkpoint's val_accuracy"},
+        {"--arch", "flatten dense:10:softmax", "--arch flatten dense:10:softmax differs from "
+                                               "the checkpoint's 'flatten dense:"},
+        {"--no-test", NULL, "--no-test is given but the checkpoint's run was without it"},
+        {"--aug-erase", "0.5", "--aug-erase 0.5 differs from the checkpoint's 0"},
+        {"--folds", "3", "--folds 3 cannot resume"},
+    };
+    for (size_t i = 0; i < sizeof conflicts / sizeof *conflicts; i++) {
+        char want[PATH_CAP + 128];
+        snprintf(want, sizeof want, "--resume %s: %s", ck, conflicts[i].message);
+        if (conflicts[i].value)
+            r = FNN("train", SYN, FIRST, conflicts[i].opt, conflicts[i].value, "--epochs", "2",
+                    "--out", out, "--resume", ck);
+        else
+            r = FNN("train", SYN, FIRST, conflicts[i].opt, "--epochs", "2", "--out", out,
+                    "--resume", ck);
+        expect_code(&r, 2);
+        expect_contains(r.err, "stderr", want);
+        run_free(&r);
+        assert_false(file_exists(out));
+    }
+    /* Options given alone, as the help promised before: the preset name for the stored arch
+     * and the flags that were on. */
+    r = FNN("train", "--resume", ck, "--epochs", "2", "--out", out, "--checkpoint", ck2,
+            "--arch", "mlp", "--nesterov", "--aug-flip", "--seed", "5", "--quiet");
+    expect_code(&r, 0);
+    run_free(&r);
+    assert_files_equal(straight, out);
+#undef FIRST
+}
+
 /* Damaged checkpoints fail with the file and the field named, and nothing is written. */
 static void test_bad_checkpoints(void **state)
 {
@@ -474,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_help_lists_options),
         cmocka_unit_test(test_resume_equals_straight),
         cmocka_unit_test(test_resume_refuses_options),
+        cmocka_unit_test(test_resume_compares_options),
         cmocka_unit_test(test_bad_checkpoints),
         cmocka_unit_test(test_sigint_writes_resumable_checkpoint),
         cmocka_unit_test(test_nan_keeps_last_checkpoint),
