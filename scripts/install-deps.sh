@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev libcairo2-dev
-          libstb-dev fonts-dejavu-core dataset-fashion-mnist)
+          libstb-dev fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
     # SVG figures; clang builds the fuzzers; valgrind checks a short training run for leaks.
