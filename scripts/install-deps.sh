@@ -11,6 +11,8 @@ if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
     # SVG figures; clang builds the fuzzers; valgrind checks a short training run for leaks.
     packages+=(libcmocka-dev chromium libxml2-utils clang valgrind libdnnl-dev)
+    # ONNX export's runtime checks; a nodejs from NodeSource brings npm and conflicts with Debian's.
+    packages+=(python3-onnx python3-opencv nodejs); command -v npm >/dev/null || packages+=(npm)
 elif [ "${2:-openblas}" = dnnl ]; then
     packages+=(libdnnl-dev)
 fi
