@@ -18,6 +18,7 @@ static const char usage[] =
     "  --batch N       fix the batch size at N instead of a dynamic \"batch\" dimension, for\n"
     "                  runtimes that need one [dynamic]\n"
     "  --json          print {\"model_file\", \"onnx_file\", \"opset\", \"batch\", \"bytes\"}\n"
+    "                  (nothing is printed when OUT is not a regular file, e.g. /dev/stdout)\n"
     "  -h, --help      this help\n"
     "\n"
     "Exit status 1 names the file or the layer that could not be exported, 2 a usage error.\n";
@@ -67,29 +68,26 @@ int cmd_export(int argc, char **argv)
     if (fnn_export_onnx(m, out, &opt, &err) != FNN_OK) {
         rc = cli_error("export", EXIT_RUNTIME, "%s not exported: %s", path, err.msg);
     } else {
+        /* Nothing more on stdout when the file itself may have gone there (/dev/stdout, a
+         * pipe): only a regular file gets its summary. */
         struct stat st;
-        long long bytes = stat(out, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
-        if (json) {
-            cJSON *doc = cJSON_CreateObject();
-            cJSON_AddStringToObject(doc, "model_file", path);
-            cJSON_AddStringToObject(doc, "onnx_file", out);
-            cJSON_AddNumberToObject(doc, "opset", FNN_ONNX_OPSET);
-            if (batch)
-                cJSON_AddNumberToObject(doc, "batch", (double)batch);
-            else
-                cJSON_AddStringToObject(doc, "batch", "dynamic");
-            if (bytes >= 0)
-                cJSON_AddNumberToObject(doc, "bytes", (double)bytes);
-            else
-                cJSON_AddNullToObject(doc, "bytes");
-            print_json(doc);
-            cJSON_Delete(doc);
-        } else if (bytes >= 0) {
-            printf("wrote %s (ONNX opset %d, %s batch, %lld bytes)\n", out, FNN_ONNX_OPSET,
-                   batch ? "fixed" : "dynamic", bytes);
-        } else {
-            printf("wrote %s (ONNX opset %d, %s batch)\n", out, FNN_ONNX_OPSET,
-                   batch ? "fixed" : "dynamic");
+        if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (json) {
+                cJSON *doc = cJSON_CreateObject();
+                cJSON_AddStringToObject(doc, "model_file", path);
+                cJSON_AddStringToObject(doc, "onnx_file", out);
+                cJSON_AddNumberToObject(doc, "opset", FNN_ONNX_OPSET);
+                if (batch)
+                    cJSON_AddNumberToObject(doc, "batch", (double)batch);
+                else
+                    cJSON_AddStringToObject(doc, "batch", "dynamic");
+                cJSON_AddNumberToObject(doc, "bytes", (double)st.st_size);
+                print_json(doc);
+                cJSON_Delete(doc);
+            } else {
+                printf("wrote %s (ONNX opset %d, %s batch, %lld bytes)\n", out, FNN_ONNX_OPSET,
+                       batch ? "fixed" : "dynamic", (long long)st.st_size);
+            }
         }
     }
     fnn_model_meta_free(&meta);
