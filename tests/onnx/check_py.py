@@ -13,9 +13,12 @@ import gzip
 import json
 import sys
 
-import cv2
-import numpy as np
-import onnx
+try:
+    import cv2
+    import numpy as np
+    import onnx
+except ImportError as e:
+    sys.exit(f"check_py: {e}: install python3-opencv and python3-onnx, and run /usr/bin/python3")
 
 TOLERANCE = 1e-5
 
