@@ -13,14 +13,14 @@ VG_BUILD ?= $(BUILD)-valgrind
 FUZZ_BUILD ?= $(BUILD)/fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: run test test-plain test-dnnl test-sanitize test-valgrind test-fuzz build deps deps-test clean
+.PHONY: run test test-plain test-dnnl test-sanitize test-valgrind test-fuzz build deps deps-test clean ort
 
 run: deps build
 	mkdir -p out
 	./$(BUILD)/fnn train --out out/study.safetensors
 
 # Everything CI runs (.ci/run), each part timed in the log.
-test: deps-test build
+test: deps-test build ort
 	scripts/timed.sh "test suite" $(MAKE) --no-print-directory test-plain
 	scripts/timed.sh "test suite with oneDNN's products" $(MAKE) --no-print-directory test-dnnl
 	scripts/timed.sh "test suite under ASan and UBSan" $(MAKE) --no-print-directory test-sanitize
@@ -56,6 +56,13 @@ deps:
 
 deps-test:
 	scripts/install-deps.sh test
+
+# onnxruntime-node for tests/test_onnx_runtimes.sh, from the npm registry into $(BUILD)/ort, without
+# its install script (which fetches GPU builds): the package carries its CPU binary for Linux.
+ORT_VERSION ?= 1.20.1
+ort: $(BUILD)/ort/node_modules/onnxruntime-node/package.json
+$(BUILD)/ort/node_modules/onnxruntime-node/package.json:
+	npm install --prefix $(BUILD)/ort --ignore-scripts --no-audit --no-fund onnxruntime-node@$(ORT_VERSION)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) $(DNNL_BUILD) out

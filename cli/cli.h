@@ -18,6 +18,7 @@ int cmd_search(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints "fnn CMD: message" to stderr and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)

@@ -17,6 +17,7 @@ static const char usage[] =
     "  explain   per-class saliency and occlusion maps: which pixels a model looks at\n"
     "  robustness  test accuracy under noise, shifts, rotations, occlusion and contrast changes\n"
     "  report    one HTML page of figures and findings about one or more saved models\n"
+    "  export    write a model as ONNX for onnxruntime, OpenCV and other runtimes\n"
     "\n"
     "Run 'fnn COMMAND --help' for a command's options. 'fnn --version' prints the version.\n"
     "Data: Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ", or --data DIR.\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
         return cmd_robustness(argc - 1, argv + 1);
     if (!strcmp(cmd, "report"))
         return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "fnn: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

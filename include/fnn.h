@@ -147,6 +147,30 @@ FNN_API fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta
 FNN_API fnn_model *fnn_model_load(const char *path, fnn_model_meta *meta, fnn_error *err);
 FNN_API void fnn_model_meta_free(fnn_model_meta *meta);
 
+/* ---------------------------------------------------------------- ONNX export */
+
+/* The ONNX operator set the export writes (src/io/onnx.c says why this one). */
+#define FNN_ONNX_OPSET 13
+
+/* How fnn_export_onnx writes a model. */
+typedef struct {
+    /* 0: a dynamic batch dimension named "batch"; N > 0: the batch fixed at N, for importers
+     * that cannot take a dynamic one. */
+    int batch;
+    /* JSON list of the model's class names (fnn_model_meta's), stored in metadata_props as
+     * "class_names"; NULL stores "0", "1", ... */
+    const char *class_names_json;
+} fnn_onnx_options;
+
+/* Writes m as an ONNX model (FNN_ONNX_OPSET), atomically: nothing is written when a layer cannot be
+ * expressed. The graph's input "pixels" (batch, c, h, w) float holds grey pixels from 0 to 255,
+ * as fnn predict reads them before scaling; the division by 255 is a node of the graph. Its
+ * output "probabilities" (batch, classes) is fnn_model_predict's. metadata_props hold
+ * "class_names" and "fnn_spec" (fnn_model_spec). opt may be NULL (dynamic batch). An existing
+ * path that is not a regular file (a device such as /dev/stdout) is written in place. */
+FNN_API fnn_status fnn_export_onnx(const fnn_model *m, const char *path,
+                                   const fnn_onnx_options *opt, fnn_error *err);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum { FNN_OPT_ADAM = 0, FNN_OPT_SGD, FNN_OPT_ADAMW } fnn_optimizer_kind;
