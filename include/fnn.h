@@ -11,6 +11,9 @@
 extern "C" {
 #endif
 
+/* libfnn.so is built with every symbol hidden (-fvisibility=hidden): FNN_API marks the
+ * functions it exports, which are exactly the functions this header declares
+ * (tests/test_exports.sh checks both ways). */
 #if defined(__GNUC__)
 #define FNN_API __attribute__((visibility("default")))
 #else
