@@ -79,8 +79,12 @@ for i in $(seq 0 $((nimg - 1))); do
 done
 
 # ---- the example against fnn predict
+# "PATH INDEX PROBABILITY" per image from the JSON, which fnn prints one "key":<tab>value per
+# line (cJSON's layout); read with awk, since jq is not among the test's dependencies.
 "$prefix/bin/fnn" predict "$work/model.safetensors" "${images[@]}" --top 1 --threads 1 --json |
-    jq -r '.images[] | "\(.path) \(.top[0].index) \(.top[0].probability)"' >"$work/expected"
+    awk -F'\t' '/"path":/ { p = $NF; gsub(/^"|",?$/, "", p) }
+                 /"index":/ { i = $NF; sub(/,$/, "", i) }
+                 /"probability":/ { print p, i, $NF }' >"$work/expected"
 [ "$(wc -l <"$work/expected")" -eq "$nimg" ] || fail "fnn predict gave no answer for every image"
 for prog in classify classify-static; do
     "$work/embed/$prog" "$work/model.safetensors" "${images[@]}" >"$work/$prog.out" ||
