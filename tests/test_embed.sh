@@ -71,9 +71,10 @@ gzip -dc "$data/t10k-images-idx3-ubyte.gz" | head -c $((16 + nimg * 784)) >"$wor
     true # head closes the pipe early
 [ "$(stat -c %s "$work/images.bin")" -eq $((16 + nimg * 784)) ] ||
     fail "cannot read $nimg images from $data/t10k-images-idx3-ubyte.gz"
+tail -c +17 "$work/images.bin" >"$work/pixels.bin" # (nimg, 28, 28) after the 16-byte header
 images=()
 for i in $(seq 0 $((nimg - 1))); do
-    tail -c +$((17 + i * 784)) "$work/images.bin" | head -c 784 >"$work/img$i.raw"
+    dd if="$work/pixels.bin" of="$work/img$i.raw" bs=784 skip="$i" count=1 status=none
     "$work/mkpng" "$work/img$i.raw" "$work/img$i.png" || fail "cannot write img$i.png"
     images+=("$work/img$i.png")
 done
@@ -84,8 +85,10 @@ done
 "$prefix/bin/fnn" predict "$work/model.safetensors" "${images[@]}" --top 1 --threads 1 --json |
     awk -F'\t' '/"path":/ { p = $NF; gsub(/^"|",?$/, "", p) }
                  /"index":/ { i = $NF; sub(/,$/, "", i) }
-                 /"probability":/ { print p, i, $NF }' >"$work/expected"
-[ "$(wc -l <"$work/expected")" -eq "$nimg" ] || fail "fnn predict gave no answer for every image"
+                 /"probability":/ { print p, i, $NF }' >"$work/expected" ||
+    fail "fnn predict failed"
+[ "$(wc -l <"$work/expected")" -eq "$nimg" ] ||
+    fail "fnn predict's JSON has $(wc -l <"$work/expected") answers for $nimg images"
 for prog in classify classify-static; do
     "$work/embed/$prog" "$work/model.safetensors" "${images[@]}" >"$work/$prog.out" ||
         fail "$prog failed"
