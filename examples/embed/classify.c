@@ -9,7 +9,7 @@
  * two calls at once (it holds the memory its passes work in: "Threads and models" in fnn.h),
  * so every call that uses it runs under a lock, while reading and resizing the images, which
  * touches no model, runs in parallel. To run the model itself in parallel, give each thread a
- * model of its own (one fnn_model_load per thread). */
+ * model of its own, loaded one after another before the threads start (fnn.h says why). */
 #include <fnn.h>
 
 #include <pthread.h>
