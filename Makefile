@@ -66,3 +66,11 @@ $(BUILD)/ort/node_modules/onnxruntime-node/package.json:
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) $(DNNL_BUILD) out
+
+# ---- installation (issue 17)
+# `make install PREFIX=DIR` builds, then installs the fnn tool, libfnn.so, libfnn.a, fnn.h and
+# the pkg-config file fnn.pc under DIR; DESTDIR=STAGE puts them under STAGE/DIR for a package.
+PREFIX ?= /usr/local
+.PHONY: install
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)

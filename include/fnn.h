@@ -11,6 +11,9 @@
 extern "C" {
 #endif
 
+/* libfnn.so is built with every symbol hidden (-fvisibility=hidden): FNN_API marks the
+ * functions it exports, which are exactly the functions this header declares
+ * (tests/test_exports.sh checks both ways). */
 #if defined(__GNUC__)
 #define FNN_API __attribute__((visibility("default")))
 #else
@@ -126,8 +129,29 @@ typedef struct {
 FNN_API int fnn_model_num_tensors(const fnn_model *m);
 FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
 
+/* Threads and models. A model is NOT safe to use from two threads at once, not even for
+ * inference: it owns the memory its passes work in (each layer's outputs and scratch, grown to
+ * the largest batch it has seen), so fnn_model_predict, fnn_evaluate, fnn_input_gradient,
+ * fnn_saliency, fnn_occlusion and fnn_robustness write into the model they are given. Two such
+ * calls at once on one model overwrite each other's intermediate results (wrong answers, with
+ * no error) and one may free the buffer the other is using while it grows it. Functions taking
+ * a const fnn_model * only read it; they may run alongside each other, not alongside a call
+ * that writes. Each call parallelises by itself over its `threads` argument.
+ * What is safe:
+ *  - one model shared by threads that hold a lock of their own around every call that takes
+ *    the (non-const) model: the calls run one after another (examples/embed/classify.c);
+ *  - one model per thread, e.g. one fnn_model_load of the same file per thread: different
+ *    models run at once. Load them one at a time (cJSON, which reads the file's header, keeps
+ *    its last parse error in a global), and with OpenBLAS make the first fnn_model_predict or
+ *    fnn_evaluate call before starting the threads: that call sets OpenBLAS to one thread for
+ *    the whole process (see "Threads" at fnn_train), and OpenBLAS does not document
+ *    openblas_set_num_threads as safe to call from two threads at once.
+ * Keeping the weights apart from the memory of a pass, so that threads can share one model,
+ * is planned; until then these rules hold. */
+
 /* Class probabilities for n images of the input shape, in eval mode, using up to `threads`
- * threads (0: all cores). x is (n, c, h, w) float; probs is (n, classes). */
+ * threads (0: all cores). x is (n, c, h, w) float; probs is (n, classes). Not safe on one
+ * model from two threads at once (see "Threads and models" above). */
 FNN_API fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs,
                                      int threads, fnn_error *err);
 
