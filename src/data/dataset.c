@@ -42,6 +42,29 @@ static fnn_status find_file(const char *dir, const char *which, const char *kind
                     first, idx_dims);
 }
 
+fnn_status fnn_dataset_files(const char *dir, const char *which, char **images, char **labels,
+                             fnn_error *err)
+{
+    *images = *labels = NULL;
+    if (!dir || !which)
+        return fnn_fail(err, FNN_ERR_ARG, "fnn_dataset_files: NULL argument");
+    char im[PATH_CAP], lb[PATH_CAP];
+    fnn_status st = find_file(dir, which, "images", 3, im, err);
+    if (st == FNN_OK)
+        st = find_file(dir, which, "labels", 1, lb, err);
+    if (st != FNN_OK)
+        return st;
+    *images = strdup(im);
+    *labels = strdup(lb);
+    if (!*images || !*labels) {
+        free(*images);
+        free(*labels);
+        *images = *labels = NULL;
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    return FNN_OK;
+}
+
 fnn_status fnn_dataset_load(const char *dir, const char *which, fnn_dataset *out, fnn_error *err)
 {
     if (!dir || !which || !out)
