@@ -34,6 +34,12 @@ int cli_double(const char *cmd, const char *opt, const char *text, double lo, do
 /* The option getopt just rejected, as the user typed it ("-x" inside a cluster, "--foo"). */
 const char *cli_bad_option(char **argv);
 
+/* While set is not NULL, SIGINT, SIGTERM and SIGHUP remove its staged temporaries before they
+ * end the process as usual; NULL restores the previous handlers. For commands that do not
+ * handle those signals themselves. */
+struct fnn_outputs;
+void cli_discard_on_signal(struct fnn_outputs *set);
+
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
 cJSON *summary_json(const fnn_model *m);
