@@ -483,6 +483,43 @@ static void test_report_figures_folder(void **state)
                                             "full.html", NULL});
 }
 
+/* ================================================================ explain */
+
+/* --out-dir: a user's directory is refused; explain's own is replaced once every map is
+ * written, keeping what a user added. */
+static void test_explain_out_dir(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], user[PATH_CAP], maps[PATH_CAP], p[PATH_CAP];
+    fresh_dir(pathf(dir, "%s/explain", g_base));
+    fresh_dir(pathf(user, "%s/user", dir));
+    write_file(pathf(p, "%s/occlusion.csv", user), "mine\n", 5);
+    snapshot mine = snap(p);
+    run_t r = FNN("explain", g_model, "--data", g_syn, "--limit", "20", "--threads", "2",
+                  "--out-dir", user);
+    expect_refused(&r, 1, user, ".fnn-explain");
+    expect_unchanged(&mine);
+    expect_clean(user, (const char *const[]){"occlusion.csv", NULL});
+    run_free(&r);
+
+    pathf(maps, "%s/maps", dir);
+    for (int i = 0; i < 2; i++) {
+        r = FNN("explain", g_model, "--data", g_syn, "--limit", "20", "--threads", "2",
+                "--out-dir", maps);
+        expect_code(&r, 0);
+        run_free(&r);
+        if (i == 0) {
+            write_file(pathf(p, "%s/notes.txt", maps), "mine\n", 5);
+            mine = snap(p);
+        }
+    }
+    expect_unchanged(&mine);
+    assert_true(file_exists(pathf(p, "%s/occlusion.pgm", maps)));
+    assert_true(file_exists(pathf(p, "%s/.fnn-explain", maps)));
+    expect_clean(maps, NULL);
+    expect_clean(dir, (const char *const[]){"user", "maps", NULL});
+}
+
 /* ================================================================ setup */
 
 static int group_setup(void **state)
@@ -519,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_search_refuses_user_directory),
         cmocka_unit_test(test_report_outputs_never_replace_inputs),
         cmocka_unit_test(test_report_figures_folder),
+        cmocka_unit_test(test_explain_out_dir),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
