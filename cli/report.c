@@ -242,15 +242,7 @@ int cmd_report(int argc, char **argv)
     }
     /* Checked before the slow part: no output may replace a model or the data, and the figures
      * folder must be one fnn made. Both outputs are put in place only once all is written. */
-    char *images = NULL, *labels = NULL;
-    fnn_status fs = FNN_OK;
-    if (fnn_dataset_files(data, "t10k", &images, &labels, &err) == FNN_OK) {
-        fs = fnn_outputs_input(files, "--data", images, &err);
-        if (fs == FNN_OK)
-            fs = fnn_outputs_input(files, "--data", labels, &err);
-    } /* else loading the data says what is missing */
-    free(images);
-    free(labels);
+    fnn_status fs = cli_data_inputs(files, data, "t10k", &err);
     for (int i = 0; i < n && fs == FNN_OK; i++)
         fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
     if (fs == FNN_OK)

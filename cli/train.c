@@ -524,16 +524,8 @@ static int plan_files(const train_opts *o, run_files *f)
     if (!(f->set = fnn_outputs_new()))
         return cli_error("train", EXIT_RUNTIME, "out of memory");
     static const char *const splits[] = {"train", "t10k"};
-    for (int i = 0; i < (o->no_test ? 1 : 2) && s == FNN_OK; i++) {
-        char *images, *labels;
-        if (fnn_dataset_files(o->data, splits[i], &images, &labels, &err) != FNN_OK)
-            continue; /* loading the data will say what is missing */
-        s = fnn_outputs_input(f->set, "--data", images, &err);
-        if (s == FNN_OK)
-            s = fnn_outputs_input(f->set, "--data", labels, &err);
-        free(images);
-        free(labels);
-    }
+    for (int i = 0; i < 2 && s == FNN_OK; i++)
+        s = cli_data_inputs(f->set, o->data, splits[i], &err);
     if (s == FNN_OK && o->init_from)
         s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
     if (s == FNN_OK && o->cfg.checkpoint)
