@@ -193,6 +193,44 @@ static void test_train_outputs_never_replace_data(void **state)
         }
 }
 
+/* The copy of the data that a run does not read (the .gz beside the plain file it prefers) is
+ * still the user's. */
+static void test_train_outputs_never_replace_unread_data(void **state)
+{
+    (void)state;
+    char data[PATH_CAP], p[PATH_CAP], gz[PATH_CAP], other[PATH_CAP];
+    make_data_dir(pathf(data, "%s/both", g_base));
+    copy_file(pathf(p, "%s/train-labels-idx1-ubyte", data),
+              pathf(gz, "%s/train-labels-idx1-ubyte.gz", data));
+    copy_file(pathf(p, "%s/t10k-images-idx3-ubyte", data),
+              pathf(other, "%s/t10k-images.idx3-ubyte", data));
+    const char *const outs[] = {gz, other};
+    for (int i = 0; i < 2; i++) {
+        snapshot before = snap(outs[i]);
+        run_t r = FNN("train", "--data", data, "--epochs", "1", "--quiet", "--out", outs[i]);
+        expect_refused(&r, 2, "--out", "--data");
+        expect_unchanged(&before);
+        run_free(&r);
+    }
+}
+
+/* A name too long for its temporary fails before the run, not after it. */
+static void test_name_too_long_fails_first(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], p[PATH_CAP], name[251];
+    fresh_dir(pathf(dir, "%s/long", g_base));
+    memset(name, 'm', 250);
+    name[250] = '\0';
+    run_t r = TRAIN("--out", pathf(p, "%s/%s", dir, name));
+    expect_refused(&r, 1, "--out", "the name is too long");
+    run_free(&r);
+    r = FNN("report", g_model, "--out", p, REPORT_FAST);
+    expect_refused(&r, 1, "--out", "the name is too long");
+    run_free(&r);
+    expect_clean(dir, (const char *const[]){NULL});
+}
+
 /* Two outputs of one run that are one file: the old string comparison missed every one. */
 static void test_train_outputs_never_clash(void **state)
 {
@@ -548,6 +586,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_outputs_never_replace_data),
+        cmocka_unit_test(test_train_outputs_never_replace_unread_data),
+        cmocka_unit_test(test_name_too_long_fails_first),
         cmocka_unit_test(test_train_outputs_never_clash),
         cmocka_unit_test(test_train_outputs_never_replace_models_read),
         cmocka_unit_test(test_train_out_devices_and_fifos),

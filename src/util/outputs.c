@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,10 @@ static fnn_status check_dir_of(const char *what, const char *path, fnn_error *er
         s = fnn_fail(err, FNN_ERR_IO, "%s %s: its directory %s does not exist", what, path, dir);
     else if (access(dir, W_OK | X_OK) != 0)
         s = fnn_fail(err, FNN_ERR_IO, "%s %s: its directory %s is not writable", what, path, dir);
+    else if (strlen(name) + sizeof ".tmp.XXXXXX" - 1 > NAME_MAX) /* found now, not after the run */
+        s = fnn_fail(err, FNN_ERR_IO, "%s %s: the name is too long (the temporary written beside "
+                     "it adds %zu characters to its %zu, and a name has at most %d)", what, path,
+                     sizeof ".tmp.XXXXXX" - 1, strlen(name), NAME_MAX);
     free(dir);
     free(name);
     return s;
