@@ -30,6 +30,7 @@
 #include <zlib.h>
 
 #include "fnn.h"
+#include "util/outputs.h"
 
 #define PATH_CAP 1024
 /* No single run may take longer; a hung CLI (a FIFO nobody reads) fails instead of stalling. */
@@ -558,6 +559,59 @@ static void test_explain_out_dir(void **state)
     expect_clean(dir, (const char *const[]){"user", "maps", NULL});
 }
 
+/* ================================================================ the output set itself */
+
+static void put_text(const char *path, const char *text) { write_file(path, text, strlen(text)); }
+
+static void expect_text(const char *path, const char *text)
+{
+    char *now = read_all(path, NULL);
+    if (!now || strcmp(now, text))
+        fail_msg("%s holds \"%s\", expected \"%s\"", path, now ? now : "(nothing)", text);
+    free(now);
+}
+
+/* Three staged files; the third's target turns into a directory before the commit, which then
+ * fails there and puts back the two it had already moved. */
+static void test_commit_is_all_or_nothing(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], p[3][PATH_CAP];
+    fresh_dir(pathf(dir, "%s/commit", g_base));
+    for (int round = 0; round < 2; round++) {
+        fnn_error err = {0};
+        fnn_outputs *s = fnn_outputs_new();
+        assert_non_null(s);
+        for (int i = 0; i < 3; i++) {
+            pathf(p[i], "%s/%c", dir, 'a' + i);
+            assert_int_equal(fnn_outputs_file(s, "out", p[i], FNN_OUT_STAGED, &err), FNN_OK);
+        }
+        if (round == 0)
+            put_text(p[0], "old a");
+        assert_int_equal(fnn_outputs_stage(s, &err), FNN_OK);
+        put_text(fnn_outputs_path(s, p[0]), "new a");
+        put_text(fnn_outputs_path(s, p[1]), "new b");
+        put_text(fnn_outputs_path(s, p[2]), "new c");
+        if (round == 0) {
+            mkdir(p[2], 0777);
+            assert_int_equal(fnn_outputs_commit(s, &err), FNN_ERR_IO);
+            expect_contains(err.msg, "the error", p[2]);
+            fnn_outputs_free(s);
+            expect_text(p[0], "old a");
+            assert_false(file_exists(p[1]));
+            expect_clean(dir, (const char *const[]){"a", "c", NULL});
+            rmdir(p[2]);
+        } else {
+            assert_int_equal(fnn_outputs_commit(s, &err), FNN_OK);
+            fnn_outputs_free(s);
+            expect_text(p[0], "new a");
+            expect_text(p[1], "new b");
+            expect_text(p[2], "new c");
+            expect_clean(dir, (const char *const[]){"a", "b", "c", NULL});
+        }
+    }
+}
+
 /* ================================================================ setup */
 
 static int group_setup(void **state)
@@ -597,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_report_outputs_never_replace_inputs),
         cmocka_unit_test(test_report_figures_folder),
         cmocka_unit_test(test_explain_out_dir),
+        cmocka_unit_test(test_commit_is_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -399,6 +399,9 @@ static fnn_status move_in(entry *e, fnn_error *err)
         e->moved = 1;
         return FNN_OK;
     }
+    if (!S_ISDIR(st.st_mode) != !e->dir) /* changed since it was registered */
+        return fnn_fail(err, FNN_ERR_IO, "%s %s: %s since the run began", e->what, e->path,
+                        e->dir ? "is no longer a directory" : "has become a directory");
     if (renameat2(AT_FDCWD, e->tmp, AT_FDCWD, e->target, RENAME_EXCHANGE) == 0) {
         e->old = e->tmp;
         e->tmp = NULL;
