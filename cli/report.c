@@ -243,6 +243,8 @@ int cmd_report(int argc, char **argv)
     /* Checked before the slow part: no output may replace a model or the data, and the figures
      * folder must be one fnn made. Both outputs are put in place only once all is written. */
     fnn_status fs = cli_data_inputs(files, data, "t10k", &err);
+    if (fs == FNN_OK) /* not read, but the user's data all the same */
+        fs = cli_data_inputs(files, data, "train", &err);
     for (int i = 0; i < n && fs == FNN_OK; i++)
         fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
     if (fs == FNN_OK)

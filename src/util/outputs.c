@@ -175,9 +175,9 @@ static fnn_status check_clash(const fnn_outputs *s, const entry *e, fnn_error *e
             continue;
         const entry *out = e->input ? o : e, *other = e->input ? e : o;
         if (other->input)
-            return fnn_fail(err, FNN_ERR_ARG, "%s %s is the same file as %s %s, which this run "
-                            "reads: an output must not replace an input", out->what, out->path,
-                            other->what, other->path);
+            return fnn_fail(err, FNN_ERR_ARG, "%s %s is the same file as %s %s: an output must "
+                            "not replace an input", out->what, out->path, other->what,
+                            other->path);
         return fnn_fail(err, FNN_ERR_ARG, "%s %s and %s %s are the same file: each output needs "
                         "a file of its own", other->what, other->path, out->what, out->path);
     }
