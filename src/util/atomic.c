@@ -181,7 +181,8 @@ fnn_status fnn_atomic_open(const char *path, fnn_atomic_file **out, fnn_error *e
     } else if (!(f->tmp_path = fnn_atomic_temp(f->target, 0, &fd))) {
         int e = errno;
         fnn_fail(err, e == ENOMEM ? FNN_ERR_NOMEM : FNN_ERR_IO,
-                 "%s: cannot create a temporary file beside it: %s", path, strerror(e));
+                 "%s: cannot create temporary file %s.tmp.XXXXXX: %s", path, f->target,
+                 strerror(e));
         atomic_free(f);
         return FNN_ERR_IO;
     }
