@@ -543,7 +543,7 @@ static void test_explain_out_dir(void **state)
     expect_clean(user, (const char *const[]){"occlusion.csv", NULL});
     run_free(&r);
 
-    pathf(maps, "%s/maps", dir);
+    pathf(maps, "%s/maps/", dir); /* the slash: its temporary must go beside it, not into it */
     for (int i = 0; i < 2; i++) {
         r = FNN("explain", g_model, "--data", g_syn, "--limit", "20", "--threads", "2",
                 "--out-dir", maps);

@@ -280,6 +280,9 @@ fnn_status fnn_outputs_dir(fnn_outputs *s, const char *what, const char *path, c
             r = fnn_fail(err, FNN_ERR_IO, "%s %s: a symbolic link to nothing", what, path);
         else if (!(e->target = strdup(path)))
             r = fnn_fail(err, FNN_ERR_NOMEM, "%s %s: out of memory", what, path);
+        /* "maps/": its temporary goes beside it, as "maps.tmp.XXXXXX", not into it */
+        for (size_t n = e->target ? strlen(e->target) : 0; n > 1 && e->target[n - 1] == '/';)
+            e->target[--n] = '\0';
     }
     if (r == FNN_OK)
         r = check_dir_of(what, e->target, err);
