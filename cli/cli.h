@@ -35,6 +35,17 @@ int cli_double(const char *cmd, const char *opt, const char *text, double lo, do
 /* The option getopt just rejected, as the user typed it ("-x" inside a cluster, "--foo"). */
 const char *cli_bad_option(char **argv);
 
+/* While set is not NULL, SIGINT, SIGTERM and SIGHUP remove its staged temporaries before they
+ * end the process as usual; NULL restores the previous handlers. For commands that do not
+ * handle those signals themselves. */
+struct fnn_outputs;
+void cli_discard_on_signal(struct fnn_outputs *set);
+
+/* Registers with set, as inputs of --data, the files of the split ("train" or "t10k") in dir:
+ * every spelling there, read or not, as an output must not replace the user's data. */
+fnn_status cli_data_inputs(struct fnn_outputs *set, const char *dir, const char *which,
+                           fnn_error *err);
+
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
 cJSON *summary_json(const fnn_model *m);

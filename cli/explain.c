@@ -2,13 +2,12 @@
  * test images, summarised as a table (or JSON with the maps), optionally written as CSV and PGM. */
 #include "cli.h"
 #include "util/atomic.h"
+#include "util/outputs.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char usage[] =
     "usage: fnn explain MODEL [options]\n"
@@ -37,6 +36,7 @@ static const char usage[] =
     "  --seed N        seed of the smoothgrad noise [1]\n"
     "  --out-dir DIR   also write each map as CSV (raw values) and PGM (scaled to its maximum):\n"
     "                  saliency_K.csv/.pgm for class K and occlusion.csv/.pgm\n"
+    "                  (DIR is made with a .fnn-explain file; one without it is refused)\n"
     "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
     "  --split NAME    test (t10k files) or train [test]\n"
     "  --limit N       use the first N images, 0 for all [1000]\n"
@@ -150,6 +150,20 @@ static int write_map(const char *dir, const char *name, const float *map, int h,
     return s == FNN_OK ? EXIT_OK : cli_error("explain", EXIT_RUNTIME, "%s", err.msg);
 }
 
+/* --out-dir is a directory explain made (marked .fnn-explain), or makes; the maps go to a
+ * temporary one that replaces it only once all are written. */
+static int stage_out_dir(const char *dir, fnn_outputs **files)
+{
+    fnn_error err = {0};
+    if (!(*files = fnn_outputs_new()))
+        return cli_error("explain", EXIT_RUNTIME, "out of memory");
+    if (fnn_outputs_dir(*files, "--out-dir", dir, ".fnn-explain", FNN_OUT_STAGED, &err) != FNN_OK ||
+        fnn_outputs_stage(*files, &err) != FNN_OK)
+        return cli_lib_error("explain", &err);
+    cli_discard_on_signal(*files);
+    return EXIT_OK;
+}
+
 typedef struct {
     fnn_saliency_config sal;
     int patch, stride, occlusion;
@@ -248,9 +262,6 @@ int cmd_explain(int argc, char **argv)
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
     const char *path = argv[optind];
-    if (o.out_dir && mkdir(o.out_dir, 0777) != 0 && errno != EEXIST)
-        return cli_error("explain", EXIT_RUNTIME, "%s: cannot create the directory: %s",
-                         o.out_dir, strerror(errno));
 
     fnn_error err = {0};
     fnn_model_meta meta = {0};
@@ -260,12 +271,15 @@ int cmd_explain(int argc, char **argv)
     int k = fnn_model_num_classes(m);
     char **names = class_names_load(&meta, k);
     fnn_dataset d = {0};
+    fnn_outputs *files = NULL;
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
     int64_t *counts = NULL;
     double base = 0.0;
     rc = load_split("explain", o.data, strcmp(o.split, "test") ? "train" : "t10k", o.limit, &d);
     if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
         rc = cli_lib_error("explain", &err);
+    if (rc == EXIT_OK && o.out_dir)
+        rc = stage_out_dir(o.out_dir, &files);
     if (rc != EXIT_OK)
         goto done;
     if (o.occlusion && (o.patch > d.h || o.patch > d.w)) {
@@ -365,7 +379,7 @@ int cmd_explain(int argc, char **argv)
         if (o.out_dir) {
             char name[32];
             snprintf(name, sizeof name, "saliency_%d", c);
-            if ((rc = write_map(o.out_dir, name, map, h, w)) != EXIT_OK)
+            if ((rc = write_map(fnn_outputs_path(files, o.out_dir), name, map, h, w)) != EXIT_OK)
                 break;
         }
     }
@@ -390,14 +404,18 @@ int cmd_explain(int argc, char **argv)
                    100 * s.thirds[0], 100 * s.thirds[1], 100 * s.thirds[2]);
         }
         if (o.out_dir)
-            rc = write_map(o.out_dir, "occlusion", drop, h, w);
+            rc = write_map(fnn_outputs_path(files, o.out_dir), "occlusion", drop, h, w);
     }
+    if (rc == EXIT_OK && files && fnn_outputs_commit(files, &err) != FNN_OK)
+        rc = cli_lib_error("explain", &err);
     if (doc) {
         if (rc == EXIT_OK)
             print_json(doc);
         cJSON_Delete(doc);
     }
 done:
+    cli_discard_on_signal(NULL);
+    fnn_outputs_free(files);
     free(maps);
     free(part);
     free(drop);

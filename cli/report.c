@@ -3,9 +3,9 @@
 
 #include "cli.h"
 #include "report/report.h"
+#include "util/outputs.h"
 
 #include <getopt.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,8 @@ static const char usage[] =
     "the page and also saved as PNG and SVG in REPORT_files/ beside it.\n"
     "\n"
     "  --out PATH              the page [report.html]; figures go to PATH less .html, + _files/\n"
+    "                          (fnn's: made with a .fnn-report file, and refused without one);\n"
+    "                          both are put in place only when the whole report is written\n"
     "  --data DIR              IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
     "  --limit N               use the first N test images for everything [all 10000]\n"
     "  --saliency-images N     images per class the saliency maps average over [100]\n"
@@ -225,15 +227,6 @@ int cmd_report(int argc, char **argv)
     if (n < 1)
         return cli_error("report", EXIT_USAGE, "expected one or more MODEL files (see fnn report "
                                                "--help)");
-    {
-        /* fail before the slow part, not after it */
-        char *copy = strdup(out);
-        int ok = copy && access(dirname(copy), W_OK | X_OK) == 0;
-        free(copy);
-        if (!ok)
-            return cli_error("report", EXIT_RUNTIME, "--out %s: its folder does not exist or is "
-                                                     "not writable", out);
-    }
 
     fnn_error err = {0};
     fnn_dataset test = {0};
@@ -241,9 +234,26 @@ int cmd_report(int argc, char **argv)
     fnn_report_figures *figs = calloc((size_t)n, sizeof *figs);
     fnn_report_figures compare = {0};
     char *files_dir = files_dir_for(out);
+    fnn_outputs *files = fnn_outputs_new();
     int rc = EXIT_OK, collected = 0;
-    if (!models || !figs || !files_dir) {
+    if (!models || !figs || !files_dir || !files) {
         rc = cli_error("report", EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+    /* Checked before the slow part: no output may replace a model or the data, and the figures
+     * folder must be one fnn made. Both outputs are put in place only once all is written. */
+    fnn_status fs = cli_data_inputs(files, data, "t10k", &err);
+    if (fs == FNN_OK) /* not read, but the user's data all the same */
+        fs = cli_data_inputs(files, data, "train", &err);
+    for (int i = 0; i < n && fs == FNN_OK; i++)
+        fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
+    if (fs == FNN_OK)
+        fs = fnn_outputs_file(files, "--out", out, FNN_OUT_STAGED, &err);
+    if (fs == FNN_OK)
+        fs = fnn_outputs_dir(files, "--out's figures folder", files_dir, ".fnn-report",
+                             FNN_OUT_STAGED, &err);
+    if (fs != FNN_OK) {
+        rc = cli_lib_error("report", &err);
         goto done;
     }
     if ((rc = load_split("report", data, "t10k", limit, &test)))
@@ -270,8 +280,13 @@ int cmd_report(int argc, char **argv)
             goto done;
         }
     }
+    cli_discard_on_signal(files);
     if (fnn_report_compare_figures(models, n, &compare, &err) != FNN_OK ||
-        fnn_report_write_html(out, files_dir, models, n, figs, &compare, &err) != FNN_OK) {
+        fnn_outputs_stage(files, &err) != FNN_OK ||
+        fnn_report_write_html(fnn_outputs_path(files, out), files_dir,
+                              fnn_outputs_path(files, files_dir), models, n, figs, &compare,
+                              &err) != FNN_OK ||
+        fnn_outputs_commit(files, &err) != FNN_OK) {
         rc = cli_lib_error("report", &err);
         goto done;
     }
@@ -305,6 +320,8 @@ done:
     fnn_report_figures_free(&compare);
     free(models);
     free(figs);
+    cli_discard_on_signal(NULL);
+    fnn_outputs_free(files);
     free(files_dir);
     fnn_dataset_free(&test);
     return rc;

@@ -5,6 +5,7 @@
 #include "grid.h"
 #include "jobs.h"
 #include "util/atomic.h"
+#include "util/outputs.h"
 #include "util/rng.h"
 
 #include <errno.h>
@@ -40,7 +41,8 @@ static const char usage[] =
     "  --seed N              seeds the draw, and is every trial's fnn train --seed unless seed\n"
     "                        is a grid key [42]\n"
     "search:\n"
-    "  --out DIR             where everything goes; created if missing [required]\n"
+    "  --out DIR             where everything goes; created if missing (with a .fnn-search\n"
+    "                        file: an existing DIR without one is refused) [required]\n"
     "  --data DIR            IDX files, for the trials and the final test\n"
     "                        [" FNN_DEFAULT_DATA_DIR "]\n"
     "  --workers N           trials at once, each on one thread [the number of cores]\n"
@@ -699,16 +701,19 @@ static int write_json_file(const char *path, cJSON *doc)
     return s == FNN_OK ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
 }
 
-/* Creates DIR, or checks that the search already in it is this one: the same trials with the
- * same fnn train options, so that their finished results can be kept. */
+/* Creates DIR, or checks that it is a search's (fnn never writes into a directory it did not
+ * create) and that the search already in it is this one: the same trials with the same fnn
+ * train options, so that their finished results can be kept. */
 static int prepare_dir(const search_opts *o, const trial *t, int n)
 {
-    if (mkdir(o->out_dir, 0777) != 0 && errno != EEXIST)
-        return cli_error("search", EXIT_RUNTIME, "--out %s: cannot create it: %s", o->out_dir,
-                         strerror(errno));
-    struct stat st;
-    if (stat(o->out_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_error("search", EXIT_RUNTIME, "--out %s: not a directory", o->out_dir);
+    fnn_error err = {0};
+    fnn_outputs *set = fnn_outputs_new();
+    fnn_status s = set ? fnn_outputs_dir(set, "--out", o->out_dir, ".fnn-search", FNN_OUT_LIVE,
+                                         &err)
+                       : fnn_fail(&err, FNN_ERR_NOMEM, "out of memory");
+    fnn_outputs_free(set);
+    if (s != FNN_OK)
+        return cli_lib_error("search", &err);
     char *path = xasprintf("%s/search.json", o->out_dir);
     cJSON *now = manifest_json(o, t, n);
     cJSON *now_trials = cJSON_GetObjectItemCaseSensitive(now, "trials");

@@ -3,10 +3,10 @@
  * schedules, early stopping, checkpoints, k-fold, transfer learning) map onto fnn_train_config. */
 #include "cli.h"
 #include "util/atomic.h"
+#include "util/outputs.h"
 
 #include <getopt.h>
 #include <signal.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +99,12 @@ static const char usage[] =
     "output:\n"
     "  --out MODEL         model file, safetensors [model.safetensors]\n"
     "  --history PATH      per-epoch metrics, CSV, or JSON if PATH ends in .json\n"
-    "                      [MODEL without .safetensors, plus .history.csv]\n"
+    "                      [MODEL without .safetensors, plus .history.csv; none when MODEL\n"
+    "                      is a device]\n"
+    "                      Both are put in place together, and only when the run succeeds.\n"
+    "                      No output may be an input (the data, --init-from, --resume) or\n"
+    "                      another output, however spelled; a symbolic link is written\n"
+    "                      through, a character device or FIFO written to, a directory refused\n"
     "  --quiet             print nothing but errors\n"
     "  --json              print one JSON document with everything instead of text\n"
     "  -h, --help          this help\n"
@@ -206,18 +211,6 @@ static int on_epoch(void *user, const fnn_epoch_stats *s)
     printf("\n");
     fflush(stdout);
     return 0;
-}
-
-/* Whether the directory that would hold path exists and can take a new file: checked before
- * training rather than after it. */
-static int writable_dir(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return 0;
-    int ok = access(dirname(copy), W_OK | X_OK) == 0;
-    free(copy);
-    return ok;
 }
 
 /* "5,6,7": distinct labels 0..255, at most FNN_MAX_CLASSES of them. */
@@ -418,22 +411,6 @@ static int parse(int argc, char **argv, train_opts *o)
                              "continue to");
         return EXIT_OK; /* the rest is checked once the checkpoint has filled in the options */
     }
-    if (!writable_dir(o->out))
-        return cli_error("train", EXIT_RUNTIME, "--out %s: its directory does not exist or is not "
-                         "writable", o->out);
-    if (o->history && !writable_dir(o->history))
-        return cli_error("train", EXIT_RUNTIME, "--history %s: its directory does not exist or "
-                         "is not writable", o->history);
-    if (o->history && !strcmp(o->history, o->out))
-        return cli_error("train", EXIT_USAGE, "--history and --out name the same file '%s'",
-                         o->out);
-    if (o->cfg.checkpoint && (!strcmp(o->cfg.checkpoint, o->out) ||
-                              (o->history && !strcmp(o->cfg.checkpoint, o->history))))
-        return cli_error("train", EXIT_USAGE, "--checkpoint names the same file as --out or "
-                         "--history: '%s'", o->cfg.checkpoint);
-    if (o->cfg.checkpoint && !writable_dir(o->cfg.checkpoint))
-        return cli_error("train", EXIT_RUNTIME, "--checkpoint %s: its directory does not exist "
-                         "or is not writable", o->cfg.checkpoint);
     if (o->reset_head && !o->init_from)
         return cli_error("train", EXIT_USAGE, "--reset-head applies to --init-from only");
     if (o->folds && (o->per_class || o->val_given))
@@ -500,13 +477,13 @@ static cJSON *history_json(const fnn_epoch_stats *st, int n, int with_seconds, i
     return h;
 }
 
-/* Writes the history to a temporary file beside path; the caller commits it once the model is
- * saved, or aborts it, so that a failed run leaves neither file changed. */
-static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int n,
-                                int best_epoch, fnn_atomic_file **out, fnn_error *err)
+/* Writes the history to write_to (the run's staged file for path), as JSON when path ends in
+ * .json and as CSV otherwise. */
+static fnn_status write_history(const char *path, const char *write_to, const fnn_epoch_stats *st,
+                                int n, int best_epoch, fnn_error *err)
 {
     fnn_atomic_file *f;
-    fnn_status s = fnn_atomic_open(path, &f, err);
+    fnn_status s = fnn_atomic_open(write_to, &f, err);
     if (s != FNN_OK)
         return s;
     size_t len = strlen(path);
@@ -528,8 +505,52 @@ static fnn_status write_history(const char *path, const fnn_epoch_stats *st, int
         fnn_atomic_abort(f);
         return s;
     }
-    *out = f;
-    return FNN_OK;
+    return fnn_atomic_commit(f, err);
+}
+
+/* Where a run's files go. Every input and output is registered first, so that no output can
+ * replace the data, a model or checkpoint being read, or another output, however the paths are
+ * spelled; the model and the history are written to temporaries and put in place together only
+ * when the run has succeeded. The checkpoint is written during the run (it may be the one being
+ * resumed). A device as --out gets no history file unless --history names one. */
+typedef struct {
+    fnn_outputs *set;
+    char *history; /* the history's path, NULL for none */
+} run_files;
+
+static int plan_files(const train_opts *o, run_files *f)
+{
+    fnn_error err = {0};
+    fnn_status s = FNN_OK;
+    if (!(f->set = fnn_outputs_new()))
+        return cli_error("train", EXIT_RUNTIME, "out of memory");
+    static const char *const splits[] = {"train", "t10k"};
+    for (int i = 0; i < 2 && s == FNN_OK; i++)
+        s = cli_data_inputs(f->set, o->data, splits[i], &err);
+    if (s == FNN_OK && o->init_from)
+        s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
+    if (s == FNN_OK && o->cfg.checkpoint)
+        s = fnn_outputs_file(f->set, "--checkpoint", o->cfg.checkpoint, FNN_OUT_LIVE, &err);
+    /* Resuming a checkpoint and updating it in place is what --resume does by default. */
+    if (s == FNN_OK && o->resume &&
+        !(o->cfg.checkpoint && fnn_same_file(o->resume, o->cfg.checkpoint)))
+        s = fnn_outputs_input(f->set, "--resume", o->resume, &err);
+    if (s == FNN_OK)
+        s = fnn_outputs_file(f->set, "--out", o->out, FNN_OUT_STAGED, &err);
+    if (s == FNN_OK && (o->history || !fnn_outputs_through(f->set, o->out))) {
+        f->history = o->history ? strdup(o->history) : default_history_path(o->out);
+        if (!f->history)
+            return cli_error("train", EXIT_RUNTIME, "out of memory");
+        s = fnn_outputs_file(f->set, o->history ? "--history" : "the history (from --out)",
+                             f->history, FNN_OUT_STAGED, &err);
+    }
+    return s == FNN_OK ? EXIT_OK : cli_lib_error("train", &err);
+}
+
+static void run_files_free(run_files *f)
+{
+    fnn_outputs_free(f->set);
+    free(f->history);
 }
 
 static double now_s(void)
@@ -1035,26 +1056,20 @@ int cmd_train(int argc, char **argv)
         o.cfg.resume = o.resume;
         o.arch = info.arch;
         o.init_from = NULL; /* the checkpoint's weights replace the initial ones */
-        const char *paths[] = {o.out, o.history, o.cfg.checkpoint};
-        for (int i = 0; i < 3; i++)
-            if (paths[i] && !writable_dir(paths[i])) {
-                cJSON_Delete(stored);
-                fnn_checkpoint_info_free(&info);
-                return cli_error("train", EXIT_RUNTIME, "%s: its directory does not exist or is "
-                                 "not writable", paths[i]);
-            }
     }
 
     fnn_model *m = NULL;
     run_data d = {0};
+    run_files files = {0};
     fnn_epoch_stats *stats = NULL;
-    char *history_path = NULL, *history_text = NULL, *user = NULL;
+    char *history_text = NULL, *user = NULL;
     cJSON *doc = NULL;
     fnn_metrics mt = {0};
     double t_load = 0.0;
     struct sigaction old_int;
     int handler = 0;
-    if ((rc = load_data(&o, &d, &t_load)))
+    /* --folds saves nothing. */
+    if ((!o.folds && (rc = plan_files(&o, &files))) || (rc = load_data(&o, &d, &t_load)))
         goto done;
     int k = o.nclasses ? o.nclasses : 10;
     if (o.folds) {
@@ -1186,23 +1201,37 @@ int cmd_train(int argc, char **argv)
     char *names_text = cJSON_PrintUnformatted(names_json);
     cJSON_Delete(names_json);
     fnn_model_meta meta = {.class_names_json = names_text, .history_json = history_text};
-    history_path = o.history ? strdup(o.history) : default_history_path(o.out);
-    fnn_atomic_file *hist_file = NULL;
-    fnn_status s = history_path ? write_history(history_path, stats, res.epochs, res.best_epoch,
-                                                &hist_file, &err)
-                                : FNN_ERR_NOMEM;
-    if (s == FNN_OK && (s = fnn_model_save(m, &meta, o.out, &err)) != FNN_OK)
-        fnn_atomic_abort(hist_file);
-    if (s == FNN_OK)
-        s = fnn_atomic_commit(hist_file, &err);
+    /* The failing file, for the message (the commit's own names it). */
+    const char *what = NULL, *path = NULL;
+    fnn_status s = fnn_outputs_stage(files.set, &err);
+    if (s == FNN_OK && files.history) {
+        s = write_history(files.history, fnn_outputs_path(files.set, files.history), stats,
+                          res.epochs, res.best_epoch, &err);
+        what = o.history ? "--history" : "the history";
+        path = files.history;
+    }
+    if (s == FNN_OK) {
+        s = fnn_model_save(m, &meta, fnn_outputs_path(files.set, o.out), &err);
+        what = "--out";
+        path = o.out;
+    }
+    if (s == FNN_OK && (s = fnn_outputs_commit(files.set, &err)) != FNN_OK)
+        what = NULL;
     free(names_text);
     if (s != FNN_OK) {
-        rc = cli_error("train", EXIT_RUNTIME, "%s", history_path ? err.msg : "out of memory");
+        rc = what ? cli_error("train", EXIT_RUNTIME, "%s %s: %s", what, path, err.msg)
+                  : cli_lib_error("train", &err);
         goto done;
     }
-    if (out)
-        printf("\nsaved the model to %s and the history to %s%s%s\n", o.out, history_path,
-               o.cfg.checkpoint ? "; checkpoint " : "", o.cfg.checkpoint ? o.cfg.checkpoint : "");
+    if (out) {
+        printf("\nsaved the model to %s", o.out);
+        if (files.history)
+            printf(" and the history to %s", files.history);
+        printf("%s%s\n", o.cfg.checkpoint ? "; checkpoint " : "",
+               o.cfg.checkpoint ? o.cfg.checkpoint : "");
+        if (!files.history)
+            printf("no history file: --out is a device (give --history PATH for one)\n");
+    }
 
     if (o.json) {
         doc = cJSON_CreateObject();
@@ -1247,7 +1276,9 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(t, "test", t_eval);
         cJSON_AddItemToObject(doc, "test", o.no_test ? cJSON_CreateNull() : metrics_json(&mt, names));
         cJSON_AddStringToObject(doc, "model_file", o.out);
-        cJSON_AddStringToObject(doc, "history_file", history_path);
+        cJSON_AddItemToObject(doc, "history_file", files.history
+                                                       ? cJSON_CreateString(files.history)
+                                                       : cJSON_CreateNull());
         if (o.cfg.checkpoint)
             cJSON_AddStringToObject(doc, "checkpoint_file", o.cfg.checkpoint);
         print_json(doc);
@@ -1260,7 +1291,7 @@ done:
     cJSON_Delete(transfer);
     fnn_metrics_free(&mt);
     free(stats);
-    free(history_path);
+    run_files_free(&files);
     free(history_text);
     free(user);
     run_data_free(&d);

@@ -70,6 +70,12 @@ FNN_API fnn_status fnn_idx_load(const char *images_path, const char *labels_path
 FNN_API fnn_status fnn_dataset_load(const char *dir, const char *which, fnn_dataset *out,
                                     fnn_error *err);
 
+/* Every file of dir that fnn_dataset_load(dir, which) reads or could read (each accepted spelling
+ * of the images and labels that exists), malloc'd into paths (free each); *n their count. For
+ * a command that must keep its outputs off the user's data. */
+FNN_API fnn_status fnn_dataset_files(const char *dir, const char *which, char *paths[8], int *n,
+                                     fnn_error *err);
+
 FNN_API void fnn_dataset_free(fnn_dataset *d);
 
 /* A view of images [start, start + count) of d; freeing a view frees nothing. */

@@ -42,6 +42,33 @@ static fnn_status find_file(const char *dir, const char *which, const char *kind
                     first, idx_dims);
 }
 
+fnn_status fnn_dataset_files(const char *dir, const char *which, char *paths[8], int *n,
+                             fnn_error *err)
+{
+    *n = 0;
+    if (!dir || !which)
+        return fnn_fail(err, FNN_ERR_ARG, "fnn_dataset_files: NULL argument");
+    size_t len = strlen(dir);
+    const char *sep = len == 0 ? "./" : dir[len - 1] == '/' ? "" : "/";
+    char path[PATH_CAP];
+    /* find_file's four spellings of each, all of them: the copy not read is the user's too. */
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++) {
+            int m = snprintf(path, PATH_CAP, "%s%s%s-%s%sidx%d-ubyte%s", dir, sep, which,
+                             k ? "labels" : "images", i < 2 ? "-" : ".", k ? 1 : 3,
+                             i % 2 ? ".gz" : "");
+            if (m < 0 || m >= PATH_CAP || access(path, F_OK) != 0)
+                continue;
+            if (!(paths[*n] = strdup(path))) {
+                while (*n > 0)
+                    free(paths[--*n]);
+                return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", dir);
+            }
+            ++*n;
+        }
+    return FNN_OK;
+}
+
 fnn_status fnn_dataset_load(const char *dir, const char *which, fnn_dataset *out, fnn_error *err)
 {
     if (!dir || !which || !out)

@@ -6,7 +6,6 @@
 #include "util/atomic.h"
 #include "util/error.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -277,17 +276,24 @@ static void model_section(page *p, const fnn_report_model *r, const fnn_report_f
     put(p, "</section>\n");
 }
 
-static fnn_status write_files(const char *files_dir, fnn_report_figures *f, fnn_error *err)
+/* Writes f's figures into write_dir; their recorded paths name files_dir, where the caller puts
+ * write_dir once the whole report is written. */
+static fnn_status write_files(const char *files_dir, const char *write_dir, fnn_report_figures *f,
+                              fnn_error *err)
 {
     for (int i = 0; i < f->n; i++) {
         fnn_report_figure *x = &f->items[i];
+        char png[sizeof x->png_path], svg[sizeof x->svg_path];
         int a = snprintf(x->png_path, sizeof x->png_path, "%s/%s.png", files_dir, x->name);
         int b = snprintf(x->svg_path, sizeof x->svg_path, "%s/%s.svg", files_dir, x->name);
-        if (a >= (int)sizeof x->png_path || b >= (int)sizeof x->svg_path)
+        int c = snprintf(png, sizeof png, "%s/%s.png", write_dir, x->name);
+        int d = snprintf(svg, sizeof svg, "%s/%s.svg", write_dir, x->name);
+        if (a >= (int)sizeof x->png_path || b >= (int)sizeof x->svg_path ||
+            c >= (int)sizeof png || d >= (int)sizeof svg)
             return fnn_fail(err, FNN_ERR_ARG, "report: figure path too long under %s", files_dir);
-        fnn_status s = fnn_write_atomic(x->png_path, x->fig.png.data, x->fig.png.size, err);
+        fnn_status s = fnn_write_atomic(png, x->fig.png.data, x->fig.png.size, err);
         if (s == FNN_OK)
-            s = fnn_write_atomic(x->svg_path, x->fig.svg.data, x->fig.svg.size, err);
+            s = fnn_write_atomic(svg, x->fig.svg.data, x->fig.svg.size, err);
         if (s != FNN_OK)
             return s;
     }
@@ -295,21 +301,18 @@ static fnn_status write_files(const char *files_dir, fnn_report_figures *f, fnn_
 }
 
 fnn_status fnn_report_write_html(const char *html_path, const char *files_dir,
-                                 const fnn_report_model *models, int n,
+                                 const char *write_dir, const fnn_report_model *models, int n,
                                  fnn_report_figures *per_model, fnn_report_figures *compare,
                                  fnn_error *err)
 {
-    if (mkdir(files_dir, 0777) != 0 && errno != EEXIST)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot create the figures folder: %s", files_dir,
-                        strerror(errno));
     struct stat st;
-    if (stat(files_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fnn_fail(err, FNN_ERR_IO, "%s: exists and is not a folder", files_dir);
+    if (stat(write_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fnn_fail(err, FNN_ERR_IO, "%s: not a folder to write the figures into", write_dir);
     fnn_status s = FNN_OK;
     for (int i = 0; i < n && s == FNN_OK; i++)
-        s = write_files(files_dir, &per_model[i], err);
+        s = write_files(files_dir, write_dir, &per_model[i], err);
     if (s == FNN_OK && compare)
-        s = write_files(files_dir, compare, err);
+        s = write_files(files_dir, write_dir, compare, err);
     if (s != FNN_OK)
         return s;
 

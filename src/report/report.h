@@ -102,10 +102,12 @@ fnn_status fnn_report_compare_figures(const fnn_report_model *models, int n,
                                       fnn_report_figures *out, fnn_error *err);
 
 /* Writes the page to html_path, self-contained (figures as data URIs), and every figure as PNG and
- * SVG into files_dir (created if missing); fills the figures' paths. per_model[i] holds model i's
- * figures, compare those of the comparison (NULL or empty with one model). */
+ * SVG into the existing folder write_dir; the page and the figures' paths name files_dir, where
+ * the caller puts write_dir (a temporary, so that a failed report leaves nothing behind).
+ * per_model[i] holds model i's figures, compare those of the comparison (NULL or empty with one
+ * model). */
 fnn_status fnn_report_write_html(const char *html_path, const char *files_dir,
-                                 const fnn_report_model *models, int n,
+                                 const char *write_dir, const fnn_report_model *models, int n,
                                  fnn_report_figures *per_model, fnn_report_figures *compare,
                                  fnn_error *err);
 

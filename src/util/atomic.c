@@ -1,6 +1,6 @@
 /* Atomic file replacement (temp file in the same directory, fsync, rename, fsync of the directory)
- * for model files and every report the CLI writes. */
-#define _POSIX_C_SOURCE 200809L
+ * for model files and every report the CLI writes; a device or FIFO is written through instead. */
+#define _XOPEN_SOURCE 700 /* realpath */
 
 #include "util/atomic.h"
 
@@ -17,8 +17,10 @@
 
 struct fnn_atomic_file {
     FILE *fp;
-    char *path;     /* the destination */
-    char *tmp_path; /* path + ".tmp.XXXXXX": same directory, so rename cannot cross filesystems */
+    char *path;     /* the destination, as given (for messages) */
+    char *target;   /* where the data goes: path with its symbolic links resolved */
+    char *tmp_path; /* target + ".tmp.XXXXXX": same directory, so rename cannot cross
+                     * filesystems; NULL when writing straight to a device or FIFO */
     int failed;     /* a write failed: the content is incomplete and must not be published */
 };
 
@@ -33,8 +35,9 @@ static uint64_t mix64(uint64_t x)
 
 /* mkstemp would create the file with mode 0600, and reading the umask to widen it again means
  * calling umask() twice, which races with other threads. So the name is drawn here and the file
- * created with O_EXCL and mode 0666, which the kernel reduces by the umask as for any new file. */
-static int create_temp(char *tmp_path, size_t suffix_at)
+ * created with O_EXCL and mode 0666 (a directory with mode 0777), which the kernel reduces by the
+ * umask as for any new file. Returns the open file (0 for a directory), or -1 with errno set. */
+static int create_temp(char *tmp_path, size_t suffix_at, int directory)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -48,11 +51,105 @@ static int create_temp(char *tmp_path, size_t suffix_at)
             tmp_path[suffix_at + (size_t)i] = alphabet[r % 62];
             r /= 62;
         }
-        int fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        int fd = directory ? mkdir(tmp_path, 0777)
+                           : open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
     return -1; /* errno is EEXIST */
+}
+
+char *fnn_atomic_temp(const char *target, int directory, int *fd)
+{
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(target);
+    char *tmp = malloc(len + sizeof suffix);
+    if (!tmp)
+        return NULL;
+    memcpy(tmp, target, len);
+    memcpy(tmp + len, suffix, sizeof suffix);
+    int got = create_temp(tmp, len + 5, directory);
+    if (got < 0) {
+        int e = errno;
+        free(tmp);
+        errno = e;
+        return NULL;
+    }
+    if (fd)
+        *fd = got;
+    else if (!directory)
+        close(got);
+    return tmp;
+}
+
+fnn_status fnn_atomic_resolve(const char *path, char **target, struct stat *st, fnn_error *err)
+{
+    *target = NULL;
+    struct stat lst;
+    if (!path || !*path)
+        return fnn_fail(err, FNN_ERR_ARG, "empty output path");
+    if (lstat(path, &lst) != 0) {
+        if (errno != ENOENT)
+            return fnn_fail(err, FNN_ERR_IO, "%s: %s", path, strerror(errno));
+        memset(st, 0, sizeof *st); /* st_mode 0: nothing there yet */
+        *target = strdup(path);
+    } else if (S_ISLNK(lst.st_mode)) {
+        /* Written through: the link stays a link and its target gets the new content, as a
+         * user who pointed "latest.safetensors" at a file expects. */
+        if (stat(path, st) != 0)
+            return fnn_fail(err, FNN_ERR_IO, "%s: a symbolic link to %s (%s); fnn writes "
+                            "through links but not to a missing target", path,
+                            errno == ENOENT ? "nothing" : "something unreadable",
+                            strerror(errno));
+        *target = realpath(path, NULL);
+        if (!*target && S_ISREG(st->st_mode))
+            return fnn_fail(err, FNN_ERR_IO, "%s: cannot resolve the symbolic link: %s", path,
+                            strerror(errno));
+        if (!*target) /* a device behind a link (/dev/stdout) is opened by its name */
+            *target = strdup(path);
+    } else {
+        *st = lst;
+        *target = strdup(path);
+    }
+    if (!*target)
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", path);
+    const char *refused = S_ISDIR(st->st_mode)    ? "a directory"
+                          : S_ISBLK(st->st_mode)  ? "a block device"
+                          : S_ISSOCK(st->st_mode) ? "a socket"
+                                                  : NULL;
+    if (refused) {
+        free(*target);
+        *target = NULL;
+        return fnn_fail(err, FNN_ERR_IO, "%s: is %s; expected a file (or a character device or "
+                        "FIFO to write through)", path, refused);
+    }
+    return FNN_OK;
+}
+
+/* A character device or FIFO gets the bytes directly: it cannot be renamed over, and replacing
+ * the node with a regular file would break it for everyone. A FIFO without a reader fails
+ * (ENXIO) instead of blocking. */
+static int open_through(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void atomic_free(fnn_atomic_file *f)
+{
+    free(f->path);
+    free(f->target);
+    free(f->tmp_path);
+    free(f);
 }
 
 fnn_status fnn_atomic_open(const char *path, fnn_atomic_file **out, fnn_error *err)
@@ -61,49 +158,51 @@ fnn_status fnn_atomic_open(const char *path, fnn_atomic_file **out, fnn_error *e
     if (!path || !*path)
         return fnn_fail(err, FNN_ERR_ARG, "atomic write: empty path");
     fnn_atomic_file *f = calloc(1, sizeof *f);
-    size_t len = strlen(path);
-    static const char suffix[] = ".tmp.XXXXXX";
-    if (f) {
-        f->path = malloc(len + 1);
-        f->tmp_path = malloc(len + sizeof suffix);
-    }
-    if (!f || !f->path || !f->tmp_path) {
-        if (f) {
-            free(f->path);
-            free(f->tmp_path);
-        }
+    if (!f || !(f->path = strdup(path))) {
         free(f);
         return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory opening for writing", path);
     }
-    memcpy(f->path, path, len + 1);
-    memcpy(f->tmp_path, path, len);
-    memcpy(f->tmp_path + len, suffix, sizeof suffix);
-
-    int fd = create_temp(f->tmp_path, len + 5);
-    if (fd < 0) {
+    struct stat st;
+    fnn_status s = fnn_atomic_resolve(path, &f->target, &st, err);
+    if (s != FNN_OK) {
+        atomic_free(f);
+        return s;
+    }
+    int fd;
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+        if ((fd = open_through(f->target)) < 0) {
+            int e = errno;
+            fnn_fail(err, FNN_ERR_IO, "%s: cannot open for writing: %s", path,
+                     e == ENXIO && S_ISFIFO(st.st_mode) ? "a FIFO that nothing reads"
+                                                        : strerror(e));
+            atomic_free(f);
+            return FNN_ERR_IO;
+        }
+    } else if (!(f->tmp_path = fnn_atomic_temp(f->target, 0, &fd))) {
         int e = errno;
-        fnn_fail(err, FNN_ERR_IO, "%s: cannot create temporary file %s: %s", path, f->tmp_path,
+        fnn_fail(err, e == ENOMEM ? FNN_ERR_NOMEM : FNN_ERR_IO,
+                 "%s: cannot create temporary file %s.tmp.XXXXXX: %s", path, f->target,
                  strerror(e));
-        free(f->path);
-        free(f->tmp_path);
-        free(f);
+        atomic_free(f);
         return FNN_ERR_IO;
     }
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         int e = errno;
         close(fd);
-        unlink(f->tmp_path);
-        fnn_fail(err, FNN_ERR_IO, "%s: cannot open temporary file %s: %s", path, f->tmp_path,
-                 strerror(e));
-        free(f->path);
-        free(f->tmp_path);
-        free(f);
+        if (f->tmp_path)
+            unlink(f->tmp_path);
+        fnn_fail(err, FNN_ERR_IO, "%s: cannot open %s: %s", path,
+                 f->tmp_path ? f->tmp_path : "it", strerror(e));
+        atomic_free(f);
         return FNN_ERR_IO;
     }
     *out = f;
     return FNN_OK;
 }
+
+/* The file the bytes go to, for messages. */
+static const char *written(const fnn_atomic_file *f) { return f->tmp_path ? f->tmp_path : f->path; }
 
 fnn_status fnn_atomic_write(fnn_atomic_file *f, const void *data, size_t size, fnn_error *err)
 {
@@ -112,7 +211,7 @@ fnn_status fnn_atomic_write(fnn_atomic_file *f, const void *data, size_t size, f
     if (size > 0 && fwrite(data, 1, size, f->fp) != size) {
         f->failed = 1;
         return fnn_fail(err, FNN_ERR_IO, "%s: cannot write %zu bytes to %s: %s", f->path, size,
-                        f->tmp_path, strerror(errno));
+                        written(f), strerror(errno));
     }
     return FNN_OK;
 }
@@ -127,17 +226,10 @@ fnn_status fnn_atomic_printf(fnn_atomic_file *f, fnn_error *err, const char *fmt
     va_end(ap);
     if (n < 0) {
         f->failed = 1;
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot write to %s: %s", f->path, f->tmp_path,
+        return fnn_fail(err, FNN_ERR_IO, "%s: cannot write to %s: %s", f->path, written(f),
                         strerror(errno));
     }
     return FNN_OK;
-}
-
-static void atomic_free(fnn_atomic_file *f)
-{
-    free(f->path);
-    free(f->tmp_path);
-    free(f);
 }
 
 void fnn_atomic_abort(fnn_atomic_file *f)
@@ -146,13 +238,14 @@ void fnn_atomic_abort(fnn_atomic_file *f)
         return;
     /* Best effort: the file is being thrown away, and abort has no error to report. */
     fclose(f->fp);
-    unlink(f->tmp_path);
+    if (f->tmp_path)
+        unlink(f->tmp_path);
     atomic_free(f);
 }
 
 /* Makes a completed rename durable. Filesystems that cannot sync a directory say EINVAL; the
  * rename has happened there all the same, so that is not an error. */
-static fnn_status sync_dir(const char *path, fnn_error *err)
+fnn_status fnn_sync_dir(const char *path, fnn_error *err)
 {
     const char *slash = strrchr(path, '/');
     char *dir;
@@ -192,20 +285,24 @@ fnn_status fnn_atomic_commit(fnn_atomic_file *f, fnn_error *err)
     fnn_status st = FNN_OK;
     if (f->failed || ferror(f->fp)) {
         st = fnn_fail(err, FNN_ERR_IO, "%s: not replaced: an earlier write to %s failed", f->path,
-                      f->tmp_path);
+                      written(f));
     } else if (fflush(f->fp) != 0) {
-        st = fnn_fail(err, FNN_ERR_IO, "%s: cannot flush %s: %s", f->path, f->tmp_path,
+        st = fnn_fail(err, FNN_ERR_IO, "%s: cannot write to %s: %s", f->path, written(f),
                       strerror(errno));
-    } else if (fsync(fileno(f->fp)) != 0) {
+    } else if (f->tmp_path && fsync(fileno(f->fp)) != 0) { /* devices need no sync (nor allow it) */
         st = fnn_fail(err, FNN_ERR_IO, "%s: cannot sync %s: %s", f->path, f->tmp_path,
                       strerror(errno));
     }
     /* fclose runs exactly once whatever happened above; a failure here (e.g. NFS reporting a
      * deferred write error) also means the data may be incomplete. */
     if (fclose(f->fp) != 0 && st == FNN_OK)
-        st = fnn_fail(err, FNN_ERR_IO, "%s: cannot close %s: %s", f->path, f->tmp_path,
+        st = fnn_fail(err, FNN_ERR_IO, "%s: cannot close %s: %s", f->path, written(f),
                       strerror(errno));
-    if (st == FNN_OK && rename(f->tmp_path, f->path) != 0)
+    if (!f->tmp_path) { /* written through: nothing to rename */
+        atomic_free(f);
+        return st;
+    }
+    if (st == FNN_OK && rename(f->tmp_path, f->target) != 0)
         st = fnn_fail(err, FNN_ERR_IO, "%s: cannot rename %s over it: %s", f->path, f->tmp_path,
                       strerror(errno));
     if (st != FNN_OK) {
@@ -213,7 +310,7 @@ fnn_status fnn_atomic_commit(fnn_atomic_file *f, fnn_error *err)
         atomic_free(f);
         return st;
     }
-    st = sync_dir(f->path, err);
+    st = fnn_sync_dir(f->target, err);
     atomic_free(f);
     return st;
 }
