@@ -576,32 +576,6 @@ static const char model_doc[] =
     "scaling; the graph divides by 255 itself. Output \"probabilities\" (batch, %d): the "
     "softmax over the classes named, in order, by metadata_props \"class_names\".";
 
-/* Writes buf to path: atomically through a temporary file beside it, or in place when path is
- * an existing device or pipe (renaming over /dev/full or /dev/stdout would replace the device
- * node itself). */
-static fnn_status write_file(const char *path, const void *buf, size_t size, fnn_error *err)
-{
-    struct stat st;
-    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
-        return fnn_write_atomic(path, buf, size, err);
-    if (S_ISDIR(st.st_mode))
-        return fnn_fail(err, FNN_ERR_IO, "%s: is a directory, not a file to write", path);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open for writing: %s", path,
-                        strerror(errno));
-    int ok = fwrite(buf, 1, size, f) == size && fflush(f) == 0;
-    int e = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot write the %zu-byte ONNX model: %s", path,
-                        size, strerror(e));
-    return FNN_OK;
-}
-
 fnn_status fnn_export_onnx(const fnn_model *m, const char *path, const fnn_onnx_options *opt,
                            fnn_error *err)
 {
@@ -682,7 +656,7 @@ fnn_status fnn_export_onnx(const fnn_model *m, const char *path, const fnn_onnx_
     }
     size_t packed = onnx__model_proto__pack(&model, buf);
     g_free(&g);
-    st = packed == size ? write_file(path, buf, size, err)
+    st = packed == size ? fnn_write_atomic(path, buf, size, err)
                         : fnn_fail(err, FNN_ERR_FORMAT,
                                    "ONNX export: protobuf-c packed %zu bytes of %zu", packed, size);
     free(buf);
