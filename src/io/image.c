@@ -2,8 +2,8 @@
  * stb_image_resize, scaled to [0, 1] like the training batches. */
 #include "fnn.h"
 #include "util/error.h"
+#include "util/input.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +28,11 @@ static int known_format(const unsigned char *b, size_t len)
 
 static fnn_status read_file(const char *path, unsigned char **out, size_t *len, fnn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return fnn_fail(err, FNN_ERR_IO, "%s: not a regular file", path);
-    }
+    FILE *f;
+    fnn_status s = fnn_input_open(path, &f, &st, err);
+    if (s != FNN_OK)
+        return s;
     if (st.st_size > MAX_FILE_BYTES) {
         fclose(f);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: larger than %d MiB", path, MAX_FILE_BYTES >> 20);
