@@ -54,6 +54,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
     int64_t total = 0;
+    int bad = -1; /* the first image whose probabilities are not finite */
 #pragma omp parallel num_threads(nt) reduction(+ : total)
     {
         fnn_team_begin(&team);
@@ -70,6 +71,12 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
             fnn_softmax_rows(logits, k, lo, hi, probs);
             for (size_t r = lo; r < hi; r++)
                 total += argmax(probs + r * k, k) == d->labels[start + r];
+            int mine_bad = fnn_nonfinite_row(probs + lo * k, (int)(hi - lo), (size_t)k);
+            if (mine_bad >= 0) {
+#pragma omp critical(fnn_count_correct_bad)
+                if (bad < 0 || start + (int)lo + mine_bad < bad)
+                    bad = start + (int)lo + mine_bad;
+            }
             fnn_team_sync(&team);
         }
         fnn_team_end(&team);
@@ -78,7 +85,9 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     free(x);
     free(probs);
     free(scratch);
-    return fnn_gemm_check(&team, "evaluation", err);
+    if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
+        return s;
+    return bad < 0 ? FNN_OK : fnn_nonfinite_fail(err, "evaluation", bad);
 }
 
 /* ---------------------------------------------------------------- perturbations */
