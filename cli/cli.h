@@ -19,7 +19,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 
-/* Prints "fnn CMD: message" to stderr and returns `code`. */
+/* Prints "fnn CMD: message" to stderr, text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A failed library call: its message, exit status 1 (2 for bad arguments). */
@@ -50,11 +50,6 @@ void print_json(cJSON *doc);
 int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
-/* The class names in a model file's metadata, or "0", "1", ... where they are missing; k
- * strings, released with class_names_free. NULL when out of memory. */
-char **class_names_load(const fnn_model_meta *meta, int k);
-void class_names_free(char **names, int k);
-
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken
  * a moment. */
 typedef struct {

@@ -1,5 +1,6 @@
 /* fnn predict: classifies image files (or every image of an IDX file) with a saved model. */
 #include "cli.h"
+#include "util/text.h"
 #include "util/input.h"
 
 #include <getopt.h>
@@ -219,7 +220,7 @@ int cmd_predict(int argc, char **argv)
         return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
     int k = fnn_model_num_classes(m), ch, h, w, rc = EXIT_OK;
     fnn_model_input_shape(m, &ch, &h, &w);
-    char **names = class_names_load(&meta, k);
+    char **names = fnn_class_names(meta.class_names_json, k);
     inputs in = {0};
     float *probs = NULL;
     int *best = NULL;
@@ -293,7 +294,7 @@ done:
     free(in.x);
     free(probs);
     free(best);
-    class_names_free(names, k);
+    fnn_class_names_free(names, k);
     fnn_model_meta_free(&meta);
     fnn_model_free(m);
     return rc;

@@ -4,6 +4,7 @@
 
 #include "report/report.h"
 #include "util/error.h"
+#include "util/text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -42,20 +43,9 @@ void fnn_report_model_free(fnn_report_model *r)
 /* The stored class names, or "0", "1", ... when the file has none that fit. */
 static fnn_status read_names(fnn_report_model *r, const char *json, fnn_error *err)
 {
-    cJSON *list = json ? cJSON_Parse(json) : NULL;
-    int ok = cJSON_IsArray(list) && cJSON_GetArraySize(list) == r->k;
-    r->names = calloc((size_t)r->k, sizeof *r->names);
-    for (int i = 0; r->names && i < r->k; i++) {
-        cJSON *s = ok ? cJSON_GetArrayItem(list, i) : NULL;
-        char idx[16];
-        snprintf(idx, sizeof idx, "%d", i);
-        if (!(r->names[i] = strdup(cJSON_IsString(s) ? s->valuestring : idx))) {
-            cJSON_Delete(list);
-            return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for class names", r->path);
-        }
-    }
-    cJSON_Delete(list);
-    return r->names ? FNN_OK : fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", r->path);
+    r->names = fnn_class_names(json, r->k);
+    return r->names ? FNN_OK : fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for class names",
+                                        r->path);
 }
 
 /* The per-epoch history; a model saved without one keeps epochs = 0. */
