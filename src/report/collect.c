@@ -48,7 +48,12 @@ static fnn_status read_names(fnn_report_model *r, const char *json, fnn_error *e
                                         r->path);
 }
 
-/* The per-epoch history; a model saved without one keeps epochs = 0. */
+/* The largest epoch number a history may hold: anything above is not a count of epochs. */
+#define MAX_EPOCH 1000000000
+
+/* The per-epoch history; a model saved without one keeps epochs = 0. Every list is walked once
+ * through its links: cJSON_GetArrayItem walks from the start each time. Epochs are integers in
+ * 1..MAX_EPOCH, the metrics finite numbers or null (not measured). */
 static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error *err)
 {
     if (!json)
@@ -76,9 +81,17 @@ static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error 
             s = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for the history", r->path);
             break;
         }
-        for (int i = 0; i < n; i++) {
-            cJSON *v = cJSON_GetArrayItem(a, i);
-            (*dst[k])[i] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        int i = 0;
+        for (const cJSON *v = a->child; v && s == FNN_OK; v = v->next, i++) {
+            double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+            if (k == 0 && !(x >= 1 && x <= MAX_EPOCH && x == floor(x)))
+                s = fnn_fail(err, FNN_ERR_FORMAT, "%s: training history: \"epoch\" item %d "
+                             "should be an epoch number in 1..%d", r->path, i, MAX_EPOCH);
+            else if (k > 0 && !cJSON_IsNull(v) && !isfinite(x))
+                s = fnn_fail(err, FNN_ERR_FORMAT, "%s: training history: \"%s\" item %d should "
+                             "be a finite number or null", r->path, keys[k], i);
+            else
+                (*dst[k])[i] = x;
         }
     }
     if (s == FNN_OK)
