@@ -392,6 +392,8 @@ static void draw_heatmap(cairo_t *cr, const void *spec, int width, int height)
             cairo_set_source_rgb(cr, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0);
             char top[32], bottom[32];
             double fs = cell / 4.2 < 11 ? cell / 4.2 : 11;
+            if (fs < 5) /* unreadable: cells this small (many classes) show their colour only */
+                continue;
             if (c->counts)
                 snprintf(bottom, sizeof bottom, "%lld", (long long)c->counts[(size_t)i * c->cols + j]);
             if (c->show_values) {

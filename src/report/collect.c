@@ -100,11 +100,17 @@ static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error 
     return s;
 }
 
+/* The longest file stem kept in figure names: with a "_N" suffix for a second model of the
+ * same stem and the longest figure name it stays within fnn_report_figure's name. */
+#define MAX_STEM 24
+
 static char *file_stem(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t len = strcspn(base, ".");
+    if (len > MAX_STEM)
+        len = MAX_STEM;
     char *stem = malloc(len + 2);
     if (!stem)
         return NULL;
