@@ -19,6 +19,11 @@ int cmd_predict(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 
+/* Set while the options in use come from a file (train --resume's checkpoint), which the
+ * command line has already been checked against: a usage error then names the file and is a
+ * runtime error (exit 1), since the user typed nothing wrong. */
+extern const char *cli_options_from;
+
 /* Prints "fnn CMD: message" to stderr, text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *cli_options_from;
+
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
     /* Messages quote names and tokens read from files: filtered, so that none runs as a
@@ -26,7 +28,13 @@ int cli_error(const char *cmd, int code, const char *fmt, ...)
     if (!msg) /* out of memory: the message cut short */
         msg = small;
     fnn_text_printable(msg, "\n\t");
-    fprintf(stderr, "fnn %s: %s\n", cmd, msg);
+    if (cli_options_from && code == EXIT_USAGE) {
+        fprintf(stderr, "fnn %s: %s: the options stored in it are invalid: %s\n", cmd,
+                cli_options_from, msg);
+        code = EXIT_RUNTIME;
+    } else {
+        fprintf(stderr, "fnn %s: %s\n", cmd, msg);
+    }
     if (msg != small)
         free(msg);
     return code;
