@@ -3,6 +3,7 @@
 #include "fnn.h"
 #include "util/error.h"
 #include "util/input.h"
+#include "util/text.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -158,12 +159,11 @@ fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x, 
     stbi_uc *pix = stbi_load_from_memory(bytes, (int)len, &iw, &ih, &channels, 2); // (ih, iw, 2)
     free(bytes);
     if (!pix) {
-        /* stb's reason may quote bytes of the file (a PNG chunk type): keep it printable. */
+        /* stb's reason may quote bytes of the file (a PNG chunk type): made printable. */
+        const char *why = stbi_failure_reason();
         char reason[64];
-        snprintf(reason, sizeof reason, "%s", stbi_failure_reason());
-        for (char *c = reason; *c; c++)
-            if (*c < 0x20 || *c > 0x7E)
-                *c = '?';
+        snprintf(reason, sizeof reason, "%s", why && *why ? why : "no reason given");
+        fnn_text_printable(reason, NULL);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: not a readable PNG, JPEG, PGM or BMP image (%s)",
                         path, reason);
     }

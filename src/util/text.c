@@ -9,7 +9,8 @@
 
 /* The length of the UTF-8 sequence at s if it encodes a character that may be shown, else 0:
  * overlong forms, surrogates and code points past U+10FFFF are not UTF-8, U+0080..U+009F are
- * the C1 controls (U+009B is a terminal's CSI). */
+ * the C1 controls (U+009B is a terminal's CSI), and the bidirectional overrides and isolates
+ * (U+202A..U+202E, U+2066..U+2069) would reorder the rest of the line. */
 static size_t shown_length(const unsigned char *s)
 {
     unsigned c = s[0];
@@ -24,7 +25,8 @@ static size_t shown_length(const unsigned char *s)
         cp = cp << 6 | (s[i] & 0x3F);
     }
     static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp <= 0x9F)
+    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp <= 0x9F ||
+        (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
         return 0;
     return n;
 }

@@ -1,6 +1,7 @@
 /* Text that came from a file, made safe to show: control characters (C0, DEL, C1), which a
- * terminal runs as escape sequences, and bytes that are not UTF-8 become '?'. One filter for
- * every name fnn prints, to a terminal, an HTML page or a figure. */
+ * terminal runs as escape sequences, bidirectional overrides, which reorder what follows, and
+ * bytes that are not UTF-8 become '?'. One filter for every name fnn prints, to a terminal, an
+ * HTML page or a figure. */
 #ifndef FNN_UTIL_TEXT_H
 #define FNN_UTIL_TEXT_H
 
