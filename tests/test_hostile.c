@@ -388,6 +388,24 @@ static void test_bad_histories_are_refused(void **state)
     }
 }
 
+/* Finite values a chart's ticks cannot step through (1e17 and the next double: a tick step
+ * below their resolution) are drawn; stepping ticks by addition looped forever. */
+static void test_extreme_history_values_are_drawn(void **state)
+{
+    (void)state;
+    char model[PATH_CAP], html[PATH_CAP];
+    pathf(model, "%s/extreme_history.safetensors", g_base);
+    pathf(html, "%s/extreme_history.html", g_base);
+    save_model(model, "flatten dense:10:softmax", 0.0f, NULL,
+               "{\"epoch\": [1, 2], \"train_loss\": [1e17, 100000000000000016], "
+               "\"train_accuracy\": [0.5, 0.5], \"val_loss\": [1e300, 1e300], "
+               "\"val_accuracy\": [null, 0.5]}");
+    run_t r = FNN("report", model, "--data", g_data, "--out", html, "--saliency-images", "1",
+                  "--occlusion-images", "2");
+    expect_code(&r, 0);
+    run_free(&r);
+}
+
 /* 200,000 epochs: read in one pass (item by item lookups made this quadratic, minutes long). */
 static void test_long_history_is_read(void **state)
 {
@@ -625,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_outputs_fail_every_command),
         cmocka_unit_test(test_class_names_are_filtered),
         cmocka_unit_test(test_bad_histories_are_refused),
+        cmocka_unit_test(test_extreme_history_values_are_drawn),
         cmocka_unit_test(test_long_history_is_read),
         cmocka_unit_test(test_long_model_names_keep_every_figure),
         cmocka_unit_test(test_many_classes_report),
