@@ -28,6 +28,7 @@
 
 #include "fnn.h"
 #include "io/safetensors.h"
+#include "util/text.h"
 
 #define PATH_CAP 1024
 /* A run that blocks (a FIFO opened for reading) is killed and fails the test after this. */
@@ -357,6 +358,31 @@ static void test_class_names_are_filtered(void **state)
     free(page);
 }
 
+/* The filter itself: one '?' per hidden character or stray byte, everything else kept. */
+static void test_text_printable(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        {"plain", NULL, "plain"},
+        {"\x1b[2J\x07", NULL, "?[2J?"},
+        {"a\tb\nc", "\n", "a?b\nc"},
+        {"\xc2\x9b" "1m \xc2\xa0nbsp", NULL, "?1m \xc2\xa0nbsp"},
+        {"\x9b\xff\xc0\xaf", NULL, "????"},                  /* stray bytes, an overlong '/' */
+        {"\xed\xa0\x80 \xf4\x90\x80\x80", NULL, "??? ????"}, /* a surrogate, past U+10FFFF */
+        {"\xe2\x80\xae" "abc\xe2\x81\xa9", NULL, "?abc?"},
+        {"caf\xc3\xa9 \xf0\x9f\x91\x95 \xe2\x80\x94", NULL,
+         "caf\xc3\xa9 \xf0\x9f\x91\x95 \xe2\x80\x94"},
+        {"cut \xe2\x80", NULL, "cut ??"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", cases[i][0]);
+        fnn_text_printable(buf, cases[i][1]);
+        if (strcmp(buf, cases[i][2]))
+            fail_msg("case %zu: got \"%s\", expected \"%s\"", i, buf, cases[i][2]);
+    }
+}
+
 /* ---------------------------------------------------------------- stored histories */
 
 /* An epoch number that is no integer count (1e300, 2.5, 0, a string) or a metric that is not a
@@ -641,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_damaged_model_files_fail_cleanly),
         cmocka_unit_test(test_truncated_images_are_refused),
         cmocka_unit_test(test_nonfinite_outputs_fail_every_command),
+        cmocka_unit_test(test_text_printable),
         cmocka_unit_test(test_class_names_are_filtered),
         cmocka_unit_test(test_bad_histories_are_refused),
         cmocka_unit_test(test_extreme_history_values_are_drawn),
