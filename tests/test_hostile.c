@@ -164,8 +164,8 @@ static void test_inputs_must_be_regular_files(void **state)
 }
 
 /* A property of every model-file argument: a damaged copy of a sound file (empty, cut at
- * several places, a byte flipped in its header, noise) fails with exit 1 and a message naming
- * it, in every command, whatever the damage. */
+ * several places, a broken header, noise) fails with exit 1 and a message naming it, in every
+ * command that reads one (as a model, a checkpoint or initial weights), whatever the damage. */
 static void test_damaged_model_files_fail_cleanly(void **state)
 {
     (void)state;
@@ -197,13 +197,16 @@ static void test_damaged_model_files_fail_cleanly(void **state)
         }
         write_file(damaged, bytes, n);
         free(bytes);
-        const char *const runs[][8] = {
+        const char *const runs[][12] = {
             {"eval", damaged, "--data", g_data, NULL},
             {"summary", damaged, NULL},
             {"predict", damaged, g_model, NULL},
             {"explain", damaged, "--data", g_data, NULL},
             {"robustness", damaged, "--data", g_data, NULL},
             {"report", damaged, "--data", g_data, "--out", html, NULL},
+            {"train", "--resume", damaged, "--epochs", "2", NULL},
+            {"train", "--data", g_data, "--epochs", "1", "--init-from", damaged, "--out", html,
+             NULL},
         };
         for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
             run_t out = run_argv(runs[r]);
