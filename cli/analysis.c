@@ -1,33 +1,11 @@
-/* Pieces shared by predict, explain and robustness: a model's class names and a progress bar
- * for the steps that take more than a moment. */
+/* A progress bar for the steps of predict, explain and robustness that take more than a
+ * moment. */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-char **class_names_load(const fnn_model_meta *meta, int k)
-{
-    cJSON *list = meta->class_names_json ? cJSON_Parse(meta->class_names_json) : NULL;
-    int ok = cJSON_IsArray(list) && cJSON_GetArraySize(list) == k;
-    char **names = calloc((size_t)k, sizeof *names);
-    for (int i = 0; names && i < k; i++) {
-        cJSON *s = ok ? cJSON_GetArrayItem(list, i) : NULL;
-        char idx[16];
-        snprintf(idx, sizeof idx, "%d", i);
-        names[i] = strdup(cJSON_IsString(s) ? s->valuestring : idx);
-    }
-    cJSON_Delete(list);
-    return names;
-}
-
-void class_names_free(char **names, int k)
-{
-    for (int i = 0; names && i < k; i++)
-        free(names[i]);
-    free(names);
-}
 
 static double now_s(void)
 {

@@ -20,7 +20,12 @@ int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-/* Prints "fnn CMD: message" to stderr and returns `code`. */
+/* Set while the options in use come from a file (train --resume's checkpoint), which the
+ * command line has already been checked against: a usage error then names the file and is a
+ * runtime error (exit 1), since the user typed nothing wrong. */
+extern const char *cli_options_from;
+
+/* Prints "fnn CMD: message" to stderr, text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A failed library call: its message, exit status 1 (2 for bad arguments). */
@@ -62,11 +67,6 @@ void print_json(cJSON *doc);
 int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
-/* The class names in a model file's metadata, or "0", "1", ... where they are missing; k
- * strings, released with class_names_free. NULL when out of memory. */
-char **class_names_load(const fnn_model_meta *meta, int k);
-void class_names_free(char **names, int k);
-
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken
  * a moment. */
 typedef struct {

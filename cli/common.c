@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "util/outputs.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,14 +12,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *cli_options_from;
+
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
+    /* Messages quote names and tokens read from files: filtered, so that none runs as a
+     * terminal escape sequence. */
+    char small[1024], *msg = small;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "fnn %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1))) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!msg) /* out of memory: the message cut short */
+        msg = small;
+    fnn_text_printable(msg, "\n\t");
+    if (cli_options_from && code == EXIT_USAGE) {
+        fprintf(stderr, "fnn %s: %s: the options stored in it are invalid: %s\n", cmd,
+                cli_options_from, msg);
+        code = EXIT_RUNTIME;
+    } else {
+        fprintf(stderr, "fnn %s: %s\n", cmd, msg);
+    }
+    if (msg != small)
+        free(msg);
     return code;
 }
 

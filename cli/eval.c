@@ -1,5 +1,6 @@
 /* fnn eval: the test-set report of a saved model. */
 #include "cli.h"
+#include "util/text.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -17,21 +18,6 @@ static const char usage[] =
     "  --threads N     threads to use, 0 for every core [0]\n"
     "  --json          print one JSON document instead of text\n"
     "  -h, --help      this help\n";
-
-/* The class names stored in the model file, or NULL when they are missing or malformed. */
-static char **class_names_from_meta(const fnn_model_meta *meta, int k)
-{
-    cJSON *list = meta->class_names_json ? cJSON_Parse(meta->class_names_json) : NULL;
-    char **names = NULL;
-    if (cJSON_IsArray(list) && cJSON_GetArraySize(list) == k && (names = calloc(k, sizeof *names))) {
-        for (int i = 0; i < k; i++) {
-            cJSON *s = cJSON_GetArrayItem(list, i);
-            names[i] = strdup(cJSON_IsString(s) ? s->valuestring : "?");
-        }
-    }
-    cJSON_Delete(list);
-    return names;
-}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -80,7 +66,7 @@ int cmd_eval(int argc, char **argv)
     if (!m)
         return cli_error("eval", EXIT_RUNTIME, "%s", err.msg);
     int k = fnn_model_num_classes(m), rc;
-    char **names = class_names_from_meta(&meta, k);
+    char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     fnn_metrics mt = {0};
     if ((rc = load_split("eval", data, strcmp(split, "test") ? "train" : "t10k", limit, &d)))
@@ -104,10 +90,7 @@ int cmd_eval(int argc, char **argv)
 done:
     fnn_metrics_free(&mt);
     fnn_dataset_free(&d);
-    if (names)
-        for (int i = 0; i < k; i++)
-            free(names[i]);
-    free(names);
+    fnn_class_names_free(names, k);
     fnn_model_meta_free(&meta);
     fnn_model_free(m);
     return rc;

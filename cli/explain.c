@@ -1,6 +1,7 @@
 /* fnn explain: where a saved model looks. Per-class saliency maps and an occlusion map over
  * test images, summarised as a table (or JSON with the maps), optionally written as CSV and PGM. */
 #include "cli.h"
+#include "util/text.h"
 #include "util/atomic.h"
 #include "util/outputs.h"
 
@@ -269,7 +270,7 @@ int cmd_explain(int argc, char **argv)
     if (!m)
         return cli_error("explain", EXIT_RUNTIME, "%s", err.msg);
     int k = fnn_model_num_classes(m);
-    char **names = class_names_load(&meta, k);
+    char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     fnn_outputs *files = NULL;
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
@@ -422,7 +423,7 @@ done:
     free(pdrop);
     free(sorted);
     free(counts);
-    class_names_free(names, k);
+    fnn_class_names_free(names, k);
     fnn_dataset_free(&d);
     fnn_model_meta_free(&meta);
     fnn_model_free(m);

@@ -1,10 +1,12 @@
 /* fnn predict: classifies image files (or every image of an IDX file) with a saved model. */
 #include "cli.h"
+#include "util/text.h"
+#include "util/input.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static const char usage[] =
@@ -62,10 +64,28 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* 1 if path starts like an IDX image file once decompressed, 0 otherwise, -1 if unreadable. */
+/* A zlib stream over the regular file at path, or NULL after printing why. */
+static gzFile open_gz(const char *path)
+{
+    int fd;
+    fnn_error err = {0};
+    if (fnn_input_fd(path, &fd, NULL, &err) != FNN_OK) {
+        cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
+        return NULL;
+    }
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        cli_error("predict", EXIT_RUNTIME, "%s: out of memory opening the file", path);
+    }
+    return gz;
+}
+
+/* 1 if path starts like an IDX image file once decompressed, 0 otherwise, -1 after printing
+ * why it cannot be read. */
 static int is_idx(const char *path)
 {
-    gzFile gz = gzopen(path, "rb");
+    gzFile gz = open_gz(path);
     if (!gz)
         return -1;
     unsigned char magic[4];
@@ -77,10 +97,10 @@ static int is_idx(const char *path)
 /* Appends the images of an IDX file (first `limit` when limit > 0); h and w must match. */
 static int read_idx(const char *path, int h, int w, long limit, inputs *in)
 {
-    gzFile gz = gzopen(path, "rb");
+    gzFile gz = open_gz(path);
     unsigned char hdr[16];
     if (!gz)
-        return cli_error("predict", EXIT_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
+        return EXIT_RUNTIME;
     int rc = EXIT_OK;
     if (gzread(gz, hdr, sizeof hdr) != (int)sizeof hdr) {
         rc = cli_error("predict", EXIT_RUNTIME, "%s: IDX header is truncated", path);
@@ -124,11 +144,10 @@ done:
 
 static int add_input(const char *path, int h, int w, int invert, long limit, inputs *in)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_error("predict", EXIT_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
-    if (is_idx(path) == 1)
+    int idx = is_idx(path);
+    if (idx < 0)
+        return EXIT_RUNTIME;
+    if (idx)
         return read_idx(path, h, w, limit, in);
     if (!grow(in, 1, (size_t)h * w))
         return cli_error("predict", EXIT_RUNTIME, "out of memory");
@@ -201,7 +220,7 @@ int cmd_predict(int argc, char **argv)
         return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
     int k = fnn_model_num_classes(m), ch, h, w, rc = EXIT_OK;
     fnn_model_input_shape(m, &ch, &h, &w);
-    char **names = class_names_load(&meta, k);
+    char **names = fnn_class_names(meta.class_names_json, k);
     inputs in = {0};
     float *probs = NULL;
     int *best = NULL;
@@ -275,7 +294,7 @@ done:
     free(in.x);
     free(probs);
     free(best);
-    class_names_free(names, k);
+    fnn_class_names_free(names, k);
     fnn_model_meta_free(&meta);
     fnn_model_free(m);
     return rc;

@@ -29,26 +29,32 @@ static const char usage[] =
 static const char *const units[FNN_PERTURB_COUNT] = {"sigma", "pixels", "degrees", "pixels",
                                                      "factor"};
 
-/* Sets chosen[p] for each name of a comma-separated list; 0 after printing the bad name. */
+/* Sets chosen[p] for each name of a comma-separated list; 0 after printing what was wrong. An
+ * empty list or an empty name is an error: the command needs at least one perturbation. */
 static int parse_list(const char *text, int *chosen)
 {
-    char *copy = strdup(text), *save = NULL;
-    int ok = copy != NULL;
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && ok;
-         t = strtok_r(NULL, ",", &save)) {
+    const char *t = text;
+    for (;;) {
+        size_t len = strcspn(t, ",");
         int found = 0;
-        for (int p = 0; p < FNN_PERTURB_COUNT; p++)
-            if (!strcmp(t, fnn_perturbation_name(p)))
+        for (int p = 0; len && p < FNN_PERTURB_COUNT; p++)
+            if (strlen(fnn_perturbation_name(p)) == len &&
+                !strncmp(t, fnn_perturbation_name(p), len))
                 found = chosen[p] = 1;
-        if (!found) {
-            cli_error("robustness", EXIT_USAGE,
-                      "--perturbation: unknown name '%s' (noise, shift, rotate, occlude, contrast)",
-                      t);
-            ok = 0;
+        if (!found && len) {
+            cli_error("robustness", EXIT_USAGE, "--perturbation: unknown name '%.*s' (noise, "
+                      "shift, rotate, occlude, contrast)", (int)len, t);
+            return 0;
         }
+        if (!found) {
+            cli_error("robustness", EXIT_USAGE, "--perturbation '%s': an empty name; expected a "
+                      "comma-separated list of noise, shift, rotate, occlude, contrast", text);
+            return 0;
+        }
+        if (!t[len])
+            return 1;
+        t += len + 1;
     }
-    free(copy);
-    return ok;
 }
 
 int cmd_robustness(int argc, char **argv)
@@ -145,11 +151,11 @@ int cmd_robustness(int argc, char **argv)
 
     /* The weakest axis: the largest drop at a perturbation's strongest level. */
     int weakest = -1;
-    double worst = -1.0;
+    double worst = 0.0;
     for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
         const double *levels;
         int n = fnn_perturbation_levels(p, &levels);
-        if (chosen[p] && acc[p][0] - acc[p][n - 1] > worst) {
+        if (chosen[p] && (weakest < 0 || acc[p][0] - acc[p][n - 1] > worst)) {
             worst = acc[p][0] - acc[p][n - 1];
             weakest = p;
         }

@@ -5,6 +5,7 @@
 #include "grid.h"
 #include "jobs.h"
 #include "util/atomic.h"
+#include "util/input.h"
 #include "util/outputs.h"
 #include "util/rng.h"
 
@@ -180,12 +181,16 @@ static const train_option *train_option_find(const search_opts *o, const char *n
     return NULL;
 }
 
-/* The whole file, NUL-terminated, or NULL with errno set. */
-static char *read_file(const char *path, size_t *len)
+/* The whole file, NUL-terminated, or NULL with errno set (EINVAL: not a regular file) and, when
+ * err is not NULL, a message naming the file. */
+static char *read_file(const char *path, size_t *len, fnn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    if (fnn_input_open(path, &f, NULL, err) != FNN_OK) {
+        if (errno == 0)
+            errno = EINVAL;
         return NULL;
+    }
     char *buf = NULL;
     size_t cap = 0, n = 0, got;
     do {
@@ -218,7 +223,7 @@ static char *read_file(const char *path, size_t *len)
 /* The last non-empty line of a file (a child's error message), malloc'd. */
 static char *last_line(const char *path)
 {
-    char *text = read_file(path, NULL);
+    char *text = read_file(path, NULL, NULL);
     if (!text)
         return strdup("(no output)");
     size_t n = strlen(text);
@@ -302,10 +307,10 @@ static int grid_error(fnn_status s, const fnn_error *err)
 static int add_grid_file(search_opts *o, const char *path)
 {
     size_t len;
-    char *text = read_file(path, &len);
-    if (!text)
-        return cli_error("search", EXIT_USAGE, "--grid-file %s: %s", path, strerror(errno));
     fnn_error err = {0};
+    char *text = read_file(path, &len, &err);
+    if (!text)
+        return cli_error("search", EXIT_USAGE, "--grid-file %s", err.msg);
     fnn_status s = grid_parse(&o->g, text, len, path, &err);
     free(text);
     return s == FNN_OK ? EXIT_OK : grid_error(s, &err);
@@ -718,7 +723,7 @@ static int prepare_dir(const search_opts *o, const trial *t, int n)
     cJSON *now = manifest_json(o, t, n);
     cJSON *now_trials = cJSON_GetObjectItemCaseSensitive(now, "trials");
     int rc = EXIT_OK;
-    char *text = read_file(path, NULL);
+    char *text = read_file(path, NULL, NULL);
     if (text) {
         cJSON *before = cJSON_Parse(text);
         cJSON *trials = cJSON_GetObjectItemCaseSensitive(before, "trials");
@@ -751,7 +756,7 @@ static double number_at(const cJSON *arr, int i)
  * weights were saved: the last one, or under --early-stopping the one restored. */
 static int read_result(trial *t, const char *path)
 {
-    char *text = read_file(path, NULL);
+    char *text = read_file(path, NULL, NULL);
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     free(text);
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(doc, "history");
@@ -812,7 +817,7 @@ static int on_trial_done(void *user, job *j)
     fnn_error err = {0};
     if (j->code == 0 && read_result(t, t->part)) {
         size_t len;
-        char *text = read_file(t->part, &len);
+        char *text = read_file(t->part, &len, NULL);
         if (text && fnn_write_atomic(t->result, text, len, &err) == FNN_OK) {
             unlink(t->part);
             t->ok = 1;
@@ -969,7 +974,7 @@ static cJSON *trial_json(const search_opts *o, const trial *t, int rank)
 static int copy_file(const char *from, const char *to)
 {
     size_t len;
-    char *data = read_file(from, &len);
+    char *data = read_file(from, &len, NULL);
     if (!data)
         return cli_error("search", EXIT_RUNTIME, "%s: %s", from, strerror(errno));
     fnn_error err = {0};
@@ -1000,7 +1005,7 @@ static int final_test(const search_opts *o, const char *exe, const trial *best, 
             rc = cli_error("search", EXIT_RUNTIME, "the test evaluation of the best trial failed: "
                            "%s", *error);
         } else {
-            char *text = read_file(out, NULL);
+            char *text = read_file(out, NULL, NULL);
             cJSON *doc = text ? cJSON_Parse(text) : NULL;
             cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(doc, "test");
             if (cJSON_IsObject(t))

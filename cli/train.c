@@ -1069,7 +1069,11 @@ int cmd_train(int argc, char **argv)
     struct sigaction old_int;
     int handler = 0;
     /* --folds saves nothing. */
-    if ((!o.folds && (rc = plan_files(&o, &files))) || (rc = load_data(&o, &d, &t_load)))
+    if (!o.folds && (rc = plan_files(&o, &files)))
+        goto done;
+    /* From here a usage error can only come from an option the checkpoint stored. */
+    cli_options_from = o.resume;
+    if ((rc = load_data(&o, &d, &t_load)))
         goto done;
     int k = o.nclasses ? o.nclasses : 10;
     if (o.folds) {
@@ -1146,16 +1150,23 @@ int cmd_train(int argc, char **argv)
     o.cfg.interrupt = (const volatile int *)&interrupted;
     handler = sigaction(SIGINT, &sa, &old_int) == 0;
     fnn_train_result res;
+    /* The checkpoint's own complaints name it ("N epochs done": the --epochs given); any
+     * other bad argument is a stored option the command line could not have given. */
     fnn_status ts = fnn_train_run(m, &d.tr, &d.val, &o.cfg, stats, &res, &err);
+    if (!(ts == FNN_ERR_ARG && o.resume && !strstr(err.msg, o.resume)))
+        cli_options_from = NULL;
     if (handler)
         sigaction(SIGINT, &old_int, NULL);
     handler = 0;
     if (ts == FNN_ERR_INTERRUPTED) {
         if (ps.tty)
             fprintf(stderr, "\r\033[K");
-        rc = cli_error("train", 130, "%s%s%s --epochs %d", err.msg,
-                       o.cfg.checkpoint ? "; continue with fnn train --resume " : "",
-                       o.cfg.checkpoint ? o.cfg.checkpoint : "", o.cfg.epochs);
+        if (o.cfg.checkpoint)
+            rc = cli_error("train", 130, "%s; continue with fnn train --resume %s --epochs %d",
+                           err.msg, o.cfg.checkpoint, o.cfg.epochs);
+        else
+            rc = cli_error("train", 130, "%s; nothing was saved (with --checkpoint PATH an "
+                           "interrupted run can be resumed)", err.msg);
         goto done;
     }
     if (ts != FNN_OK) {
@@ -1298,5 +1309,6 @@ done:
     fnn_model_free(m);
     cJSON_Delete(stored);
     fnn_checkpoint_info_free(&info);
+    cli_options_from = NULL;
     return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "data/idx.h"
 #include "util/error.h"
+#include "util/input.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
@@ -181,18 +183,15 @@ static fnn_status idx_check_dims(const char *path, const uint32_t *dims, int ndi
     return FNN_OK;
 }
 
-/* The payload length of a plain regular file, from its size, or -1 when it cannot be known
- * in advance (compressed data, a pipe). */
-static long long idx_plain_payload(gzFile gz, const char *path, size_t header)
+/* The payload length of a plain file of file_size bytes, or -1 when it cannot be known in
+ * advance (compressed data). */
+static long long idx_plain_payload(gzFile gz, long long file_size, size_t header)
 {
-    struct stat sb;
-    if (!gzdirect(gz) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return -1;
-    return (long long)sb.st_size - (long long)header;
+    return gzdirect(gz) ? file_size - (long long)header : -1;
 }
 
-static fnn_status idx_read_open(gzFile gz, const char *path, int ndims, idx_array *out,
-                                fnn_error *err)
+static fnn_status idx_read_open(gzFile gz, const char *path, long long file_size, int ndims,
+                                idx_array *out, fnn_error *err)
 {
     const char *what = ndims == 3 ? "images" : "labels";
     size_t header = 4 + 4 * (size_t)ndims;
@@ -222,7 +221,7 @@ static fnn_status idx_read_open(gzFile gz, const char *path, int ndims, idx_arra
     if (st != FNN_OK)
         return st;
 
-    long long present = idx_plain_payload(gz, path, header);
+    long long present = idx_plain_payload(gz, file_size, header);
     if (present >= 0 && (unsigned long long)present < expected)
         return fnn_fail(err, FNN_ERR_FORMAT,
                         "%s: truncated: the header declares %u %s (%zu bytes after the %zu-byte "
@@ -276,20 +275,21 @@ static fnn_status idx_read_open(gzFile gz, const char *path, int ndims, idx_arra
 static fnn_status idx_read(const char *path, int ndims, idx_array *out, fnn_error *err)
 {
     memset(out, 0, sizeof *out);
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
+    int fd;
+    struct stat sb;
+    fnn_status st = fnn_input_fd(path, &fd, &sb, err);
+    if (st != FNN_OK)
+        return errno == ENOENT ? fnn_fail(err, FNN_ERR_IO, "%s: no such file; " FNN_DATA_HINT, path)
+                               : st;
+    gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
-        if (errno == ENOENT)
-            return fnn_fail(err, FNN_ERR_IO, "%s: no such file; " FNN_DATA_HINT, path);
-        if (errno == 0)
-            return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory opening the file", path);
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory opening the file", path);
     }
-    fnn_status st = FNN_OK;
     if (gzbuffer(gz, IDX_GZ_BUFFER) != 0)
         st = fnn_fail(err, FNN_ERR_IO, "%s: cannot set the read buffer size", path);
     if (st == FNN_OK)
-        st = idx_read_open(gz, path, ndims, out, err);
+        st = idx_read_open(gz, path, (long long)sb.st_size, ndims, out, err);
     int rc = gzclose_r(gz);
     if (st == FNN_OK && rc != Z_OK)
         st = fnn_fail(err, FNN_ERR_IO, "%s: error closing the file (zlib code %d)", path, rc);

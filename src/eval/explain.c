@@ -7,6 +7,7 @@
 #include "util/gemm.h"
 #include "util/team.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +37,21 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
     int cap = m->capacity;
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
-#pragma omp parallel num_threads(fnn_threads_resolve(threads))
+    int bad = INT_MAX; /* the first image whose logits are not finite */
+#pragma omp parallel num_threads(fnn_threads_resolve(threads)) reduction(min : bad)
     {
         fnn_team_begin(&team);
         for (int start = 0; start < n; start += cap) {
             int rows = n - start < cap ? n - start : cap;
             const float *xb = x + (size_t)start * in;
-            fnn_model_forward(m, &pass, xb, rows);
+            const float *logits = fnn_model_forward(m, &pass, xb, rows); // (rows, k)
             /* d score_c / d logits is the one-hot row of c: the score is the logit itself. */
             float *g = fnn_model_logit_grad(m); // (rows, k)
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
+            int mine_bad = fnn_nonfinite_row(logits + lo * k, (int)(hi - lo), (size_t)k);
+            if (mine_bad >= 0 && start + (int)lo + mine_bad < bad)
+                bad = start + (int)lo + mine_bad;
             for (size_t r = lo; r < hi; r++) {
                 memset(g + r * k, 0, (size_t)k * sizeof *g);
                 g[r * k + classes[start + r]] = 1.0f;
@@ -57,7 +62,12 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
         }
         fnn_team_end(&team);
     }
-    return fnn_gemm_check(&team, "input gradient", err);
+    if ((s = fnn_gemm_check(&team, "input gradient", err)) != FNN_OK)
+        return s;
+    /* A finite score can still have an overflowing gradient: the maps must hold numbers too. */
+    if (bad == INT_MAX && (bad = fnn_nonfinite_row(dx, n, in)) < 0)
+        return FNN_OK;
+    return fnn_nonfinite_fail(err, "input gradient", bad);
 }
 
 /* ---------------------------------------------------------------- saliency */

@@ -8,6 +8,7 @@
 #include "util/gemm.h"
 #include "util/team.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
     int64_t total = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : total)
+    int bad = INT_MAX; /* the first image whose probabilities are not finite */
+#pragma omp parallel num_threads(nt) reduction(+ : total) reduction(min : bad)
     {
         fnn_team_begin(&team);
         float *mine = scratch + (size_t)omp_get_thread_num() * h * w;
@@ -70,6 +72,9 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
             fnn_softmax_rows(logits, k, lo, hi, probs);
             for (size_t r = lo; r < hi; r++)
                 total += argmax(probs + r * k, k) == d->labels[start + r];
+            int mine_bad = fnn_nonfinite_row(probs + lo * k, (int)(hi - lo), (size_t)k);
+            if (mine_bad >= 0 && start + (int)lo + mine_bad < bad)
+                bad = start + (int)lo + mine_bad;
             fnn_team_sync(&team);
         }
         fnn_team_end(&team);
@@ -78,7 +83,9 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     free(x);
     free(probs);
     free(scratch);
-    return fnn_gemm_check(&team, "evaluation", err);
+    if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
+        return s;
+    return bad == INT_MAX ? FNN_OK : fnn_nonfinite_fail(err, "evaluation", bad);
 }
 
 /* ---------------------------------------------------------------- perturbations */

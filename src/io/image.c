@@ -2,8 +2,10 @@
  * stb_image_resize, scaled to [0, 1] like the training batches. */
 #include "fnn.h"
 #include "util/error.h"
+#include "util/input.h"
+#include "util/text.h"
 
-#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +28,81 @@ static int known_format(const unsigned char *b, size_t len)
            (b[0] == 'B' && b[1] == 'M') || (b[0] == 'P' && (b[1] == '5' || b[1] == '6'));
 }
 
+/* Whitespace and '#' comments between the fields of a PNM header, as stb_image skips them. */
+static size_t pnm_skip(const unsigned char *b, size_t len, size_t i)
+{
+    while (i < len) {
+        if (b[i] == '#') {
+            while (i < len && b[i] != '\n' && b[i] != '\r')
+                i++;
+        } else if (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r')) {
+            i++;
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+/* A decimal field of a PNM header, saturated so that an absurd one cannot overflow. */
+static size_t pnm_number(const unsigned char *b, size_t len, size_t i, uint64_t *v)
+{
+    *v = 0;
+    for (; i < len && b[i] >= '0' && b[i] <= '9'; i++)
+        *v = *v > 100000000 ? *v : *v * 10 + (uint64_t)(b[i] - '0');
+    return i;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* stb_image takes a binary PNM's or an uncompressed BMP's pixel data as its header describes it
+ * and decodes a short file from memory it never wrote, or from zeros: a file must hold every
+ * byte its header promises. Other formats fail inside stb when cut short. */
+static fnn_status check_promised_size(const char *path, const unsigned char *b, size_t len,
+                                      fnn_error *err)
+{
+    uint64_t need = 0, at = 0;
+    if (b[0] == 'P') { /* P5 grey or P6 colour, already recognised */
+        uint64_t w, h, maxv;
+        size_t i = pnm_skip(b, len, 2);
+        i = pnm_skip(b, len, pnm_number(b, len, i, &w));
+        i = pnm_skip(b, len, pnm_number(b, len, i, &h));
+        i = pnm_number(b, len, i, &maxv);
+        at = i + 1; /* one whitespace byte ends the header */
+        need = w * h * (b[1] == '6' ? 3 : 1) * (maxv > 255 ? 2 : 1);
+    } else if (b[0] == 'B' && len >= 34) {
+        uint32_t offset = le32(b + 10), dib = le32(b + 14);
+        if (dib == 12 || dib < 40)
+            return FNN_OK; /* OS/2 headers: stb checks these itself */
+        int64_t w = (int32_t)le32(b + 18), h = (int32_t)le32(b + 22);
+        uint32_t bpp = (uint32_t)b[28] | (uint32_t)b[29] << 8, compression = le32(b + 30);
+        if ((compression != 0 && compression != 3) || bpp > 32)
+            return FNN_OK; /* run-length data has no fixed size; stb refuses odd depths */
+        w = w < 0 ? -w : w;
+        h = h < 0 ? -h : h;
+        at = offset;
+        need = (uint64_t)((w * bpp + 31) / 32 * 4) * (uint64_t)h;
+    } else {
+        return FNN_OK;
+    }
+    if (at > len || need > len - at)
+        return fnn_fail(err, FNN_ERR_FORMAT,
+                        "%s: truncated: the header promises %llu bytes of pixels from offset %llu "
+                        "but the file is %zu bytes long", path, (unsigned long long)need,
+                        (unsigned long long)at, len);
+    return FNN_OK;
+}
+
 static fnn_status read_file(const char *path, unsigned char **out, size_t *len, fnn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return fnn_fail(err, FNN_ERR_IO, "%s: not a regular file", path);
-    }
+    FILE *f;
+    fnn_status s = fnn_input_open(path, &f, &st, err);
+    if (s != FNN_OK)
+        return s;
     if (st.st_size > MAX_FILE_BYTES) {
         fclose(f);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: larger than %d MiB", path, MAX_FILE_BYTES >> 20);
@@ -79,6 +146,10 @@ fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x, 
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: the header declares %dx%d pixels, outside 1x1 to %d",
                         path, iw, ih, MAX_PIXELS);
     }
+    if ((s = check_promised_size(path, bytes, len, err)) != FNN_OK) {
+        free(bytes);
+        return s;
+    }
     if (stbi_is_16_bit_from_memory(bytes, (int)len)) {
         free(bytes);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: 16-bit images are not supported; save it with "
@@ -88,12 +159,11 @@ fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x, 
     stbi_uc *pix = stbi_load_from_memory(bytes, (int)len, &iw, &ih, &channels, 2); // (ih, iw, 2)
     free(bytes);
     if (!pix) {
-        /* stb's reason may quote bytes of the file (a PNG chunk type): keep it printable. */
+        /* stb's reason may quote bytes of the file (a PNG chunk type): made printable. */
+        const char *why = stbi_failure_reason();
         char reason[64];
-        snprintf(reason, sizeof reason, "%s", stbi_failure_reason());
-        for (char *c = reason; *c; c++)
-            if (*c < 0x20 || *c > 0x7E)
-                *c = '?';
+        snprintf(reason, sizeof reason, "%s", why && *why ? why : "no reason given");
+        fnn_text_printable(reason, NULL);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: not a readable PNG, JPEG, PGM or BMP image (%s)",
                         path, reason);
     }

@@ -15,6 +15,7 @@
 
 #include "util/atomic.h"
 #include "util/error.h"
+#include "util/input.h"
 
 /* Tensor bytes are copied to and from memory as they lie, which is only right on a
  * little-endian machine with 4-byte IEEE floats. */
@@ -408,10 +409,11 @@ static fnn_status read_file(const char *path, FILE *fp, fnn_st_file *out, fnn_er
 fnn_status fnn_st_read(const char *path, fnn_st_file *out, fnn_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    fnn_status st = read_file(path, fp, out, err);
+    FILE *fp;
+    fnn_status st = fnn_input_open(path, &fp, NULL, err);
+    if (st != FNN_OK)
+        return st;
+    st = read_file(path, fp, out, err);
     /* Nothing was written, so a failing fclose loses nothing; the read result stands. */
     fclose(fp);
     if (st != FNN_OK)

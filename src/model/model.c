@@ -352,12 +352,23 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
     return fnn_check_probs(probs, n, k, "prediction", err);
 }
 
-fnn_status fnn_check_probs(const float *probs, int n, size_t k, const char *what, fnn_error *err)
+int fnn_nonfinite_row(const float *v, int n, size_t k)
 {
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < k; j++)
-            if (!isfinite(probs[(size_t)i * k + j]))
-                return fnn_fail(err, FNN_ERR_NUMERIC, "%s: image %d's class probabilities are "
-                                "not finite: the model's weights overflow on it", what, i);
-    return FNN_OK;
+            if (!isfinite(v[(size_t)i * k + j]))
+                return i;
+    return -1;
+}
+
+fnn_status fnn_nonfinite_fail(fnn_error *err, const char *what, int i)
+{
+    return fnn_fail(err, FNN_ERR_NUMERIC, "%s: the model's outputs for image %d are not finite: "
+                    "its weights overflow on it", what, i);
+}
+
+fnn_status fnn_check_probs(const float *probs, int n, size_t k, const char *what, fnn_error *err)
+{
+    int i = fnn_nonfinite_row(probs, n, k);
+    return i < 0 ? FNN_OK : fnn_nonfinite_fail(err, what, i);
 }

@@ -46,7 +46,13 @@ float *fnn_model_logit_grad(fnn_model *m);
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
 
 /* FNN_ERR_NUMERIC, naming the first image, if any of probs (n, k) is NaN or infinite: a model
- * whose weights overflow must not report a number. */
+ * whose weights overflow must not report a number. Every path from a model's outputs to a
+ * printed number (evaluation, prediction, robustness, occlusion, saliency) goes through this
+ * check or the two below, which split it for threads that each check their own rows. */
 fnn_status fnn_check_probs(const float *probs, int n, size_t k, const char *what, fnn_error *err);
+/* The first row of v (n, k) holding a NaN or an infinity, or -1. */
+int fnn_nonfinite_row(const float *v, int n, size_t k);
+/* fnn_check_probs's failure for image i. */
+fnn_status fnn_nonfinite_fail(fnn_error *err, const char *what, int i);
 
 #endif

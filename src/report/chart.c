@@ -171,6 +171,19 @@ static double tick_step(double lo, double hi, int want)
     return mag * (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10);
 }
 
+/* The ticks first, first + step, ... up to hi, counted rather than stepped to: at values past
+ * 2^53 times the step (a stored loss of 1e17), v += step leaves v unchanged and a stepping loop
+ * never ends. At most MAX_TICKS; 0 for a step that is not a positive number. */
+#define MAX_TICKS 64
+static int tick_count(double lo, double hi, double step, double *first)
+{
+    if (!(step > 0) || !isfinite(step) || !isfinite(lo) || !isfinite(hi))
+        return 0;
+    *first = ceil(lo / step) * step;
+    double n = floor((hi - *first) / step + 1e-6) + 1;
+    return !(n >= 1) ? 0 : n > MAX_TICKS ? MAX_TICKS : (int)n;
+}
+
 typedef struct {
     double x0, y0, x1, y1;    /* plot area in device units, y0 at the top */
     double xlo, xhi, ylo, yhi;
@@ -198,9 +211,10 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *xlabel, const char
 {
     char buf[32];
     cairo_set_line_width(cr, 1);
-    double ys = tick_step(a->ylo, a->yhi, 6);
-    for (double v = ceil(a->ylo / ys) * ys; v <= a->yhi + ys * 1e-6; v += ys) {
-        double y = ax_y(a, v);
+    double ys = tick_step(a->ylo, a->yhi, 6), first = 0;
+    int nt = tick_count(a->ylo, a->yhi, ys, &first);
+    for (int t = 0; t < nt; t++) {
+        double v = first + t * ys, y = ax_y(a, v);
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, a->x0, y);
         cairo_line_to(cr, a->x1, y);
@@ -213,7 +227,9 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *xlabel, const char
         double xs = tick_step(a->xlo, a->xhi, 7);
         if (xticks && xs < 1)
             xs = 1; /* integer axes (epochs) */
-        for (double v = ceil(a->xlo / xs) * xs; v <= a->xhi + xs * 1e-6; v += xs) {
+        nt = tick_count(a->xlo, a->xhi, xs, &first);
+        for (int t = 0; t < nt; t++) {
+            double v = first + t * xs;
             snprintf(buf, sizeof buf, "%g", fabs(v) < xs * 1e-6 ? 0.0 : v);
             cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
             text_at(cr, ax_x(a, v), a->y1 + 12, buf, 10, ALIGN_CENTER, 0);
@@ -392,6 +408,8 @@ static void draw_heatmap(cairo_t *cr, const void *spec, int width, int height)
             cairo_set_source_rgb(cr, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0);
             char top[32], bottom[32];
             double fs = cell / 4.2 < 11 ? cell / 4.2 : 11;
+            if (fs < 5) /* unreadable: cells this small (many classes) show their colour only */
+                continue;
             if (c->counts)
                 snprintf(bottom, sizeof bottom, "%lld", (long long)c->counts[(size_t)i * c->cols + j]);
             if (c->show_values) {

@@ -4,6 +4,7 @@
 
 #include "report/report.h"
 #include "util/error.h"
+#include "util/text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -42,23 +43,17 @@ void fnn_report_model_free(fnn_report_model *r)
 /* The stored class names, or "0", "1", ... when the file has none that fit. */
 static fnn_status read_names(fnn_report_model *r, const char *json, fnn_error *err)
 {
-    cJSON *list = json ? cJSON_Parse(json) : NULL;
-    int ok = cJSON_IsArray(list) && cJSON_GetArraySize(list) == r->k;
-    r->names = calloc((size_t)r->k, sizeof *r->names);
-    for (int i = 0; r->names && i < r->k; i++) {
-        cJSON *s = ok ? cJSON_GetArrayItem(list, i) : NULL;
-        char idx[16];
-        snprintf(idx, sizeof idx, "%d", i);
-        if (!(r->names[i] = strdup(cJSON_IsString(s) ? s->valuestring : idx))) {
-            cJSON_Delete(list);
-            return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for class names", r->path);
-        }
-    }
-    cJSON_Delete(list);
-    return r->names ? FNN_OK : fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", r->path);
+    r->names = fnn_class_names(json, r->k);
+    return r->names ? FNN_OK : fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for class names",
+                                        r->path);
 }
 
-/* The per-epoch history; a model saved without one keeps epochs = 0. */
+/* The largest epoch number a history may hold: anything above is not a count of epochs. */
+#define MAX_EPOCH 1000000000
+
+/* The per-epoch history; a model saved without one keeps epochs = 0. Every list is walked once
+ * through its links: cJSON_GetArrayItem walks from the start each time. Epochs are integers in
+ * 1..MAX_EPOCH, the metrics finite numbers or null (not measured). */
 static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error *err)
 {
     if (!json)
@@ -86,9 +81,17 @@ static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error 
             s = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for the history", r->path);
             break;
         }
-        for (int i = 0; i < n; i++) {
-            cJSON *v = cJSON_GetArrayItem(a, i);
-            (*dst[k])[i] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        int i = 0;
+        for (const cJSON *v = a->child; v && s == FNN_OK; v = v->next, i++) {
+            double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+            if (k == 0 && !(x >= 1 && x <= MAX_EPOCH && x == floor(x)))
+                s = fnn_fail(err, FNN_ERR_FORMAT, "%s: training history: \"epoch\" item %d "
+                             "should be an epoch number in 1..%d", r->path, i, MAX_EPOCH);
+            else if (k > 0 && !cJSON_IsNull(v) && !isfinite(x))
+                s = fnn_fail(err, FNN_ERR_FORMAT, "%s: training history: \"%s\" item %d should "
+                             "be a finite number or null", r->path, keys[k], i);
+            else
+                (*dst[k])[i] = x;
         }
     }
     if (s == FNN_OK)
@@ -97,11 +100,17 @@ static fnn_status read_history(fnn_report_model *r, const char *json, fnn_error 
     return s;
 }
 
+/* The longest file stem kept in figure names: with a "_N" suffix for a second model of the
+ * same stem and the longest figure name it stays within fnn_report_figure's name. */
+#define MAX_STEM 24
+
 static char *file_stem(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t len = strcspn(base, ".");
+    if (len > MAX_STEM)
+        len = MAX_STEM;
     char *stem = malloc(len + 2);
     if (!stem)
         return NULL;

@@ -39,10 +39,18 @@ static fnn_report_figure *slot(fnn_report_figures *out, const char *stem, const 
     }
     fnn_report_figure *f = &out->items[out->n];
     memset(f, 0, sizeof *f);
-    snprintf(f->name, sizeof f->name, "%s_%s", stem, name);
+    /* A name cut short would no longer be found by the page, or would be another figure's. */
+    if (snprintf(f->name, sizeof f->name, "%s_%s", stem, name) >= (int)sizeof f->name) {
+        fnn_fail(err, FNN_ERR_ARG, "report: the figure name %s_%s is longer than %zu bytes",
+                 stem, name, sizeof f->name - 1);
+        return NULL;
+    }
     snprintf(f->kind, sizeof f->kind, "%s", kind);
     return f;
 }
+
+/* The status of a slot that could not be made. */
+static fnn_status slot_error(const fnn_error *err) { return err ? err->status : FNN_ERR_NOMEM; }
 
 static void describe(fnn_report_figure *f, const char *title, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -60,7 +68,7 @@ static void describe(fnn_report_figure *f, const char *title, const char *fmt, .
     do {                                                                                         \
         fnn_report_figure *f_ = slot(out, stem, name, kind, err);                                \
         if (!f_)                                                                                 \
-            return FNN_ERR_NOMEM;                                                                \
+            return slot_error(err);                                                              \
         fnn_status s_ = render(spec, &f_->fig, err);                                             \
         if (s_ != FNN_OK)                                                                        \
             return s_;                                                                           \
@@ -94,6 +102,22 @@ static fnn_status curves(const fnn_report_model *r, fnn_report_figures *out, fnn
     return FNN_OK;
 }
 
+/* The smallest confusion-matrix cell, in pixels: a row of 11-pixel class names. */
+#define MIN_CELL 16
+/* The widest bar chart: charts stay under the renderer's 8192 pixels. */
+#define MAX_BARS_WIDTH 8000
+
+/* A bar chart's width for k categories of `groups` bars: 56 pixels a category up to 1000 pixels,
+ * past that at least 6 a bar, so that many classes spread out instead of overlapping. */
+static int bars_width(int k, int groups)
+{
+    int width = 120 + 56 * k < 1000 ? 120 + 56 * k : 1000;
+    int per = 6 * groups + 2;
+    if (per > (MAX_BARS_WIDTH - 120) / k)
+        per = (MAX_BARS_WIDTH - 120) / k;
+    return width > 120 + per * k ? width : 120 + per * k;
+}
+
 static fnn_status confusion(const fnn_report_model *r, fnn_report_figures *out, fnn_error *err)
 {
     int k = r->k;
@@ -105,14 +129,18 @@ static fnn_status confusion(const fnn_report_model *r, fnn_report_figures *out, 
         v[i] = (double)r->mt.confusion[i];
         top = v[i] > top ? v[i] : top;
     }
+    /* 48-pixel cells up to 900 pixels; past that the matrix grows with the classes, so that
+     * every class keeps a row its name fits (62 EMNIST classes, 200 and more). */
     int side = 160 + 48 * k < 900 ? 160 + 48 * k : 900;
+    if (side < 160 + MIN_CELL * k)
+        side = 160 + MIN_CELL * k;
     char title[96];
     snprintf(title, sizeof title, "%s: confusion matrix (counts)", r->stem);
     fnn_heatmap c = {side + 140, side + 60, title, "predicted", "true", k, k, v, 0, top,
                      r->mt.confusion, 0, (const char *const *)r->names,
                      (const char *const *)r->names};
     fnn_report_figure *f = slot(out, r->stem, "confusion", "heatmap", err);
-    fnn_status s = f ? fnn_chart_heatmap(&c, &f->fig, err) : FNN_ERR_NOMEM;
+    fnn_status s = f ? fnn_chart_heatmap(&c, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {
         out->n++;
         describe(f, title, "Rows are the true class, columns the prediction, over %d test images.",
@@ -128,7 +156,7 @@ static fnn_status confusion(const fnn_report_model *r, fnn_report_figures *out, 
         c.vmax = 1;
         c.show_values = 1;
         f = slot(out, r->stem, "confusion_normalised", "heatmap", err);
-        s = f ? fnn_chart_heatmap(&c, &f->fig, err) : FNN_ERR_NOMEM;
+        s = f ? fnn_chart_heatmap(&c, &f->fig, err) : slot_error(err);
         if (s == FNN_OK) {
             out->n++;
             describe(f, title,
@@ -153,10 +181,10 @@ static fnn_status class_bars(const fnn_report_model *r, fnn_report_figures *out,
     static const char *const groups[3] = {"precision", "recall", "F1"};
     char title[96];
     snprintf(title, sizeof title, "%s: precision, recall and F1 per class", r->stem);
-    fnn_bar_chart c = {120 + 56 * k < 1000 ? 120 + 56 * k : 1000, 400, title, "score", k, 3,
+    fnn_bar_chart c = {bars_width(k, 3), 400, title, "score", k, 3,
                        (const char *const *)r->names, groups, v, 0, 1.08};
     fnn_report_figure *f = slot(out, r->stem, "per_class", "bars", err);
-    fnn_status s = f ? fnn_chart_bars(&c, &f->fig, err) : FNN_ERR_NOMEM;
+    fnn_status s = f ? fnn_chart_bars(&c, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {
         out->n++;
         describe(f, title, "On the test set; the table below gives the same numbers.");
@@ -225,7 +253,7 @@ static fnn_status mistakes(const fnn_report_model *r, fnn_report_figures *out, f
         fnn_gallery g = {title, r->h, r->w, 3, 8, n, tiles, NULL, 3};
         fnn_report_figure *f = slot(out, r->stem, "mistakes", "gallery", err);
         if (!f || (s = fnn_chart_gallery(&g, &f->fig, err)) != FNN_OK) {
-            s = f ? s : FNN_ERR_NOMEM;
+            s = f ? s : slot_error(err);
             goto done;
         }
         out->n++;
@@ -259,7 +287,7 @@ static fnn_status mistakes(const fnn_report_model *r, fnn_report_figures *out, f
                          row_labels, 1};
         fnn_report_figure *f = slot(out, r->stem, "confused_pairs", "gallery", err);
         if (!f || (s = fnn_chart_gallery(&g, &f->fig, err)) != FNN_OK) {
-            s = f ? s : FNN_ERR_NOMEM;
+            s = f ? s : slot_error(err);
             goto done;
         }
         out->n++;
@@ -274,26 +302,38 @@ done:
     return s;
 }
 
+/* Classes per band of the saliency gallery: more would make it wider than a chart may be. */
+#define SALIENCY_COLS 16
+
 static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, fnn_error *err)
 {
     size_t hw = (size_t)r->h * r->w;
-    int k = r->k, rows = 4;
-    fnn_tile *tiles = calloc((size_t)rows * k, sizeof *tiles);
-    if (!tiles)
+    /* Up to SALIENCY_COLS classes side by side; more classes wrap into further bands of the
+     * same four rows. */
+    int k = r->k, cols = k < SALIENCY_COLS ? k : SALIENCY_COLS, bands = (k + cols - 1) / cols;
+    int rows = 4 * bands;
+    fnn_tile *tiles = calloc((size_t)rows * cols, sizeof *tiles);
+    const char **row_labels = malloc((size_t)rows * sizeof *row_labels);
+    if (!tiles || !row_labels) {
+        free(tiles);
+        free(row_labels);
         return fnn_fail(err, FNN_ERR_NOMEM, "report: out of memory");
-    for (int c = 0; c < k; c++) {
-        tiles[c] = (fnn_tile){r->mean_image + c * hw, r->names[c], FNN_CMAP_GREY, 0, 1};
-        for (int m = 0; m < 3; m++) /* each map on its own scale: their units differ */
-            tiles[(m + 1) * k + c] = (fnn_tile){r->saliency[m] + c * hw, r->names[c], FNN_CMAP_HEAT,
-                                                0, 0};
     }
-    static const char *const row_labels[4] = {"mean image", "gradient", "SmoothGrad",
-                                              "integrated"};
+    static const char *const labels[4] = {"mean image", "gradient", "SmoothGrad", "integrated"};
+    for (int i = 0; i < rows; i++)
+        row_labels[i] = labels[i % 4];
+    for (int c = 0; c < k; c++) {
+        fnn_tile *band = tiles + (size_t)(c / cols) * 4 * cols + c % cols; // (4, cols) from here
+        band[0] = (fnn_tile){r->mean_image + c * hw, r->names[c], FNN_CMAP_GREY, 0, 1};
+        for (int m = 0; m < 3; m++) /* each map on its own scale: their units differ */
+            band[(m + 1) * cols] = (fnn_tile){r->saliency[m] + c * hw, r->names[c], FNN_CMAP_HEAT,
+                                              0, 0};
+    }
     char title[128];
     snprintf(title, sizeof title, "%s: saliency per class", r->stem);
-    fnn_gallery g = {title, r->h, r->w, 3, k, rows * k, tiles, row_labels, 1};
+    fnn_gallery g = {title, r->h, r->w, 3, cols, rows * cols, tiles, row_labels, 1};
     fnn_report_figure *f = slot(out, r->stem, "saliency", "gallery", err);
-    fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : FNN_ERR_NOMEM;
+    fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {
         out->n++;
         describe(f, title,
@@ -304,6 +344,7 @@ static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, f
                  r->saliency_images);
     }
     free(tiles);
+    free(row_labels);
     return s;
 }
 
@@ -328,7 +369,7 @@ static fnn_status occlusion(const fnn_report_model *r, fnn_report_figures *out, 
     snprintf(title, sizeof title, "%s: occlusion", r->stem);
     fnn_gallery g = {title, r->h, r->w, 6, 2, 2, tiles, NULL, 2};
     fnn_report_figure *f = slot(out, r->stem, "occlusion", "gallery", err);
-    fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : FNN_ERR_NOMEM;
+    fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {
         out->n++;
         describe(f, title,
@@ -537,10 +578,10 @@ static fnn_status compare_f1(const fnn_report_model *m, int n, fnn_report_figure
             groups[i] = m[i].stem;
         }
         const char *title = "Models compared: F1 per class";
-        fnn_bar_chart c = {120 + 56 * k < 1000 ? 120 + 56 * k : 1000, 400, title, "F1", k, n,
+        fnn_bar_chart c = {bars_width(k, n), 400, title, "F1", k, n,
                            (const char *const *)m[0].names, groups, v, 0, 1.08};
         fnn_report_figure *f = slot(out, "compare", "f1", "bars", err);
-        s = f ? fnn_chart_bars(&c, &f->fig, err) : FNN_ERR_NOMEM;
+        s = f ? fnn_chart_bars(&c, &f->fig, err) : slot_error(err);
         if (s == FNN_OK) {
             out->n++;
             describe(f, title, "Test-set F1 of every class, one bar per model (class names from "
