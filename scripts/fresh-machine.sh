@@ -7,8 +7,8 @@
 usage="Usage (as root): scripts/fresh-machine.sh
 
 Tests the commit at HEAD of the repository this script is in: uncommitted changes are not
-tested. The root lives in a mktemp folder under \$TMPDIR (default /var/tmp; it grows to about
-6 GB) and is removed at the end, also when the script is interrupted or killed with SIGTERM."
+tested. The root lives in a mktemp folder under \$TMPDIR (default /var/tmp; it grows to a
+few GB) and is removed at the end, also when the script is interrupted or killed with SIGTERM."
 set -euo pipefail
 
 case "${1:-}" in
