@@ -9,8 +9,11 @@ packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-d
           libstb-dev fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
-    # SVG figures; clang builds the fuzzers; valgrind checks a short training run for leaks.
-    packages+=(libcmocka-dev chromium libxml2-utils clang valgrind libdnnl-dev)
+    # SVG figures; clang builds the fuzzers, with its OpenMP headers (libomp-dev) and its
+    # libFuzzer and sanitizer runtimes (libclang-rt-dev, only recommended by clang); valgrind
+    # checks a short training run for leaks.
+    packages+=(libcmocka-dev chromium libxml2-utils clang libomp-dev libclang-rt-dev valgrind
+               libdnnl-dev)
     # ONNX export's runtime checks; a nodejs from NodeSource brings npm and conflicts with Debian's.
     packages+=(python3-onnx python3-opencv nodejs); command -v npm >/dev/null || packages+=(npm)
 elif [ "${2:-openblas}" = dnnl ]; then
