@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fnn needs that are missing (as root, or through sudo).
-# Usage: scripts/install-deps.sh [run|test] [openblas|dnnl]
+# Usage: scripts/install-deps.sh [run|test] [dnnl|openblas]
 # The second argument is the library for matrix products (Makefile's GEMM); the tests build
 # with both.
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config libopenblas-openmp-dev zlib1g-dev libcjson-dev libcairo2-dev
+packages=(cmake make gcc pkg-config zlib1g-dev libcjson-dev libcairo2-dev
           libstb-dev fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
@@ -13,10 +13,12 @@ if [ "${1:-run}" = test ]; then
     # libFuzzer and sanitizer runtimes (libclang-rt-dev, only recommended by clang); valgrind
     # checks a short training run for leaks.
     packages+=(libcmocka-dev chromium libxml2-utils clang libomp-dev libclang-rt-dev valgrind
-               libdnnl-dev)
+               libdnnl-dev libopenblas-openmp-dev)
     # ONNX export's runtime checks; a nodejs from NodeSource brings npm and conflicts with Debian's.
     packages+=(python3-onnx python3-opencv nodejs); command -v npm >/dev/null || packages+=(npm)
-elif [ "${2:-openblas}" = dnnl ]; then
+elif [ "${2:-dnnl}" = openblas ]; then
+    packages+=(libopenblas-openmp-dev)
+else
     packages+=(libdnnl-dev)
 fi
 

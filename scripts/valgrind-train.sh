@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A short `fnn train` on the real data under valgrind memcheck: no errors and no leaks allowed.
 # Usage: scripts/valgrind-train.sh [BUILD_DIR] (default build-valgrind). The build is its own:
-# valgrind cannot run AVX-512 code, so fnn is built without -march=native; OpenBLAS picks its
-# kernels at run time from the CPU that valgrind presents, which has no AVX-512.
+# valgrind cannot run AVX-512 code, so fnn is built without -march=native, and with OpenBLAS,
+# compiled ahead of time (oneDNN generates its kernels at run time), which picks its kernels
+# from the CPU that valgrind presents, one without AVX-512.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/build-valgrind}"
 jobs="${JOBS:-2}"
-cmake -S "$root" -B "$out" -DCMAKE_BUILD_TYPE=Release -DFNN_NATIVE=OFF -DFNN_TESTS=OFF >/dev/null
+cmake -S "$root" -B "$out" -DCMAKE_BUILD_TYPE=Release -DFNN_GEMM=openblas -DFNN_NATIVE=OFF \
+    -DFNN_TESTS=OFF >/dev/null
 cmake --build "$out" -j"$jobs" --target fnn_cli >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
