@@ -66,10 +66,14 @@ deps-test:
 
 # onnxruntime-node for tests/test_onnx_runtimes.sh, from the npm registry into $(BUILD)/ort, without
 # its install script (which fetches GPU builds): the package carries its CPU binary for Linux.
+# npm is told to trust the system's certificate authorities (ca-certificates, with any the
+# machine's administrator added), not only the ones Node carries.
 ORT_VERSION ?= 1.20.1
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 ort: $(BUILD)/ort/node_modules/onnxruntime-node/package.json
 $(BUILD)/ort/node_modules/onnxruntime-node/package.json:
-	npm install --prefix $(BUILD)/ort --ignore-scripts --no-audit --no-fund onnxruntime-node@$(ORT_VERSION)
+	npm install --prefix $(BUILD)/ort --ignore-scripts --no-audit --no-fund \
+	    $(if $(wildcard $(CA_BUNDLE)),--cafile $(CA_BUNDLE)) onnxruntime-node@$(ORT_VERSION)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(VG_BUILD) $(OPENBLAS_BUILD) out

@@ -107,8 +107,14 @@ in_root=(chroot "$root" /usr/bin/env -i HOME=/root
 echo "fresh-machine: testing $commit in $root"
 phase "mmdebstrap" mmdebstrap --variant=minbase --include=make,git,ca-certificates \
     bookworm "$root" "${sources[@]}"
-# apt inside needs name resolution; a new machine gets it from its network setup.
+# apt inside needs name resolution, and npm (onnxruntime-node, for make test) the certificate
+# authorities this machine adds to Debian's for its network; a new machine gets both from its
+# network setup.
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp -L /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null
+fi
 git clone --quiet --no-hardlinks "$repo" "$root/root/fnn"
 git -C "$root/root/fnn" fetch --quiet "$repo" HEAD # a detached HEAD is on no branch
 git -C "$root/root/fnn" checkout --quiet --detach "$commit"
