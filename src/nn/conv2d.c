@@ -28,7 +28,8 @@
  * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
  * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers).
  * An evaluation pass over fewer images than that (a single image's prediction) shares each
- * image instead, by output filters: by images, the other threads would wait. */
+ * image instead, by output rows (im2col) or filters (Winograd): by images, the other threads
+ * would wait. */
 #define CONV_MAX_TEAM 4
 
 /* Winograd from this many input channels on. Its 16 products have the channels as their inner
@@ -135,7 +136,7 @@ static void share(size_t n, int t, int np, size_t *lo, size_t *hi)
     *hi = n * (t + 1) / np;
 }
 
-/* 1: an evaluation pass over n images shares each image among the team (by filters). */
+/* 1: an evaluation pass over n images shares each image among the team. */
 static int within_images(const fnn_pass *p, int n)
 {
     return !p->train && n < parts();
@@ -169,8 +170,9 @@ static void valid_span(int out, int in, int s, int pad, int kk, int *lo, int *hi
         *hi = *lo;
 }
 
-/* col (ckk, ohw) from one image x (c, h, w); zeros where a window hangs over the border. */
-static void im2col(const geometry *g, const float *x, float *col)
+/* Output rows [oy0, oy1) of col (ckk, ohw) from one image x (c, h, w); zeros where a window
+ * hangs over the border. */
+static void im2col(const geometry *g, const float *x, int oy0, int oy1, float *col)
 {
     for (int ci = 0; ci < g->c; ci++)
         for (int ki = 0; ki < g->k; ki++)
@@ -178,7 +180,7 @@ static void im2col(const geometry *g, const float *x, float *col)
                 float *row = col + ((size_t)(ci * g->k + ki) * g->k + kj) * g->ohw;
                 int x0, x1;
                 valid_span(g->ow, g->w, g->s, g->pl, kj, &x0, &x1);
-                for (int oy = 0; oy < g->oh; oy++) {
+                for (int oy = oy0; oy < oy1; oy++) {
                     float *dst = row + (size_t)oy * g->ow;
                     int iy = oy * g->s - g->pt + ki;
                     if (iy < 0 || iy >= g->h) {
@@ -306,9 +308,8 @@ static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const floa
 }
 
 /* Team function: the evaluation cache's U, brought up to date with the kernels; each thread
- * checks and transforms its share of the filters. */
-static const float *eval_kernels(const fnn_layer *l, const fnn_pass *p, const geometry *g,
-                                 const fnn_wino *w)
+ * checks and transforms its share of the filters. Complete after the team's next barrier. */
+static const float *eval_kernels(const fnn_layer *l, const geometry *g, const fnn_wino *w)
 {
     float *u = cache(l, g);                              /* (16, f, c) */
     float *kept = u + fnn_wino_kernel_floats(w);         /* (f, c, 3, 3) */
@@ -319,7 +320,6 @@ static const float *eval_kernels(const fnn_layer *l, const fnn_pass *p, const ge
         fnn_wino_kernels(w, l->params, (int)lo, (int)hi, u);
         memcpy(kept + k0, l->params + k0, nk * sizeof *kept);
     }
-    fnn_team_sync(p->sync);
     return u;
 }
 
@@ -333,9 +333,10 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
     const float *b = l->cfg.conv.bias ? l->params + g->f * g->ckk : NULL; /* (f) */
     int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
     size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw, lo, hi;
-    const float *u = p->train ? NULL : eval_kernels(l, p, g, &w);
+    const float *u = p->train ? NULL : eval_kernels(l, g, &w);
     if (within_images(p, n)) {
-        /* Each chunk: the team's channels into thread 0's V, a barrier, its filters out. */
+        /* Each chunk: the team's channels into thread 0's V, a barrier (which also completes
+         * U), its filters out. */
         float *v = fnn_wino_thread_input(&w, thread_buffer(l, g, 0)); /* (16, c, ld) */
         float *work = t < parts() ? thread_buffer(l, g, t) : NULL;
         size_t c0, c1, f0, f1;
@@ -354,6 +355,8 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
         }
         return;
     }
+    if (!p->train)
+        fnn_team_sync(p->sync); /* U is complete */
     image_range(n, &lo, &hi);
     if (lo >= hi)
         return;
@@ -393,22 +396,22 @@ static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, co
     fnn_wino_kernel_grads(&w, work, dw);
 }
 
-/* Rows [f0, f1) of one image's output yi (f, ohw): the bias and the fused ReLU. */
-static void bias_relu_rows(const geometry *g, const float *b, int relu, size_t f0, size_t f1,
-                           float *yi)
+/* Columns [j0, j1) of one image's output yi (f, ohw): the bias and the fused ReLU. */
+static void bias_relu(const geometry *g, const float *b, int relu, size_t j0, size_t j1,
+                      float *yi)
 {
-    for (size_t fi = f0; fi < f1; fi++) {
+    for (int fi = 0; fi < g->f; fi++) {
         float *row = yi + fi * g->ohw;
         float bf = b ? b[fi] : 0.0f;
         if (relu) {
 #pragma omp simd
-            for (size_t j = 0; j < g->ohw; j++) {
+            for (size_t j = j0; j < j1; j++) {
                 float v = row[j] + bf;
                 row[j] = v > 0.0f ? v : 0.0f;
             }
         } else if (b) {
 #pragma omp simd
-            for (size_t j = 0; j < g->ohw; j++)
+            for (size_t j = j0; j < j1; j++)
                 row[j] += bf;
         }
     }
@@ -424,26 +427,28 @@ static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float 
     const float *w = l->params;                                  /* (f, ckk) */
     const float *b = l->cfg.conv.bias ? w + g.f * g.ckk : NULL; /* (f) */
     int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
-    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi, f0 = 0, f1 = g.f;
-    if (within_images(p, n)) { /* every image, this thread's filters */
+    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi, oy0 = 0,
+           oy1 = (size_t)g.oh;
+    if (within_images(p, n)) { /* every image, this thread's output rows */
         lo = 0;
         hi = t < parts() ? (size_t)n : 0;
-        share((size_t)g.f, t, parts(), &f0, &f1);
+        share((size_t)g.oh, t, parts(), &oy0, &oy1);
     } else {
         image_range(n, &lo, &hi);
     }
+    size_t j0 = oy0 * g.ow, j1 = oy1 * g.ow; /* this thread's columns of each image */
     float *col = lo < hi ? thread_buffer(l, &g, t) : NULL; /* (ckk, ohw) */
-    for (size_t i = lo; i < hi; i++) {
+    for (size_t i = lo; i < hi && j0 < j1; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *yi = y + i * out_size;       /* (f, oh, ow) */
         const float *ci = xi;
         if (!direct(&g)) {
-            im2col(&g, xi, col);
+            im2col(&g, xi, (int)oy0, (int)oy1, col);
             ci = col;
         }
-        fnn_sgemm(0, 0, (int)(f1 - f0), (int)g.ohw, (int)g.ckk, 1.0f, w + f0 * g.ckk,
-                  (int)g.ckk, ci, (int)g.ohw, 0.0f, yi + f0 * g.ohw, (int)g.ohw);
-        bias_relu_rows(&g, b, relu, f0, f1, yi);
+        fnn_sgemm(0, 0, g.f, (int)(j1 - j0), (int)g.ckk, 1.0f, w, (int)g.ckk, ci + j0,
+                  (int)g.ohw, 0.0f, yi + j0, (int)g.ohw);
+        bias_relu(&g, b, relu, j0, j1, yi);
     }
 }
 
@@ -472,7 +477,7 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
         relu_and_bias_grad(l, &g, y + i * out_size, dyi, db);
         const float *ci = xi;
         if (!direct(&g)) {
-            im2col(&g, xi, col);
+            im2col(&g, xi, 0, g.oh, col);
             ci = col;
         }
         /* dW += dy_i (f, ohw) . col^T (ohw, ckk) */
