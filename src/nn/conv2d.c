@@ -28,9 +28,16 @@
  * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
  * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers).
  * An evaluation pass over fewer images than that (a single image's prediction) shares each
- * image instead, by output rows (im2col) or filters (Winograd): by images, the other threads
- * would wait. */
+ * image instead, by output rows (im2col; Winograd when the image is large enough) or filters
+ * (Winograd): by images, the other threads would wait. */
 #define CONV_MAX_TEAM 4
+
+/* A Winograd pass shared within images goes by rows of tiles, each thread on its own, when
+ * every thread gets at least this many; otherwise the team shares each chunk's products by
+ * filters, which needs the whole of V on every thread and a barrier. (The reference CNN's
+ * 28x28 layer has 14 rows of tiles, its 14x14 layers 7: by rows two threads would split
+ * those 3 to 4.) */
+#define WINO_MIN_TILE_ROWS 4
 
 /* Winograd from this many input channels on. Its 16 products have the channels as their inner
  * dimension: a first layer's 1 or 3 would leave OpenBLAS nothing to work with. */
@@ -334,6 +341,15 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
     int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
     size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw, lo, hi;
     const float *u = p->train ? NULL : eval_kernels(l, g, &w);
+    if (within_images(p, n) && w.th >= WINO_MIN_TILE_ROWS * parts()) {
+        fnn_team_sync(p->sync); /* U is complete */
+        size_t ty0, ty1;
+        share((size_t)w.th, t, parts(), &ty0, &ty1);
+        for (int i = 0; i < n && ty0 < ty1; i++)
+            fnn_wino_forward_rows(&w, u, x + i * in_size, b, relu, (int)ty0, (int)ty1,
+                                  y + i * out_size, thread_buffer(l, g, t));
+        return;
+    }
     if (within_images(p, n)) {
         /* Each chunk: the team's channels into thread 0's V, a barrier (which also completes
          * U), its filters out. */

@@ -118,13 +118,13 @@ void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *
     }
 }
 
-/* The plane x (h, w) into pad (ph, pw), zeros around it. */
-static void pad_plane(const fnn_wino *g, const float *x, float *pad)
+/* Rows [r0, r1) of the plane x (h, w) padded into pad (ph, pw), zeros around it. */
+static void pad_rows(const fnn_wino *g, const float *x, int r0, int r1, float *pad)
 {
-    memset(pad, 0, (size_t)g->ph * g->pw * sizeof *pad);
-    int rows = g->h < g->ph - g->pt ? g->h : g->ph - g->pt;
+    memset(pad + (size_t)r0 * g->pw, 0, (size_t)(r1 - r0) * g->pw * sizeof *pad);
+    int y0 = r0 - g->pt > 0 ? r0 - g->pt : 0, y1 = r1 - g->pt < g->h ? r1 - g->pt : g->h;
     int cols = g->w < g->pw - g->pl ? g->w : g->pw - g->pl;
-    for (int y = 0; y < rows; y++)
+    for (int y = y0; y < y1; y++)
         memcpy(pad + (size_t)(y + g->pt) * g->pw + g->pl, x + (size_t)y * g->w,
                (size_t)cols * sizeof *pad);
 }
@@ -154,16 +154,17 @@ static inline void input_block(const float *restrict r, int pw, size_t xs, float
     }
 }
 
-/* Channel ci of one image: its tiles' B^T d B into v (16, c, ld) from column t0 on. */
+/* Channel ci of one image: the B^T d B of its tiles in rows [ty0, ty1) into v (16, c, ld)
+ * from column t0 on. */
 static void input_plane(const fnn_wino *g, const float *x, int ci, size_t ld, size_t t0,
-                        const buffers *b, float *v)
+                        int ty0, int ty1, const buffers *b, float *v)
 {
     int pw = g->pw, tw = g->tw;
     size_t xs = (size_t)g->c * ld; /* from one tile position to the next */
-    pad_plane(g, x, b->pad);
-    for (int ty = 0; ty < g->th; ty++) {
+    pad_rows(g, x, 2 * ty0, 2 * ty1 + 2, b->pad);
+    for (int ty = ty0; ty < ty1; ty++) {
         const float *r = b->pad + (size_t)2 * ty * pw;
-        float *d = v + (size_t)ci * ld + t0 + (size_t)ty * tw;
+        float *d = v + (size_t)ci * ld + t0 + (size_t)(ty - ty0) * tw;
         for (int tx = 0; tx < tw; tx += LANES)
             input_block(r + 2 * tx, pw, xs, d + tx);
     }
@@ -176,7 +177,8 @@ static void input(const fnn_wino *g, const float *x, int nb, int c0, int c1, con
     size_t ld = stride(g, nb), plane = (size_t)g->h * g->w;
     for (int i = 0; i < nb; i++)
         for (int ci = c0; ci < c1; ci++)
-            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, b, v);
+            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, 0, g->th,
+                        b, v);
 }
 
 void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, float *v,
@@ -224,16 +226,16 @@ static inline void bias_relu(const float *restrict src, float bias, int relu, in
     }
 }
 
-/* Filter fi of one image: A^T M A of its tiles, from column t0 of m (16, f, ld), plus the bias
- * and the ReLU, into y (oh, ow). */
+/* Filter fi of one image: A^T M A of its tiles in rows [ty0, ty1), from column t0 of m
+ * (16, f, ld), plus the bias and the ReLU, into their rows of y (oh, ow). */
 static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, size_t t0,
-                         float bias, int relu, const buffers *b, float *y)
+                         int ty0, int ty1, float bias, int relu, const buffers *b, float *y)
 {
     int tw = g->tw, ow = g->ow;
     size_t xs = (size_t)g->f * ld;
     float *even = b->row, *odd = even + 2 * g->twv; /* (2 twv) each: a row of tiles' outputs */
-    for (int ty = 0; ty < g->th; ty++) {
-        const float *mm = m + (size_t)fi * ld + t0 + (size_t)ty * tw;
+    for (int ty = ty0; ty < ty1; ty++) {
+        const float *mm = m + (size_t)fi * ld + t0 + (size_t)(ty - ty0) * tw;
         for (int tx = 0; tx < tw; tx += LANES)
             output_block(mm + tx, xs, even + 2 * tx, odd + 2 * tx);
         float *y0 = y + (size_t)2 * ty * ow;
@@ -255,8 +257,24 @@ void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const fl
     size_t oplane = (size_t)g->oh * g->ow;
     for (int i = 0; i < nb; i++)
         for (int fi = f0; fi < f1; fi++)
-            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, bias ? bias[fi] : 0.0f, relu,
-                         &b, y + ((size_t)i * g->f + fi) * oplane);
+            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, 0, g->th,
+                         bias ? bias[fi] : 0.0f, relu, &b, y + ((size_t)i * g->f + fi) * oplane);
+}
+
+void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
+                           const float *bias, int relu, int ty0, int ty1, float *y, float *work)
+{
+    buffers b = carve(g, work);
+    int f = g->f, c = g->c, nt = (ty1 - ty0) * g->tw, ld = nt + LANES;
+    size_t fc = (size_t)f * c, plane = (size_t)g->h * g->w, oplane = (size_t)g->oh * g->ow;
+    for (int ci = 0; ci < c; ci++)
+        input_plane(g, x + ci * plane, ci, (size_t)ld, 0, ty0, ty1, &b, b.dv);
+    for (int xi = 0; xi < FNN_WINO_XI; xi++) /* M = U . V */
+        fnn_sgemm(0, 0, f, nt, c, 1.0f, u + xi * fc, c, b.dv + (size_t)xi * c * ld, ld, 0.0f,
+                  b.m + (size_t)xi * f * ld, ld);
+    for (int fi = 0; fi < f; fi++)
+        output_plane(g, b.m, fi, (size_t)ld, 0, ty0, ty1, bias ? bias[fi] : 0.0f, relu, &b,
+                     y + fi * oplane);
 }
 
 void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x, const float *bias,

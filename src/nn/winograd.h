@@ -60,6 +60,11 @@ void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, f
 void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const float *b,
                      int relu, int nb, int f0, int f1, float *y, float *work);
 
+/* Or a team that shares one image by rows of tiles: tile rows [ty0, ty1) of x (c, h, w),
+ * which write y's rows [2 ty0, 2 ty1) (those of the oh there are). */
+void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
+                           const float *bias, int relu, int ty0, int ty1, float *y, float *work);
+
 /* The same nb images x backward, with their outputs y (nb, f, oh, ow): dy (same shape) is the
  * gradient of y, taken through the ReLU when relu. V is made again from x: that measured as
  * fast as keeping every image's V from forward, without the memory. Adds the kernels'
