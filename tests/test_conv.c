@@ -194,10 +194,11 @@ static double rel_err_ff(const float *a, const float *b, size_t n)
 
 /* ---------------------------------------------------------------- running a team */
 
-/* Runs forward with nt threads (1: outside any parallel region). */
-static void run_forward(harness *hs, const float *x, float *y, int n, int nt)
+/* Runs forward with nt threads (1: outside any parallel region), in training or evaluation
+ * mode. */
+static void run_forward_mode(harness *hs, int train, const float *x, float *y, int n, int nt)
 {
-    fnn_pass p = {.train = 1, .sync = NULL};
+    fnn_pass p = {.train = train, .sync = NULL};
     fnn_layer *l = &hs->l;
     if (nt == 1) {
         l->ops->forward(l, &p, x, y, n);
@@ -211,6 +212,11 @@ static void run_forward(harness *hs, const float *x, float *y, int n, int nt)
         got = omp_get_num_threads();
     }
     assert_int_equal(got, nt);
+}
+
+static void run_forward(harness *hs, const float *x, float *y, int n, int nt)
+{
+    run_forward_mode(hs, 1, x, y, n, nt);
 }
 
 /* Runs backward then reduce with nt threads, as the model does, in training or evaluation mode;
@@ -583,6 +589,133 @@ static void test_rows_contract(void **state)
     unmake(&hs);
 }
 
+/* ---------------------------------------------------------------- evaluation */
+
+/* Evaluation gives training's forward pass: by images bit for bit on the same team (the same
+ * products, with the kernels' transform from the cache), and when a team shares each of fewer
+ * images than it has threads, by filters, to rounding. */
+static void test_eval_forward(void **state)
+{
+    (void)state;
+    static const int ns[] = {1, 2, 3, 5}, nts[] = {1, 2, 3, 4, 5};
+    for (int ci = 0; ci < NCASES; ci++) {
+        fnn_rng rng;
+        fnn_rng_seed(&rng, 600 + ci);
+        harness hs;
+        make(&hs, &CASES[ci], 5, &rng);
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof nts / sizeof *nts; b++) {
+                int n = ns[a], nt = nts[b];
+                twice t;
+                twice_make(&t, &hs, n, &rng);
+                run_forward(&hs, t.x, t.y1, n, nt);
+                memset(t.y2, 0xff, t.out * sizeof *t.y2); /* NaN: must be overwritten */
+                run_forward_mode(&hs, 0, t.x, t.y2, n, nt);
+                if (n >= (nt < 4 ? nt : 4)) { /* at most CONV_MAX_TEAM threads take part */
+                    if (memcmp(t.y1, t.y2, t.out * sizeof *t.y1) != 0)
+                        fail_msg("case %d, %d images, %d threads: evaluation differs from "
+                                 "training", ci, n, nt);
+                } else {
+                    double e = rel_err_ff(t.y2, t.y1, t.out);
+                    if (!(e < THREAD_TOL))
+                        fail_msg("case %d, %d images, %d threads: evaluation differs by %g",
+                                 ci, n, nt, e);
+                }
+                twice_free(&t);
+            }
+        unmake(&hs);
+    }
+}
+
+/* One image in evaluation mode is shared by the team: each of 2 to 4 threads writes a part of
+ * it (here into its own copy of y), the parts disjoint and together the whole output, with
+ * one thread's values to rounding; so none of the threads idles. */
+static void test_eval_one_image_shared(void **state)
+{
+    (void)state;
+    enum { MAXT = 4 };
+    static const int cases[] = {0, 4, 8, 16, 21, 22}; /* im2col, 1x1 and Winograd */
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const conv_case *cc = &CASES[cases[k]];
+        fnn_rng rng;
+        fnn_rng_seed(&rng, 700 + cases[k]);
+        harness hs;
+        make(&hs, cc, 1, &rng);
+        fnn_layer *l = &hs.l;
+        size_t in = fnn_shape_size(l->in), out = fnn_shape_size(l->out);
+        float *x = malloc(in * sizeof *x), *ref = malloc(out * sizeof *ref);
+        float *y = malloc(MAXT * out * sizeof *y);
+        assert_true(x && ref && y);
+        uniform(&rng, x, in, 1.0f);
+        run_forward(&hs, x, ref, 1, 1);
+        for (int nt = 2; nt <= MAXT; nt++) {
+            memset(y, 0xff, MAXT * out * sizeof *y); /* NaN */
+            fnn_pass p = {.train = 0};
+#pragma omp parallel num_threads(nt)
+            l->ops->forward(l, &p, x, y + omp_get_thread_num() * out, 1);
+            size_t written[MAXT] = {0};
+            for (size_t j = 0; j < out; j++) {
+                int by = -1;
+                for (int t = 0; t < nt; t++) {
+                    float v = y[t * out + j];
+                    if (isnan(v))
+                        continue;
+                    if (by >= 0)
+                        fail_msg("case %d, %d threads: threads %d and %d both wrote y[%zu]",
+                                 cases[k], nt, by, t, j);
+                    by = t;
+                    written[t]++;
+                    if (fabsf(v - ref[j]) > THREAD_TOL * (1.0f + fabsf(ref[j])))
+                        fail_msg("case %d, %d threads: y[%zu] = %g, one thread %g", cases[k],
+                                 nt, j, v, ref[j]);
+                }
+                if (by < 0)
+                    fail_msg("case %d, %d threads: nobody wrote y[%zu]", cases[k], nt, j);
+            }
+            for (int t = 0; t < nt && nt <= cc->f; t++) /* not fewer filters than threads */
+                if (!written[t])
+                    fail_msg("case %d, %d threads: thread %d idled", cases[k], nt, t);
+        }
+        free(x);
+        free(ref);
+        free(y);
+        unmake(&hs);
+    }
+}
+
+/* Evaluation keeps the kernels' transform between passes; it must follow every change of
+ * the weights, made here as a caller could through fnn_model_tensor's pointer: all of them,
+ * then a single value in the last filter (another thread's share of the check). */
+static void test_eval_follows_weights(void **state)
+{
+    (void)state;
+    const int n = 3;
+    for (int ci = 0; ci < NCASES; ci++) {
+        const conv_case *cc = &CASES[ci];
+        fnn_rng rng;
+        fnn_rng_seed(&rng, 800 + ci);
+        harness hs;
+        make(&hs, cc, n, &rng);
+        twice t;
+        twice_make(&t, &hs, n, &rng);
+        size_t nk = (size_t)cc->f * cc->c * cc->k * cc->k;
+        for (int nt = 1; nt <= 2; nt++)
+            for (int change = 0; change < 3; change++) {
+                if (change == 1)
+                    uniform(&rng, hs.params, nk, 0.5f);
+                else if (change == 2)
+                    hs.params[nk - 1] += 0.25f;
+                run_forward_mode(&hs, 0, t.x, t.y2, n, nt);
+                run_forward(&hs, t.x, t.y1, n, nt);
+                if (memcmp(t.y1, t.y2, t.out * sizeof *t.y1) != 0)
+                    fail_msg("case %d, %d threads, change %d: evaluation used stale kernels",
+                             ci, nt, change);
+            }
+        twice_free(&t);
+        unmake(&hs);
+    }
+}
+
 /* ---------------------------------------------------------------- setup */
 
 static void expect_setup_error(const conv_case *cc, const char *needle)
@@ -736,6 +869,8 @@ int main(void)
         cmocka_unit_test(test_forward),     cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_two_threads), cmocka_unit_test(test_large_team),
         cmocka_unit_test(test_rows_contract), cmocka_unit_test(test_eval_backward),
+        cmocka_unit_test(test_eval_forward), cmocka_unit_test(test_eval_one_image_shared),
+        cmocka_unit_test(test_eval_follows_weights),
         cmocka_unit_test(test_setup_errors), cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_tensors),     cmocka_unit_test(test_init),
         cmocka_unit_test(test_format),

@@ -1,6 +1,6 @@
 /* Pooling layers: forward against hand-computed windows, input gradients against central
  * differences of a double reference (overlapping windows included), max-pool ties and NaNs,
- * one thread against two, and setup errors. */
+ * one thread against teams (also on a single image), and setup errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include "fnn.h"
 #include "nn/layer.h"
 #include "util/rng.h"
+#include "util/team.h"
 #include "check.h"
 
 /* Central-difference step on the double reference. Pooling is piecewise linear, so away from
@@ -372,6 +373,73 @@ static void test_grad_globalavgpool(void **state)
     grad_case(&fnn_globalavgpool_ops, 2, 1, 1, 0, 0);
 }
 
+/* ---------------------------------------------------------------- one image, many threads */
+
+/* A forward pass over fewer images than threads (a single image's prediction) shares their
+ * (image, channel) planes: with each thread writing its own copy of y, thread t writes exactly
+ * planes fnn_team_range(n c) of it, with the values one thread gives; then a backward pass on
+ * the team (which reads training's arg-max codes across threads) gives one thread's dx. */
+static void planes_case(const fnn_layer_ops *ops, int size, int stride, int train)
+{
+    enum { MAXT = 3, C = 5 };
+    pool_case pc;
+    case_make(&pc, ops, C, 6, 7, size, stride, 1);
+    fnn_rng rng;
+    fnn_rng_seed(&rng, 41);
+    fill_uniform(pc.x, in_size(&pc), &rng);
+    fill_uniform(pc.dy, out_size(&pc), &rng);
+    case_run(&pc, train, 1);
+    size_t out = out_size(&pc), oplane = out / C;
+    float *ref = malloc(out * sizeof *ref), *dx1 = malloc(in_size(&pc) * sizeof *dx1);
+    float *y = malloc(MAXT * out * sizeof *y);
+    assert_true(ref && dx1 && y);
+    memcpy(ref, pc.y, out * sizeof *ref);
+    memcpy(dx1, pc.dx, in_size(&pc) * sizeof *dx1);
+    for (int nt = 2; nt <= MAXT; nt++) {
+        memset(y, 0xff, MAXT * out * sizeof *y); /* NaN */
+        size_t lo[MAXT], hi[MAXT];
+        fnn_pass p = {.train = train};
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num();
+            fnn_team_range(C, 1, &lo[t], &hi[t]);
+            ops->forward(&pc.l, &p, pc.x, y + t * out, 1);
+        }
+        for (int t = 0; t < nt; t++)
+            for (size_t j = 0; j < out; j++) {
+                int mine = j / oplane >= lo[t] && j / oplane < hi[t];
+                if (isnan(y[t * out + j]) == mine)
+                    fail_msg("%s, %d threads: thread %d %s y[%zu]", ops->kind, nt, t,
+                             mine ? "did not write" : "wrote", j);
+                if (mine && y[t * out + j] != ref[j])
+                    fail_msg("%s, %d threads: y[%zu] = %g, one thread %g", ops->kind, nt, j,
+                             y[t * out + j], ref[j]);
+            }
+        case_run(&pc, train, nt);
+        if (memcmp(pc.y, ref, out * sizeof *ref) != 0 ||
+            memcmp(pc.dx, dx1, in_size(&pc) * sizeof *dx1) != 0)
+            fail_msg("%s, %d threads: forward or backward differs from one thread", ops->kind,
+                     nt);
+    }
+    /* The model then holds a barrier before the next layer reads the output. */
+    assert_int_equal(ops->sharing(&pc.l, 1, 2), FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT);
+    free(ref);
+    free(dx1);
+    free(y);
+    case_free(&pc);
+}
+
+static void test_one_image_by_planes(void **state)
+{
+    (void)state;
+    for (int train = 0; train <= 1; train++) {
+        planes_case(&fnn_maxpool_ops, 2, 2, train);
+        planes_case(&fnn_maxpool_ops, 3, 1, train);
+        planes_case(&fnn_avgpool_ops, 2, 2, train);
+        planes_case(&fnn_globalavgpool_ops, 0, 0, train);
+    }
+}
+
 /* ---------------------------------------------------------------- ties */
 
 /* A constant input makes every window a tie: each window's whole gradient goes to its first
@@ -589,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_grad_maxpool),
         cmocka_unit_test(test_grad_avgpool),
         cmocka_unit_test(test_grad_globalavgpool),
+        cmocka_unit_test(test_one_image_by_planes),
         cmocka_unit_test(test_maxpool_ties_go_to_first),
         cmocka_unit_test(test_maxpool_partial_tie),
         cmocka_unit_test(test_maxpool_2x2_every_window),

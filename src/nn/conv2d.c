@@ -26,8 +26,18 @@
 /* Threads share the batch by images, each with its own column buffer and, past thread 0, its
  * own partial gradient in team_scratch. Teams larger than this would need more buffers: their
  * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
- * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers). */
+ * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers).
+ * An evaluation pass over fewer images than that (a single image's prediction) shares each
+ * image instead, by output rows (im2col; Winograd when the image is large enough) or filters
+ * (Winograd): by images, the other threads would wait. */
 #define CONV_MAX_TEAM 4
+
+/* A Winograd pass shared within images goes by rows of tiles, each thread on its own, when
+ * every thread gets at least this many; otherwise the team shares each chunk's products by
+ * filters, which needs the whole of V on every thread and a barrier. (The reference CNN's
+ * 28x28 layer has 14 rows of tiles, its 14x14 layers 7: by rows two threads would split
+ * those 3 to 4.) */
+#define WINO_MIN_TILE_ROWS 4
 
 /* Winograd from this many input channels on. Its 16 products have the channels as their inner
  * dimension: a first layer's 1 or 3 would leave OpenBLAS nothing to work with. */
@@ -93,6 +103,52 @@ static float *partial(const fnn_layer *l, const geometry *g, int t)
     return l->team_scratch + CONV_MAX_TEAM * thread_floats(g) + (size_t)(t - 1) * l->nparams;
 }
 
+/* Evaluation keeps the kernels' Winograd transform from one pass to the next: transforming
+ * them took a quarter of a single image's prediction by the reference CNN. The cache holds
+ * U (16, f, c), then the kernels (f, c, 3, 3) it was made from, which each pass compares with
+ * the layer's own: nothing else tells it that the weights changed (an optimizer step, a model
+ * file loaded, a caller writing through fnn_model_tensor). The model's buffers start zeroed,
+ * and zero kernels transform to a zero U, so a fresh cache is already consistent. Training
+ * changes the kernels every step; it transforms them on every thread and leaves this alone. */
+static size_t cache_floats(const geometry *g)
+{
+    if (!winograd(g))
+        return 0;
+    fnn_wino w = wino_plan(g);
+    return fnn_wino_kernel_floats(&w) + ((g->f * g->ckk + 15) & ~(size_t)15);
+}
+
+/* The cache, after the threads' buffers and partial gradients. */
+static float *cache(const fnn_layer *l, const geometry *g)
+{
+    return l->team_scratch + CONV_MAX_TEAM * thread_floats(g) +
+           (CONV_MAX_TEAM - 1) * l->nparams;
+}
+
+/* The threads that take part in a pass: at most CONV_MAX_TEAM. */
+static int parts(void)
+{
+    int nt = omp_get_num_threads();
+    return nt < CONV_MAX_TEAM ? nt : CONV_MAX_TEAM;
+}
+
+/* Part t's share [*lo, *hi) of [0, n) among np parts; empty for t >= np. */
+static void share(size_t n, int t, int np, size_t *lo, size_t *hi)
+{
+    if (t >= np) {
+        *lo = *hi = 0;
+        return;
+    }
+    *lo = n * t / np;
+    *hi = n * (t + 1) / np;
+}
+
+/* 1: an evaluation pass over n images shares each image among the team. */
+static int within_images(const fnn_pass *p, int n)
+{
+    return !p->train && n < parts();
+}
+
 /* This thread's images [*lo, *hi) of n; empty for threads past CONV_MAX_TEAM. */
 static void image_range(int n, size_t *lo, size_t *hi)
 {
@@ -121,8 +177,9 @@ static void valid_span(int out, int in, int s, int pad, int kk, int *lo, int *hi
         *hi = *lo;
 }
 
-/* col (ckk, ohw) from one image x (c, h, w); zeros where a window hangs over the border. */
-static void im2col(const geometry *g, const float *x, float *col)
+/* Output rows [oy0, oy1) of col (ckk, ohw) from one image x (c, h, w); zeros where a window
+ * hangs over the border. */
+static void im2col(const geometry *g, const float *x, int oy0, int oy1, float *col)
 {
     for (int ci = 0; ci < g->c; ci++)
         for (int ki = 0; ki < g->k; ki++)
@@ -130,7 +187,7 @@ static void im2col(const geometry *g, const float *x, float *col)
                 float *row = col + ((size_t)(ci * g->k + ki) * g->k + kj) * g->ohw;
                 int x0, x1;
                 valid_span(g->ow, g->w, g->s, g->pl, kj, &x0, &x1);
-                for (int oy = 0; oy < g->oh; oy++) {
+                for (int oy = oy0; oy < oy1; oy++) {
                     float *dst = row + (size_t)oy * g->ow;
                     int iy = oy * g->s - g->pt + ki;
                     if (iy < 0 || iy >= g->h) {
@@ -217,7 +274,8 @@ static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
     l->scratch_per_sample = 0;
     geometry g = geom(l);
     /* Thread 0 writes l->grads directly, so only the others need a partial. */
-    l->team_scratch_size = CONV_MAX_TEAM * thread_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams;
+    l->team_scratch_size = CONV_MAX_TEAM * thread_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams +
+                           cache_floats(&g);
     return FNN_OK;
 }
 
@@ -256,20 +314,77 @@ static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const floa
     }
 }
 
-/* Images [lo, hi) by Winograd, in chunks. Every thread transforms the kernels into its own
- * buffers, which costs less than waiting for the others to share the work. */
-static void wino_forward(fnn_layer *l, const geometry *g, const float *x, float *y, size_t lo,
-                         size_t hi)
+/* Team function: the evaluation cache's U, brought up to date with the kernels; each thread
+ * checks and transforms its share of the filters. Complete after the team's next barrier. */
+static const float *eval_kernels(const fnn_layer *l, const geometry *g, const fnn_wino *w)
+{
+    float *u = cache(l, g);                              /* (16, f, c) */
+    float *kept = u + fnn_wino_kernel_floats(w);         /* (f, c, 3, 3) */
+    size_t lo, hi;
+    fnn_team_range((size_t)g->f, 1, &lo, &hi);
+    size_t k0 = lo * g->ckk, nk = (hi - lo) * g->ckk;
+    if (nk && memcmp(kept + k0, l->params + k0, nk * sizeof *kept) != 0) {
+        fnn_wino_kernels(w, l->params, (int)lo, (int)hi, u);
+        memcpy(kept + k0, l->params + k0, nk * sizeof *kept);
+    }
+    return u;
+}
+
+/* Images [lo, hi) by Winograd, in chunks. In training every thread transforms the kernels into
+ * its own buffers, which costs less than waiting for the others to share the work (and its
+ * backward pass uses them again); evaluation takes them from the cache. */
+static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, const float *x,
+                         float *y, int n)
 {
     fnn_wino w = wino_plan(g);
-    float *work = thread_buffer(l, g, omp_get_thread_num());
     const float *b = l->cfg.conv.bias ? l->params + g->f * g->ckk : NULL; /* (f) */
-    size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw;
-    fnn_wino_kernels(&w, l->params, work);
+    int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
+    size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw, lo, hi;
+    const float *u = p->train ? NULL : eval_kernels(l, g, &w);
+    if (within_images(p, n) && w.th >= WINO_MIN_TILE_ROWS * parts()) {
+        fnn_team_sync(p->sync); /* U is complete */
+        size_t ty0, ty1;
+        share((size_t)w.th, t, parts(), &ty0, &ty1);
+        for (int i = 0; i < n && ty0 < ty1; i++)
+            fnn_wino_forward_rows(&w, u, x + i * in_size, b, relu, (int)ty0, (int)ty1,
+                                  y + i * out_size, thread_buffer(l, g, t));
+        return;
+    }
+    if (within_images(p, n)) {
+        /* Each chunk: the team's channels into thread 0's V, a barrier (which also completes
+         * U), its filters out. */
+        float *v = fnn_wino_thread_input(&w, thread_buffer(l, g, 0)); /* (16, c, ld) */
+        float *work = t < parts() ? thread_buffer(l, g, t) : NULL;
+        size_t c0, c1, f0, f1;
+        share((size_t)g->c, t, parts(), &c0, &c1);
+        share((size_t)g->f, t, parts(), &f0, &f1);
+        for (int i = 0; i < n; i += w.chunk) {
+            int nb = n - i < w.chunk ? n - i : w.chunk;
+            if (i) /* the last chunk's V is read until the whole team is past it */
+                fnn_team_sync(p->sync);
+            if (work)
+                fnn_wino_input(&w, x + i * in_size, nb, (int)c0, (int)c1, v, work);
+            fnn_team_sync(p->sync);
+            if (work)
+                fnn_wino_output(&w, u, v, b, relu, nb, (int)f0, (int)f1, y + i * out_size,
+                                work);
+        }
+        return;
+    }
+    if (!p->train)
+        fnn_team_sync(p->sync); /* U is complete */
+    image_range(n, &lo, &hi);
+    if (lo >= hi)
+        return;
+    float *work = thread_buffer(l, g, t);
+    if (p->train) {
+        float *own = fnn_wino_thread_kernels(&w, work); /* (16, f, c) */
+        fnn_wino_kernels(&w, l->params, 0, g->f, own);
+        u = own;
+    }
     for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
         int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
-        fnn_wino_forward(&w, x + i * in_size, b, l->cfg.conv.act == FNN_ACT_RELU, nb,
-                         y + i * out_size, work);
+        fnn_wino_forward(&w, u, x + i * in_size, b, relu, nb, y + i * out_size, work);
     }
 }
 
@@ -282,58 +397,74 @@ static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, co
     fnn_wino w = wino_plan(g);
     float *work = thread_buffer(l, g, omp_get_thread_num());
     float *db = l->cfg.conv.bias ? dw + g->f * g->ckk : NULL; /* (f) */
+    float *u = fnn_wino_thread_kernels(&w, work);              /* (16, f, c) */
     size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw;
     if (lo >= hi)
         return;
     if (!p->train)
-        fnn_wino_kernels(&w, l->params, work);
+        fnn_wino_kernels(&w, l->params, 0, g->f, u);
     for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
         int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
-        fnn_wino_backward(&w, x + i * in_size, y + i * out_size,
+        fnn_wino_backward(&w, u, x + i * in_size, y + i * out_size,
                           l->cfg.conv.act == FNN_ACT_RELU, dy + i * out_size, nb, i == lo, db,
                           dx ? dx + i * in_size : NULL, work);
     }
     fnn_wino_kernel_grads(&w, work, dw);
 }
 
+/* Columns [j0, j1) of one image's output yi (f, ohw): the bias and the fused ReLU. */
+static void bias_relu(const geometry *g, const float *b, int relu, size_t j0, size_t j1,
+                      float *yi)
+{
+    for (int fi = 0; fi < g->f; fi++) {
+        float *row = yi + fi * g->ohw;
+        float bf = b ? b[fi] : 0.0f;
+        if (relu) {
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++) {
+                float v = row[j] + bf;
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        } else if (b) {
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++)
+                row[j] += bf;
+        }
+    }
+}
+
 static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     geometry g = geom(l);
-    const float *w = l->params;                                  /* (f, ckk) */
-    const float *b = l->cfg.conv.bias ? w + g.f * g.ckk : NULL; /* (f) */
-    int relu = l->cfg.conv.act == FNN_ACT_RELU;
-    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi;
-    image_range(n, &lo, &hi);
-    if (lo < hi && winograd(&g)) {
-        wino_forward(l, &g, x, y, lo, hi);
+    if (winograd(&g)) {
+        wino_forward(l, p, &g, x, y, n);
         return;
     }
-    float *col = lo < hi ? thread_buffer(l, &g, omp_get_thread_num()) : NULL; /* (ckk, ohw) */
-    for (size_t i = lo; i < hi; i++) {
+    const float *w = l->params;                                  /* (f, ckk) */
+    const float *b = l->cfg.conv.bias ? w + g.f * g.ckk : NULL; /* (f) */
+    int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
+    size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi, oy0 = 0,
+           oy1 = (size_t)g.oh;
+    if (within_images(p, n)) { /* every image, this thread's output rows */
+        lo = 0;
+        hi = t < parts() ? (size_t)n : 0;
+        share((size_t)g.oh, t, parts(), &oy0, &oy1);
+    } else {
+        image_range(n, &lo, &hi);
+    }
+    size_t j0 = oy0 * g.ow, j1 = oy1 * g.ow; /* this thread's columns of each image */
+    float *col = lo < hi ? thread_buffer(l, &g, t) : NULL; /* (ckk, ohw) */
+    for (size_t i = lo; i < hi && j0 < j1; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *yi = y + i * out_size;       /* (f, oh, ow) */
         const float *ci = xi;
         if (!direct(&g)) {
-            im2col(&g, xi, col);
+            im2col(&g, xi, (int)oy0, (int)oy1, col);
             ci = col;
         }
-        fnn_sgemm(0, 0, g.f, (int)g.ohw, (int)g.ckk, 1.0f, w, (int)g.ckk, ci, (int)g.ohw, 0.0f,
-                  yi, (int)g.ohw);
-        for (int fi = 0; fi < g.f; fi++) {
-            float *row = yi + fi * g.ohw;
-            float bf = b ? b[fi] : 0.0f;
-            if (relu) {
-#pragma omp simd
-                for (size_t j = 0; j < g.ohw; j++) {
-                    float v = row[j] + bf;
-                    row[j] = v > 0.0f ? v : 0.0f;
-                }
-            } else if (b) {
-#pragma omp simd
-                for (size_t j = 0; j < g.ohw; j++)
-                    row[j] += bf;
-            }
-        }
+        fnn_sgemm(0, 0, g.f, (int)(j1 - j0), (int)g.ckk, 1.0f, w, (int)g.ckk, ci + j0,
+                  (int)g.ohw, 0.0f, yi + j0, (int)g.ohw);
+        bias_relu(&g, b, relu, j0, j1, yi);
     }
 }
 
@@ -362,7 +493,7 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
         relu_and_bias_grad(l, &g, y + i * out_size, dyi, db);
         const float *ci = xi;
         if (!direct(&g)) {
-            im2col(&g, xi, col);
+            im2col(&g, xi, 0, g.oh, col);
             ci = col;
         }
         /* dW += dy_i (f, ohw) . col^T (ohw, ckk) */
@@ -406,8 +537,12 @@ static unsigned conv_sharing(const fnn_layer *l, int n, int nt)
 {
     if (nt > CONV_MAX_TEAM) /* images are not shared as fnn_team_range would */
         return FNN_BWD_PARTIAL;
-    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT |
-           FNN_BWD_PARTIAL;
+    unsigned backward = FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT | FNN_BWD_PARTIAL;
+    /* Fewer images than threads: an evaluation pass shares them by filters (the flags do not
+     * know the mode; training only gets a barrier more). */
+    if (n < nt)
+        return backward;
+    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | backward;
 }
 
 static void conv_tensor(const fnn_layer *l, int i, fnn_tensor *t)

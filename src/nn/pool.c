@@ -1,6 +1,7 @@
 /* Pooling layers over NCHW images: max and average pooling with square 'valid' windows (Keras's
  * default padding), and global average pooling. No parameters; threads share the batch by rows
- * (images), as dropout does. */
+ * (images), as dropout does, and a forward pass over fewer images than threads (a single
+ * image's prediction) by (image, channel) planes, so that no thread idles. */
 #include "nn/layer.h"
 #include "util/error.h"
 #include "util/team.h"
@@ -27,6 +28,20 @@ static fnn_status window_setup(fnn_layer *l, fnn_error *err)
     l->out = (fnn_shape){l->in.c, (l->in.h - size) / stride + 1, (l->in.w - size) / stride + 1};
     l->scratch_per_sample = 0;
     return FNN_OK;
+}
+
+/* This thread's (image, channel) planes [*lo, *hi) of a forward pass over n images. The
+ * windows do not depend on which thread takes a plane, so the results do not either. */
+static void forward_planes(const fnn_layer *l, int n, size_t *lo, size_t *hi)
+{
+    size_t c = (size_t)l->in.c;
+    if (n < omp_get_num_threads()) {
+        fnn_team_range((size_t)n * c, 1, lo, hi);
+        return;
+    }
+    fnn_team_range((size_t)n, 1, lo, hi);
+    *lo *= c;
+    *hi *= c;
 }
 
 /* 2x2 windows at stride 2, the common case, take a branch-free path (max2x2_*). Its windows do
@@ -172,9 +187,9 @@ static void max2x2_forward(fnn_layer *l, const fnn_pass *p, const float *x, floa
 {
     fnn_shape in = l->in, out = l->out;
     size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
-    fnn_team_range((size_t)n, 1, &lo, &hi);
+    forward_planes(l, n, &lo, &hi);
     float *code = p->train ? l->scratch : NULL; /* (n, c, oh, ow); only training keeps it */
-    for (size_t r = lo * in.c; r < hi * in.c; r++) { /* r: one (sample, channel) plane */
+    for (size_t r = lo; r < hi; r++) { /* r: one (sample, channel) plane */
         const float *xp = x + r * plane;
         float *yp = y + r * oplane, *kp = code ? code + r * oplane : NULL;
         /* Each call inlines the plane's loops with a constant block width. */
@@ -216,22 +231,21 @@ static void maxpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, flo
     fnn_shape in = l->in, out = l->out;
     int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
     size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
-    fnn_team_range((size_t)n, 1, &lo, &hi);
+    forward_planes(l, n, &lo, &hi);
     /* (n, c, oh, ow) offsets into the sample, of each output's arg-max; only training keeps
      * them. The scratch holds no floats of its own, so an int32 view of it is well defined. */
     int32_t *arg = p->train ? (int32_t *)l->scratch : NULL;
-    for (size_t i = lo; i < hi; i++)
-        for (int c = 0; c < in.c; c++) {
-            const float *xp = x + (i * in.c + c) * plane; /* (h, w) */
-            size_t o = (i * out.c + c) * oplane;
-            for (int oy = 0; oy < out.h; oy++)
-                for (int ox = 0; ox < out.w; ox++, o++) {
-                    int k = window_argmax(xp, in.w, size, stride, oy, ox);
-                    y[o] = xp[k];
-                    if (arg)
-                        arg[o] = (int32_t)((size_t)c * plane + (size_t)k);
-                }
-        }
+    for (size_t r = lo; r < hi; r++) { /* r: one (sample, channel) plane */
+        const float *xp = x + r * plane; /* (h, w) */
+        size_t c = r % (size_t)in.c, o = r * oplane;
+        for (int oy = 0; oy < out.h; oy++)
+            for (int ox = 0; ox < out.w; ox++, o++) {
+                int k = window_argmax(xp, in.w, size, stride, oy, ox);
+                y[o] = xp[k];
+                if (arg)
+                    arg[o] = (int32_t)(c * plane + (size_t)k);
+            }
+    }
 }
 
 /* In training the arg-max comes from the forward pass's scratch; an evaluation-mode backward
@@ -275,22 +289,21 @@ static void avgpool_forward(fnn_layer *l, const fnn_pass *p, const float *x, flo
     int size = l->cfg.pool.size, stride = l->cfg.pool.stride;
     float scale = 1.0f / (float)(size * size);
     size_t lo, hi, plane = (size_t)in.h * in.w, oplane = (size_t)out.h * out.w;
-    fnn_team_range((size_t)n, 1, &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
-        for (int c = 0; c < in.c; c++) {
-            const float *xp = x + (i * in.c + c) * plane; /* (h, w) */
-            float *yp = y + (i * out.c + c) * oplane;     /* (oh, ow) */
-            for (int oy = 0; oy < out.h; oy++)
-                for (int ox = 0; ox < out.w; ox++) {
-                    float s = 0.0f;
-                    for (int ky = 0; ky < size; ky++) {
-                        const float *row = xp + (size_t)(oy * stride + ky) * in.w + ox * stride;
-                        for (int kx = 0; kx < size; kx++)
-                            s += row[kx];
-                    }
-                    yp[oy * out.w + ox] = s * scale;
+    forward_planes(l, n, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) { /* r: one (sample, channel) plane */
+        const float *xp = x + r * plane; /* (h, w) */
+        float *yp = y + r * oplane;      /* (oh, ow) */
+        for (int oy = 0; oy < out.h; oy++)
+            for (int ox = 0; ox < out.w; ox++) {
+                float s = 0.0f;
+                for (int ky = 0; ky < size; ky++) {
+                    const float *row = xp + (size_t)(oy * stride + ky) * in.w + ox * stride;
+                    for (int kx = 0; kx < size; kx++)
+                        s += row[kx];
                 }
-        }
+                yp[oy * out.w + ox] = s * scale;
+            }
+    }
 }
 
 static void avgpool_backward(fnn_layer *l, const fnn_pass *p, const float *x, const float *y,
@@ -335,8 +348,8 @@ static void globalavgpool_forward(fnn_layer *l, const fnn_pass *p, const float *
 {
     size_t lo, hi, plane = (size_t)l->in.h * l->in.w;
     float scale = 1.0f / (float)plane;
-    fnn_team_range((size_t)n, 1, &lo, &hi);
-    for (size_t r = lo * l->in.c; r < hi * l->in.c; r++) { /* r: one (sample, channel) plane */
+    forward_planes(l, n, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) { /* r: one (sample, channel) plane */
         const float *xp = x + r * plane;
         float s = 0.0f;
         for (size_t j = 0; j < plane; j++)
@@ -363,7 +376,8 @@ static void globalavgpool_backward(fnn_layer *l, const fnn_pass *p, const float 
 
 static unsigned pool_sharing(const fnn_layer *l, int n, int nt)
 {
-    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
+    unsigned backward = FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
+    return n < nt ? backward : FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | backward; /* forward_planes */
 }
 
 static void window_format(const fnn_layer *l, char *buf, size_t size)

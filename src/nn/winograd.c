@@ -85,12 +85,17 @@ static buffers carve(const fnn_wino *g, float *work)
  * whole lines through a small transposed buffer. */
 #define KERNEL_BLOCK 16
 
-void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work)
+size_t fnn_wino_kernel_floats(const fnn_wino *g) { return line(FNN_WINO_XI * g->f * g->c); }
+
+float *fnn_wino_thread_kernels(const fnn_wino *g, float *work) { return carve(g, work).u; }
+
+float *fnn_wino_thread_input(const fnn_wino *g, float *work) { return carve(g, work).dv; }
+
+void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *u)
 {
-    float *u = carve(g, work).u; /* (16, f, c) */
-    size_t fc = (size_t)g->f * g->c;
-    for (size_t k0 = 0; k0 < fc; k0 += KERNEL_BLOCK) {
-        size_t nk = fc - k0 < KERNEL_BLOCK ? fc - k0 : KERNEL_BLOCK;
+    size_t fc = (size_t)g->f * g->c, end = (size_t)f1 * g->c; /* kernels [f0 c, f1 c) */
+    for (size_t k0 = (size_t)f0 * g->c; k0 < end; k0 += KERNEL_BLOCK) {
+        size_t nk = end - k0 < KERNEL_BLOCK ? end - k0 : KERNEL_BLOCK;
         float t[FNN_WINO_XI][KERNEL_BLOCK]; /* this block's U, position by position */
         for (size_t kb = 0; kb < nk; kb++) {
             const float *k3 = w + 9 * (k0 + kb); /* (3, 3) */
@@ -113,13 +118,13 @@ void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work)
     }
 }
 
-/* The plane x (h, w) into pad (ph, pw), zeros around it. */
-static void pad_plane(const fnn_wino *g, const float *x, float *pad)
+/* Rows [r0, r1) of the plane x (h, w) padded into pad (ph, pw), zeros around it. */
+static void pad_rows(const fnn_wino *g, const float *x, int r0, int r1, float *pad)
 {
-    memset(pad, 0, (size_t)g->ph * g->pw * sizeof *pad);
-    int rows = g->h < g->ph - g->pt ? g->h : g->ph - g->pt;
+    memset(pad + (size_t)r0 * g->pw, 0, (size_t)(r1 - r0) * g->pw * sizeof *pad);
+    int y0 = r0 - g->pt > 0 ? r0 - g->pt : 0, y1 = r1 - g->pt < g->h ? r1 - g->pt : g->h;
     int cols = g->w < g->pw - g->pl ? g->w : g->pw - g->pl;
-    for (int y = 0; y < rows; y++)
+    for (int y = y0; y < y1; y++)
         memcpy(pad + (size_t)(y + g->pt) * g->pw + g->pl, x + (size_t)y * g->w,
                (size_t)cols * sizeof *pad);
 }
@@ -149,28 +154,38 @@ static inline void input_block(const float *restrict r, int pw, size_t xs, float
     }
 }
 
-/* Channel ci of one image: its tiles' B^T d B into v (16, c, ld) from column t0 on. */
+/* Channel ci of one image: the B^T d B of its tiles in rows [ty0, ty1) into v (16, c, ld)
+ * from column t0 on. */
 static void input_plane(const fnn_wino *g, const float *x, int ci, size_t ld, size_t t0,
-                        const buffers *b, float *v)
+                        int ty0, int ty1, const buffers *b, float *v)
 {
     int pw = g->pw, tw = g->tw;
     size_t xs = (size_t)g->c * ld; /* from one tile position to the next */
-    pad_plane(g, x, b->pad);
-    for (int ty = 0; ty < g->th; ty++) {
+    pad_rows(g, x, 2 * ty0, 2 * ty1 + 2, b->pad);
+    for (int ty = ty0; ty < ty1; ty++) {
         const float *r = b->pad + (size_t)2 * ty * pw;
-        float *d = v + (size_t)ci * ld + t0 + (size_t)ty * tw;
+        float *d = v + (size_t)ci * ld + t0 + (size_t)(ty - ty0) * tw;
         for (int tx = 0; tx < tw; tx += LANES)
             input_block(r + 2 * tx, pw, xs, d + tx);
     }
 }
 
-/* V (16, c, ld) of the images x (nb, c, h, w). */
-static void input(const fnn_wino *g, const float *x, int nb, const buffers *b, float *v)
+/* Channels [c0, c1) of V (16, c, ld) of the images x (nb, c, h, w). */
+static void input(const fnn_wino *g, const float *x, int nb, int c0, int c1, const buffers *b,
+                  float *v)
 {
     size_t ld = stride(g, nb), plane = (size_t)g->h * g->w;
     for (int i = 0; i < nb; i++)
-        for (int ci = 0; ci < g->c; ci++)
-            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, b, v);
+        for (int ci = c0; ci < c1; ci++)
+            input_plane(g, x + ((size_t)i * g->c + ci) * plane, ci, ld, i * g->tiles, 0, g->th,
+                        b, v);
+}
+
+void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, float *v,
+                    float *work)
+{
+    buffers b = carve(g, work);
+    input(g, x, nb, c0, c1, &b, v);
 }
 
 /* A^T M A of LANES tiles: m (16 rows xs apart) -> the two rows of their 2x2 outputs, even
@@ -211,16 +226,16 @@ static inline void bias_relu(const float *restrict src, float bias, int relu, in
     }
 }
 
-/* Filter fi of one image: A^T M A of its tiles, from column t0 of m (16, f, ld), plus the bias
- * and the ReLU, into y (oh, ow). */
+/* Filter fi of one image: A^T M A of its tiles in rows [ty0, ty1), from column t0 of m
+ * (16, f, ld), plus the bias and the ReLU, into their rows of y (oh, ow). */
 static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, size_t t0,
-                         float bias, int relu, const buffers *b, float *y)
+                         int ty0, int ty1, float bias, int relu, const buffers *b, float *y)
 {
     int tw = g->tw, ow = g->ow;
     size_t xs = (size_t)g->f * ld;
     float *even = b->row, *odd = even + 2 * g->twv; /* (2 twv) each: a row of tiles' outputs */
-    for (int ty = 0; ty < g->th; ty++) {
-        const float *mm = m + (size_t)fi * ld + t0 + (size_t)ty * tw;
+    for (int ty = ty0; ty < ty1; ty++) {
+        const float *mm = m + (size_t)fi * ld + t0 + (size_t)(ty - ty0) * tw;
         for (int tx = 0; tx < tw; tx += LANES)
             output_block(mm + tx, xs, even + 2 * tx, odd + 2 * tx);
         float *y0 = y + (size_t)2 * ty * ow;
@@ -230,22 +245,44 @@ static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, s
     }
 }
 
-void fnn_wino_forward(const fnn_wino *g, const float *x, const float *bias, int relu, int nb,
-                      float *y, float *work)
+void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const float *bias,
+                     int relu, int nb, int f0, int f1, float *y, float *work)
 {
     buffers b = carve(g, work);
-    int f = g->f, c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
-    size_t fc = (size_t)f * c;
-    const float *v = b.dv; /* (16, c, ld) */
-    input(g, x, nb, &b, b.dv);
-    for (int xi = 0; xi < FNN_WINO_XI; xi++) /* M = U . V */
-        fnn_sgemm(0, 0, f, nt, c, 1.0f, b.u + xi * fc, c, v + (size_t)xi * c * ld, ld, 0.0f,
-                  b.m + (size_t)xi * f * ld, ld);
+    int c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
+    size_t fc = (size_t)g->f * c, f0c = (size_t)f0 * c, f0ld = (size_t)f0 * ld;
+    for (int xi = 0; xi < FNN_WINO_XI; xi++) /* M = U . V, rows [f0, f1) */
+        fnn_sgemm(0, 0, f1 - f0, nt, c, 1.0f, u + xi * fc + f0c, c, v + (size_t)xi * c * ld, ld,
+                  0.0f, b.m + (size_t)xi * g->f * ld + f0ld, ld);
     size_t oplane = (size_t)g->oh * g->ow;
     for (int i = 0; i < nb; i++)
-        for (int fi = 0; fi < f; fi++)
-            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, bias ? bias[fi] : 0.0f, relu,
-                         &b, y + ((size_t)i * f + fi) * oplane);
+        for (int fi = f0; fi < f1; fi++)
+            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, 0, g->th,
+                         bias ? bias[fi] : 0.0f, relu, &b, y + ((size_t)i * g->f + fi) * oplane);
+}
+
+void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
+                           const float *bias, int relu, int ty0, int ty1, float *y, float *work)
+{
+    buffers b = carve(g, work);
+    int f = g->f, c = g->c, nt = (ty1 - ty0) * g->tw, ld = nt + LANES;
+    size_t fc = (size_t)f * c, plane = (size_t)g->h * g->w, oplane = (size_t)g->oh * g->ow;
+    for (int ci = 0; ci < c; ci++)
+        input_plane(g, x + ci * plane, ci, (size_t)ld, 0, ty0, ty1, &b, b.dv);
+    for (int xi = 0; xi < FNN_WINO_XI; xi++) /* M = U . V */
+        fnn_sgemm(0, 0, f, nt, c, 1.0f, u + xi * fc, c, b.dv + (size_t)xi * c * ld, ld, 0.0f,
+                  b.m + (size_t)xi * f * ld, ld);
+    for (int fi = 0; fi < f; fi++)
+        output_plane(g, b.m, fi, (size_t)ld, 0, ty0, ty1, bias ? bias[fi] : 0.0f, relu, &b,
+                     y + fi * oplane);
+}
+
+void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x, const float *bias,
+                      int relu, int nb, float *y, float *work)
+{
+    buffers b = carve(g, work);
+    input(g, x, nb, 0, g->c, &b, b.dv);
+    fnn_wino_output(g, u, b.dv, bias, relu, nb, 0, g->f, y, work);
 }
 
 /* dM = A dY A^T of LANES tiles: the rows top and bottom (2 LANES each) of their output
@@ -389,14 +426,15 @@ static void grad_input_plane(const fnn_wino *g, const float *dv, int ci, size_t 
     }
 }
 
-void fnn_wino_backward(const fnn_wino *g, const float *x, const float *y, int relu,
-                       const float *dy, int nb, int first, float *db, float *dx, float *work)
+void fnn_wino_backward(const fnn_wino *g, const float *u, const float *x, const float *y,
+                       int relu, const float *dy, int nb, int first, float *db, float *dx,
+                       float *work)
 {
     buffers b = carve(g, work);
     int f = g->f, c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
     size_t fc = (size_t)f * c, oplane = (size_t)g->oh * g->ow, plane = (size_t)g->h * g->w;
     const float *v = b.dv; /* (16, c, ld), until dV takes its place */
-    input(g, x, nb, &b, b.dv);
+    input(g, x, nb, 0, c, &b, b.dv);
     for (int i = 0; i < nb; i++)
         for (int fi = 0; fi < f; fi++) {
             size_t o = ((size_t)i * f + fi) * oplane;
@@ -411,7 +449,7 @@ void fnn_wino_backward(const fnn_wino *g, const float *x, const float *y, int re
     if (!dx)
         return;
     for (int xi = 0; xi < FNN_WINO_XI; xi++) /* dV = U^T . dM */
-        fnn_sgemm(1, 0, c, nt, f, 1.0f, b.u + xi * fc, c, b.m + (size_t)xi * f * ld, ld, 0.0f,
+        fnn_sgemm(1, 0, c, nt, f, 1.0f, u + xi * fc, c, b.m + (size_t)xi * f * ld, ld, 0.0f,
                   b.dv + (size_t)xi * c * ld, ld);
     for (int i = 0; i < nb; i++)
         for (int ci = 0; ci < c; ci++)

@@ -37,21 +37,42 @@ void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int 
  * carry the kernels' gradient from fnn_wino_backward to fnn_wino_kernel_grads. */
 size_t fnn_wino_thread_floats(const fnn_wino *g);
 
-/* The thread's U (16, f, c) from the kernels w (f, c, 3, 3); before any forward pass. */
-void fnn_wino_kernels(const fnn_wino *g, const float *w, float *work);
+/* Floats of one U (16, f, c), a cache-line multiple: the size of a cache of it elsewhere. */
+size_t fnn_wino_kernel_floats(const fnn_wino *g);
 
-/* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk; with the bias b (f) or NULL
- * and a fused ReLU. */
-void fnn_wino_forward(const fnn_wino *g, const float *x, const float *b, int relu, int nb,
-                      float *y, float *work);
+/* The thread's own U (16, f, c) and V (16, c, chunk's columns) in its buffers `work`. */
+float *fnn_wino_thread_kernels(const fnn_wino *g, float *work);
+float *fnn_wino_thread_input(const fnn_wino *g, float *work);
+
+/* Rows [f0, f1) of U (16, f, c) from the kernels w (f, c, 3, 3); before any pass that uses U. */
+void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *u);
+
+/* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk, with the kernels' U; with
+ * the bias b (f) or NULL and a fused ReLU. */
+void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x, const float *b,
+                      int relu, int nb, float *y, float *work);
+
+/* fnn_wino_forward in two halves, for a team that shares one chunk of images: channels
+ * [c0, c1) of their V (16, c, chunk's columns) into v, which may be another thread's ...*/
+void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, float *v,
+                    float *work);
+/* ... then, once the whole of v is written, filters [f0, f1) of y from U and v. */
+void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const float *b,
+                     int relu, int nb, int f0, int f1, float *y, float *work);
+
+/* Or a team that shares one image by rows of tiles: tile rows [ty0, ty1) of x (c, h, w),
+ * which write y's rows [2 ty0, 2 ty1) (those of the oh there are). */
+void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
+                           const float *bias, int relu, int ty0, int ty1, float *y, float *work);
 
 /* The same nb images x backward, with their outputs y (nb, f, oh, ow): dy (same shape) is the
  * gradient of y, taken through the ReLU when relu. V is made again from x: that measured as
  * fast as keeping every image's V from forward, without the memory. Adds the kernels'
  * gradient, in the tile domain, to the thread's sum (restarted when `first`), the bias's to
- * db (f) when it is not NULL, and writes dx (nb, c, h, w) when it is not NULL. */
-void fnn_wino_backward(const fnn_wino *g, const float *x, const float *y, int relu,
-                       const float *dy, int nb, int first, float *db, float *dx, float *work);
+ * db (f) when it is not NULL, and writes dx (nb, c, h, w), through U, when it is not NULL. */
+void fnn_wino_backward(const fnn_wino *g, const float *u, const float *x, const float *y,
+                       int relu, const float *dy, int nb, int first, float *db, float *dx,
+                       float *work);
 
 /* The kernels' gradient dw (f, c, 3, 3) from the thread's sum: G^T dU G. */
 void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw);
