@@ -322,8 +322,8 @@ typedef struct {
 FNN_API fnn_train_config fnn_train_default(void);
 
 /* Threads: training, evaluation and prediction run `threads` OpenMP threads of their own and
- * run each matrix product on the calling thread: with OpenBLAS (the default) they set it so,
- * process-wide; oneDNN (built with FNN_GEMM=dnnl) follows the team's OpenMP thread count.
+ * run each matrix product on the calling thread: oneDNN (the default) follows the team's OpenMP
+ * thread count; with OpenBLAS (built with FNN_GEMM=openblas) they set it so, process-wide.
  * Trains m on train, validating on val after each epoch when val->n > 0. stats, when not NULL,
  * receives one entry per epoch (room for cfg->epochs). */
 FNN_API fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *val,
