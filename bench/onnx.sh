@@ -55,12 +55,11 @@ if [[ $QUICK == 1 ]]; then
 fi
 JQ=/usr/bin/jq
 
-die() {
-    echo "onnx.sh: $*" >&2
-    exit 1
-}
+bench=onnx.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh" # die, positive_int
 for v in R ITERS1 ITERS256; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
+    positive_int "$v" "${!v}"
 done
 [[ -x $BUILD/fnn && -x $BUILD/predict_bench ]] ||
     die "$BUILD/fnn or $BUILD/predict_bench is missing; build fnn first or set BUILD"
