@@ -122,8 +122,8 @@ printf '%-5s %5s %7s %12s %12s %10s %10s %8s\n' model batch threads "fnn us" "or
     "fnn img/s" "ort img/s" "fnn/ort"
 echo "$summary" | "$JQ" -r '.[] | [.model, .batch, .threads, .fnn_us, .ort_us,
     (.fnn_images_s | floor), (.ort_images_s | floor), (.ratio * 100 | round / 100)] | @tsv' |
-    while IFS=$'\t' read -r m b t f o fi oi ra; do
-        printf '%-5s %5s %7s %12s %12s %10s %10s %8s\n' "$m" "$b" "$t" "$f" "$o" "$fi" "$oi" "$ra"
+    while IFS=$'\t' read -r m b t f o fimg oimg ra; do
+        printf '%-5s %5s %7s %12s %12s %10s %10s %8s\n' "$m" "$b" "$t" "$f" "$o" "$fimg" "$oimg" "$ra"
     done
 echo "(fnn/ort below 1: fnn is faster)"
 "$JQ" -c -n --argjson rows "$summary" --arg ort "$ort_version" --argjson r "$R" \
