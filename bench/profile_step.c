@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     }
     fnn_model_init(m, 1);
     int n = 4096, in = 784, k = m->nclasses;
-    fnn_dataset d = {.n = n, .h = 28, .w = 28, .nclasses = k, .owns = 1,
+    fnn_dataset d = {.n = n, .c = 1, .h = 28, .w = 28, .nclasses = k, .owns = 1,
                      .images = malloc((size_t)n * in), .labels = malloc((size_t)n)};
     fnn_rng rng;
     fnn_rng_seed(&rng, 7);

@@ -22,7 +22,7 @@ static int write_checkpoint(const char *dir, const char *name, fnn_optimizer_kin
         for (int p = 0; p < SIDE * SIDE; p++)
             images[i * SIDE * SIDE + p] = (uint8_t)(p == i % 10 ? 255 : 20 * p);
     }
-    fnn_dataset all = {.n = N, .h = SIDE, .w = SIDE, .images = images, .labels = labels,
+    fnn_dataset all = {.n = N, .c = 1, .h = SIDE, .w = SIDE, .images = images, .labels = labels,
                        .nclasses = 10},
                 train, val;
     fnn_error err = {FNN_OK, ""};

@@ -53,11 +53,13 @@ FNN_API const char *fnn_gemm_library(void);
 /* A set of images with labels. Pixels stay uint8 in memory; batches are converted to float. */
 typedef struct {
     int n;            /* number of images */
-    int h, w;         /* image size; channels are 1 */
-    uint8_t *images;  /* (n, h, w) */
+    int c, h, w;      /* image shape: channels (1 grey, 3 red-green-blue), rows, columns */
+    uint8_t *images;  /* (n, c, h, w): each image is its channels' planes, one after another */
     uint8_t *labels;  /* (n) values in [0, nclasses) */
-    int nclasses;     /* 1 + the largest label seen, at least 10 for Fashion-MNIST */
-    int owns;         /* 1 if images/labels are freed with the set, 0 for a view */
+    int nclasses;     /* classes of the data set, at least 1 + the largest label */
+    /* (nclasses) the classes' names, or NULL when the data names none (IDX files). */
+    char **class_names;
+    int owns;         /* 1 if images, labels and names are freed with the set, 0 for a view */
     char labels_path[512]; /* the file the labels came from, for messages; may be empty */
 } fnn_dataset;
 

@@ -100,7 +100,7 @@ static void test_erase_clips(void **state)
 /* A synthetic set of n random 28x28 images. */
 static fnn_dataset make_set(int n)
 {
-    fnn_dataset d = {.n = n, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
+    fnn_dataset d = {.n = n, .c = 1, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
     d.images = malloc((size_t)n * 784);
     d.labels = malloc((size_t)n);
     uint32_t s = 12345;

@@ -36,7 +36,7 @@ static char *path(const char *name)
 /* 96 images of 6x6 in 4 classes, labels noisy enough that validation loss goes up and down. */
 static fnn_dataset make_set(int n, uint32_t seed)
 {
-    fnn_dataset d = {.n = n, .h = 6, .w = 6, .nclasses = 4, .owns = 1};
+    fnn_dataset d = {.n = n, .c = 1, .h = 6, .w = 6, .nclasses = 4, .owns = 1};
     d.images = malloc((size_t)n * 36);
     d.labels = malloc((size_t)n);
     uint32_t s = seed;

@@ -579,7 +579,7 @@ static fnn_dataset indexed_set(int n, uint8_t *images, uint8_t *labels)
         images[2 * i] = images[2 * i + 1] = (uint8_t)i;
         labels[i] = (uint8_t)(i % 10);
     }
-    fnn_dataset d = {.n = n, .h = 1, .w = 2, .images = images, .labels = labels,
+    fnn_dataset d = {.n = n, .c = 1, .h = 1, .w = 2, .images = images, .labels = labels,
                      .nclasses = 10, .owns = 0};
     return d;
 }
@@ -672,7 +672,7 @@ static void test_split_bad_fraction(void **state)
 static void test_folds_pair_images_and_labels(void **state)
 {
     enum { N = 23 };
-    fnn_dataset d = {.n = N, .h = 2, .w = 2, .nclasses = 10, .owns = 1};
+    fnn_dataset d = {.n = N, .c = 1, .h = 2, .w = 2, .nclasses = 10, .owns = 1};
     d.images = malloc(N * 4);
     d.labels = malloc(N);
     assert_non_null(d.images);

@@ -139,7 +139,7 @@ static void make_region_set(fnn_dataset *d, int n, uint64_t seed)
 {
     fnn_rng rng;
     fnn_rng_seed(&rng, seed);
-    *d = (fnn_dataset){.n = n, .h = SIDE, .w = SIDE, .nclasses = 2, .owns = 1};
+    *d = (fnn_dataset){.n = n, .c = 1, .h = SIDE, .w = SIDE, .nclasses = 2, .owns = 1};
     d->images = malloc((size_t)n * SIDE * SIDE);
     d->labels = malloc((size_t)n);
     for (int i = 0; i < n; i++) {

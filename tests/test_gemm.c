@@ -47,7 +47,7 @@ static int setup(void **state)
     }
     for (int i = 0; i < N; i++)
         f->labels[i] = (uint8_t)(i % CLASSES);
-    f->d = (fnn_dataset){.n = N, .h = SIDE, .w = SIDE, .images = f->images,
+    f->d = (fnn_dataset){.n = N, .c = 1, .h = SIDE, .w = SIDE, .images = f->images,
                          .labels = f->labels, .nclasses = CLASSES};
     *state = f;
     return 0;

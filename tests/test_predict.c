@@ -94,7 +94,7 @@ static int setup(void **state)
     snprintf(g_model, sizeof g_model, "%s/model.safetensors", g_base);
     int ok = fnn_model_save(m, &meta, g_model, &err) == FNN_OK;
     /* Own copies of the images: the view must outlive the set it came from. */
-    g_test = (fnn_dataset){.n = NIMG, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
+    g_test = (fnn_dataset){.n = NIMG, .c = 1, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
     g_test.images = malloc(NIMG * 28 * 28);
     g_test.labels = malloc(NIMG);
     memcpy(g_test.images, test.images, NIMG * 28 * 28);

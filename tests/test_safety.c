@@ -61,7 +61,7 @@ static void make_data(fnn_dataset *all)
             g_images[(size_t)i * SIDE * SIDE + (size_t)p] = (uint8_t)(v > 255 ? 255 : v);
         }
     }
-    *all = (fnn_dataset){.n = N_TRAIN + N_VAL, .h = SIDE, .w = SIDE, .images = g_images,
+    *all = (fnn_dataset){.n = N_TRAIN + N_VAL, .c = 1, .h = SIDE, .w = SIDE, .images = g_images,
                          .labels = g_labels, .nclasses = 10, .owns = 0};
 }
 

@@ -146,7 +146,7 @@ static void test_step_lr_and_scale(void **state)
 /* A one-layer model on 4x4 images and a data set of 8 of them; one SGD step over the whole. */
 static fnn_dataset tiny_set(void)
 {
-    fnn_dataset d = {.n = 8, .h = 4, .w = 4, .nclasses = 3, .owns = 1};
+    fnn_dataset d = {.n = 8, .c = 1, .h = 4, .w = 4, .nclasses = 3, .owns = 1};
     d.images = malloc(8 * 16);
     d.labels = malloc(8);
     for (int i = 0; i < 8 * 16; i++)

@@ -43,7 +43,7 @@ static void record(void *user, const fnn_step_info *s)
 /* N images of 2x2 in 3 classes: enough for a real run. */
 static fnn_dataset make_set(void)
 {
-    fnn_dataset d = {.n = N, .h = 2, .w = 2, .nclasses = 3, .owns = 1};
+    fnn_dataset d = {.n = N, .c = 1, .h = 2, .w = 2, .nclasses = 3, .owns = 1};
     d.images = malloc(N * 4);
     d.labels = malloc(N);
     assert_non_null(d.images);

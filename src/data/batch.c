@@ -1,11 +1,12 @@
 /* Batches: pixels scaled to [0, 1] as the study did (x / 255, in float). */
 #include "data/batch.h"
+#include "data/dataset.h"
 #include "util/team.h"
 
 void fnn_batch_fill(const fnn_dataset *d, const int *idx, int start, int n, float *x,
                     uint8_t *labels)
 {
-    size_t size = (size_t)d->h * d->w, lo, hi;
+    size_t size = fnn_image_bytes(d), lo, hi;
     fnn_team_range((size_t)n, 1, &lo, &hi);
     for (size_t r = lo; r < hi; r++) {
         size_t src = idx ? (size_t)idx[r] : (size_t)start + r;
@@ -21,7 +22,7 @@ void fnn_batch_fill(const fnn_dataset *d, const int *idx, int start, int n, floa
 
 void fnn_batch_prefetch(const fnn_dataset *d, const int *idx, int n)
 {
-    size_t size = (size_t)d->h * d->w, lo, hi;
+    size_t size = fnn_image_bytes(d), lo, hi;
     fnn_team_range((size_t)n, 1, &lo, &hi);
     for (size_t r = lo; r < hi; r++) {
         const uint8_t *img = d->images + (size_t)idx[r] * size;

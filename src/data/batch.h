@@ -4,7 +4,7 @@
 
 #include "fnn.h"
 
-/* Team function: x (n, h*w) = images idx[0..n) / 255, or images start..start+n when idx is
+/* Team function: x (n, c*h*w) = images idx[0..n) / 255, or images start..start+n when idx is
  * NULL. labels (n) receives their labels when not NULL. */
 void fnn_batch_fill(const fnn_dataset *d, const int *idx, int start, int n, float *x,
                     uint8_t *labels);

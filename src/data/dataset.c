@@ -2,6 +2,7 @@
  * validation split, and the class names. */
 #define _POSIX_C_SOURCE 200809L
 
+#include "data/dataset.h"
 #include "data/idx.h"
 #include "util/error.h"
 
@@ -93,6 +94,7 @@ void fnn_dataset_free(fnn_dataset *d)
     if (d->owns) {
         free(d->images);
         free(d->labels);
+        fnn_names_free(d->class_names, d->nclasses);
     }
     memset(d, 0, sizeof *d);
 }
@@ -105,13 +107,15 @@ fnn_dataset fnn_dataset_view(const fnn_dataset *d, int start, int count)
     memset(&v, 0, sizeof v);
     if (!d)
         return v;
+    v.c = d->c;
     v.h = d->h;
     v.w = d->w;
     v.nclasses = d->nclasses;
+    v.class_names = d->class_names;
     if (start < 0 || count < 0 || start > d->n || count > d->n - start)
         return v;
     v.n = count;
-    v.images = d->images + (size_t)start * (size_t)d->h * (size_t)d->w;
+    v.images = d->images + (size_t)start * fnn_image_bytes(d);
     v.labels = d->labels + start;
     return v;
 }
@@ -138,6 +142,33 @@ fnn_status fnn_dataset_split(const fnn_dataset *d, double val_fraction, fnn_data
     *train = fnn_dataset_view(d, 0, split_at);
     *val = fnn_dataset_view(d, split_at, d->n - split_at);
     return FNN_OK;
+}
+
+fnn_status fnn_names_copy(char *const *names, const int *order, int n, char ***out,
+                          fnn_error *err)
+{
+    *out = NULL;
+    if (!names)
+        return FNN_OK;
+    char **copy = calloc(n > 0 ? (size_t)n : 1, sizeof *copy);
+    for (int i = 0; copy && i < n; i++)
+        if (!(copy[i] = strdup(names[order ? order[i] : i]))) {
+            fnn_names_free(copy, i);
+            copy = NULL;
+        }
+    if (!copy)
+        return fnn_fail(err, FNN_ERR_NOMEM, "class names: out of memory");
+    *out = copy;
+    return FNN_OK;
+}
+
+void fnn_names_free(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
 const char *const *fnn_fashion_class_names(void)

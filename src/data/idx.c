@@ -326,6 +326,7 @@ fnn_status fnn_idx_load(const char *images_path, const char *labels_path, fnn_da
         if (lb.data[i] > maxlabel)
             maxlabel = lb.data[i];
     out->n = (int)im.dims[0];
+    out->c = 1;
     out->h = (int)im.dims[1];
     out->w = (int)im.dims[2];
     out->images = im.data;

@@ -1,28 +1,34 @@
 /* Data sets made from parts of another: kept classes (transfer learning) and k-fold splits.
  * Both copy, since the images they keep are not contiguous in the source. */
-#include "fnn.h"
+#include "data/dataset.h"
 #include "util/error.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* An owning set of n images of d's size, uninitialised. */
-static fnn_status alloc_like(const fnn_dataset *d, int n, fnn_dataset *out, fnn_error *err)
+/* An owning set of n images of d's size, uninitialised, with nclasses classes: d's classes in
+ * the given order (NULL: d's own). */
+static fnn_status alloc_like(const fnn_dataset *d, int n, const int *order, int nclasses,
+                             fnn_dataset *out, fnn_error *err)
 {
     memset(out, 0, sizeof *out);
-    size_t size = (size_t)d->h * d->w;
+    size_t size = fnn_image_bytes(d);
     out->images = malloc((n ? (size_t)n : 1) * size);
     out->labels = malloc(n ? (size_t)n : 1);
-    if (!out->images || !out->labels) {
+    fnn_status s = out->images && out->labels
+                       ? fnn_names_copy(d->class_names, order, nclasses, &out->class_names, err)
+                       : fnn_fail(err, FNN_ERR_NOMEM, "data set: out of memory for %d images", n);
+    if (s != FNN_OK) {
         free(out->images);
         free(out->labels);
         out->images = out->labels = NULL;
-        return fnn_fail(err, FNN_ERR_NOMEM, "data set: out of memory for %d images", n);
+        return s;
     }
     out->n = n;
+    out->c = d->c;
     out->h = d->h;
     out->w = d->w;
-    out->nclasses = d->nclasses;
+    out->nclasses = nclasses;
     out->owns = 1;
     memcpy(out->labels_path, d->labels_path, sizeof out->labels_path);
     return FNN_OK;
@@ -44,6 +50,9 @@ fnn_status fnn_dataset_select_classes(const fnn_dataset *d, const int *classes, 
                             classes[i]);
         if (map[classes[i]] >= 0)
             return fnn_fail(err, FNN_ERR_ARG, "classes: class %d is listed twice", classes[i]);
+        if (d->class_names && classes[i] >= d->nclasses)
+            return fnn_fail(err, FNN_ERR_ARG, "classes: class %d is not one of the data's %d",
+                            classes[i], d->nclasses);
         map[classes[i]] = i;
     }
     int n = 0;
@@ -54,10 +63,10 @@ fnn_status fnn_dataset_select_classes(const fnn_dataset *d, const int *classes, 
             n++;
         }
     }
-    fnn_status s = alloc_like(d, n, out, err);
+    fnn_status s = alloc_like(d, n, classes, nclasses, out, err);
     if (s != FNN_OK)
         return s;
-    size_t size = (size_t)d->h * d->w;
+    size_t size = fnn_image_bytes(d);
     memset(taken, 0, sizeof taken);
     for (int i = 0, j = 0; i < d->n; i++) {
         int c = map[d->labels[i]];
@@ -67,7 +76,6 @@ fnn_status fnn_dataset_select_classes(const fnn_dataset *d, const int *classes, 
         memcpy(out->images + (size_t)j * size, d->images + (size_t)i * size, size);
         out->labels[j++] = (uint8_t)c;
     }
-    out->nclasses = nclasses;
     return FNN_OK;
 }
 
@@ -80,10 +88,10 @@ fnn_status fnn_dataset_fold(const fnn_dataset *d, int k, int fold, fnn_dataset *
         return fnn_fail(err, FNN_ERR_ARG, "folds: fold %d of %d is out of range for %d images",
                         fold, k, d->n);
     int lo = (int)((int64_t)d->n * fold / k), hi = (int)((int64_t)d->n * (fold + 1) / k);
-    fnn_status s = alloc_like(d, d->n - (hi - lo), train, err);
+    fnn_status s = alloc_like(d, d->n - (hi - lo), NULL, d->nclasses, train, err);
     if (s != FNN_OK)
         return s;
-    size_t size = (size_t)d->h * d->w;
+    size_t size = fnn_image_bytes(d);
     memcpy(train->images, d->images, (size_t)lo * size);
     memcpy(train->images + (size_t)lo * size, d->images + (size_t)hi * size,
            (size_t)(d->n - hi) * size);

@@ -12,10 +12,10 @@
 fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *what,
                           fnn_error *err)
 {
-    if (m->input.c != 1 || m->input.h != d->h || m->input.w != d->w)
+    if (m->input.c != d->c || m->input.h != d->h || m->input.w != d->w)
         return fnn_fail(err, FNN_ERR_FORMAT,
-                        "%s data: images are 1x%dx%d but the model expects %dx%dx%d", what,
-                        d->h, d->w, m->input.c, m->input.h, m->input.w);
+                        "%s data: images are %dx%dx%d but the model expects %dx%dx%d", what,
+                        d->c, d->h, d->w, m->input.c, m->input.h, m->input.w);
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] >= m->nclasses)
             return fnn_fail(err, FNN_ERR_FORMAT,
