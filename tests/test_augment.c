@@ -118,8 +118,46 @@ static float *augmented(const fnn_dataset *d, const fnn_augment_config *c, uint6
 {
     float *x = malloc((size_t)d->n * 784 * sizeof *x), scratch[784];
     fnn_batch_fill(d, NULL, 0, d->n, x, labels);
-    fnn_augment_batch(c, seed, step, x, d->n, 28, 28, scratch);
+    fnn_augment_batch(c, seed, step, x, d->n, 1, 28, 28, scratch);
     return x;
+}
+
+/* Colour: image r of a 3-channel batch has, in each plane, what the grey path makes of that
+ * plane alone with the same seed and step (one draw per image, shared by its planes). */
+static void test_augment_channels(void **state)
+{
+    enum { N = 24, C = 3, HW = 784 };
+    fnn_dataset rgb = {.n = N, .c = C, .h = 28, .w = 28, .nclasses = 10, .owns = 1};
+    rgb.images = malloc((size_t)N * C * HW);
+    rgb.labels = calloc(N, 1);
+    uint32_t s = 777;
+    for (size_t i = 0; i < (size_t)N * C * HW; i++) {
+        s = s * 1664525u + 1013904223u;
+        rgb.images[i] = (uint8_t)(s >> 24);
+    }
+    fnn_augment_config c = {.shift = 3, .flip = 1, .rotate = 15.0f, .erase = 0.7f};
+    float *x = malloc((size_t)N * C * HW * sizeof *x), scratch[HW];
+    fnn_batch_fill(&rgb, NULL, 0, N, x, NULL);
+    fnn_augment_batch(&c, 5, 2, x, N, C, 28, 28, scratch);
+    int differ = 0;
+    for (int ch = 0; ch < C; ch++) {
+        fnn_dataset grey = make_set(N);
+        for (int r = 0; r < N; r++)
+            memcpy(grey.images + (size_t)r * HW, rgb.images + ((size_t)r * C + ch) * HW, HW);
+        float *g = augmented(&grey, &c, 5, 2, NULL);
+        for (int r = 0; r < N; r++) {
+            assert_memory_equal(x + ((size_t)r * C + ch) * HW, g + (size_t)r * HW,
+                                HW * sizeof *x);
+            /* The planes differ, so the check above is not one plane compared with itself. */
+            differ += ch > 0 && memcmp(x + ((size_t)r * C + ch) * HW,
+                                       x + (size_t)r * C * HW, HW * sizeof *x) != 0;
+        }
+        free(g);
+        fnn_dataset_free(&grey);
+    }
+    assert_int_equal(differ, 2 * N);
+    free(x);
+    fnn_dataset_free(&rgb);
 }
 
 static void test_augment_batch(void **state)
@@ -259,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_rotate_bilinear),
         cmocka_unit_test(test_erase_clips),
         cmocka_unit_test(test_augment_batch),
+        cmocka_unit_test(test_augment_channels),
         cmocka_unit_test(test_augment_flip_only),
         cmocka_unit_test(test_augment_shift_only),
         cmocka_unit_test(test_augment_shift_reaches_every_offset),

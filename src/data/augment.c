@@ -1,5 +1,6 @@
 /* Random shifts, flips, rotations and erasing of a training batch (after fnn_batch_fill), in
- * that order: rotate, shift, flip, erase. Labels and shapes never change. */
+ * that order: rotate, shift, flip, erase; one draw per image, the same transform on each of its
+ * channel planes. Labels and shapes never change. */
 #include "data/augment.h"
 #include "data/transform.h"
 #include "util/rng.h"
@@ -27,26 +28,26 @@ static int draw_offset(uint64_t *state, int k)
     return v > k ? k : v;
 }
 
-static void augment_image(const fnn_augment_config *c, uint64_t *rs, float *img, int h, int w,
-                          float *tmp)
+/* One image's transform, drawn once and applied to each of its channel planes alike. */
+typedef struct {
+    float degrees;      /* 0: no rotation */
+    int dx, dy;         /* shift */
+    int flip;
+    int ey, ex, eh, ew; /* erased rectangle; eh = 0: none */
+} transform;
+
+/* The draws come in the order rotate, shift, flip, erase, each only when that transform is on. */
+static transform draw_transform(const fnn_augment_config *c, uint64_t *rs, int h, int w)
 {
+    transform t = {0};
     size_t size = (size_t)h * w;
-    if (c->rotate > 0.0f) {
-        float deg = (2.0f * draw(rs) - 1.0f) * c->rotate;
-        fnn_img_rotate(img, tmp, h, w, deg);
-        memcpy(img, tmp, size * sizeof *img);
-    }
+    if (c->rotate > 0.0f)
+        t.degrees = (2.0f * draw(rs) - 1.0f) * c->rotate;
     if (c->shift > 0) {
-        int dx = draw_offset(rs, c->shift), dy = draw_offset(rs, c->shift);
-        if (dx || dy) {
-            fnn_img_shift(img, tmp, h, w, dx, dy);
-            memcpy(img, tmp, size * sizeof *img);
-        }
+        t.dx = draw_offset(rs, c->shift);
+        t.dy = draw_offset(rs, c->shift);
     }
-    if (c->flip && draw(rs) < 0.5f) {
-        fnn_img_hflip(img, tmp, h, w);
-        memcpy(img, tmp, size * sizeof *img);
-    }
+    t.flip = c->flip && draw(rs) < 0.5f;
     if (c->erase > 0.0f && draw(rs) < c->erase) {
         /* Random erasing (Zhong et al. 2017): area 2%..25% of the image, aspect ratio
          * log-uniform in [0.3, 3.3], placed wholly inside. */
@@ -56,19 +57,46 @@ static void augment_image(const fnn_augment_config *c, uint64_t *rs, float *img,
         eh = eh < 1 ? 1 : eh > h ? h : eh;
         ew = ew < 1 ? 1 : ew > w ? w : ew;
         int y0 = (int)(draw(rs) * (float)(h - eh + 1)), x0 = (int)(draw(rs) * (float)(w - ew + 1));
-        fnn_img_erase(img, h, w, y0 > h - eh ? h - eh : y0, x0 > w - ew ? w - ew : x0, eh, ew,
-                      0.0f);
+        t.ey = y0 > h - eh ? h - eh : y0;
+        t.ex = x0 > w - ew ? w - ew : x0;
+        t.eh = eh;
+        t.ew = ew;
     }
+    return t;
+}
+
+/* Applies t to one plane img (h, w) in place. c->rotate > 0 rotates even by a draw of 0
+ * degrees, as the bilinear resampling has always done. */
+static void apply_transform(const fnn_augment_config *c, const transform *t, float *img, int h,
+                            int w, float *tmp)
+{
+    size_t size = (size_t)h * w;
+    if (c->rotate > 0.0f) {
+        fnn_img_rotate(img, tmp, h, w, t->degrees);
+        memcpy(img, tmp, size * sizeof *img);
+    }
+    if (t->dx || t->dy) {
+        fnn_img_shift(img, tmp, h, w, t->dx, t->dy);
+        memcpy(img, tmp, size * sizeof *img);
+    }
+    if (t->flip) {
+        fnn_img_hflip(img, tmp, h, w);
+        memcpy(img, tmp, size * sizeof *img);
+    }
+    if (t->eh)
+        fnn_img_erase(img, h, w, t->ey, t->ex, t->eh, t->ew, 0.0f);
 }
 
 void fnn_augment_batch(const fnn_augment_config *c, uint64_t seed, uint64_t step, float *x,
-                       int n, int h, int w, float *scratch)
+                       int n, int channels, int h, int w, float *scratch)
 {
-    size_t lo, hi;
+    size_t lo, hi, plane = (size_t)h * w;
     fnn_team_range((size_t)n, 1, &lo, &hi);
     uint64_t key = fnn_hash64(seed ^ fnn_hash64(step));
     for (size_t r = lo; r < hi; r++) {
         uint64_t rs = fnn_hash64(key + r);
-        augment_image(c, &rs, x + r * (size_t)h * w, h, w, scratch);
+        transform t = draw_transform(c, &rs, h, w);
+        for (int ch = 0; ch < channels; ch++)
+            apply_transform(c, &t, x + (r * channels + ch) * plane, h, w, scratch);
     }
 }

@@ -352,7 +352,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
                 if (augment)
                     fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step, x,
-                                      rows, train->h, train->w, aug_scratch);
+                                      rows, train->c, train->h, train->w, aug_scratch);
                 fnn_team_sync(&b.team);
                 if (b.stop)
                     break;
