@@ -135,7 +135,7 @@ fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_c
         for (int first = 0; first < count && s == FNN_OK; first += per_call) {
             int nimg = count - first < per_call ? count - first : per_call;
             for (int j = 0; j < nimg; j++) {
-                const uint8_t *src = d->images + (size_t)members[first + j] * hw;
+                const uint8_t *src = d->images + (size_t)members[first + j] * in;
                 for (size_t p = 0; p < in; p++)
                     img[p] = (float)src[p] / 255.0f;
                 make_variants(cfg, variants, noise, members[first + j], img, in,
@@ -146,16 +146,24 @@ fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_c
             s = fnn_input_gradient(m, x, nimg * variants, classes, dx, threads, err);
             for (int j = 0; s == FNN_OK && j < nimg; j++) {
                 const float *g = dx + (size_t)j * variants * in;
-                const uint8_t *src = d->images + (size_t)members[first + j] * hw;
-                for (size_t p = 0; p < in; p++) {
-                    double sum = 0.0;
-                    for (int v = 0; v < variants; v++)
-                        sum += g[(size_t)v * in + p];
-                    double attr = sum / variants;
-                    /* Integrated gradients: (x - baseline) times the path's mean gradient. */
-                    if (cfg->method == FNN_SALIENCY_INTEGRATED)
-                        attr *= src[p] / 255.0;
-                    map[p % hw] += (float)fabs(attr);
+                const uint8_t *src = d->images + (size_t)members[first + j] * in;
+                for (size_t q = 0; q < hw; q++) {
+                    /* A pixel's saliency is the largest over its channels (Simonyan et al.
+                     * 2014), so colour maps stay (h, w). */
+                    float best = 0.0f;
+                    for (int ch = 0; ch < d->c; ch++) {
+                        size_t p = (size_t)ch * hw + q;
+                        double sum = 0.0;
+                        for (int v = 0; v < variants; v++)
+                            sum += g[(size_t)v * in + p];
+                        double attr = sum / variants;
+                        /* Integrated gradients: (x - baseline) times the path's mean gradient. */
+                        if (cfg->method == FNN_SALIENCY_INTEGRATED)
+                            attr *= src[p] / 255.0;
+                        float a = (float)fabs(attr);
+                        best = a > best ? a : best;
+                    }
+                    map[q] += best;
                 }
             }
         }
@@ -177,10 +185,12 @@ typedef struct {
     int y0, x0, side;
 } occlusion_ctx;
 
-static void occlude(const void *ctx, int i, float *x, float *scratch, int h, int w)
+/* The square covers every channel: a colour patch of zeros is black, as a grey one. */
+static void occlude(const void *ctx, int i, float *x, float *scratch, int channels, int h, int w)
 {
     const occlusion_ctx *c = ctx;
-    fnn_img_erase(x, h, w, c->y0, c->x0, c->side, c->side, 0.0f);
+    for (int ch = 0; ch < channels; ch++)
+        fnn_img_erase(x + (size_t)ch * h * w, h, w, c->y0, c->x0, c->side, c->side, 0.0f);
 }
 
 /* Patch origins along one axis of length n: every stride, plus the last one that fits, so the

@@ -1,5 +1,7 @@
 /* Robustness: test accuracy while the images are perturbed (noise, shifts, rotations,
- * occlusion, contrast), each image drawing its own random direction or position from the seed. */
+ * occlusion, contrast), each image drawing its own random direction or position from the seed.
+ * Colour images: noise per pixel of each channel; one shift, rotation or square per image, the
+ * same on every channel plane; contrast about the mean of all the image's values. */
 #include "data/batch.h"
 #include "data/transform.h"
 #include "eval/robustness.h"
@@ -40,7 +42,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     int cap = d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH;
     if ((s = fnn_model_reserve(m, cap, err)) != FNN_OK)
         return s;
-    int nt = fnn_threads_resolve(threads), k = m->nclasses, h = d->h, w = d->w;
+    int nt = fnn_threads_resolve(threads), k = m->nclasses, c = d->c, h = d->h, w = d->w;
     size_t in = fnn_shape_size(m->input);
     float *x = malloc((size_t)cap * in * sizeof *x);                 /* (cap, in) */
     float *probs = malloc((size_t)cap * k * sizeof *probs);          /* (cap, k) */
@@ -66,7 +68,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             fnn_batch_fill(d, NULL, start, rows, x, NULL);
             for (size_t r = lo; edit && r < hi; r++)
-                edit(ctx, start + (int)r, x + r * in, mine, h, w);
+                edit(ctx, start + (int)r, x + r * in, mine, c, h, w);
             fnn_team_sync(&team);
             const float *logits = fnn_model_forward(m, &pass, x, rows);
             fnn_softmax_rows(logits, k, lo, hi, probs);
@@ -125,10 +127,25 @@ typedef struct {
 
 static float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
 
-static void perturb(const void *ctx, int i, float *x, float *scratch, int h, int w)
+/* Applies one geometric transform to each plane of x (c, h, w) through scratch (h, w). */
+static void each_plane(float *x, float *scratch, int c, int h, int w, int dx, int dy,
+                       float degrees, int rotate)
+{
+    size_t plane = (size_t)h * w;
+    for (int ch = 0; ch < c; ch++) {
+        float *p = x + (size_t)ch * plane;
+        if (rotate)
+            fnn_img_rotate(p, scratch, h, w, degrees);
+        else
+            fnn_img_shift(p, scratch, h, w, dx, dy);
+        memcpy(p, scratch, plane * sizeof *p);
+    }
+}
+
+static void perturb(const void *ctx, int i, float *x, float *scratch, int channels, int h, int w)
 {
     const perturb_ctx *c = ctx;
-    size_t size = (size_t)h * w;
+    size_t plane = (size_t)h * w, size = (size_t)channels * plane;
     fnn_rng rng;
     fnn_rng_seed(&rng, fnn_hash64(c->seed ^ (uint64_t)i));
     switch (c->kind) {
@@ -140,21 +157,20 @@ static void perturb(const void *ctx, int i, float *x, float *scratch, int h, int
         /* One of the four directions, so every level moves the content by exactly `level`. */
         int d = (int)lround(c->level), dir = (int)fnn_rng_below(&rng, 4);
         int dx = dir == 0 ? d : dir == 1 ? -d : 0, dy = dir == 2 ? d : dir == 3 ? -d : 0;
-        fnn_img_shift(x, scratch, h, w, dx, dy);
-        memcpy(x, scratch, size * sizeof *x);
+        each_plane(x, scratch, channels, h, w, dx, dy, 0.0f, 0);
         break;
     }
     case FNN_PERTURB_ROTATE: {
         float deg = (float)c->level * (fnn_rng_below(&rng, 2) ? 1.0f : -1.0f);
-        fnn_img_rotate(x, scratch, h, w, deg);
-        memcpy(x, scratch, size * sizeof *x);
+        each_plane(x, scratch, channels, h, w, 0, 0, deg, 1);
         break;
     }
     case FNN_PERTURB_OCCLUDE: {
         int side = (int)lround(c->level);
         int y0 = side < h ? (int)fnn_rng_below(&rng, (uint32_t)(h - side + 1)) : 0;
         int x0 = side < w ? (int)fnn_rng_below(&rng, (uint32_t)(w - side + 1)) : 0;
-        fnn_img_erase(x, h, w, y0, x0, side, side, 0.0f);
+        for (int ch = 0; ch < channels; ch++)
+            fnn_img_erase(x + (size_t)ch * plane, h, w, y0, x0, side, side, 0.0f);
         break;
     }
     case FNN_PERTURB_CONTRAST: {

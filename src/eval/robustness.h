@@ -6,9 +6,10 @@
 #include "fnn.h"
 #include "util/rng.h"
 
-/* Edits image i of the data set in place: x (h, w) in [0, 1]. scratch (h, w) is the calling
- * thread's own. Called from several threads at once. */
-typedef void (*fnn_image_edit)(const void *ctx, int i, float *x, float *scratch, int h, int w);
+/* Edits image i of the data set in place: x (c, h, w) in [0, 1]. scratch (h, w), one plane, is
+ * the calling thread's own. Called from several threads at once. */
+typedef void (*fnn_image_edit)(const void *ctx, int i, float *x, float *scratch, int c, int h,
+                               int w);
 
 /* *hits receives the number of images of d that m classifies correctly after `edit` (NULL: no
  * edit). Batches, softmax and argmax are fnn_evaluate's, so that without an edit
