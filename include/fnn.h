@@ -88,6 +88,13 @@ FNN_API fnn_dataset fnn_dataset_view(const fnn_dataset *d, int start, int count)
 FNN_API fnn_status fnn_dataset_split(const fnn_dataset *d, double val_fraction,
                                      fnn_dataset *train, fnn_dataset *val, fnn_error *err);
 
+/* The mean and the (population) standard deviation of each channel's pixels / 255 over all of
+ * d's images, mean (c) and std (c), for fnn_model_set_normalization on the training split.
+ * Exact integer sums: the result does not depend on `threads` (0: all cores). A channel with no
+ * spread gets std 1 (it is then only shifted), so the result is always a valid normalisation. */
+FNN_API fnn_status fnn_dataset_channel_stats(const fnn_dataset *d, double *mean, double *std,
+                                             int threads, fnn_error *err);
+
 /* The ten Fashion-MNIST class names. */
 FNN_API const char *const *fnn_fashion_class_names(void);
 
@@ -123,6 +130,20 @@ FNN_API int fnn_model_num_classes(const fnn_model *m);
 FNN_API void fnn_model_input_shape(const fnn_model *m, int *c, int *h, int *w);
 /* The canonical spec, e.g. "flatten dense:128:relu ...". Owned by the model. */
 FNN_API const char *fnn_model_spec(const fnn_model *m);
+
+/* Per-channel input normalisation carried by the model (Keras's Normalization layer, adapted on
+ * the training split, e.g. with fnn_dataset_channel_stats): every forward pass (training,
+ * evaluation, prediction, input gradients, the ONNX export) feeds the first layer
+ * (x - mean[ch]) / std[ch] of the scaled pixels x = pixel / 255, and input gradients are with
+ * respect to x (through the 1 / std). mean (c) and std (c) with std > 0 and both finite;
+ * NULL, NULL removes it. Default: none, and then the input goes in untouched (not even
+ * (x - 0) / 1), so results are those of a model without it. Saved in the model file and in
+ * checkpoints; fnn_model_transfer does not copy it (the new data's statistics apply). */
+FNN_API fnn_status fnn_model_set_normalization(fnn_model *m, const float *mean, const float *std,
+                                               fnn_error *err);
+/* 1 if m normalises its input, 0 if not; mean (c) and std (c), when not NULL, receive the
+ * statistics (0 and 1 when there are none). */
+FNN_API int fnn_model_normalization(const fnn_model *m, float *mean, float *std);
 
 /* A named parameter tensor of the model, for saving and loading. data points into the model. */
 typedef struct {
@@ -318,7 +339,9 @@ typedef struct {
     const volatile int *interrupt;
     const char *checkpoint;      /* written atomically after every epoch and on interrupt */
     const char *checkpoint_user; /* a JSON object stored in the checkpoint for the caller */
-    const char *resume;          /* a checkpoint to continue from, up to `epochs` */
+    /* A checkpoint to continue from, up to `epochs`; its input normalisation (none in
+     * checkpoints written before fnn stored it) replaces the model's. */
+    const char *resume;
 } fnn_train_config;
 
 FNN_API fnn_train_config fnn_train_default(void);
@@ -379,7 +402,8 @@ typedef struct {
 /* Copies into m every tensor of src at the same layer position with the same name and shape
  * (e.g. "layers.1.kernel" of the same size) among m's first `layers` layers; the others keep
  * m's initialisation. report (room for fnn_model_num_tensors(m)) may be NULL; *nloaded counts
- * copies. */
+ * copies. src's input normalisation is not copied: m keeps its own (set it from the new data's
+ * statistics). */
 FNN_API fnn_status fnn_model_transfer(fnn_model *m, const fnn_model *src, int layers,
                                       fnn_transfer_entry *report, int *nloaded, fnn_error *err);
 
@@ -435,13 +459,14 @@ typedef struct {
     uint64_t seed;
 } fnn_saliency_config;
 /* Per-class saliency: mean over d's images of class k of |gradient of class k's score|.
- * maps (nclasses, h*w); classes with no images get zeros. */
+ * maps (nclasses, h*w); classes with no images get zeros. A colour pixel's value is the
+ * largest |gradient| over its channels (Simonyan et al. 2014), so maps are (h, w) for any c. */
 FNN_API fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
                                 int threads, float *maps, fnn_error *err);
 
-/* Occlusion: accuracy of d with a patch x patch square (value 0) slid with stride over the image;
- * drop (h, w) receives, for each pixel, the mean accuracy drop of the patches covering it.
- * *base receives the unoccluded accuracy. */
+/* Occlusion: accuracy of d with a patch x patch square (value 0 in every channel) slid with
+ * stride over the image; drop (h, w) receives, for each pixel, the mean accuracy drop of the
+ * patches covering it. *base receives the unoccluded accuracy. */
 FNN_API fnn_status fnn_occlusion(fnn_model *m, const fnn_dataset *d, int patch, int stride,
                                  int threads, float *drop, double *base, fnn_error *err);
 
@@ -452,7 +477,9 @@ FNN_API const char *fnn_perturbation_name(fnn_perturbation p); /* "noise", "shif
  * degrees, occluded square side in pixels, contrast factor (1 = none, listed first). */
 FNN_API int fnn_perturbation_levels(fnn_perturbation p, const double **levels);
 /* Test accuracy of d under each level of perturbation p (seeded). acc (nlevels). At the "none"
- * level the result equals plain fnn_evaluate accuracy exactly. */
+ * level the result equals plain fnn_evaluate accuracy exactly. Colour images: noise is drawn per
+ * pixel of each channel; an image's shift, rotation or occluding square is drawn once and
+ * applied to every channel plane; contrast scales about the mean of all its values. */
 FNN_API fnn_status fnn_robustness(fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
                                   const double *levels, int nlevels, uint64_t seed, int threads,
                                   double *acc, fnn_error *err);

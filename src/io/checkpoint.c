@@ -3,6 +3,7 @@
  * generator state and history as JSON metadata. Reading checks every field before use, since
  * a checkpoint is a file from outside like any other. */
 #include "io/checkpoint.h"
+#include "io/normalization.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "train/train.h"
@@ -127,8 +128,9 @@ fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_
     cJSON_Delete(jc);
     cJSON_Delete(js);
     cJSON_Delete(jh);
+    char *norm = fnn_normalization_json(m);
     fnn_status s = FNN_OK;
-    if (!t || !mt || !config || !state || !history) {
+    if (!t || !mt || !config || !state || !history || !norm) {
         s = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
         goto done;
     }
@@ -152,12 +154,13 @@ fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_
                                      .size = m->arena_size, .data = arenas[i]};
     char input[48];
     snprintf(input, sizeof input, "[%d, %d, %d]", m->input.c, m->input.h, m->input.w);
-    const char *keys[] = {"format", "fnn_version", "arch", "input_shape", "config", "state",
-                          "history", "user"};
-    const char *values[] = {FORMAT, FNN_VERSION, fnn_model_spec(m), input, config, state,
+    const char *keys[] = {"format", "fnn_version", "arch",    "input_shape", "normalization",
+                          "config", "state",       "history", "user"};
+    const char *values[] = {FORMAT, FNN_VERSION, fnn_model_spec(m), input, norm, config, state,
                             history, cfg->checkpoint_user};
-    s = fnn_st_write(path, t, n, keys, values, cfg->checkpoint_user ? 8 : 7, err);
+    s = fnn_st_write(path, t, n, keys, values, cfg->checkpoint_user ? 9 : 8, err);
 done:
+    free(norm);
     free(t);
     free(mt);
     free(config);
@@ -473,6 +476,22 @@ fnn_status fnn_checkpoint_load(const char *path, fnn_model *m, const fnn_train_c
     const float *ob = get_tensor(&r, &file, "best.params", 1, arena, 0);
     if (r.status == FNN_OK && file.ntensors != nt + 1 + (o->v != NULL) + (ob != NULL))
         bad(&r, "tensors", "include some that are not part of this model and optimizer");
+    /* The run continues with the input normalisation it had, whatever the model was given;
+     * checkpoints written before it was stored had none. */
+    float *mean = malloc((size_t)m->input.c * sizeof *mean);
+    float *sd = malloc((size_t)m->input.c * sizeof *sd);
+    const char *norm = fnn_st_meta(&file, "normalization");
+    int normalized = 0;
+    if (r.status == FNN_OK && (!mean || !sd))
+        r.status = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", path);
+    if (r.status == FNN_OK && norm)
+        r.status = fnn_normalization_parse(path, "checkpoint field \"normalization\"", norm,
+                                           m->input.c, mean, sd, &normalized, err);
+    if (r.status == FNN_OK)
+        r.status = fnn_model_set_normalization(m, normalized ? mean : NULL,
+                                               normalized ? sd : NULL, err);
+    free(mean);
+    free(sd);
     if (r.status == FNN_OK) {
         for (int i = 0; i < nt; i++) {
             fnn_tensor t;

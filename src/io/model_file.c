@@ -8,15 +8,12 @@
 #include <zlib.h>
 
 #include "fnn.h"
+#include "io/normalization.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
 /* The same bound fnn_model_create applies; checked here first so a bad file says "format". */
 #define MAX_INPUT_DIM 4096
-
-/* Batches are built as pixels / 255; the file says so for readers in other languages. The
- * number is the shortest text that reads back as exactly 1.0 / 255. */
-static const char NORMALIZATION[] = "{\"scale\": 0.00392156862745098}";
 
 /* The CRC-32 (zlib's) of the tensor data, kept in the metadata as 8 lowercase hex digits: the
  * container's checks catch a cut or reshaped file, this catches bytes changed in place. */
@@ -112,10 +109,12 @@ fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta, const 
     fnn_tensor *mt = malloc((size_t)(nt > 0 ? nt : 1) * sizeof *mt);
     fnn_st_tensor *st = calloc((size_t)(nt > 0 ? nt : 1), sizeof *st);
     char *defaults = class_names ? NULL : default_class_names(nclasses);
-    if (!mt || !st || (!class_names && !defaults)) {
+    char *norm = fnn_normalization_json(m);
+    if (!mt || !st || (!class_names && !defaults) || !norm) {
         free(mt);
         free(st);
         free(defaults);
+        free(norm);
         return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory saving the model", path);
     }
     uint32_t crc = (uint32_t)crc32_z(0, Z_NULL, 0);
@@ -135,13 +134,14 @@ fnn_status fnn_model_save(const fnn_model *m, const fnn_model_meta *meta, const 
     const char *keys[] = {"format",      "fnn_version",   "arch",        "input_shape",
                           "normalization", CRC_KEY, "class_names", "history"};
     const char *values[] = {"fnn",       FNN_VERSION,   fnn_model_spec(m),
-                            input_shape, NORMALIZATION, crc_text,
+                            input_shape, norm,      crc_text,
                             class_names ? class_names : defaults, history};
     int nmeta = history ? 8 : 7; /* "history" is last so it can be left off */
     fnn_status status = fnn_st_write(path, st, nt, keys, values, nmeta, err);
     free(mt);
     free(st);
     free(defaults);
+    free(norm);
     return status;
 }
 
@@ -157,18 +157,6 @@ static int parse_input_shape(const char *text, int shape[3])
         if (ok)
             shape[i] = (int)v->valuedouble;
     }
-    cJSON_Delete(root);
-    return ok;
-}
-
-/* 1 if text is {"scale": 1/255}, the only preprocessing fnn applies. */
-static int is_pixel_scale(const char *text)
-{
-    cJSON *root = cJSON_Parse(text);
-    const cJSON *scale = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "scale")
-                                              : NULL;
-    int ok = cJSON_IsNumber(scale) && cJSON_GetArraySize(root) == 1 &&
-             fabs(scale->valuedouble * 255.0 - 1.0) < 1e-12;
     cJSON_Delete(root);
     return ok;
 }
@@ -281,29 +269,43 @@ static fnn_status load_model(const char *path, const fnn_st_file *st, fnn_model 
                         "[1, %d]",
                         path, shape_text, MAX_INPUT_DIM);
     const char *norm = fnn_st_meta(st, "normalization");
-    if (norm && !is_pixel_scale(norm))
-        return fnn_fail(err, FNN_ERR_FORMAT,
-                        "%s: metadata normalization \"%s\" is not the {\"scale\": 1/255} fnn "
-                        "applies",
-                        path, norm);
+    float *mean = malloc((size_t)shape[0] * sizeof *mean);
+    float *std = malloc((size_t)shape[0] * sizeof *std);
+    int normalized = 0;
+    fnn_status status = !mean || !std ? fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory", path)
+                        : norm ? fnn_normalization_parse(path, "metadata normalization", norm,
+                                                         shape[0], mean, std, &normalized, err)
+                               : FNN_OK;
+    if (status != FNN_OK) {
+        free(mean);
+        free(std);
+        return status;
+    }
     const char *class_names = fnn_st_meta(st, "class_names");
-    if (!class_names)
-        return fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata has no \"class_names\" field", path);
     const char *history = fnn_st_meta(st, "history");
-    if (history && !is_json_object(history))
-        return fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata history is not a JSON object", path);
-
     fnn_error sub = {FNN_OK, ""};
-    fnn_model *m = fnn_model_create(arch, shape[0], shape[1], shape[2], &sub);
-    if (!m)
-        return fnn_fail(err, sub.status == FNN_ERR_NOMEM ? FNN_ERR_NOMEM : FNN_ERR_FORMAT,
-                        "%s: metadata arch \"%s\": %s", path, arch, sub.msg);
+    fnn_model *m = NULL;
+    if (!class_names)
+        status = fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata has no \"class_names\" field",
+                          path);
+    else if (history && !is_json_object(history))
+        status = fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata history is not a JSON object", path);
+    else if (!(m = fnn_model_create(arch, shape[0], shape[1], shape[2], &sub)))
+        status = fnn_fail(err, sub.status == FNN_ERR_NOMEM ? FNN_ERR_NOMEM : FNN_ERR_FORMAT,
+                          "%s: metadata arch \"%s\": %s", path, arch, sub.msg);
+    else if (normalized)
+        status = fnn_model_set_normalization(m, mean, std, err);
+    free(mean);
+    free(std);
+    if (status != FNN_OK) {
+        fnn_model_free(m);
+        return status;
+    }
     char why[96];
     const char *problem = class_names_problem(class_names, fnn_model_num_classes(m), why,
                                               sizeof why);
-    fnn_status status = problem ? fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata class_names %s",
-                                           path, problem)
-                                : load_tensors(path, st, m, err);
+    status = problem ? fnn_fail(err, FNN_ERR_FORMAT, "%s: metadata class_names %s", path, problem)
+                     : load_tensors(path, st, m, err);
     /* After the structural checks, whose messages say more than "corrupt" (a tensor of the
      * wrong shape, a NaN), and before the model is handed out. */
     if (status == FNN_OK)

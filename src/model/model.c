@@ -130,6 +130,8 @@ void fnn_model_free(fnn_model *m)
     free(m->act);
     free(m->dact);
     free(m->buffers);
+    free(m->norm_mean);
+    free(m->norm_std);
     free(m);
 }
 
@@ -157,6 +159,8 @@ fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
         total += 2 * out + round_up((size_t)n * l->scratch_per_sample) +
                  round_up(l->team_scratch_size);
     }
+    size_t norm = m->normalized ? round_up((size_t)n * fnn_shape_size(m->input)) : 0;
+    total += norm;
     float *buf = alloc_floats(total);
     if (!buf)
         return fnn_fail(err, FNN_ERR_NOMEM, "model: out of memory for a batch of %d (%zu MB)",
@@ -176,6 +180,7 @@ fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
         l->team_scratch = l->team_scratch_size ? buf : NULL;
         buf += round_up(l->team_scratch_size);
     }
+    m->norm_x = norm ? buf : NULL;
     return FNN_OK;
 }
 
@@ -195,7 +200,14 @@ static int next_working(const fnn_model *m, int i, int step)
 
 const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n)
 {
-    for (int i = next_working(m, -1, 1); i >= 0;) {
+    int first = next_working(m, -1, 1);
+    if (m->normalized) {
+        fnn_model_normalize_rows(m, x, n);
+        if (!(sharing(&m->layers[first], n) & FNN_FWD_ROWS_IN))
+            fnn_team_sync(p->sync);
+        x = m->norm_x;
+    }
+    for (int i = first; i >= 0;) {
         fnn_layer *l = &m->layers[i];
         l->ops->forward(l, p, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i], n);
         int next = next_working(m, i, 1);
@@ -217,6 +229,8 @@ void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, 
     /* unsynced: per-thread partial gradients may not all be written yet (no barrier since);
      * synced: the pass has held a barrier, so everything written before it is visible. */
     int unsynced = 0, reducing = 0, synced = 0;
+    if (m->normalized)
+        x = m->norm_x; /* what the first layer saw in forward */
     for (int i = next_working(m, m->nlayers, -1); i >= 0;) {
         fnn_layer *l = &m->layers[i];
         int from = m->src[i];
@@ -242,6 +256,11 @@ void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, 
             synced = 1;
         }
         i = next;
+    }
+    if (dx && m->normalized) {
+        if (!(sharing(&m->layers[next_working(m, -1, 1)], n) & FNN_BWD_ROWS_OUT))
+            fnn_team_sync(p->sync);
+        fnn_model_normalize_grad_rows(m, dx, n);
     }
     /* Callers rely on one barrier inside the pass: what they wrote before it is then visible
      * to the whole team once it returns (the training loop's per-thread loss sums). */

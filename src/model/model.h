@@ -23,7 +23,13 @@ struct fnn_model {
     int capacity;        /* rows the buffers below hold */
     float **act;         /* (nlayers) act[i]: output of layer i, (capacity, out_i); NULL for aliases */
     float **dact;        /* (nlayers) gradient with respect to act[i], same shapes */
-    float *buffers;      /* backs act, dact and every layer's scratch */
+    float *buffers;      /* backs act, dact, every layer's scratch and norm_x */
+    /* Per-channel input normalisation (fnn_model_set_normalization): the first layer sees
+     * (x - norm_mean[ch]) / norm_std[ch]. Off (normalized 0) the input goes in untouched. */
+    int normalized;
+    float *norm_mean;    /* (input.c) */
+    float *norm_std;     /* (input.c) */
+    float *norm_x;       /* (capacity, input) the normalised batch; NULL when not normalized */
 };
 
 /* Parses a spec (or a preset name such as "mlp") into layers with ops, cfg and index set. */
@@ -44,6 +50,14 @@ float *fnn_model_logit_grad(fnn_model *m);
  * With p->rows_after it ends without a barrier: each thread then holds only the gradients of
  * its optimizer share (each tensor's fnn_team_param_rows). */
 void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
+
+/* Team function: this thread's rows (fnn_team_range(n, 1)) of m->norm_x = the per-channel
+ * normalisation of x (n, input). */
+void fnn_model_normalize_rows(fnn_model *m, const float *x, int n);
+
+/* Team function: this thread's rows of dx (n, input), the gradient with respect to the
+ * normalised input, become the gradient with respect to x: divided by the channel's std. */
+void fnn_model_normalize_grad_rows(const fnn_model *m, float *dx, int n);
 
 /* FNN_ERR_NUMERIC, naming the first image, if any of probs (n, k) is NaN or infinite: a model
  * whose weights overflow must not report a number. Every path from a model's outputs to a

@@ -268,6 +268,12 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                             "are missing", cfg->resume, ts.es_epoch);
         }
         res.resumed_epoch = ts.epoch;
+        /* The checkpoint's input normalisation may have replaced the model's, and with it
+         * the room a batch needs. */
+        if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK) {
+            release(&b);
+            return s;
+        }
     }
     fnn_blas_single_threaded();
 
