@@ -1,7 +1,8 @@
 /* Shared by the PyTorch parity tests: a fixture read from a safetensors file written by a
  * tools/make_*fixture.py script, its initial tensors copied into an fnn model by name, and
  * tensor-by-tensor comparison within TOL (the including test defines FIXTURE and TOL), and a
- * training step's forward, loss and backward passes on one thread or a team. Static, as it
+ * training step's forward, loss and backward passes on one thread or a team. A fixture whose
+ * metadata has a "normalization" gets it as the model's input normalisation. Static, as it
  * serves two test programs only. */
 #ifndef FNN_TESTS_PARITY_H
 #define FNN_TESTS_PARITY_H
@@ -77,6 +78,28 @@ static void load_initial(fixture *f)
     }
 }
 
+/* The fixture's input normalisation, metadata {"mean": [c], "std": [c]}, when it has one. */
+static void set_normalization(fixture *f)
+{
+    if (!fnn_st_meta(&f->st, "normalization"))
+        return;
+    cJSON *j = meta_json(f, "normalization");
+    int c, h, w;
+    fnn_model_input_shape(f->m, &c, &h, &w);
+    float mean[16], std[16];
+    assert_true(c <= 16);
+    const cJSON *mu = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(j, "std");
+    assert_true(cJSON_GetArraySize(mu) == c && cJSON_GetArraySize(sd) == c);
+    for (int i = 0; i < c; i++) {
+        mean[i] = (float)cJSON_GetArrayItem(mu, i)->valuedouble;
+        std[i] = (float)cJSON_GetArrayItem(sd, i)->valuedouble;
+    }
+    cJSON_Delete(j);
+    fnn_error err;
+    assert_int_equal(fnn_model_set_normalization(f->m, mean, std, &err), FNN_OK);
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -114,6 +137,7 @@ static int setup(void **state)
         assert_true(v >= 0.0f && v < (float)f->k && v == floorf(v));
         f->labels[i] = (uint8_t)v;
     }
+    set_normalization(f);
     assert_int_equal(fnn_model_reserve(f->m, f->n, &err), FNN_OK);
     *state = f;
     return 0;

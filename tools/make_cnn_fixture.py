@@ -2,7 +2,10 @@
 # convolutions on both of fnn's paths, im2col and Winograd; Keras batch norm; max and average
 # pooling) with its training- and eval-mode outputs, gradients, moving statistics and three
 # Keras-form Adam steps, for tests/test_parity_cnn.c.
-# Run with Debian's torch: /usr/bin/python3 tools/make_cnn_fixture.py [OUTPUT]
+# With --rgb it writes tests/fixtures/rgb_parity.safetensors instead: the same network on
+# 3-channel (3, 8, 8) inputs behind the model's per-channel input normalisation,
+# (x - mean) / std (fnn_model_set_normalization), whose gradient reaches grad.x.
+# Run with Debian's torch: /usr/bin/python3 tools/make_cnn_fixture.py [--rgb] [OUTPUT]
 import json
 import math
 import os
@@ -46,6 +49,22 @@ BNS = {1: 4, 5: 6}
 DENSE = 9
 DENSE_IN = 6
 BN_TENSORS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+# --rgb: the per-channel normalisation in front of layer 0 (None: none, as fnn's default).
+NORM = None
+RGB_NORM = {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}
+
+
+def use_rgb():
+    """Switches the constants above to the colour variant."""
+    global INPUT_SHAPE, NORM, COMMAND, DEFAULT_OUT
+    INPUT_SHAPE = (3, 8, 8)
+    CONVS[0]["cin"] = 3
+    # Stored as float32, as the model holds them; the twin computes with those values.
+    NORM = {k: torch.tensor(v, dtype=torch.float32) for k, v in RGB_NORM.items()}
+    COMMAND = "/usr/bin/python3 tools/make_cnn_fixture.py --rgb"
+    DEFAULT_OUT = os.path.join(REPO, "tests", "fixtures", "rgb_parity.safetensors")
 
 
 def tensor_names():
@@ -95,6 +114,15 @@ def maxpool_checked(x, checks, where):
     return F.max_pool2d(x, 2, 2)
 
 
+def normalize(x):
+    """fnn's input normalisation: (x - mean) / std per channel, a division as fnn does it."""
+    if NORM is None:
+        return x
+    mean = NORM["mean"].to(x.dtype)[None, :, None, None]
+    std = NORM["std"].to(x.dtype)[None, :, None, None]
+    return (x - mean) / std
+
+
 def forward(p, x, train, stats, checks=None):
     """Logits (N, 4); in training mode also the moving statistics after the forward pass.
     p: tensors by name; stats: the moving statistics (read in eval, updated in training)."""
@@ -116,7 +144,8 @@ def forward(p, x, train, stats, checks=None):
         inv = 1.0 / torch.sqrt(var + BN_EPS)
         return (h - mean[None, :, None, None]) * (g * inv)[None, :, None, None] + b[None, :, None, None]
 
-    h = conv_same(x, p["layers.0.kernel"], p["layers.0.bias"], CONVS[0]["s"])
+    h = normalize(x)
+    h = conv_same(h, p["layers.0.kernel"], p["layers.0.bias"], CONVS[0]["s"])
     h = relu_checked(h, checks, "%s: layer 0 relu" % mode)
     h = bn(h, 1)
     h = maxpool_checked(h, checks, "%s: layer 2 maxpool" % mode)
@@ -198,7 +227,7 @@ def make_inputs(seed):
     p["layers.9.bias"] = uniform((CLASSES,), -0.2, 0.2)
     # Shift layer 0's bias so that each channel's ReLU is on for about 85% of its inputs: some
     # units off, yet few max-pool windows with no active entry.
-    z = conv_same(x, p["layers.0.kernel"], None, 1)
+    z = conv_same(normalize(x), p["layers.0.kernel"], None, 1)
     p["layers.0.bias"] += -z.mean((0, 2, 3)) + 1.0 * z.std((0, 2, 3))
     p = {k: p[k] for k in tensor_names()}
     return x, y, p
@@ -214,7 +243,7 @@ def check_inputs(x, y, params):
     _, _, checks = forward(p64, x.double(), False, stats, checks)
     assert_margins(checks)
     # The first ReLU must be on for some inputs and off for others.
-    z0 = conv_same(x.double(), p64["layers.0.kernel"], p64["layers.0.bias"], 1)
+    z0 = conv_same(normalize(x.double()), p64["layers.0.kernel"], p64["layers.0.bias"], 1)
     assert (z0 > 0).any() and (z0 < 0).any()
 
 
@@ -231,7 +260,11 @@ def build(seed):
 
 def main():
     torch.set_num_threads(1)
-    out = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUT
+    args = sys.argv[1:]
+    if args and args[0] == "--rgb":
+        use_rgb()
+        args = args[1:]
+    out = args[0] if args else DEFAULT_OUT
     seed = FIRST_SEED
     while True:
         try:
@@ -287,6 +320,8 @@ def main():
         "torch_version": torch.__version__,
         "command": COMMAND,
     }
+    if NORM is not None:
+        metadata["normalization"] = json.dumps({k: [float(v) for v in t] for k, t in NORM.items()})
     write_safetensors(out, tensors, metadata)
     back, meta = read_safetensors(out)
     assert meta == metadata and list(back) == [n for n, _ in tensors]
