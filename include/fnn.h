@@ -216,8 +216,10 @@ typedef struct {
 } fnn_onnx_options;
 
 /* Writes m as an ONNX model (FNN_ONNX_OPSET), atomically: nothing is written when a layer cannot be
- * expressed. The graph's input "pixels" (batch, c, h, w) float holds grey pixels from 0 to 255,
- * as fnn predict reads them before scaling; the division by 255 is a node of the graph. Its
+ * expressed. The graph's input "pixels" (batch, c, h, w) float holds pixels from 0 to 255, C
+ * channels: grey or R, G, B planes, as fnn predict reads them before scaling; the division by
+ * 255 is a node of the graph, followed, when the model has an input normalisation, by Sub
+ * "input_mean" and Div "input_std" nodes ((c, 1, 1) initialisers). Its
  * output "probabilities" (batch, classes) is fnn_model_predict's. metadata_props hold
  * "class_names" and "fnn_spec" (fnn_model_spec). opt may be NULL (dynamic batch). An existing
  * path that is not a regular file (a device such as /dev/stdout) is written in place. */

@@ -306,6 +306,44 @@ static void test_residual_projection(void **state)
     fnn_model_free(m);
 }
 
+/* A colour model with an input normalisation: "pixels" (batch, 3, 32, 32), then Div by 255,
+ * Sub input_mean and Div input_std, each (3, 1, 1) with the model's floats bit for bit. */
+static void test_colour_normalized(void **state)
+{
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create("conv2d:4:3:same:relu maxpool:2 flatten dense:10:softmax", 3,
+                                    32, 32, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 7);
+    const float mean[3] = {0.49f, 0.48f, 0.45f}, std[3] = {0.25f, 0.24f, 0.26f};
+    assert_int_equal(fnn_model_set_normalization(m, mean, std, &err), FNN_OK);
+    Onnx__ModelProto *p = export_decode(m, "colour.onnx", 0);
+    expect_dims(p->graph->input[0], "pixels", 0, (int64_t[]){3, 32, 32}, 3);
+    expect_ops(p, "Div Sub Div Conv Relu MaxPool Flatten Gemm Softmax");
+    expect_topological(p);
+    expect_contains(p->doc_string, "doc_string", "R, G, B");
+    expect_contains(p->doc_string, "doc_string", "input_std");
+    const Onnx__NodeProto *sub = p->graph->node[1], *div = p->graph->node[2];
+    assert_string_equal(sub->input[0], p->graph->node[0]->output[0]);
+    assert_string_equal(div->input[0], sub->output[0]);
+    assert_string_equal(find_node(p, "layers.0.conv")->input[0], div->output[0]);
+    const float *want[2] = {mean, std};
+    const Onnx__TensorProto *got[2] = {find_init(p, sub->input[1]), find_init(p, div->input[1])};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(got[i]->n_dims, 3);
+        assert_true(got[i]->dims[0] == 3 && got[i]->dims[1] == 1 && got[i]->dims[2] == 1);
+        assert_int_equal(got[i]->n_float_data, 3);
+        assert_memory_equal(got[i]->float_data, want[i], 3 * sizeof(float));
+    }
+    onnx__model_proto__free_unpacked(p, NULL);
+    /* Without one, the scaled pixels go straight into the first layer. */
+    assert_int_equal(fnn_model_set_normalization(m, NULL, NULL, &err), FNN_OK);
+    p = export_decode(m, "colour-plain.onnx", 0);
+    expect_ops(p, "Div Conv Relu MaxPool Flatten Gemm Softmax");
+    onnx__model_proto__free_unpacked(p, NULL);
+    fnn_model_free(m);
+}
+
 /* Every other layer: pooling, each activation with its alpha, flat batch norm, identity blocks,
  * and a convolution after a dense layer (reshaped back to an image). */
 static void test_every_layer(void **state)
@@ -495,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_graph),           cmocka_unit_test(test_conv_pads),
         cmocka_unit_test(test_residual_projection), cmocka_unit_test(test_every_layer),
+        cmocka_unit_test(test_colour_normalized),
         cmocka_unit_test(test_unsupported_layer),   cmocka_unit_test(test_missing_folder),
         cmocka_unit_test(test_full_disk),           cmocka_unit_test(test_cli),
     };

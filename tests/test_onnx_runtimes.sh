@@ -3,6 +3,7 @@
 # every other layer) trained on a slice of Fashion-MNIST are exported to ONNX, and the first 1,000
 # test images run through onnxruntime (onnxruntime-node, CPU), OpenCV's DNN module and ONNX's
 # checker (tests/onnx/); each must give fnn predict's probabilities within 1e-5 and its classes.
+# So must a colour (3x32x32) CNN with a per-channel input standardisation (tests/onnx/colour_model.c).
 # Usage: test_onnx_runtimes.sh FNN_BINARY WORK_DIR (ctest passes both). Needs nodejs with the npm
 # package onnxruntime-node in BUILD/ort (`make ort`; FNN_ORT_DIR overrides), /usr/bin/python3
 # with python3-onnx and python3-opencv, and the Fashion-MNIST files (FNN_DATA overrides).
@@ -58,6 +59,17 @@ check resnet resnet
 check layers "conv2d:8:4:same:relu batchnorm avgpool:2 residual conv2d:16:3:s2:same \
 leakyrelu:0.1 conv2d:16:3:same end elu maxpool:3:2 dropout:0.3 flatten dense:32 batchnorm tanh \
 dense:16:linear sigmoid dense:10:softmax"
+
+# Colour: a 3x32x32 CNN with a per-channel standardisation (Sub and Div nodes after the
+# scaling), built, trained on a synthetic set and exported through the library by a helper
+# beside the tests (the CLI's data options are another matter); its images are a 4-dimensional
+# IDX file (n, 3, 32, 32).
+echo "colour (3x32x32, standardised):"
+"$2/onnx_colour_model" "$work/colour" "$n" || fail "colour: onnx_colour_model failed"
+NODE_PATH="$ort/node_modules" node "$root/tests/onnx/check_ort.js" "$work/colour.onnx" \
+    "$work/colour.idx" "$work/colour.json" "$n" || fail "colour: onnxruntime disagrees with fnn"
+/usr/bin/python3 "$root/tests/onnx/check_py.py" "$work/colour.onnx" "$work/colour.idx" \
+    "$work/colour.json" "$n" || fail "colour: ONNX's checker or OpenCV disagrees with fnn"
 
 echo "mlp, fixed batch of 64:"
 "$fnn" export "$work/mlp.safetensors" --onnx "$work/mlp64.onnx" --batch 64 ||

@@ -571,10 +571,31 @@ static const char *class_names(graph *g, const char *json, int k, fnn_error *err
 }
 
 static const char model_doc[] =
-    "An fnn model (%s). Input \"pixels\" (batch, %d, %d, %d) float: grey pixels from 0 to 255, "
-    "light on dark as in Fashion-MNIST, resized to %dx%d as fnn predict prepares an image before "
-    "scaling; the graph divides by 255 itself. Output \"probabilities\" (batch, %d): the "
-    "softmax over the classes named, in order, by metadata_props \"class_names\".";
+    "An fnn model (%s). Input \"pixels\" (batch, %d, %d, %d) float: pixels from 0 to 255, C "
+    "channels: grey or R, G, B planes (this model: %s), resized to %dx%d as fnn predict prepares "
+    "an image before scaling; the graph divides by 255 itself%s. Output \"probabilities\" "
+    "(batch, %d): the softmax over the classes named, in order, by metadata_props "
+    "\"class_names\".";
+
+/* The model's input normalisation after the scaling: Sub mean, then Div std, each (c, 1, 1)
+ * broadcast over the batch and the pixels; a division as fnn does it, for the same bits. Not
+ * (1, c, 1, 1), which ONNX broadcasts the same way: OpenCV 4.6's importer fails on those
+ * (an assertion in shape_utils.hpp's total() when the net runs). */
+static void normalization(graph *g, const fnn_model *m, value *v)
+{
+    int c = m->input.c;
+    float *mean = g_alloc(g, (size_t)c * sizeof *mean), *std = g_alloc(g, (size_t)c * sizeof *std);
+    if (!mean || !std)
+        return;
+    fnn_model_normalization(m, mean, std);
+    const int64_t dims[3] = {c, 1, 1};
+    const char *mu = init_floats(g, "input_mean", dims, 3, mean, 0,
+                                 "fnn's per-channel input mean, subtracted after the scaling");
+    const char *sd = init_floats(g, "input_std", dims, 3, std, 0,
+                                 "fnn's per-channel input standard deviation, divided by last");
+    const char *centred = node(g, "Sub", "centred", (const char *[]){v->name, mu, NULL}, NULL);
+    v->name = node(g, "Div", "normalized", (const char *[]){centred, sd, NULL}, NULL);
+}
 
 fnn_status fnn_export_onnx(const fnn_model *m, const char *path, const fnn_onnx_options *opt,
                            fnn_error *err)
@@ -601,6 +622,9 @@ fnn_status fnn_export_onnx(const fnn_model *m, const char *path, const fnn_onnx_
     const char *s = init_floats(&g, "pixel_scale", NULL, 0, &scale, 1,
                                 "fnn scales pixels to [0, 1] by dividing by 255");
     value v = {node(&g, "Div", "scaled", (const char *[]){"pixels", s, NULL}, NULL), 4, in};
+    int normalized = fnn_model_normalization(m, NULL, NULL);
+    if (normalized)
+        normalization(&g, m, &v);
     if ((st = layers(&g, m, &v, err)) != FNN_OK) {
         g_free(&g);
         return st;
@@ -609,9 +633,17 @@ fnn_status fnn_export_onnx(const fnn_model *m, const char *path, const fnn_onnx_
     Onnx__GraphProto graph_msg = ONNX__GRAPH_PROTO__INIT;
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-    char *doc = g_str(&g, model_doc, fnn_model_spec(m), in.c, in.h, in.w, in.h, in.w, k);
+    char planes[32];
+    snprintf(planes, sizeof planes, in.c == 1 ? "grey" : in.c == 3 ? "R, G, B" : "%d channels",
+             in.c);
+    char *doc = g_str(&g, model_doc, fnn_model_spec(m), in.c, in.h, in.w, planes, in.h, in.w,
+                      normalized ? ", then normalises each channel, (x - input_mean) / input_std"
+                                 : "",
+                      k);
     Onnx__ValueInfoProto *input = tensor_info(&g, "pixels", (int64_t[]){in.c, in.h, in.w}, 3,
-                                              o.batch, "grey pixels from 0 to 255");
+                                              o.batch,
+                                              "pixels from 0 to 255, C channels: grey or R, G, B "
+                                              "planes");
     Onnx__ValueInfoProto *output = tensor_info(&g, "probabilities", (int64_t[]){k}, 1, o.batch,
                                                "class probabilities, rows summing to 1");
     Onnx__StringStringEntryProto *meta[3] = {

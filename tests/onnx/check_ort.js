@@ -16,18 +16,24 @@ function fail(msg) {
     process.exit(1);
 }
 
-// The first n images of an IDX image file as pixels 0..255, (n, rows, cols).
+// The first n images of an IDX image file as pixels 0..255, (n, channels, rows, cols): three
+// dimensions (n, rows, cols) are grey images, four (n, channels, rows, cols) channel planes.
 function readIdx(path, n) {
     let buf = fs.readFileSync(path);
     if (buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
-    if (buf.length < 16 || buf.readUInt32BE(0) !== 0x803) fail(`${path}: not an IDX image file`);
-    const count = buf.readUInt32BE(4), rows = buf.readUInt32BE(8), cols = buf.readUInt32BE(12);
+    const magic = buf.length >= 16 ? buf.readUInt32BE(0) : 0;
+    if (magic !== 0x803 && magic !== 0x804) fail(`${path}: not an IDX image file`);
+    const head = magic === 0x804 ? 20 : 16;
+    if (buf.length < head) fail(`${path}: truncated`);
+    const count = buf.readUInt32BE(4);
+    const channels = magic === 0x804 ? buf.readUInt32BE(8) : 1;
+    const rows = buf.readUInt32BE(head - 8), cols = buf.readUInt32BE(head - 4);
     if (count < n) fail(`${path}: ${count} images, ${n} asked for`);
-    const size = rows * cols;
-    if (buf.length < 16 + n * size) fail(`${path}: truncated`);
+    const size = channels * rows * cols;
+    if (buf.length < head + n * size) fail(`${path}: truncated`);
     const x = new Float32Array(n * size);
-    for (let i = 0; i < n * size; i++) x[i] = buf[16 + i];
-    return { x, rows, cols };
+    for (let i = 0; i < n * size; i++) x[i] = buf[head + i];
+    return { x, channels, rows, cols };
 }
 
 // fnn predict's probabilities (n, k) and classes (n) from its JSON document.
@@ -57,16 +63,16 @@ async function main() {
         fail(`cannot load onnxruntime-node (${e.message}); install it with \`make ort\``);
     }
     const version = require('onnxruntime-node/package.json').version;
-    const { x, rows, cols } = readIdx(idxPath, n);
+    const { x, channels, rows, cols } = readIdx(idxPath, n);
     const want = readPredict(predictPath, n);
-    const k = want.k, size = rows * cols;
+    const k = want.k, size = channels * rows * cols;
     const batch = batchText ? parseInt(batchText, 10) : n;
     const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'] });
     const got = new Float32Array(n * k);
     for (let start = 0; start < n; start += batch) {
         const chunk = new Float32Array(batch * size); // the last one padded with black images
         chunk.set(x.subarray(start * size, Math.min(n, start + batch) * size));
-        const out = await session.run({ pixels: new ort.Tensor('float32', chunk, [batch, 1, rows, cols]) });
+        const out = await session.run({ pixels: new ort.Tensor('float32', chunk, [batch, channels, rows, cols]) });
         const p = out.probabilities;
         if (!p || p.dims.length !== 2 || p.dims[1] !== k) fail(`output "probabilities" has dims ${p && p.dims}, expected (${batch}, ${k})`);
         got.set(p.data.subarray(0, (Math.min(n, start + batch) - start) * k), start * k);

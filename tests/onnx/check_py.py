@@ -29,15 +29,23 @@ def fail(msg):
 
 
 def read_idx(path, n):
+    """(n, channels, rows, cols): three IDX dimensions are grey images, four channel planes."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    magic, count, rows, cols = np.frombuffer(data[:16], dtype=">u4")
-    if magic != 0x803 or count < n:
+    magic = int(np.frombuffer(data[:4], dtype=">u4")[0]) if len(data) >= 4 else 0
+    ndims = {0x803: 3, 0x804: 4}.get(magic)
+    if ndims is None:
+        fail(f"{path}: not an IDX image file")
+    dims = [int(v) for v in np.frombuffer(data[4:4 + 4 * ndims], dtype=">u4")]
+    count, shape = dims[0], ([1] if ndims == 3 else []) + dims[1:]
+    size = int(np.prod(shape))
+    head = 4 + 4 * ndims
+    if count < n or len(data) < head + n * size:
         fail(f"{path}: not an IDX image file with {n} images")
-    x = np.frombuffer(data[16:16 + n * rows * cols], dtype=np.uint8)
-    return x.reshape(n, 1, rows, cols).astype(np.float32)  # pixels 0..255, as the graph takes
+    x = np.frombuffer(data[head:head + n * size], dtype=np.uint8)
+    return x.reshape([n] + shape).astype(np.float32)  # pixels 0..255, as the graph takes
 
 
 def read_predict(path, n):
