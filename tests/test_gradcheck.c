@@ -1,6 +1,8 @@
 /* Gradient checks: every layer and the fused loss against central differences of an independent
- * double-precision re-implementation of the forward pass, with one and two threads; the dropout
- * mask's statistics and determinism; one Adam and SGD step against hand-computed values. */
+ * double-precision re-implementation of the forward pass, with one and two threads, on flat and
+ * on 3-channel image inputs (convolutions on both paths, pooling, batch norm, residual blocks,
+ * the model's input normalisation); the dropout mask's statistics and determinism; one Adam and
+ * SGD step against hand-computed values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,6 +75,7 @@ typedef struct {
     double *x;             /* (n, input) */
     float **masks;         /* (nlayers) copy of a dropout layer's mask (n, size); else NULL */
     double *a, *b;         /* (n, widest) activations, ping-pong */
+    double *saved;         /* (n, widest) a residual block's input, kept for its end */
     double *logits;        /* (n, classes) written by ref_loss */
     double *margin;        /* (n) smallest |pre-activation| of any ReLU unit of each sample */
     long relu_on, relu_off; /* ReLU pre-activations above and below 0 */
@@ -89,6 +92,140 @@ static size_t widest(const fnn_model *m)
     return w;
 }
 
+/* TensorFlow's 'same' padding before the first row (or column) of an axis of length in. */
+static int same_pad_before(int in, int out, int k, int s)
+{
+    int total = (out - 1) * s + k - in;
+    return total > 0 ? total / 2 : 0;
+}
+
+/* Direct convolution of one layer, in double, with its fused activation. */
+static void ref_conv(ref_net *r, const fnn_layer *l, const double *cur, double *next)
+{
+    const fnn_model *m = r->m;
+    int f = l->cfg.conv.filters, k = l->cfg.conv.kernel, st = l->cfg.conv.stride;
+    int c = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w;
+    int pt = l->cfg.conv.same ? same_pad_before(h, oh, k, st) : 0;
+    int pl = l->cfg.conv.same ? same_pad_before(w, ow, k, st) : 0;
+    const double *wt = r->params + (l->params - m->params); /* (f, c, k, k) */
+    const double *bias = wt + (size_t)f * c * k * k;        /* (f) when the layer has one */
+    size_t in = fnn_shape_size(l->in), out = fnn_shape_size(l->out);
+    for (int s = 0; s < r->n; s++)
+        for (int o = 0; o < f; o++)
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) {
+                    double z = l->cfg.conv.bias ? bias[o] : 0.0;
+                    for (int ch = 0; ch < c; ch++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = y * st - pt + ky, ix = x * st - pl + kx;
+                                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                    z += cur[s * in + ((size_t)ch * h + iy) * w + ix] *
+                                         wt[(((size_t)o * c + ch) * k + ky) * k + kx];
+                            }
+                    if (l->cfg.conv.act == FNN_ACT_RELU) {
+                        r->margin[s] = fmin(r->margin[s], fabs(z));
+                        if (z > 0)
+                            r->relu_on++;
+                        else
+                            r->relu_off++;
+                        z = z > 0 ? z : 0;
+                    }
+                    next[s * out + ((size_t)o * oh + y) * ow + x] = z;
+                }
+}
+
+/* Max, average or global average pooling; a max window's two largest entries closer than the
+ * kink margin count against the sample's margin, as a ReLU input near 0 does. */
+static void ref_pool(ref_net *r, const fnn_layer *l, const double *cur, double *next)
+{
+    int global = is_kind(l, "globalavgpool"), max = is_kind(l, "maxpool");
+    int c = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w;
+    int size = global ? h : l->cfg.pool.size, st = global ? 1 : l->cfg.pool.stride;
+    int sw = global ? w : size;
+    size_t in = fnn_shape_size(l->in), out = fnn_shape_size(l->out);
+    for (int s = 0; s < r->n; s++)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) {
+                    double best = -INFINITY, second = -INFINITY, sum = 0.0;
+                    for (int ky = 0; ky < size; ky++)
+                        for (int kx = 0; kx < sw; kx++) {
+                            double v = cur[s * in + ((size_t)ch * h + y * st + ky) * w +
+                                           x * st + kx];
+                            sum += v;
+                            if (v > best) {
+                                second = best;
+                                best = v;
+                            } else if (v > second) {
+                                second = v;
+                            }
+                        }
+                    if (max && size * sw > 1)
+                        r->margin[s] = fmin(r->margin[s], best - second);
+                    next[s * out + ((size_t)ch * oh + y) * ow + x] =
+                        max ? best : sum / (double)(size * sw);
+                }
+}
+
+/* Keras batch normalisation: the batch's biased statistics in training, the moving ones in
+ * eval mode. */
+static void ref_batchnorm(ref_net *r, const fnn_layer *l, const double *cur, double *next)
+{
+    const fnn_model *m = r->m;
+    int c = l->in.c;
+    size_t plane = (size_t)l->in.h * l->in.w, in = fnn_shape_size(l->in);
+    const double *gamma = r->params + (l->params - m->params), *beta = gamma + c;
+    const double *mmean = beta + c, *mvar = mmean + c;
+    for (int ch = 0; ch < c; ch++) {
+        double mean = mmean[ch], var = mvar[ch];
+        if (r->train) {
+            double sum = 0.0, sq = 0.0, count = (double)r->n * plane;
+            for (int s = 0; s < r->n; s++)
+                for (size_t i = 0; i < plane; i++)
+                    sum += cur[s * in + ch * plane + i];
+            mean = sum / count;
+            for (int s = 0; s < r->n; s++)
+                for (size_t i = 0; i < plane; i++) {
+                    double d = cur[s * in + ch * plane + i] - mean;
+                    sq += d * d;
+                }
+            var = sq / count;
+        }
+        double scale = gamma[ch] / sqrt(var + (double)l->cfg.bn.eps);
+        for (int s = 0; s < r->n; s++)
+            for (size_t i = 0; i < plane; i++)
+                next[s * in + ch * plane + i] =
+                    (cur[s * in + ch * plane + i] - mean) * scale + beta[ch];
+    }
+}
+
+/* A residual block's end: the block's output plus its input, through the strided 1x1
+ * projection (co, ci) and its bias when the shapes differ. */
+static void ref_end(ref_net *r, const fnn_layer *l, const double *cur, double *next)
+{
+    const fnn_model *m = r->m;
+    const fnn_layer *b = l->partner;
+    size_t out = fnn_shape_size(l->out), in = fnn_shape_size(b->in);
+    int proj = l->nparams > 0, co = l->in.c, ci = b->in.c, oh = l->in.h, ow = l->in.w;
+    int st = b->in.h / l->in.h;
+    const double *wt = r->params + (l->params - m->params), *bias = wt + (size_t)co * ci;
+    for (int s = 0; s < r->n; s++)
+        for (size_t i = 0; i < out; i++) {
+            double z = cur[s * out + i];
+            if (!proj) {
+                z += r->saved[s * in + i];
+            } else {
+                int o = (int)(i / ((size_t)oh * ow)), y = (int)(i / ow % oh), x = (int)(i % ow);
+                z += bias[o];
+                for (int ch = 0; ch < ci; ch++)
+                    z += wt[(size_t)o * ci + ch] *
+                         r->saved[s * in + ((size_t)ch * b->in.h + y * st) * b->in.w + x * st];
+            }
+            next[s * out + i] = z;
+        }
+}
+
 static double ref_loss(ref_net *r)
 {
     const fnn_model *m = r->m;
@@ -96,12 +233,21 @@ static double ref_loss(ref_net *r)
     size_t width = fnn_shape_size(m->input);
     double *cur = r->a, *next = r->b;
     memcpy(cur, r->x, (size_t)n * width * sizeof *cur);
+    /* The model's input normalisation, (x - mean) / std per channel, before the first layer. */
+    if (m->normalized) {
+        size_t plane = (size_t)m->input.h * m->input.w;
+        for (size_t e = 0; e < (size_t)n * width; e++) {
+            int ch = (int)(e % width / plane);
+            cur[e] = (cur[e] - m->norm_mean[ch]) / m->norm_std[ch];
+        }
+    }
     for (int s = 0; s < n; s++)
         r->margin[s] = INFINITY;
     r->relu_on = r->relu_off = 0;
 
     for (int i = 0; i < m->nlayers; i++) {
         const fnn_layer *l = &m->layers[i];
+        int swap = 1;
         if (is_kind(l, "dense")) {
             size_t in = width, out = (size_t)l->cfg.dense.units;
             const double *w = r->params + (l->params - m->params); /* (in, out) */
@@ -123,19 +269,46 @@ static double ref_loss(ref_net *r)
                     next[s * out + j] = z;
                 }
             }
-            double *t = cur;
-            cur = next;
-            next = t;
-            width = out;
+        } else if (is_kind(l, "conv2d")) {
+            ref_conv(r, l, cur, next);
+        } else if (is_kind(l, "maxpool") || is_kind(l, "avgpool") ||
+                   is_kind(l, "globalavgpool")) {
+            ref_pool(r, l, cur, next);
+        } else if (is_kind(l, "batchnorm")) {
+            ref_batchnorm(r, l, cur, next);
+        } else if (is_kind(l, "activation") && l->cfg.act.kind == FNN_ACT_RELU) {
+            for (size_t e = 0; e < (size_t)n * width; e++) {
+                double z = cur[e];
+                r->margin[e / width] = fmin(r->margin[e / width], fabs(z));
+                if (z > 0)
+                    r->relu_on++;
+                else
+                    r->relu_off++;
+                next[e] = z > 0 ? z : 0;
+            }
+        } else if (is_kind(l, "residual")) {
+            memcpy(r->saved, cur, (size_t)n * width * sizeof *cur);
+            swap = 0;
+        } else if (is_kind(l, "end")) {
+            ref_end(r, l, cur, next);
         } else if (is_kind(l, "dropout")) {
             if (r->train && l->cfg.dropout.rate > 0.0f) {
                 assert_non_null(r->masks[i]);
                 for (size_t e = 0; e < (size_t)n * width; e++)
                     cur[e] *= r->masks[i][e];
             }
-        } else if (!is_kind(l, "flatten")) {
+            swap = 0;
+        } else if (is_kind(l, "flatten")) {
+            swap = 0;
+        } else {
             fail_msg("the reference knows no layer \"%s\": add it here", l->ops->kind);
         }
+        if (swap) {
+            double *t = cur;
+            cur = next;
+            next = t;
+        }
+        width = fnn_shape_size(l->out);
     }
 
     int k = m->nclasses;
@@ -213,8 +386,9 @@ typedef struct {
     const char *spec;
     int c, h, w;  /* input shape */
     int n;        /* batch */
-    int train;    /* 1: dropout active */
+    int train;    /* 1: dropout active, batch norm on the batch's statistics */
     uint64_t seed;
+    int normalize; /* 1: the model's input normalisation is on (per-channel mean and std) */
 } gc_case;
 
 typedef struct {
@@ -250,6 +424,16 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
         fail_msg("%s: %s", gc->spec, err.msg);
     int n = gc->n, k = m->nclasses;
     size_t in = fnn_shape_size(m->input), arena = m->arena_size;
+    if (gc->normalize) {
+        /* Away from (0, 1), so that a step that left out the mean or the 1 / std shows. */
+        float mean[8], std[8];
+        assert_true(gc->c <= 8);
+        for (int ch = 0; ch < gc->c; ch++) {
+            mean[ch] = 0.1f + 0.2f * (float)ch;
+            std[ch] = 0.3f + 0.25f * (float)ch;
+        }
+        assert_int_equal(fnn_model_set_normalization(m, mean, std, &err), FNN_OK);
+    }
     assert_int_equal(fnn_model_reserve(m, n, &err), FNN_OK);
 
     /* Glorot kernels; biases are made non-zero so that their gradients carry information. */
@@ -261,9 +445,12 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
         fnn_tensor tt;
         fnn_model_tensor(m, t, &tt);
         covered += tt.size;
+        /* Batch norm's gamma and moving variance stay positive, away from 0. */
+        int positive = strstr(tt.name, "gamma") || strstr(tt.name, "moving_variance");
         if (tt.rank == 1)
             for (size_t i = 0; i < tt.size; i++)
-                tt.data[i] = 0.4f * fnn_rng_uniform(&rng) - 0.2f;
+                tt.data[i] = positive ? 0.6f + 0.8f * fnn_rng_uniform(&rng)
+                                      : 0.4f * fnn_rng_uniform(&rng) - 0.2f;
     }
     assert_int_equal(covered, fnn_model_num_params(m)); /* the tensors cover every parameter */
 
@@ -277,11 +464,12 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
     r.masks = calloc((size_t)m->nlayers, sizeof *r.masks);
     r.a = malloc((size_t)n * wide * sizeof *r.a);
     r.b = malloc((size_t)n * wide * sizeof *r.b);
+    r.saved = malloc((size_t)n * wide * sizeof *r.saved);
     r.logits = malloc((size_t)n * k * sizeof *r.logits);
     r.margin = malloc((size_t)n * sizeof *r.margin);
     double *gref = calloc(arena, sizeof *gref);             /* (arena_size) */
     double *gxref = malloc((size_t)n * in * sizeof *gxref); /* (n, input) */
-    assert_true(x && dx && labels && r.params && r.x && r.masks && r.a && r.b && r.logits &&
+    assert_true(x && dx && labels && r.params && r.x && r.masks && r.a && r.b && r.saved && r.logits &&
                 r.margin && gref && gxref);
     for (size_t i = 0; i < arena; i++)
         r.params[i] = m->params[i];
@@ -344,6 +532,8 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
     for (int t = 0; t < fnn_model_num_tensors(m); t++) {
         fnn_tensor tt;
         fnn_model_tensor(m, t, &tt);
+        if (tt.frozen) /* moving statistics: the optimizer never reads a gradient of them */
+            continue;
         size_t off = (size_t)(tt.data - m->params);
         ref_fd(&r, r.params + off, tt.size, gref + off);
         char what[128];
@@ -392,6 +582,7 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
     free(r.x);
     free(r.a);
     free(r.b);
+    free(r.saved);
     free(r.logits);
     free(r.margin);
     free(gref);
@@ -409,7 +600,7 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
 static void test_dense_relu_dropout_softmax(void **state)
 {
     gc_case gc = {"flatten dense:7:relu dropout:0.3 dense:5:relu dense:4:softmax", 1, 3, 3, 5,
-                  1, 11};
+                  1, 11, 0};
     run_gradcheck(&gc, 1, NULL);
     gc.seed = 12;
     gc.n = 8;
@@ -420,13 +611,13 @@ static void test_dense_relu_dropout_softmax(void **state)
 static void test_eval_mode(void **state)
 {
     gc_case gc = {"flatten dense:7:relu dropout:0.3 dense:5:relu dense:4:softmax", 1, 3, 3, 5,
-                  0, 21};
+                  0, 21, 0};
     run_gradcheck(&gc, 1, NULL);
 }
 
 static void test_dense_linear(void **state)
 {
-    gc_case gc = {"flatten dense:6 dense:5:linear dense:3", 2, 2, 2, 4, 1, 31};
+    gc_case gc = {"flatten dense:6 dense:5:linear dense:3", 2, 2, 2, 4, 1, 31, 0};
     run_gradcheck(&gc, 1, NULL);
 }
 
@@ -434,10 +625,10 @@ static void test_dense_linear(void **state)
  * layer reading a (c, h, w) input flattens it implicitly; a flatten in the middle is an alias. */
 static void test_dropout_first_and_flatten_between(void **state)
 {
-    gc_case first = {"dropout:0.5 flatten dense:6:relu dense:3", 1, 2, 3, 6, 1, 41};
+    gc_case first = {"dropout:0.5 flatten dense:6:relu dense:3", 1, 2, 3, 6, 1, 41, 0};
     run_gradcheck(&first, 1, NULL);
     gc_case middle = {"dense:6:relu flatten dense:5:relu dropout:0.2 flatten dense:3", 2, 2, 2,
-                      5, 1, 42};
+                      5, 1, 42, 0};
     run_gradcheck(&middle, 1, NULL);
 }
 
@@ -447,7 +638,7 @@ static void test_dropout_first_and_flatten_between(void **state)
 static void check_threads(int n, uint64_t seed)
 {
     gc_case gc = {"flatten dense:20:relu dropout:0.25 dense:18:relu dense:6", 1, 6, 6, n, 1,
-                  seed};
+                  seed, 0};
     gc_result one, two;
     run_gradcheck(&gc, 1, &one);
     run_gradcheck(&gc, 2, &two);
@@ -484,6 +675,54 @@ static void check_threads(int n, uint64_t seed)
 
 static void test_two_threads_column_split(void **state) { check_threads(9, 51); }
 static void test_two_threads_row_split(void **state) { check_threads(130, 52); }
+
+/* ---------------------------------------------------------------- 3-channel inputs */
+
+/* Colour images through every layer type, with one thread and two. */
+static void colour_case(const char *spec, int h, int n, int train, uint64_t seed, int normalize)
+{
+    gc_case gc = {spec, 3, h, h, n, train, seed, normalize};
+    run_gradcheck(&gc, 1, NULL);
+    run_gradcheck(&gc, 2, NULL);
+}
+
+/* 3x3 'same' (im2col on 3 channels), then Winograd (3x3 stride 1 over 4 channels), max
+ * pooling, a stride-2 'same' convolution (asymmetric pads) and dense after flatten. */
+static void test_colour_convolutions(void **state)
+{
+    colour_case("conv2d:4:3:same:relu conv2d:5:3:same maxpool:2 conv2d:4:3:s2:same:relu "
+                "flatten dense:3", 8, 4, 1, 61, 0);
+}
+
+/* 'valid' convolution, average pooling, batch norm (training: the batch's statistics; eval:
+ * the moving ones), a separate ReLU and global average pooling. */
+static void test_colour_pools_batchnorm(void **state)
+{
+    /* No bias before batch norm in training, which subtracts the batch mean and with it any
+     * bias: its gradient would be rounding noise. */
+    const char *spec = "conv2d:4:3:nobias avgpool:2 batchnorm relu conv2d:4:1 globalavgpool "
+                       "dense:3";
+    colour_case(spec, 9, 5, 1, 62, 0);
+    colour_case(spec, 9, 5, 0, 63, 0);
+}
+
+/* A residual block that halves the size and changes the channels: the strided 1x1 projection;
+ * and one that keeps them: the identity shortcut. */
+static void test_colour_residual(void **state)
+{
+    colour_case("conv2d:4:3:same residual conv2d:6:3:s2:same:relu conv2d:6:3:same end "
+                "flatten dense:3", 6, 3, 1, 64, 0);
+    colour_case("residual conv2d:3:3:same:relu conv2d:3:3:same end flatten dense:8:relu "
+                "dense:3", 5, 4, 1, 65, 0);
+}
+
+/* The model's input normalisation: d loss / d x goes through 1 / std of each channel. */
+static void test_colour_normalization(void **state)
+{
+    colour_case("conv2d:4:3:same:relu conv2d:5:3:same maxpool:2 flatten dense:3", 6, 4, 1, 66,
+                1);
+    colour_case("flatten dense:8:relu dense:3", 4, 5, 1, 67, 1);
+}
 
 /* ---------------------------------------------------------------- the fused loss */
 
@@ -861,6 +1100,10 @@ int main(void)
         cmocka_unit_test(test_dropout_first_and_flatten_between),
         cmocka_unit_test(test_two_threads_column_split),
         cmocka_unit_test(test_two_threads_row_split),
+        cmocka_unit_test(test_colour_convolutions),
+        cmocka_unit_test(test_colour_pools_batchnorm),
+        cmocka_unit_test(test_colour_residual),
+        cmocka_unit_test(test_colour_normalization),
         cmocka_unit_test(test_softmax_xent_gradient),
         cmocka_unit_test(test_softmax_xent_confident_mistake),
         cmocka_unit_test(test_dropout_statistics),
