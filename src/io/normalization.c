@@ -51,13 +51,11 @@ static fnn_status read_channel_list(const char *path, const char *what, const cJ
                                     const char *field, int c, float *v, fnn_error *err)
 {
     if (!cJSON_IsArray(list))
-        return fnn_fail(err, FNN_ERR_FORMAT,
-                        "%s: %s \"%s\" is not a list of numbers",
-                        path, what, field);
+        return fnn_fail(err, FNN_ERR_FORMAT, "%s: %s \"%s\" is not a list of numbers", path,
+                        what, field);
     if (cJSON_GetArraySize(list) != c)
         return fnn_fail(err, FNN_ERR_FORMAT,
-                        "%s: %s \"%s\" has %d values but the model's "
-                        "input has %d channels",
+                        "%s: %s \"%s\" has %d values but the model's input has %d channels",
                         path, what, field, cJSON_GetArraySize(list), c);
     int i = 0;
     for (const cJSON *e = list->child; e; e = e->next, i++) {
@@ -66,9 +64,8 @@ static fnn_status read_channel_list(const char *path, const char *what, const cJ
         if (!cJSON_IsNumber(e) || !(fabs(e->valuedouble) <= FLT_MAX) ||
             (is_std && !((float)e->valuedouble > 0.0f)))
             return fnn_fail(err, FNN_ERR_FORMAT,
-                            "%s: %s \"%s\": entry %d is not a finite "
-                            "number%s",
-                            path, what, field, i, is_std ? " above 0" : "");
+                            "%s: %s \"%s\": entry %d is not a finite number%s", path, what,
+                            field, i, is_std ? " above 0" : "");
         v[i] = (float)e->valuedouble;
     }
     return FNN_OK;
@@ -90,12 +87,11 @@ fnn_status fnn_normalization_parse(const char *path, const char *what, const cha
     if (!cJSON_IsNumber(scale) || cJSON_GetArraySize(root) != fields ||
         fabs(scale->valuedouble * 255.0 - 1.0) >= 1e-12)
         s = fnn_fail(err, FNN_ERR_FORMAT,
-                     "%s: %s \"%s\" is not the {\"scale\": 1/255} fnn "
-                     "applies, with optional \"mean\" and \"std\" lists",
+                     "%s: %s \"%s\" is not the {\"scale\": 1/255} fnn applies, with optional "
+                     "\"mean\" and \"std\" lists",
                      path, what, text);
     else if (!mu != !sd)
-        s = fnn_fail(err, FNN_ERR_FORMAT,
-                     "%s: %s has \"%s\" without \"%s\"", path, what,
+        s = fnn_fail(err, FNN_ERR_FORMAT, "%s: %s has \"%s\" without \"%s\"", path, what,
                      mu ? "mean" : "std", mu ? "std" : "mean");
     else if (mu && (s = read_channel_list(path, what, mu, "mean", c, mean, err)) == FNN_OK &&
              (s = read_channel_list(path, what, sd, "std", c, std, err)) == FNN_OK)
