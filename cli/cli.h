@@ -63,8 +63,26 @@ cJSON *metrics_json(const fnn_metrics *mt, const char *const *class_names);
 /* Writes a JSON document to stdout, followed by a newline. */
 void print_json(cJSON *doc);
 
-/* Loads the split ("train" or "t10k") of dir, keeping the first `limit` images when limit > 0. */
-int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
+/* The data options of the commands that read a data set (their rows are in cli/options.c). */
+typedef struct {
+    const char *data;      /* --data */
+    const char *test_data; /* --test-data: where the test split is read from; NULL: data */
+    int height, width;     /* --image-size; 0: the data's */
+    int channels;          /* --channels 1 or 3; 0: what the data holds */
+    int standardize;       /* --normalize standardize (train only) */
+    int skip_bad;          /* --skip-bad-images */
+} cli_data_opts;
+
+#define CLI_DATA_DEFAULT ((cli_data_opts){.data = FNN_DEFAULT_DATA_DIR})
+
+/* Takes option `id` of command `cmd` (its CLI_* bit) into d when it is one of the data options:
+ * 1 when taken, 0 when id is not a data option, -1 after printing a usage error. */
+int cli_data_option(const char *cmd, unsigned bit, int id, const char *arg, cli_data_opts *d);
+
+/* Loads the split ("train" or "t10k") that d describes, keeping the first `limit` images when
+ * limit > 0. Every command reads its data set through here. */
+int load_split(const char *cmd, const cli_data_opts *d, const char *which, long limit,
+               fnn_dataset *out);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken
