@@ -19,13 +19,20 @@ int cmd_predict(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* fnn train's option checks alone, as fnn train runs them before it reads anything: EXIT_OK, or
+ * the status of the usage error it printed. argv starts at "train"; the array is permuted. */
+int cmd_train_check(int argc, char **argv);
 
 /* Set while the options in use come from a file (train --resume's checkpoint), which the
  * command line has already been checked against: a usage error then names the file and is a
  * runtime error (exit 1), since the user typed nothing wrong. */
 extern const char *cli_options_from;
 
-/* Prints "fnn CMD: message" to stderr, text from files made printable, and returns `code`. */
+/* Where cli_error writes: stderr when NULL. fnn search points it at a buffer while it runs
+ * fnn train's option checks, to quote their message in its own. */
+extern FILE *cli_error_stream;
+
+/* Prints "fnn CMD: message" to stderr (cli_error_stream), text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A failed library call: its message, exit status 1 (2 for bad arguments). */

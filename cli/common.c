@@ -14,6 +14,7 @@
 #include <string.h>
 
 const char *cli_options_from;
+FILE *cli_error_stream;
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
@@ -32,12 +33,13 @@ int cli_error(const char *cmd, int code, const char *fmt, ...)
     if (!msg) /* out of memory: the message cut short */
         msg = small;
     fnn_text_printable(msg, "\n\t");
+    FILE *f = cli_error_stream ? cli_error_stream : stderr;
     if (cli_options_from && code == EXIT_USAGE) {
-        fprintf(stderr, "fnn %s: %s: the options stored in it are invalid: %s\n", cmd,
+        fprintf(f, "fnn %s: %s: the options stored in it are invalid: %s\n", cmd,
                 cli_options_from, msg);
         code = EXIT_RUNTIME;
     } else {
-        fprintf(stderr, "fnn %s: %s\n", cmd, msg);
+        fprintf(f, "fnn %s: %s\n", cmd, msg);
     }
     if (msg != small)
         free(msg);

@@ -41,7 +41,7 @@ const cli_option cli_options[] = {
      "the same as --grid arch=TEMPLATE. In every value, {KEY} is replaced by the trial's value of "
      "KEY, e.g. \"dense:{width}:relu\"",
      G_GRID, CLI_SEARCH, 0},
-    {OPT_SAMPLES, "samples", "N", CLI_INT, 1, 100000, NULL, NULL,
+    {OPT_SAMPLES, "samples", "N", CLI_INT, 1, CLI_MAX_TRIALS, NULL, NULL,
      "random search: N distinct configurations drawn from the grid instead of all of them "
      "(numbered in grid order)",
      G_GRID, CLI_SEARCH, 0},

@@ -67,6 +67,9 @@ typedef enum {
 /* train --folds: the most folds, as its row's range and train's arrays. */
 #define CLI_MAX_FOLDS 100
 
+/* fnn search --samples: the most trials. */
+#define CLI_MAX_TRIALS 100000
+
 /* Row flag: train --resume requires the checkpoint's value of this option (it fixes the run). */
 #define CLI_RUN_SETUP 1u
 /* Row flag: parsed, but refused when used, until the library's data sources land (issue 16). */

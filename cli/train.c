@@ -881,12 +881,26 @@ static int run_folds(train_opts *o, const fnn_dataset *data, int k)
     return rc;
 }
 
-int cmd_train(int argc, char **argv)
+static train_opts train_defaults(void)
 {
     train_opts o = {.data = CLI_DATA_DEFAULT, .arch = "mlp", .out = "model.safetensors",
                     .val_split = 0.2, .cfg = fnn_train_default()};
     o.cfg.schedule = (fnn_lr_schedule){.step_epochs = 10, .gamma = 0.1f, .patience = 2,
                                        .factor = 0.5f};
+    return o;
+}
+
+int cmd_train_check(int argc, char **argv)
+{
+    train_opts o = train_defaults();
+    optind = 0; /* GNU getopt starts afresh, as a new fnn train process would */
+    int rc = parse(argc, argv, &o);
+    return rc < 0 ? EXIT_OK : rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_opts o = train_defaults();
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
