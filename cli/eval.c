@@ -40,8 +40,7 @@ int cmd_eval(int argc, char **argv)
         default:
             switch (cli_data_option("eval", CLI_EVAL, c, optarg, &data)) {
             case 1: break;
-            case 0: return cli_error("eval", EXIT_USAGE, "unknown option '%s' (see fnn eval "
-                                     "--help)", argv[optind - 1]);
+            case 0: return cli_unhandled_option("eval", CLI_EVAL, c);
             default: return EXIT_USAGE;
             }
         }

@@ -209,8 +209,7 @@ static int parse(int argc, char **argv, explain_opts *o)
         default:
             switch (cli_data_option("explain", CLI_EXPLAIN, c, optarg, &o->data)) {
             case 1: break;
-            case 0: return cli_error("explain", EXIT_USAGE, "unknown option '%s' (see fnn "
-                                     "explain --help)", argv[optind - 1]);
+            case 0: return cli_unhandled_option("explain", CLI_EXPLAIN, c);
             default: return EXIT_USAGE;
             }
         }

@@ -38,8 +38,7 @@ int cmd_export(int argc, char **argv)
             break;
         case OPT_JSON: json = 1; break;
         default:
-            return cli_error("export", EXIT_USAGE, "unknown option '%s' (see fnn export --help)",
-                             argv[optind - 1]);
+            return cli_unhandled_option("export", CLI_EXPORT, c);
         }
     }
     if (optind != argc - 1)

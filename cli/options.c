@@ -356,6 +356,13 @@ int cli_next_option(const char *cmd, unsigned bit, int argc, char **argv)
     return c;
 }
 
+int cli_unhandled_option(const char *cmd, unsigned bit, int id)
+{
+    const cli_option *o = cli_option_of(bit, id);
+    return cli_error(cmd, EXIT_USAGE, "unknown option '--%s' (see fnn %s --help)",
+                     o ? o->name : "?", cmd);
+}
+
 /* Writes text's words from column `col` on, wrapped before `width` columns, continuing a line
  * now at column `at`; '\n' starts a new line. Returns the column it ends at. */
 static int wrap(FILE *f, const char *text, int at, int col, int width)

@@ -101,6 +101,11 @@ const cli_option *cli_option_of(unsigned cmd, int id);
  * option, or 0 after printing why the option is not one (unknown, or its value missing). */
 int cli_next_option(const char *cmd, unsigned bit, int argc, char **argv);
 
+/* For an option id that cli_next_option returned but the command's parser has no case for:
+ * prints "unknown option '--name'" and returns EXIT_USAGE, so that such a row is refused, not
+ * ignored. */
+int cli_unhandled_option(const char *cmd, unsigned bit, int id);
+
 /* The option list of `cmd`'s --help, grouped under the table's headings. */
 void cli_print_options(FILE *f, unsigned cmd);
 

@@ -193,8 +193,7 @@ int cmd_predict(int argc, char **argv)
             if (!cli_opt_int("predict", CLI_PREDICT, c, optarg, &threads)) return EXIT_USAGE;
             break;
         default:
-            return cli_error("predict", EXIT_USAGE, "unknown option '%s' (see fnn predict --help)",
-                             argv[optind - 1]);
+            return cli_unhandled_option("predict", CLI_PREDICT, c);
         }
     }
     if (argc - optind < 2)

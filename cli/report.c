@@ -180,8 +180,7 @@ int cmd_report(int argc, char **argv)
         default:
             switch (cli_data_option("report", CLI_REPORT, c, optarg, &data)) {
             case 1: break;
-            case 0: return cli_error("report", EXIT_USAGE, "unknown option '%s' (see fnn "
-                                     "report --help)", argv[optind - 1]);
+            case 0: return cli_unhandled_option("report", CLI_REPORT, c);
             default: return EXIT_USAGE;
             }
         }

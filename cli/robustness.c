@@ -85,8 +85,7 @@ int cmd_robustness(int argc, char **argv)
         default:
             switch (cli_data_option("robustness", CLI_ROBUSTNESS, c, optarg, &data)) {
             case 1: break;
-            case 0: return cli_error("robustness", EXIT_USAGE, "unknown option '%s' (see fnn "
-                                     "robustness --help)", argv[optind - 1]);
+            case 0: return cli_unhandled_option("robustness", CLI_ROBUSTNESS, c);
             default: return EXIT_USAGE;
             }
         }

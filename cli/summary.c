@@ -28,8 +28,7 @@ int cmd_summary(int argc, char **argv)
             shape_given = 1;
             break;
         default:
-            return cli_error("summary", EXIT_USAGE, "unknown option '%s' (see fnn summary --help)",
-                             argv[optind - 1]);
+            return cli_unhandled_option("summary", CLI_SUMMARY, c);
         }
     }
     if (shape_given && !arch)

@@ -257,8 +257,7 @@ static int parse(int argc, char **argv, train_opts *o)
         default:
             switch (cli_data_option("train", CLI_TRAIN, c, optarg, &o->data)) {
             case 1: break;
-            case 0: return cli_error("train", EXIT_USAGE, "unknown option '%s' (see fnn train "
-                                     "--help)", argv[optind - 1]);
+            case 0: return cli_unhandled_option("train", CLI_TRAIN, c);
             default: return EXIT_USAGE;
             }
         }
