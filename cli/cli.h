@@ -53,10 +53,11 @@ const char *cli_bad_option(char **argv);
 struct fnn_outputs;
 void cli_discard_on_signal(struct fnn_outputs *set);
 
-/* Registers with set, as inputs of --data, the files of the split ("train" or "t10k") in dir:
- * every spelling there, read or not, as an output must not replace the user's data. */
-fnn_status cli_data_inputs(struct fnn_outputs *set, const char *dir, const char *which,
-                           fnn_error *err);
+/* Registers with set, as inputs of --data (or --test-data: opt), the files of the split
+ * ("train" or "t10k") in dir: every spelling there, read or not, as an output must not replace
+ * the user's data. */
+fnn_status cli_data_inputs(struct fnn_outputs *set, const char *opt, const char *dir,
+                           const char *which, fnn_error *err);
 
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);

@@ -109,14 +109,15 @@ void cli_discard_on_signal(fnn_outputs *set)
     }
 }
 
-fnn_status cli_data_inputs(fnn_outputs *set, const char *dir, const char *which, fnn_error *err)
+fnn_status cli_data_inputs(fnn_outputs *set, const char *opt, const char *dir, const char *which,
+                           fnn_error *err)
 {
     char *paths[8];
     int n;
     fnn_status s = fnn_dataset_files(dir, which, paths, &n, err);
     for (int i = 0; i < n; i++) {
         if (s == FNN_OK)
-            s = fnn_outputs_input(set, "--data", paths[i], err);
+            s = fnn_outputs_input(set, opt, paths[i], err);
         free(paths[i]);
     }
     return s;

@@ -206,10 +206,11 @@ int cmd_report(int argc, char **argv)
     }
     /* Checked before the slow part: no output may replace a model or the data, and the figures
      * folder must be one fnn made. Both outputs are put in place only once all is written. */
-    fnn_status fs = cli_data_inputs(files, data.test_data ? data.test_data : data.data, "t10k",
-                                    &err);
+    fnn_status fs = data.test_data
+                        ? cli_data_inputs(files, "--test-data", data.test_data, "t10k", &err)
+                        : cli_data_inputs(files, "--data", data.data, "t10k", &err);
     if (fs == FNN_OK) /* not read, but the user's data all the same */
-        fs = cli_data_inputs(files, data.data, "train", &err);
+        fs = cli_data_inputs(files, "--data", data.data, "train", &err);
     for (int i = 0; i < n && fs == FNN_OK; i++)
         fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
     if (fs == FNN_OK)

@@ -386,8 +386,9 @@ static int plan_files(const train_opts *o, run_files *f)
         return cli_error("train", EXIT_RUNTIME, "out of memory");
     static const char *const splits[] = {"train", "t10k"};
     for (int i = 0; i < 2 && s == FNN_OK; i++)
-        s = cli_data_inputs(f->set, i && o->data.test_data ? o->data.test_data : o->data.data,
-                            splits[i], &err);
+        s = i && o->data.test_data
+                ? cli_data_inputs(f->set, "--test-data", o->data.test_data, splits[i], &err)
+                : cli_data_inputs(f->set, "--data", o->data.data, splits[i], &err);
     if (s == FNN_OK && o->init_from)
         s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
     if (s == FNN_OK && o->cfg.checkpoint)

@@ -337,6 +337,74 @@ static void test_shapes_through_the_commands(void **state)
     }
 }
 
+/* --test-data: the test split from another directory, in train and in eval; it is an input
+ * that no output may replace. The other new data options are refused until the library reads
+ * more than IDX. */
+static void test_test_data(void **state)
+{
+    (void)state;
+    char train_only[PATH_CAP], test_only[PATH_CAP], model[PATH_CAP], p[PATH_CAP];
+    pathf(train_only, "%s/train_only", g_base);
+    pathf(test_only, "%s/test_only", g_base);
+    pathf(model, "%s/m.safetensors", g_base);
+    make_data_dir(train_only);
+    make_data_dir(test_only);
+    unlink(pathf(p, "%s/t10k-images-idx3-ubyte", train_only));
+    unlink(pathf(p, "%s/t10k-labels-idx1-ubyte", train_only));
+    unlink(pathf(p, "%s/train-images-idx3-ubyte", test_only));
+    unlink(pathf(p, "%s/train-labels-idx1-ubyte", test_only));
+
+    run_t r = FNN("train", "--data", train_only, "--epochs", "1", "--out", model, "--quiet");
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "t10k");
+    assert_false(file_exists(model));
+    run_free(&r);
+
+    r = FNN("train", "--data", train_only, "--test-data", test_only, "--epochs", "1", "--out",
+            model, "--json");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    assert_int_equal((int)get_number(get(doc, "test"), "images"), SYN_TEST);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = FNN("eval", model, "--data", train_only, "--test-data", test_only, "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    assert_int_equal((int)get_number(get(doc, "test"), "images"), SYN_TEST);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = FNN("eval", model, "--data", train_only);
+    expect_code(&r, 1);
+    run_free(&r);
+
+    /* An output over the test set given by --test-data is refused like one over --data's. */
+    char images[PATH_CAP];
+    pathf(images, "%s/t10k-images-idx3-ubyte", test_only);
+    size_t before, after;
+    free(read_all(images, &before));
+    r = FNN("train", "--data", train_only, "--test-data", test_only, "--epochs", "1", "--out",
+            images);
+    assert_true(r.code != 0);
+    expect_contains(r.err, "stderr", "--test-data");
+    free(read_all(images, &after));
+    assert_int_equal(before, after);
+    run_free(&r);
+
+    static const char *const not_yet[][2] = {{"--image-size", "28x28"}, {"--channels", "3"},
+                                             {"--normalize", "standardize"},
+                                             {"--skip-bad-images", NULL}};
+    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
+        r = run_argv((const char *const[]){"train", "--data", train_only, "--test-data", test_only,
+                                           "--out", model, not_yet[i][0], not_yet[i][1], NULL});
+        expect_code(&r, 2);
+        expect_contains(r.err, not_yet[i][0], not_yet[i][0]);
+        expect_contains(r.err, not_yet[i][0], "not supported yet");
+        run_free(&r);
+    }
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -361,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_size_parser),
         cmocka_unit_test(test_shape_parser),
         cmocka_unit_test(test_shapes_through_the_commands),
+        cmocka_unit_test(test_test_data),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
