@@ -87,6 +87,7 @@ typedef struct {
     const char *group;   /* the heading it is listed under */
     unsigned cmds;       /* CLI_* bits of the commands that take it */
     unsigned flags;      /* CLI_RUN_SETUP, CLI_NOT_YET */
+    char short_name;     /* its one-letter form, or 0 (-h for --help is every command's) */
 } cli_option;
 
 /* All rows, ending with one whose name is NULL. */

@@ -55,14 +55,17 @@ static const char *good_value(const cli_option *o)
     }
 }
 
-/* Whether `--name` (as a whole) starts a line of the help text, as an option line does. */
+/* Whether `--name` (as a whole) starts a line of the help text, after its short form if it has
+ * one ("  -x, --name"), as an option line does. */
 static int help_lists(const char *help, const char *name)
 {
     char line[128];
-    snprintf(line, sizeof line, "\n  --%s", name);
+    snprintf(line, sizeof line, "--%s", name);
     for (const char *p = strstr(help, line); p; p = strstr(p + 1, line)) {
         char after = p[strlen(line)];
-        if (after == ' ' || after == '\n')
+        int starts = (p - help >= 3 && !strncmp(p - 3, "\n  ", 3)) ||
+                     (p - help >= 7 && !strncmp(p - 7, "\n  -", 4) && !strncmp(p - 2, ", ", 2));
+        if (starts && (after == ' ' || after == '\n'))
             return 1;
     }
     return 0;
@@ -140,10 +143,16 @@ static void test_help_lists_the_table(void **state)
                          row ? "gives it" : "does not give it");
         }
         /* ... and every option line it has is a row of the command (or --help itself). */
-        for (const char *p = strstr(r.out, "\n  --"); p; p = strstr(p + 1, "\n  --")) {
+        for (const char *p = strstr(r.out, "\n  -"); p; p = strstr(p + 1, "\n  -")) {
+            const char *at = p[4] == '-' ? p + 5 : !strncmp(p + 5, ", --", 4) ? p + 9 : NULL;
+            if (!at)
+                fail_msg("fnn %s --help: an option line of another form: %.40s",
+                         commands[c].name, p + 1);
             char name[64];
-            size_t len = strcspn(p + 5, " \n=");
-            snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p + 5);
+            size_t len = strcspn(at, " \n=");
+            snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), at);
+            if (!strcmp(name, "help"))
+                continue;
             if (!cli_option_named(commands[c].bit, name))
                 fail_msg("fnn %s --help lists --%s, which is not in the table for it",
                          commands[c].name, name);
