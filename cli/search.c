@@ -932,10 +932,32 @@ static int final_test(const search_opts *o, const char *exe, const trial *best, 
     char *out = xasprintf("%s/test.json", o->out_dir), *log = xasprintf("%s/test.log", o->out_dir);
     int rc = copy_file(best->model, model);
     if (!rc) {
-        char *argv[] = {(char *)exe, "eval", model, "--json", "--data", (char *)o->data, NULL};
+        char **argv = NULL;
+        int argc = 0;
+        const char *head[] = {exe, "eval", model, "--json", "--data", o->data};
+        for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+            push(&argv, &argc, (char *)head[i]);
+        /* The best trial's options that fnn eval takes too (the data options it shares with
+         * train: --test-data, --image-size, ...), so that the test set is read as the trials
+         * read theirs. */
+        for (int i = best->args_at; best->argv[i]; i++) {
+            const char *a = best->argv[i];
+            size_t len = strcspn(a + 2, "=");
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), a + 2);
+            const cli_option *row = strncmp(a, "--", 2) ? NULL : train_option_find(name);
+            int shared = row && (row->cmds & CLI_EVAL) && row->id != OPT_DATA;
+            if (shared)
+                push(&argv, &argc, best->argv[i]);
+            if (row && row->metavar && !a[2 + len] && best->argv[i + 1] && shared)
+                push(&argv, &argc, best->argv[i + 1]);
+            if (row && row->metavar && !a[2 + len])
+                i++;
+        }
         job j = {.argv = argv, .out_path = out, .err_path = log};
         char msg[256];
         int r = jobs_run(&j, 1, 1, NULL, NULL, msg, sizeof msg);
+        free(argv);
         if (r == JOBS_INTERRUPTED)
             rc = cli_error("search", EXIT_RUNTIME, "interrupted during the test evaluation");
         else if (r == JOBS_FAILED)

@@ -401,6 +401,17 @@ static void test_test_data(void **state)
     assert_int_equal(before, after);
     run_free(&r);
 
+    /* fnn search hands --test-data to its final test as well as to the trials. */
+    char out[PATH_CAP];
+    pathf(out, "%s/search_test_data", g_base);
+    r = FNN("search", "--out", out, "--data", train_only, "--test-data", test_only, "--grid",
+            "lr=0.001", "--epochs", "1", "--workers", "1", "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    assert_int_equal((int)get_number(get(get(doc, "final_test"), "test"), "images"), SYN_TEST);
+    cJSON_Delete(doc);
+    run_free(&r);
+
     static const char *const not_yet[][2] = {{"--image-size", "28x28"}, {"--channels", "3"},
                                              {"--normalize", "standardize"},
                                              {"--skip-bad-images", NULL}};
