@@ -82,7 +82,6 @@ static const struct {
     {"checkpoint", "an interrupted search is continued by running it again"},
     {"resume", "an interrupted search is continued by running it again"},
     {"folds", "a trial is one training run, scored on the validation split"},
-    {"help", "see fnn train --help"},
 };
 
 typedef struct {
