@@ -441,6 +441,8 @@ static char *user_json(const train_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "data", o->data.data);
+    if (o->data.test_data) /* left out when not given, as in checkpoints from before it */
+        cJSON_AddStringToObject(j, "test_data", o->data.test_data);
     cJSON_AddNumberToObject(j, "limit", (double)o->limit);
     cJSON_AddNumberToObject(j, "test_limit", (double)o->test_limit);
     cJSON_AddNumberToObject(j, "val_split", o->val_split);
@@ -463,6 +465,7 @@ static char *user_json(const train_opts *o)
 static int apply_user_json(train_opts *o, cJSON *j, const char *path)
 {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data"),
+                *test_data = cJSON_GetObjectItemCaseSensitive(j, "test_data"),
                 *limit = cJSON_GetObjectItemCaseSensitive(j, "limit"),
                 *test_limit = cJSON_GetObjectItemCaseSensitive(j, "test_limit"),
                 *val_split = cJSON_GetObjectItemCaseSensitive(j, "val_split"),
@@ -473,7 +476,8 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
                 *history = cJSON_GetObjectItemCaseSensitive(j, "history"),
                 *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from"),
                 *reset_head = cJSON_GetObjectItemCaseSensitive(j, "reset_head");
-    if (!cJSON_IsString(data) || !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
+    if (!cJSON_IsString(data) || (test_data && !cJSON_IsString(test_data)) ||
+        !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
         !cJSON_IsNumber(val_split) || !cJSON_IsBool(no_test) || !cJSON_IsArray(classes) ||
         !cJSON_IsNumber(per_class) || !cJSON_IsString(out) ||
         (history && !cJSON_IsString(history)) || (init_from && !cJSON_IsString(init_from)) ||
@@ -487,6 +491,8 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
                          "are incomplete or out of range", path);
     if (!o->data_given)
         o->data.data = data->valuestring;
+    if (!o->data.test_data && test_data)
+        o->data.test_data = test_data->valuestring;
     o->limit = (long)limit->valuedouble;
     o->test_limit = (long)test_limit->valuedouble;
     o->val_split = val_split->valuedouble;

@@ -401,6 +401,20 @@ static void test_test_data(void **state)
     assert_int_equal(before, after);
     run_free(&r);
 
+    /* --resume keeps the checkpoint's --test-data, as it keeps its --data. */
+    char checkpoint[PATH_CAP];
+    pathf(checkpoint, "%s/run.ckpt", g_base);
+    r = FNN("train", "--data", train_only, "--test-data", test_only, "--epochs", "1",
+            "--checkpoint", checkpoint, "--out", model, "--quiet");
+    expect_code(&r, 0);
+    run_free(&r);
+    r = FNN("train", "--resume", checkpoint, "--epochs", "2", "--out", model, "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    assert_int_equal((int)get_number(get(doc, "test"), "images"), SYN_TEST);
+    cJSON_Delete(doc);
+    run_free(&r);
+
     /* fnn search hands --test-data to its final test as well as to the trials. */
     char out[PATH_CAP];
     pathf(out, "%s/search_test_data", g_base);
