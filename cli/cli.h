@@ -19,13 +19,20 @@ int cmd_predict(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_robustness(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* fnn train's option checks alone, as fnn train runs them before it reads anything: EXIT_OK, or
+ * the status of the usage error it printed. argv starts at "train"; the array is permuted. */
+int cmd_train_check(int argc, char **argv);
 
 /* Set while the options in use come from a file (train --resume's checkpoint), which the
  * command line has already been checked against: a usage error then names the file and is a
  * runtime error (exit 1), since the user typed nothing wrong. */
 extern const char *cli_options_from;
 
-/* Prints "fnn CMD: message" to stderr, text from files made printable, and returns `code`. */
+/* Where cli_error writes: stderr when NULL. fnn search points it at a buffer while it runs
+ * fnn train's option checks, to quote their message in its own. */
+extern FILE *cli_error_stream;
+
+/* Prints "fnn CMD: message" to stderr (cli_error_stream), text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A failed library call: its message, exit status 1 (2 for bad arguments). */
@@ -46,10 +53,11 @@ const char *cli_bad_option(char **argv);
 struct fnn_outputs;
 void cli_discard_on_signal(struct fnn_outputs *set);
 
-/* Registers with set, as inputs of --data, the files of the split ("train" or "t10k") in dir:
- * every spelling there, read or not, as an output must not replace the user's data. */
-fnn_status cli_data_inputs(struct fnn_outputs *set, const char *dir, const char *which,
-                           fnn_error *err);
+/* Registers with set, as inputs of --data (or --test-data: opt), the files of the split
+ * ("train" or "t10k") in dir: every spelling there, read or not, as an output must not replace
+ * the user's data. */
+fnn_status cli_data_inputs(struct fnn_outputs *set, const char *opt, const char *dir,
+                           const char *which, fnn_error *err);
 
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
@@ -63,8 +71,26 @@ cJSON *metrics_json(const fnn_metrics *mt, const char *const *class_names);
 /* Writes a JSON document to stdout, followed by a newline. */
 void print_json(cJSON *doc);
 
-/* Loads the split ("train" or "t10k") of dir, keeping the first `limit` images when limit > 0. */
-int load_split(const char *cmd, const char *dir, const char *which, long limit, fnn_dataset *out);
+/* The data options of the commands that read a data set (their rows are in cli/options.c). */
+typedef struct {
+    const char *data;      /* --data */
+    const char *test_data; /* --test-data: where the test split is read from; NULL: data */
+    int height, width;     /* --image-size; 0: the data's */
+    int channels;          /* --channels 1 or 3; 0: what the data holds */
+    int standardize;       /* --normalize standardize (train only) */
+    int skip_bad;          /* --skip-bad-images */
+} cli_data_opts;
+
+#define CLI_DATA_DEFAULT ((cli_data_opts){.data = FNN_DEFAULT_DATA_DIR})
+
+/* Takes option `id` of command `cmd` (its CLI_* bit) into d when it is one of the data options:
+ * 1 when taken, 0 when id is not a data option, -1 after printing a usage error. */
+int cli_data_option(const char *cmd, unsigned bit, int id, const char *arg, cli_data_opts *d);
+
+/* Loads the split ("train" or "t10k") that d describes, keeping the first `limit` images when
+ * limit > 0. Every command reads its data set through here. */
+int load_split(const char *cmd, const cli_data_opts *d, const char *which, long limit,
+               fnn_dataset *out);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken

@@ -1,8 +1,8 @@
 /* fnn eval: the test-set report of a saved model. */
 #include "cli.h"
+#include "options.h"
 #include "util/text.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,49 +11,38 @@ static const char usage[] =
     "\n"
     "Evaluates a saved model on the Fashion-MNIST test set: loss, accuracy, confusion matrix\n"
     "and classification report.\n"
-    "\n"
-    "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --split NAME    test (t10k files) or train [test]\n"
-    "  --limit N       evaluate the first N images only [all]\n"
-    "  --threads N     threads to use, 0 for every core [0]\n"
-    "  --json          print one JSON document instead of text\n"
-    "  -h, --help      this help\n";
+    "\n";
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_SPLIT, O_LIMIT, O_THREADS, O_JSON };
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, O_DATA},     {"split", required_argument, 0, O_SPLIT},
-        {"limit", required_argument, 0, O_LIMIT},   {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *data = FNN_DEFAULT_DATA_DIR, *split = "test";
+    cli_data_opts data = CLI_DATA_DEFAULT;
+    const char *split = "test";
     long limit = 0, threads = 0;
-    int json = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    int json = 0, c, choice;
+    while ((c = cli_next_option("eval", CLI_EVAL, argc, argv)) != -1) {
         switch (c) {
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        case O_DATA: data = optarg; break;
-        case O_JSON: json = 1; break;
-        case O_SPLIT:
-            if (strcmp(optarg, "test") && strcmp(optarg, "train"))
-                return cli_error("eval", EXIT_USAGE, "--split: expected test or train, got '%s'",
-                                 optarg);
-            split = optarg;
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_EVAL);
+            return EXIT_OK;
+        case OPT_JSON: json = 1; break;
+        case OPT_SPLIT:
+            if (!cli_opt_choice("eval", CLI_EVAL, c, optarg, &choice)) return EXIT_USAGE;
+            split = choice ? "train" : "test";
             break;
-        case O_LIMIT:
-            if (!cli_int("eval", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+        case OPT_LIMIT:
+            if (!cli_opt_int("eval", CLI_EVAL, c, optarg, &limit)) return EXIT_USAGE;
             break;
-        case O_THREADS:
-            if (!cli_int("eval", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+        case OPT_THREADS:
+            if (!cli_opt_int("eval", CLI_EVAL, c, optarg, &threads)) return EXIT_USAGE;
             break;
-        case ':':
-            return cli_error("eval", EXIT_USAGE, "option '%s' needs a value", cli_bad_option(argv));
         default:
-            return cli_error("eval", EXIT_USAGE, "unknown option '%s' (see fnn eval --help)",
-                             cli_bad_option(argv));
+            switch (cli_data_option("eval", CLI_EVAL, c, optarg, &data)) {
+            case 1: break;
+            case 0: return cli_unhandled_option("eval", CLI_EVAL, c);
+            default: return EXIT_USAGE;
+            }
         }
     }
     if (optind != argc - 1)
@@ -69,7 +58,7 @@ int cmd_eval(int argc, char **argv)
     char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     fnn_metrics mt = {0};
-    if ((rc = load_split("eval", data, strcmp(split, "test") ? "train" : "t10k", limit, &d)))
+    if ((rc = load_split("eval", &data, strcmp(split, "test") ? "train" : "t10k", limit, &d)))
         goto done;
     if (fnn_evaluate(m, &d, (int)threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("eval", &err);

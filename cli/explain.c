@@ -1,11 +1,11 @@
 /* fnn explain: where a saved model looks. Per-class saliency maps and an occlusion map over
  * test images, summarised as a table (or JSON with the maps), optionally written as CSV and PGM. */
 #include "cli.h"
+#include "options.h"
 #include "util/text.h"
 #include "util/atomic.h"
 #include "util/outputs.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,24 +26,7 @@ static const char usage[] =
     "{\"patch\", \"stride\", \"base_accuracy\", \"max_drop\", ..., \"drop\": [[...]]}}.\n"
     "Occlusion runs the model once per patch position over every image (169 positions for the\n"
     "defaults on 28x28), hence the default --limit.\n"
-    "\n"
-    "  --method NAME   gradient, smoothgrad (gradients averaged over noisy copies) or\n"
-    "                  integrated (integrated gradients from a black image) [gradient]\n"
-    "  --samples N     smoothgrad copies or integrated-gradient steps [25, 32]\n"
-    "  --noise S       smoothgrad noise standard deviation, pixels in [0, 1] [0.15]\n"
-    "  --patch P       occlusion patch side in pixels [4]\n"
-    "  --stride S      occlusion patch step in pixels [2]\n"
-    "  --no-occlusion  saliency only\n"
-    "  --seed N        seed of the smoothgrad noise [1]\n"
-    "  --out-dir DIR   also write each map as CSV (raw values) and PGM (scaled to its maximum):\n"
-    "                  saliency_K.csv/.pgm for class K and occlusion.csv/.pgm\n"
-    "                  (DIR is made with a .fnn-explain file; one without it is refused)\n"
-    "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --split NAME    test (t10k files) or train [test]\n"
-    "  --limit N       use the first N images, 0 for all [1000]\n"
-    "  --threads N     threads to use, 0 for every core [0]\n"
-    "  --json          print one JSON document, maps included, instead of the table\n"
-    "  -h, --help      this help\n";
+    "\n";
 
 static const char *const method_names[] = {"gradient", "smoothgrad", "integrated"};
 
@@ -168,86 +151,67 @@ static int stage_out_dir(const char *dir, fnn_outputs **files)
 typedef struct {
     fnn_saliency_config sal;
     int patch, stride, occlusion;
-    const char *data, *split, *out_dir;
+    cli_data_opts data;
+    const char *split, *out_dir;
     long limit, threads;
     int json;
 } explain_opts;
 
 static int parse(int argc, char **argv, explain_opts *o)
 {
-    enum { O_METHOD = 256, O_SAMPLES, O_NOISE, O_PATCH, O_STRIDE, O_NO_OCCL, O_SEED, O_OUT,
-           O_DATA, O_SPLIT, O_LIMIT, O_THREADS, O_JSON };
-    static const struct option longopts[] = {
-        {"method", required_argument, 0, O_METHOD}, {"samples", required_argument, 0, O_SAMPLES},
-        {"noise", required_argument, 0, O_NOISE},   {"patch", required_argument, 0, O_PATCH},
-        {"stride", required_argument, 0, O_STRIDE}, {"no-occlusion", no_argument, 0, O_NO_OCCL},
-        {"seed", required_argument, 0, O_SEED},     {"out-dir", required_argument, 0, O_OUT},
-        {"data", required_argument, 0, O_DATA},     {"split", required_argument, 0, O_SPLIT},
-        {"limit", required_argument, 0, O_LIMIT},   {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     long v;
     double dv;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    int c, choice;
+    while ((c = cli_next_option("explain", CLI_EXPLAIN, argc, argv)) != -1) {
         switch (c) {
-        case 'h': fputs(usage, stdout); return -1;
-        case O_DATA: o->data = optarg; break;
-        case O_OUT: o->out_dir = optarg; break;
-        case O_JSON: o->json = 1; break;
-        case O_NO_OCCL: o->occlusion = 0; break;
-        case O_METHOD: {
-            int found = -1;
-            for (int m = 0; m < 3; m++)
-                if (!strcmp(optarg, method_names[m]))
-                    found = m;
-            if (found < 0)
-                return cli_error("explain", EXIT_USAGE,
-                                 "--method: expected gradient, smoothgrad or integrated, got '%s'",
-                                 optarg);
-            o->sal.method = (fnn_saliency_method)found;
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_EXPLAIN);
+            return -1;
+        case OPT_OUT_DIR: o->out_dir = optarg; break;
+        case OPT_JSON: o->json = 1; break;
+        case OPT_NO_OCCLUSION: o->occlusion = 0; break;
+        case OPT_METHOD:
+            if (!cli_opt_choice("explain", CLI_EXPLAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->sal.method = (fnn_saliency_method)choice;
             break;
-        }
-        case O_SPLIT:
-            if (strcmp(optarg, "test") && strcmp(optarg, "train"))
-                return cli_error("explain", EXIT_USAGE, "--split: expected test or train, got '%s'",
-                                 optarg);
-            o->split = optarg;
+        case OPT_SPLIT:
+            if (!cli_opt_choice("explain", CLI_EXPLAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->split = choice ? "train" : "test";
             break;
-        case O_SAMPLES:
-            if (!cli_int("explain", "--samples", optarg, 1, 10000, &v)) return EXIT_USAGE;
+        case OPT_SAMPLES:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &v)) return EXIT_USAGE;
             o->sal.samples = (int)v;
             break;
-        case O_NOISE:
-            if (!cli_double("explain", "--noise", optarg, 1e-6, 10, &dv)) return EXIT_USAGE;
+        case OPT_NOISE:
+            if (!cli_opt_real("explain", CLI_EXPLAIN, c, optarg, &dv)) return EXIT_USAGE;
             o->sal.noise = (float)dv;
             break;
-        case O_PATCH:
-            if (!cli_int("explain", "--patch", optarg, 1, 1024, &v)) return EXIT_USAGE;
+        case OPT_PATCH:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &v)) return EXIT_USAGE;
             o->patch = (int)v;
             break;
-        case O_STRIDE:
-            if (!cli_int("explain", "--stride", optarg, 1, 1024, &v)) return EXIT_USAGE;
+        case OPT_STRIDE:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &v)) return EXIT_USAGE;
             o->stride = (int)v;
             break;
-        case O_SEED:
-            if (!cli_int("explain", "--seed", optarg, 0, 2147483647L, &v)) return EXIT_USAGE;
+        case OPT_SEED:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &v)) return EXIT_USAGE;
             o->sal.seed = (uint64_t)v;
             break;
-        case O_LIMIT:
-            if (!cli_int("explain", "--limit", optarg, 0, 100000000, &o->limit)) return EXIT_USAGE;
+        case OPT_LIMIT:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &o->limit)) return EXIT_USAGE;
             break;
-        case O_THREADS:
-            if (!cli_int("explain", "--threads", optarg, 0, 1024, &o->threads)) return EXIT_USAGE;
+        case OPT_THREADS:
+            if (!cli_opt_int("explain", CLI_EXPLAIN, c, optarg, &o->threads)) return EXIT_USAGE;
             break;
-        case ':':
-            return cli_error("explain", EXIT_USAGE, "option '%s' needs a value",
-                             cli_bad_option(argv));
         default:
-            return cli_error("explain", EXIT_USAGE, "unknown option '%s' (see fnn explain --help)",
-                             cli_bad_option(argv));
+            switch (cli_data_option("explain", CLI_EXPLAIN, c, optarg, &o->data)) {
+            case 1: break;
+            case 0: return cli_unhandled_option("explain", CLI_EXPLAIN, c);
+            default: return EXIT_USAGE;
+            }
         }
     }
     if (optind != argc - 1)
@@ -258,7 +222,7 @@ static int parse(int argc, char **argv, explain_opts *o)
 int cmd_explain(int argc, char **argv)
 {
     explain_opts o = {.sal = {.seed = 1}, .patch = 4, .stride = 2, .occlusion = 1,
-                      .data = FNN_DEFAULT_DATA_DIR, .split = "test", .limit = 1000};
+                      .data = CLI_DATA_DEFAULT, .split = "test", .limit = 1000};
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
@@ -276,7 +240,7 @@ int cmd_explain(int argc, char **argv)
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
     int64_t *counts = NULL;
     double base = 0.0;
-    rc = load_split("explain", o.data, strcmp(o.split, "test") ? "train" : "t10k", o.limit, &d);
+    rc = load_split("explain", &o.data, strcmp(o.split, "test") ? "train" : "t10k", o.limit, &d);
     if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
         rc = cli_lib_error("explain", &err);
     if (rc == EXIT_OK && o.out_dir)

@@ -1,7 +1,7 @@
 /* fnn export: writes a saved model in a format other runtimes read (ONNX). */
 #include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <sys/stat.h>
 
 static const char usage[] =
@@ -13,43 +13,32 @@ static const char usage[] =
     "to [0, 1] itself. Its output \"probabilities\" (batch, classes) is what fnn predict prints.\n"
     "The class names and the architecture spec are in the file's metadata_props (\"class_names\",\n"
     "\"fnn_spec\"). The file is written atomically: on any error nothing is left at OUT.\n"
-    "\n"
-    "  --onnx OUT      the ONNX file to write\n"
-    "  --batch N       fix the batch size at N instead of a dynamic \"batch\" dimension, for\n"
-    "                  runtimes that need one [dynamic]\n"
-    "  --json          print {\"model_file\", \"onnx_file\", \"opset\", \"batch\", \"bytes\"}\n"
-    "                  (nothing is printed when OUT is not a regular file, e.g. /dev/stdout)\n"
-    "  -h, --help      this help\n"
+    "\n";
+
+static const char usage_end[] =
     "\n"
     "Exit status 1 names the file or the layer that could not be exported, 2 a usage error.\n";
 
 int cmd_export(int argc, char **argv)
 {
-    enum { O_ONNX = 256, O_BATCH, O_JSON };
-    static const struct option longopts[] = {
-        {"onnx", required_argument, 0, O_ONNX},
-        {"batch", required_argument, 0, O_BATCH},
-        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     const char *out = NULL;
     long batch = 0;
     int json = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cli_next_option("export", CLI_EXPORT, argc, argv)) != -1) {
         switch (c) {
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        case O_ONNX: out = optarg; break;
-        case O_BATCH:
-            if (!cli_int("export", "--batch", optarg, 1, 1 << 20, &batch)) return EXIT_USAGE;
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_EXPORT);
+            fputs(usage_end, stdout);
+            return EXIT_OK;
+        case OPT_ONNX: out = optarg; break;
+        case OPT_BATCH:
+            if (!cli_opt_int("export", CLI_EXPORT, c, optarg, &batch)) return EXIT_USAGE;
             break;
-        case O_JSON: json = 1; break;
-        case ':':
-            return cli_error("export", EXIT_USAGE, "option '%s' needs a value", cli_bad_option(argv));
+        case OPT_JSON: json = 1; break;
         default:
-            return cli_error("export", EXIT_USAGE, "unknown option '%s' (see fnn export --help)",
-                             cli_bad_option(argv));
+            return cli_unhandled_option("export", CLI_EXPORT, c);
         }
     }
     if (optind != argc - 1)

@@ -1,5 +1,5 @@
 /* Child processes for fnn search: a pool that runs up to N commands at once with their output
- * sent to files, and stops them all on Ctrl-C; and a one-shot run that captures output. */
+ * sent to files, and stops them all on Ctrl-C. */
 #ifndef FNN_CLI_JOBS_H
 #define FNN_CLI_JOBS_H
 
@@ -30,10 +30,5 @@ typedef int (*job_done_fn)(void *user, job *j);
  * be started (msg says why; running jobs are terminated first). */
 int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, char *msg,
              size_t msgsize);
-
-/* Runs argv to completion with stdin from /dev/null and returns its stdout and stderr together,
- * NUL-terminated and malloc'd, with the exit status in *code (-1 for a signal). NULL when it
- * could not be started or read (msg says why). */
-char *jobs_capture(char *const *argv, int *code, char *msg, size_t msgsize);
 
 #endif

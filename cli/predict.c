@@ -1,9 +1,9 @@
 /* fnn predict: classifies image files (or every image of an IDX file) with a saved model. */
 #include "cli.h"
+#include "options.h"
 #include "util/text.h"
 #include "util/input.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,14 +19,9 @@ static const char usage[] =
     "on a black background: pass --invert for photos of dark things on a light background.\n"
     "An IMAGE may also be an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz),\n"
     "whose images are classified one by one as \"FILE[i]\".\n"
-    "\n"
-    "  --top K         classes to show per image [3]\n"
-    "  --invert        invert the image files (dark on light becomes light on dark)\n"
-    "  --limit N       from an IDX file, the first N images only [all]\n"
-    "  --threads N     threads to use, 0 for every core [0]\n"
-    "  --json          print one JSON document: {\"model_file\", \"images\": [{\"path\",\n"
-    "                  \"top\": [{\"index\", \"label\", \"probability\"}, ...]}, ...]}\n"
-    "  -h, --help      this help\n"
+    "\n";
+
+static const char usage_end[] =
     "\n"
     "The class names come from the model file. Exit status 1 names the file that could not be\n"
     "read.\n";
@@ -176,36 +171,29 @@ static void top_classes(const float *p, int k, int top, int *out)
 
 int cmd_predict(int argc, char **argv)
 {
-    enum { O_TOP = 256, O_INVERT, O_LIMIT, O_THREADS, O_JSON };
-    static const struct option longopts[] = {
-        {"top", required_argument, 0, O_TOP},       {"invert", no_argument, 0, O_INVERT},
-        {"limit", required_argument, 0, O_LIMIT},   {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     long top = 3, limit = 0, threads = 0;
     int json = 0, invert = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cli_next_option("predict", CLI_PREDICT, argc, argv)) != -1) {
         switch (c) {
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        case O_JSON: json = 1; break;
-        case O_INVERT: invert = 1; break;
-        case O_TOP:
-            if (!cli_int("predict", "--top", optarg, 1, FNN_MAX_CLASSES, &top)) return EXIT_USAGE;
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_PREDICT);
+            fputs(usage_end, stdout);
+            return EXIT_OK;
+        case OPT_JSON: json = 1; break;
+        case OPT_INVERT: invert = 1; break;
+        case OPT_TOP:
+            if (!cli_opt_int("predict", CLI_PREDICT, c, optarg, &top)) return EXIT_USAGE;
             break;
-        case O_LIMIT:
-            if (!cli_int("predict", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+        case OPT_LIMIT:
+            if (!cli_opt_int("predict", CLI_PREDICT, c, optarg, &limit)) return EXIT_USAGE;
             break;
-        case O_THREADS:
-            if (!cli_int("predict", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+        case OPT_THREADS:
+            if (!cli_opt_int("predict", CLI_PREDICT, c, optarg, &threads)) return EXIT_USAGE;
             break;
-        case ':':
-            return cli_error("predict", EXIT_USAGE, "option '%s' needs a value",
-                             cli_bad_option(argv));
         default:
-            return cli_error("predict", EXIT_USAGE,
-                             "unknown option '%s' (see fnn predict --help)", cli_bad_option(argv));
+            return cli_unhandled_option("predict", CLI_PREDICT, c);
         }
     }
     if (argc - optind < 2)

@@ -2,10 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cli.h"
+#include "options.h"
 #include "report/report.h"
 #include "util/outputs.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +23,9 @@ static const char usage[] =
     "with the expected calibration error, and findings written from those numbers. With\n"
     "several models it adds a comparison table and overlaid curves. Figures are embedded in\n"
     "the page and also saved as PNG and SVG in REPORT_files/ beside it.\n"
-    "\n"
-    "  --out PATH              the page [report.html]; figures go to PATH less .html, + _files/\n"
-    "                          (fnn's: made with a .fnn-report file, and refused without one);\n"
-    "                          both are put in place only when the whole report is written\n"
-    "  --data DIR              IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --limit N               use the first N test images for everything [all 10000]\n"
-    "  --saliency-images N     images per class the saliency maps average over [100]\n"
-    "  --occlusion-images N    test images the occlusion map is measured on [1000]\n"
-    "  --patch N               occluding square's side, pixels [4]\n"
-    "  --stride N              its step, pixels [2]\n"
-    "  --seed N                SmoothGrad noise and random perturbations [42]\n"
-    "  --threads N             threads to use, 0 for every core [0]\n"
-    "  --json                  print a JSON summary: files written, key numbers, findings\n"
-    "  -h, --help              this help\n"
+    "\n";
+
+static const char usage_end[] =
     "\n"
     "The slow steps (saliency, occlusion, robustness) show a progress bar when stderr is a\n"
     "terminal. The study's MLP takes seconds; a CNN minutes on two cores: --limit 1000 gives a\n"
@@ -166,62 +155,37 @@ static cJSON *model_json(const fnn_report_model *r, const fnn_report_figures *fi
 
 int cmd_report(int argc, char **argv)
 {
-    enum { O_OUT = 256, O_DATA, O_LIMIT, O_SAL, O_OCC, O_PATCH, O_STRIDE, O_SEED, O_THREADS,
-           O_JSON };
-    static const struct option longopts[] = {
-        {"out", required_argument, 0, O_OUT},
-        {"data", required_argument, 0, O_DATA},
-        {"limit", required_argument, 0, O_LIMIT},
-        {"saliency-images", required_argument, 0, O_SAL},
-        {"occlusion-images", required_argument, 0, O_OCC},
-        {"patch", required_argument, 0, O_PATCH},
-        {"stride", required_argument, 0, O_STRIDE},
-        {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *out = "report.html", *data = FNN_DEFAULT_DATA_DIR;
+    cli_data_opts data = CLI_DATA_DEFAULT;
+    const char *out = "report.html";
     long limit = 0, threads = 0, sal = 100, occ = 1000, patch = 4, stride = 2, seed = 42;
     int json = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cli_next_option("report", CLI_REPORT, argc, argv)) != -1) {
+        long *value = NULL;
         switch (c) {
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        case O_OUT: out = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_JSON: json = 1; break;
-        case O_LIMIT:
-            if (!cli_int("report", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
-            break;
-        case O_SAL:
-            if (!cli_int("report", "--saliency-images", optarg, 1, 100000000, &sal))
-                return EXIT_USAGE;
-            break;
-        case O_OCC:
-            if (!cli_int("report", "--occlusion-images", optarg, 1, 100000000, &occ))
-                return EXIT_USAGE;
-            break;
-        case O_PATCH:
-            if (!cli_int("report", "--patch", optarg, 1, 64, &patch)) return EXIT_USAGE;
-            break;
-        case O_STRIDE:
-            if (!cli_int("report", "--stride", optarg, 1, 64, &stride)) return EXIT_USAGE;
-            break;
-        case O_SEED:
-            if (!cli_int("report", "--seed", optarg, 0, 0x7FFFFFFFL, &seed)) return EXIT_USAGE;
-            break;
-        case O_THREADS:
-            if (!cli_int("report", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
-            break;
-        case ':':
-            return cli_error("report", EXIT_USAGE, "option '%s' needs a value (see fnn report --help)",
-                             cli_bad_option(argv));
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_REPORT);
+            fputs(usage_end, stdout);
+            return EXIT_OK;
+        case OPT_OUT: out = optarg; break;
+        case OPT_JSON: json = 1; break;
+        case OPT_LIMIT: value = &limit; break;
+        case OPT_SALIENCY_IMAGES: value = &sal; break;
+        case OPT_OCCLUSION_IMAGES: value = &occ; break;
+        case OPT_PATCH: value = &patch; break;
+        case OPT_STRIDE: value = &stride; break;
+        case OPT_SEED: value = &seed; break;
+        case OPT_THREADS: value = &threads; break;
         default:
-            return cli_error("report", EXIT_USAGE, "unknown option '%s' (see fnn report --help)",
-                             cli_bad_option(argv));
+            switch (cli_data_option("report", CLI_REPORT, c, optarg, &data)) {
+            case 1: break;
+            case 0: return cli_unhandled_option("report", CLI_REPORT, c);
+            default: return EXIT_USAGE;
+            }
         }
+        if (value && !cli_opt_int("report", CLI_REPORT, c, optarg, value))
+            return EXIT_USAGE;
     }
     int n = argc - optind;
     if (n < 1)
@@ -242,9 +206,11 @@ int cmd_report(int argc, char **argv)
     }
     /* Checked before the slow part: no output may replace a model or the data, and the figures
      * folder must be one fnn made. Both outputs are put in place only once all is written. */
-    fnn_status fs = cli_data_inputs(files, data, "t10k", &err);
+    fnn_status fs = data.test_data
+                        ? cli_data_inputs(files, "--test-data", data.test_data, "t10k", &err)
+                        : cli_data_inputs(files, "--data", data.data, "t10k", &err);
     if (fs == FNN_OK) /* not read, but the user's data all the same */
-        fs = cli_data_inputs(files, data, "train", &err);
+        fs = cli_data_inputs(files, "--data", data.data, "train", &err);
     for (int i = 0; i < n && fs == FNN_OK; i++)
         fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
     if (fs == FNN_OK)
@@ -256,7 +222,7 @@ int cmd_report(int argc, char **argv)
         rc = cli_lib_error("report", &err);
         goto done;
     }
-    if ((rc = load_split("report", data, "t10k", limit, &test)))
+    if ((rc = load_split("report", &data, "t10k", limit, &test)))
         goto done;
     progress_state ps = {.nmodels = n, .tty = isatty(2)};
     fnn_report_options opts = {.threads = (int)threads, .saliency_images = (int)sal,

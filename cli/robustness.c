@@ -1,8 +1,8 @@
 /* fnn robustness: test accuracy of a saved model under noise, shifts, rotations, occlusion and
  * contrast changes, as a table or JSON. */
 #include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,15 +16,7 @@ static const char usage[] =
     "  rotate    rotated by this many degrees, clockwise or counter-clockwise (drawn per image)\n"
     "  occlude   a black square of this side at a random place in the image\n"
     "  contrast  pixels pulled towards the image's mean: mean + factor (x - mean)\n"
-    "\n"
-    "  --perturbation LIST  comma-separated names from the list above [all]\n"
-    "  --seed N        seed of the random draws [1]\n"
-    "  --data DIR      IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --split NAME    test (t10k files) or train [test]\n"
-    "  --limit N       use the first N images only [all]\n"
-    "  --threads N     threads to use, 0 for every core [0]\n"
-    "  --json          print one JSON document instead of the table\n"
-    "  -h, --help      this help\n";
+    "\n";
 
 static const char *const units[FNN_PERTURB_COUNT] = {"sigma", "pixels", "degrees", "pixels",
                                                      "factor"};
@@ -59,53 +51,43 @@ static int parse_list(const char *text, int *chosen)
 
 int cmd_robustness(int argc, char **argv)
 {
-    enum { O_PERTURB = 256, O_SEED, O_DATA, O_SPLIT, O_LIMIT, O_THREADS, O_JSON };
-    static const struct option longopts[] = {
-        {"perturbation", required_argument, 0, O_PERTURB},
-        {"seed", required_argument, 0, O_SEED},
-        {"data", required_argument, 0, O_DATA},
-        {"split", required_argument, 0, O_SPLIT},
-        {"limit", required_argument, 0, O_LIMIT},
-        {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *data = FNN_DEFAULT_DATA_DIR, *split = "test";
+    cli_data_opts data = CLI_DATA_DEFAULT;
+    const char *split = "test";
     long limit = 0, threads = 0, seed = 1;
-    int json = 0, c, chosen[FNN_PERTURB_COUNT] = {0}, any = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    int json = 0, c, chosen[FNN_PERTURB_COUNT] = {0}, any = 0, choice;
+    while ((c = cli_next_option("robustness", CLI_ROBUSTNESS, argc, argv)) != -1) {
         switch (c) {
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        case O_DATA: data = optarg; break;
-        case O_JSON: json = 1; break;
-        case O_PERTURB:
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_ROBUSTNESS);
+            return EXIT_OK;
+        case OPT_JSON: json = 1; break;
+        case OPT_PERTURBATION:
             if (!parse_list(optarg, chosen)) return EXIT_USAGE;
             any = 1;
             break;
-        case O_SPLIT:
-            if (strcmp(optarg, "test") && strcmp(optarg, "train"))
-                return cli_error("robustness", EXIT_USAGE,
-                                 "--split: expected test or train, got '%s'", optarg);
-            split = optarg;
+        case OPT_SPLIT:
+            if (!cli_opt_choice("robustness", CLI_ROBUSTNESS, c, optarg, &choice))
+                return EXIT_USAGE;
+            split = choice ? "train" : "test";
             break;
-        case O_SEED:
-            if (!cli_int("robustness", "--seed", optarg, 0, 2147483647L, &seed)) return EXIT_USAGE;
+        case OPT_SEED:
+            if (!cli_opt_int("robustness", CLI_ROBUSTNESS, c, optarg, &seed)) return EXIT_USAGE;
             break;
-        case O_LIMIT:
-            if (!cli_int("robustness", "--limit", optarg, 1, 100000000, &limit)) return EXIT_USAGE;
+        case OPT_LIMIT:
+            if (!cli_opt_int("robustness", CLI_ROBUSTNESS, c, optarg, &limit)) return EXIT_USAGE;
             break;
-        case O_THREADS:
-            if (!cli_int("robustness", "--threads", optarg, 0, 1024, &threads)) return EXIT_USAGE;
+        case OPT_THREADS:
+            if (!cli_opt_int("robustness", CLI_ROBUSTNESS, c, optarg, &threads))
+                return EXIT_USAGE;
             break;
-        case ':':
-            return cli_error("robustness", EXIT_USAGE, "option '%s' needs a value",
-                             cli_bad_option(argv));
         default:
-            return cli_error("robustness", EXIT_USAGE,
-                             "unknown option '%s' (see fnn robustness --help)",
-                             cli_bad_option(argv));
+            switch (cli_data_option("robustness", CLI_ROBUSTNESS, c, optarg, &data)) {
+            case 1: break;
+            case 0: return cli_unhandled_option("robustness", CLI_ROBUSTNESS, c);
+            default: return EXIT_USAGE;
+            }
         }
     }
     if (optind != argc - 1)
@@ -121,7 +103,7 @@ int cmd_robustness(int argc, char **argv)
         return cli_error("robustness", EXIT_RUNTIME, "%s", err.msg);
     fnn_dataset d = {0};
     double acc[FNN_PERTURB_COUNT][16];
-    int rc = load_split("robustness", data, strcmp(split, "test") ? "train" : "t10k", limit, &d);
+    int rc = load_split("robustness", &data, strcmp(split, "test") ? "train" : "t10k", limit, &d);
     if (rc == EXIT_OK && fnn_check_data(m, &d, split, &err) != FNN_OK)
         rc = cli_lib_error("robustness", &err);
     if (rc != EXIT_OK)

@@ -2,6 +2,7 @@
  * process of its own, scored on the validation split; the test set is read once, at the end. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "grid.h"
 #include "jobs.h"
 #include "util/atomic.h"
@@ -26,41 +27,21 @@ static const char usage[] =
     "weights it saved (the last, or the one --early-stopping restored; ties go to the lower\n"
     "validation loss). Trials run in parallel. When all are done they are ranked, and the\n"
     "best one alone is evaluated on the test set: the only time the search reads it.\n"
+    "\n";
+
+static const char usage_end[] =
     "\n"
-    "grid:\n"
-    "  --grid KEY=V1,V2,...  a key and its values; every combination of all keys is tried, the\n"
-    "                        last key varying fastest. KEY is an fnn train option without its\n"
-    "                        dashes (lr, batch-size, optimizer, epochs, weight-decay, momentum,\n"
-    "                        arch, ...); a train option that takes no value takes on and off.\n"
-    "                        Any other KEY is a placeholder that templates refer to as {KEY}.\n"
-    "  --grid-file PATH      keys from a file, one \"KEY = V1, V2, ...\" per line, '#' starts a\n"
-    "                        comment; a key with one value is a fixed option\n"
-    "  --arch TEMPLATE       the same as --grid arch=TEMPLATE. In every value, {KEY} is replaced\n"
-    "                        by the trial's value of KEY, e.g. \"dense:{width}:relu\"\n"
-    "  --samples N           random search: N distinct configurations drawn from the grid\n"
-    "                        instead of all of them (numbered in grid order)\n"
-    "  --seed N              seeds the draw, and is every trial's fnn train --seed unless seed\n"
-    "                        is a grid key [42]\n"
-    "search:\n"
-    "  --out DIR             where everything goes; created if missing (with a .fnn-search\n"
-    "                        file: an existing DIR without one is refused) [required]\n"
-    "  --data DIR            IDX files, for the trials and the final test\n"
-    "                        [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --workers N           trials at once, each on one thread [the number of cores]\n"
-    "  --no-final-test       skip the final evaluation: the test set is not read at all\n"
-    "  --json                print one JSON document with everything; progress goes to stderr\n"
-    "  -h, --help            this help\n"
-    "Any other option is an fnn train option given to every trial unchanged (--epochs 5,\n"
-    "--limit 10000, ...). The search sets the trials' --out, --history, --threads, --no-test,\n"
-    "--quiet and --json itself, so those are refused, as are --test-limit, --checkpoint,\n"
-    "--resume and --folds.\n"
+    "--data is read by the trials and by the final test. Any other option is an fnn train\n"
+    "option given to every trial unchanged (--epochs 5, --limit 10000, ...). The search sets\n"
+    "the trials' --out, --history, --threads, --no-test, --quiet and --json itself, so those\n"
+    "are refused, as are --test-limit, --checkpoint, --resume and --folds.\n"
     "\n"
     "Before any trial starts, every trial's options are checked (keys against fnn train's\n"
-    "options, architectures by building them, values by fnn train itself), so a bad key or\n"
-    "value stops the search at once with train's message. A usage error that train sees only\n"
-    "with the data (--classes against the model's output) stops it at the first trial that\n"
-    "meets it. A trial that fails at run time (a loss that turned NaN, say) is listed as\n"
-    "failed and the search goes on.\n"
+    "options, architectures by building them, values by fnn train's own option checks), so\n"
+    "a bad key or value stops the search at once with train's message. A usage error that\n"
+    "train sees only with the data (--classes against the model's output) stops it at the\n"
+    "first trial that meets it. A trial that fails at run time (a loss that turned NaN, say)\n"
+    "is listed as failed and the search goes on.\n"
     "\n"
     "files in DIR:\n"
     "  search.json             the grid and every trial's exact fnn train options\n"
@@ -85,7 +66,7 @@ static const char usage[] =
     "failed, or the search was interrupted), 2 on a usage error.\n";
 
 /* More trials than this need --samples. */
-#define MAX_TRIALS 100000
+#define MAX_TRIALS CLI_MAX_TRIALS
 
 /* fnn train's options that a search does not pass on, and why. */
 static const struct {
@@ -101,14 +82,7 @@ static const struct {
     {"checkpoint", "an interrupted search is continued by running it again"},
     {"resume", "an interrupted search is continued by running it again"},
     {"folds", "a trial is one training run, scored on the validation split"},
-    {"help", "see fnn train --help"},
 };
-
-/* A long option of fnn train, as its --help lists it. */
-typedef struct {
-    char *name;
-    int takes_value;
-} train_option;
 
 typedef struct {
     grid g;
@@ -117,8 +91,6 @@ typedef struct {
     const char *out_dir, *data;
     long samples, workers, seed;
     int json, no_final_test;
-    train_option *topts; /* (ntopts) */
-    int ntopts;
 } search_opts;
 
 typedef struct {
@@ -173,12 +145,10 @@ static const char *reserved_why(const char *name)
     return NULL;
 }
 
-static const train_option *train_option_find(const search_opts *o, const char *name)
+/* fnn train's option of that name, from the option table, or NULL. */
+static const cli_option *train_option_find(const char *name)
 {
-    for (int i = 0; i < o->ntopts; i++)
-        if (!strcmp(o->topts[i].name, name))
-            return &o->topts[i];
-    return NULL;
+    return cli_option_named(CLI_TRAIN, name);
 }
 
 /* The whole file, NUL-terminated, or NULL with errno set (EINVAL: not a regular file) and, when
@@ -235,58 +205,6 @@ static char *last_line(const char *path)
     return line;
 }
 
-/* ---------------------------------------------------------------- fnn train's options */
-
-/* Reads the long options from `fnn train --help`: an option line starts, indented, with
- * "--name", and a value placeholder follows the name after a single space ("--lr X"), while a
- * description follows after two or more. */
-static int load_train_options(search_opts *o, const char *exe)
-{
-    char *argv[] = {(char *)exe, "train", "--help", NULL}, msg[256];
-    int code;
-    char *help = jobs_capture(argv, &code, msg, sizeof msg);
-    if (!help)
-        return cli_error("search", EXIT_RUNTIME, "%s", msg);
-    if (code != 0) {
-        free(help);
-        return cli_error("search", EXIT_RUNTIME, "fnn train --help failed (exit status %d)", code);
-    }
-    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
-        char *p = line;
-        while (*p == ' ')
-            p++;
-        if (p - line > 6)
-            continue;
-        if (p[0] == '-' && p[1] != '-') { /* "-h, --help" */
-            char *comma = strstr(p, ", --");
-            if (!comma)
-                continue;
-            p = comma + 2;
-        }
-        if (strncmp(p, "--", 2) || !p[2])
-            continue;
-        p += 2;
-        size_t len = strcspn(p, " =\t[");
-        train_option *grown = realloc(o->topts, (size_t)(o->ntopts + 1) * sizeof *grown);
-        char *name = grown ? strndup(p, len) : NULL;
-        if (grown)
-            o->topts = grown;
-        if (!name) {
-            free(help);
-            return cli_error("search", EXIT_RUNTIME, "out of memory");
-        }
-        o->topts[o->ntopts].name = name;
-        o->topts[o->ntopts].takes_value =
-            p[len] == '=' || (p[len] == ' ' && p[len + 1] && p[len + 1] != ' ');
-        o->ntopts++;
-    }
-    free(help);
-    if (!train_option_find(o, "lr") || !train_option_find(o, "no-test"))
-        return cli_error("search", EXIT_RUNTIME,
-                         "cannot read fnn train's options from its --help (no --lr or --no-test)");
-    return EXIT_OK;
-}
-
 /* ---------------------------------------------------------------- options */
 
 static int add_fixed(search_opts *o, const char *text)
@@ -317,20 +235,18 @@ static int add_grid_file(search_opts *o, const char *path)
 }
 
 /* fnn search's own options are taken here; every other "--name [value]" is an fnn train option
- * for all trials, its arity read from train's option list. */
-static int parse(int argc, char **argv, search_opts *o, const char *exe)
+ * for all trials, its arity read from train's rows of the option table. */
+static int parse(int argc, char **argv, search_opts *o)
 {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage, stdout);
+            cli_print_options(stdout, CLI_SEARCH);
+            fputs(usage_end, stdout);
             return -1;
         }
     }
-    int rc = load_train_options(o, exe);
-    if (rc)
-        return rc;
-    static const char *const own_with_value[] = {"grid", "grid-file", "arch", "samples", "seed",
-                                                 "workers", "out", "data", NULL};
+    int rc = EXIT_OK;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) || !arg[2])
@@ -338,12 +254,15 @@ static int parse(int argc, char **argv, search_opts *o, const char *exe)
                              "unexpected argument '%s' (see fnn search --help)", arg);
         const char *eq = strchr(arg, '=');
         char *name = strndup(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (!name)
+            return cli_error("search", EXIT_RUNTIME, "out of memory");
         const char *value = eq ? eq + 1 : NULL;
-        int own = 0;
-        for (int k = 0; own_with_value[k]; k++)
-            own |= !strcmp(name, own_with_value[k]);
-        const train_option *to = train_option_find(o, name);
-        int needs_value = own || (to && to->takes_value);
+        const cli_option *own = cli_option_named(CLI_SEARCH, name);
+        const cli_option *to = train_option_find(name);
+        /* An own flag given a value ("--json=1") is not search's: train's rows judge it. */
+        if (own && !own->metavar && value)
+            own = NULL;
+        int needs_value = own ? own->metavar != NULL : to && to->metavar;
         if (needs_value && !value) {
             if (i + 1 == argc) {
                 rc = cli_error("search", EXIT_USAGE, "option '%s' needs a value", arg);
@@ -353,43 +272,55 @@ static int parse(int argc, char **argv, search_opts *o, const char *exe)
         }
         fnn_error err = {0};
         fnn_status s;
-        if (!strcmp(name, "json") && !value)
-            o->json = 1;
-        else if (!strcmp(name, "no-final-test") && !value)
-            o->no_final_test = 1;
-        else if (!strcmp(name, "grid")) {
+        switch (own ? own->id : 0) {
+        case OPT_JSON: o->json = 1; break;
+        case OPT_NO_FINAL_TEST: o->no_final_test = 1; break;
+        case OPT_GRID: {
             char origin[96];
             snprintf(origin, sizeof origin, "--grid '%.60s'", value);
             if ((s = grid_add(&o->g, value, origin, &err)) != FNN_OK)
                 rc = grid_error(s, &err);
-        } else if (!strcmp(name, "arch")) {
+            break;
+        }
+        case OPT_ARCH: {
             char *kv = xasprintf("arch=%s", value);
             if ((s = grid_add(&o->g, kv, "--arch", &err)) != FNN_OK)
                 rc = grid_error(s, &err);
             free(kv);
-        } else if (!strcmp(name, "grid-file"))
-            rc = add_grid_file(o, value);
-        else if (!strcmp(name, "out"))
-            o->out_dir = value;
-        else if (!strcmp(name, "data"))
-            o->data = value;
-        else if (!strcmp(name, "samples"))
-            rc = cli_int("search", "--samples", value, 1, MAX_TRIALS, &o->samples) ? 0 : EXIT_USAGE;
-        else if (!strcmp(name, "workers"))
-            rc = cli_int("search", "--workers", value, 1, 1024, &o->workers) ? 0 : EXIT_USAGE;
-        else if (!strcmp(name, "seed"))
-            rc = cli_int("search", "--seed", value, 0, 0x7FFFFFFFL, &o->seed) ? 0 : EXIT_USAGE;
-        else if (!to)
-            rc = cli_error("search", EXIT_USAGE,
-                           "unknown option '%s': neither fnn search's nor fnn train's (see "
-                           "fnn search --help and fnn train --help)", arg);
-        else if (reserved_why(name))
-            rc = cli_error("search", EXIT_USAGE, "--%s cannot be given to a search: %s", name,
-                           reserved_why(name));
-        else if (!to->takes_value && value)
-            rc = cli_error("search", EXIT_USAGE, "--%s takes no value, got '%s'", name, value);
-        else if ((rc = add_fixed(o, argv[i - (value && !eq ? 1 : 0)])) == EXIT_OK && value && !eq)
-            rc = add_fixed(o, value);
+            break;
+        }
+        case OPT_GRID_FILE: rc = add_grid_file(o, value); break;
+        case OPT_OUT: o->out_dir = value; break;
+        case OPT_DATA: o->data = value; break;
+        case OPT_SAMPLES:
+            rc = cli_opt_int("search", CLI_SEARCH, OPT_SAMPLES, value, &o->samples) ? 0
+                                                                                  : EXIT_USAGE;
+            break;
+        case OPT_WORKERS:
+            rc = cli_opt_int("search", CLI_SEARCH, OPT_WORKERS, value, &o->workers) ? 0
+                                                                                  : EXIT_USAGE;
+            break;
+        case OPT_SEED:
+            rc = cli_opt_int("search", CLI_SEARCH, OPT_SEED, value, &o->seed) ? 0 : EXIT_USAGE;
+            break;
+        default:
+            if (own) /* a row of search's without a case above */
+                rc = cli_error("search", EXIT_USAGE, "unknown option '%s' (see fnn search "
+                               "--help)", arg);
+            else if (!to)
+                rc = cli_error("search", EXIT_USAGE,
+                               "unknown option '%s': neither fnn search's nor fnn train's (see "
+                               "fnn search --help and fnn train --help)", arg);
+            else if (reserved_why(name))
+                rc = cli_error("search", EXIT_USAGE, "--%s cannot be given to a search: %s",
+                               name, reserved_why(name));
+            else if (!to->metavar && value)
+                rc = cli_error("search", EXIT_USAGE, "--%s takes no value, got '%s'", name,
+                               value);
+            else if ((rc = add_fixed(o, argv[i - (value && !eq ? 1 : 0)])) == EXIT_OK && value &&
+                     !eq)
+                rc = add_fixed(o, value);
+        }
     next:
         free(name);
         if (rc)
@@ -431,7 +362,7 @@ static int check_keys(const search_opts *o)
 {
     for (int i = 0; i < o->g.nkeys; i++) {
         const grid_key *k = &o->g.keys[i];
-        const train_option *to = train_option_find(o, k->name);
+        const cli_option *to = train_option_find(k->name);
         if (!strcmp(k->name, "data"))
             return cli_error("search", EXIT_USAGE, "%s: 'data' cannot be a grid key: every "
                              "trial uses --data", k->origin);
@@ -446,7 +377,7 @@ static int check_keys(const search_opts *o)
             return cli_error("search", EXIT_USAGE,
                              "--%s is given both as a grid key (%s) and as an option for every "
                              "trial", k->name, k->origin);
-        for (int j = 0; to && !to->takes_value && j < k->nvalues; j++)
+        for (int j = 0; to && !to->metavar && j < k->nvalues; j++)
             if (strcmp(k->values[j], "on") && strcmp(k->values[j], "off"))
                 return cli_error("search", EXIT_USAGE,
                                  "%s: --%s takes no value, so its grid values are on and off, "
@@ -543,14 +474,14 @@ static int build_trial(const search_opts *o, const char *exe, trial *t)
         push(&t->argv, &n, xasprintf("%s", o->fixed[i]));
     for (int i = 0; i < o->g.nkeys; i++) {
         const grid_key *k = &o->g.keys[i];
-        const train_option *to = train_option_find(o, k->name);
+        const cli_option *to = train_option_find(k->name);
         if (!to)
             continue;
         fnn_error err = {0};
         char *v = grid_fill(&o->g, t->choice, k->values[t->choice[i]], k->name, &err);
         if (!v)
             return cli_error("search", EXIT_USAGE, "%s: %s", k->origin, err.msg);
-        if (!to->takes_value) {
+        if (!to->metavar) {
             if (!strcmp(v, "on"))
                 push(&t->argv, &n, xasprintf("--%s", k->name));
             free(v);
@@ -580,79 +511,87 @@ static char *params_text(const grid *g, const int *choice)
     return s;
 }
 
-/* The architecture of a trial, built as fnn train would build it: fnn train reads its data before
- * its --arch, so the check below cannot see a bad one. */
-static int check_arch(const search_opts *o, const trial *t)
+/* The value of option --name in a trial's command ("--name V" or "--name=V"), or NULL. */
+static const char *trial_value(const trial *t, const char *name)
 {
-    for (int j = t->args_at; t->argv[j] && t->argv[j + 1]; j++) {
-        if (strcmp(t->argv[j], "--arch"))
+    size_t len = strlen(name);
+    const char *value = NULL;
+    for (int j = t->args_at; t->argv[j]; j++) {
+        const char *a = t->argv[j];
+        if (strncmp(a, "--", 2) || strncmp(a + 2, name, len))
             continue;
-        fnn_error err = {0};
-        fnn_model *m = fnn_model_create(t->argv[j + 1], 1, 28, 28, &err);
-        if (m) {
-            fnn_model_free(m);
-            return EXIT_OK;
-        }
-        char *params = params_text(&o->g, t->choice);
-        int rc = cli_error("search", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE,
-                           "trial %d (%s): --arch %s: %s", t->number, params, t->argv[j + 1],
-                           err.msg);
-        free(params);
-        return rc;
+        if (a[2 + len] == '=')
+            value = a + 3 + len;
+        else if (!a[2 + len] && t->argv[j + 1])
+            value = t->argv[++j];
     }
-    return EXIT_OK;
+    return value;
 }
 
-/* fnn train itself judges every trial's options before any trial starts: it is run with a data
- * directory that does not exist, so that it stops right after checking its options (exit status
- * 2 when they are wrong, 1 when the missing data stops it). */
+/* The architecture of a trial whose options fnn train accepts, built as fnn train would build
+ * it: fnn train reads its data before its --arch, so its option checks cannot see a bad one. The input is the images' shape where the
+ * trial sets it (--channels, --image-size), and the default data's, 1x28x28, where it does not. */
+static int check_arch(const search_opts *o, const trial *t)
+{
+    const char *arch = trial_value(t, "arch"), *size = trial_value(t, "image-size"),
+               *channels = trial_value(t, "channels");
+    int c = channels && !strcmp(channels, "3") ? 3 : 1, h = 28, w = 28;
+    if (!arch)
+        return EXIT_OK;
+    if (size && !cli_parse_size("search", "--image-size", size, &h, &w))
+        return EXIT_USAGE;
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create(arch, c, h, w, &err);
+    if (m) {
+        fnn_model_free(m);
+        return EXIT_OK;
+    }
+    char *params = params_text(&o->g, t->choice);
+    int rc = cli_error("search", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE,
+                       "trial %d (%s): --arch %s: %s", t->number, params, arch, err.msg);
+    free(params);
+    return rc;
+}
+
+/* fnn train's own option checks, then its architecture, judge every trial before any trial
+ * starts, in this process: a usage error stops the search with train's message. */
 static int check_trials(const search_opts *o, trial *t, int n)
 {
     for (int i = 0; i < n; i++) {
-        int rc = check_arch(o, &t[i]);
-        if (rc)
-            return rc;
-    }
-    char tmpl[] = "/tmp/fnn-search-check.XXXXXX";
-    if (!mkdtemp(tmpl))
-        return cli_error("search", EXIT_RUNTIME, "cannot create a directory in /tmp: %s",
-                         strerror(errno));
-    char *nodata = xasprintf("%s/no-data", tmpl), *model = xasprintf("%s/check.safetensors", tmpl);
-    int rc = EXIT_OK;
-    for (int i = 0; i < n && !rc; i++) {
-        /* The same command with --out and --data pointing into the scratch directory; --data
-         * comes last so that it wins. */
+        /* getopt permutes what it parses: a copy of the trial's argv, from "train" on. */
         char **argv = NULL;
         int argc = 0;
-        for (int j = 0; t[i].argv[j]; j++)
+        for (int j = 1; t[i].argv[j]; j++)
             push(&argv, &argc, t[i].argv[j]);
-        argv[t[i].args_at - 1] = model;
-        push(&argv, &argc, "--data");
-        push(&argv, &argc, nodata);
-        char msg[256];
-        int code;
-        char *text = jobs_capture(argv, &code, msg, sizeof msg);
-        free(argv);
-        if (!text) {
-            rc = cli_error("search", EXIT_RUNTIME, "%s", msg);
-            break;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *msg = open_memstream(&text, &len);
+        if (!msg) {
+            free(argv);
+            return cli_error("search", EXIT_RUNTIME, "out of memory");
         }
-        if (code == EXIT_USAGE || code < 0) {
+        cli_error_stream = msg;
+        int code = cmd_train_check(argc, argv);
+        cli_error_stream = NULL;
+        free(argv);
+        if (fclose(msg) != 0 || !text) {
+            free(text);
+            return cli_error("search", EXIT_RUNTIME, "out of memory");
+        }
+        int rc = EXIT_OK;
+        if (code != EXIT_OK) {
             char *params = params_text(&o->g, t[i].choice);
-            size_t len = strlen(text);
             while (len && text[len - 1] == '\n')
                 text[--len] = '\0';
-            rc = cli_error("search", EXIT_USAGE, "trial %d (%s) is refused by fnn train:\n%s",
+            rc = cli_error("search", code, "trial %d (%s) is refused by fnn train:\n%s",
                            t[i].number, params, text);
             free(params);
         }
         free(text);
+        if (rc || (rc = check_arch(o, &t[i])))
+            return rc;
     }
-    unlink(model);
-    rmdir(tmpl);
-    free(nodata);
-    free(model);
-    return rc;
+    return EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- search.json */
@@ -992,10 +931,32 @@ static int final_test(const search_opts *o, const char *exe, const trial *best, 
     char *out = xasprintf("%s/test.json", o->out_dir), *log = xasprintf("%s/test.log", o->out_dir);
     int rc = copy_file(best->model, model);
     if (!rc) {
-        char *argv[] = {(char *)exe, "eval", model, "--json", "--data", (char *)o->data, NULL};
+        char **argv = NULL;
+        int argc = 0;
+        const char *head[] = {exe, "eval", model, "--json", "--data", o->data};
+        for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+            push(&argv, &argc, (char *)head[i]);
+        /* The best trial's options that fnn eval takes too (the data options it shares with
+         * train: --test-data, --image-size, ...), so that the test set is read as the trials
+         * read theirs. */
+        for (int i = best->args_at; best->argv[i]; i++) {
+            const char *a = best->argv[i];
+            size_t len = strcspn(a + 2, "=");
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), a + 2);
+            const cli_option *row = strncmp(a, "--", 2) ? NULL : train_option_find(name);
+            int shared = row && (row->cmds & CLI_EVAL) && row->id != OPT_DATA;
+            if (shared)
+                push(&argv, &argc, best->argv[i]);
+            if (row && row->metavar && !a[2 + len] && best->argv[i + 1] && shared)
+                push(&argv, &argc, best->argv[i + 1]);
+            if (row && row->metavar && !a[2 + len])
+                i++;
+        }
         job j = {.argv = argv, .out_path = out, .err_path = log};
         char msg[256];
         int r = jobs_run(&j, 1, 1, NULL, NULL, msg, sizeof msg);
+        free(argv);
         if (r == JOBS_INTERRUPTED)
             rc = cli_error("search", EXIT_RUNTIME, "interrupted during the test evaluation");
         else if (r == JOBS_FAILED)
@@ -1109,7 +1070,7 @@ int cmd_search(int argc, char **argv)
     uint64_t *configs = NULL;
     cJSON *doc = NULL, *test = NULL;
     char *test_error = NULL;
-    int n = 0, rc = parse(argc, argv, &o, exe);
+    int n = 0, rc = parse(argc, argv, &o);
     if (rc) {
         rc = rc < 0 ? EXIT_OK : rc;
         goto done;
@@ -1213,8 +1174,5 @@ done:
     free(configs);
     grid_free(&o.g);
     free(o.fixed);
-    for (int i = 0; i < o.ntopts; i++)
-        free(o.topts[i].name);
-    free(o.topts);
     return rc;
 }

@@ -2,10 +2,10 @@
  * prints the report and writes the model and its history; the experiment options (augmentation,
  * schedules, early stopping, checkpoints, k-fold, transfer learning) map onto fnn_train_config. */
 #include "cli.h"
+#include "options.h"
 #include "util/atomic.h"
 #include "util/outputs.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,147 +18,18 @@ static const char usage[] =
     "\n"
     "Trains a classifier on Fashion-MNIST (by default the study's MLP), validates it after\n"
     "every epoch, evaluates it once on the test set and saves it.\n"
-    "\n"
-    "data:\n"
-    "  --data DIR          IDX files (gzipped or plain) [" FNN_DEFAULT_DATA_DIR "]\n"
-    "  --val-split X       fraction of the training file held out for validation, taken from\n"
-    "                      its end as Keras does [0.2]\n"
-    "  --limit N           use only the first N images of the training file [all]\n"
-    "  --test-limit N      evaluate on the first N test images [all]\n"
-    "  --no-test           do not read the test set at all (model selection on validation)\n"
-    "model and optimisation:\n"
-    "  --arch SPEC         architecture spec or preset [mlp = \"" FNN_DEFAULT_ARCH "\"]\n"
-    "                      tokens: flatten, dense:UNITS[:relu|softmax|linear], dropout:RATE,\n"
-    "                      conv2d:FILTERS:KERNEL[:sSTRIDE][:same|valid][:nobias][:he][:relu],\n"
-    "                      maxpool:SIZE[:STRIDE], avgpool:SIZE[:STRIDE], globalavgpool,\n"
-    "                      batchnorm[:MOMENTUM[:EPS]], relu, leakyrelu[:ALPHA], elu[:ALPHA],\n"
-    "                      tanh, sigmoid, and residual ... end around a block that keeps its\n"
-    "                      input's shape; presets: mlp, cnn, resnet (fnn summary --arch NAME)\n"
-    "  --epochs N          [10]\n"
-    "  --batch-size N      [32]\n"
-    "  --optimizer NAME    adam, adamw or sgd [adam]\n"
-    "  --lr X              learning rate [0.001 for adam, 0.01 for sgd]\n"
-    "  --momentum X        SGD momentum [0]\n"
-    "  --weight-decay X    on kernels: L2 (X w added to the gradient) with adam and sgd,\n"
-    "                      decoupled with adamw [0; 0.004 for adamw]\n"
-    "  --nesterov          SGD: Nesterov momentum (Keras's form) [off]\n"
-    "  --seed N            seeds initialisation, shuffling, dropout and augmentation [42]; the\n"
-    "                      same seed and thread count give the same numbers, bit for bit\n"
-    "  --threads N         threads to use, 0 for every core [0]\n"
-    "learning-rate schedule (per step; --lr is the base rate):\n"
-    "  --lr-schedule NAME  constant, step, cosine or plateau [constant]\n"
-    "                      step: lr * GAMMA^floor(epoch / N), epochs counted from 0\n"
-    "                      cosine: lr * (1 + cos(pi * s / S)) / 2, s steps after warm-up of S\n"
-    "                      plateau: lr * FACTOR after PATIENCE epochs without the validation\n"
-    "                      loss improving by 1e-4 (Keras's ReduceLROnPlateau)\n"
-    "  --lr-step-epochs N  step: epochs between cuts [10]\n"
-    "  --lr-gamma G        step: factor at each cut [0.1]\n"
-    "  --lr-patience N     plateau: epochs without improvement before a cut [2]\n"
-    "  --lr-factor F       plateau: factor at each cut, in (0, 1) [0.5]\n"
-    "  --lr-min X          plateau: lowest rate [0]\n"
-    "  --warmup-epochs N   linear warm-up from lr/W to lr over the first N epochs' W steps,\n"
-    "                      before any schedule [0]\n"
-    "regularisation and stopping:\n"
-    "  --clip-norm X       scale each step's gradients to a global L2 norm of at most X [off]\n"
-    "  --aug-shift N       augment training batches: shift by up to N pixels each way [0]\n"
-    "  --aug-flip          augment: mirror left-right with probability 1/2 [off]\n"
-    "  --aug-rotate DEG    augment: rotate by up to DEG degrees either way [0]\n"
-    "  --aug-erase P       augment: with probability P erase a random rectangle of 2-25% of\n"
-    "                      the image (random erasing / cutout) [0]\n"
-    "                      augmentation is drawn from --seed and touches training batches only\n"
-    "  --early-stopping N  stop after N epochs without the monitored metric improving, and\n"
-    "                      restore the best epoch's weights (also at the last epoch) [off]\n"
-    "  --monitor METRIC    val_loss or val_accuracy, for --early-stopping [val_loss]\n"
-    "  --folds K           k-fold cross-validation on the training file instead of one run:\n"
-    "                      K trainings, each validating on one fold; reports the mean and\n"
-    "                      sample standard deviation of the validation accuracy. Saves no\n"
-    "                      model and never reads the test set\n"
-    "checkpoints (Ctrl-C finishes the current step, writes the checkpoint and exits 130):\n"
-    "  --checkpoint PATH   write a checkpoint after every epoch (atomically) with weights,\n"
-    "                      optimizer and schedule state, RNG state, epoch and history\n"
-    "  --resume PATH       continue the run in checkpoint PATH up to --epochs (required);\n"
-    "                      its data, model and training options are reused: any of them given\n"
-    "                      again must have the checkpoint's value (so the first run's command\n"
-    "                      line works), while --epochs, --data, --checkpoint [PATH], --out,\n"
-    "                      --history, --quiet and --json may change. The result is bit for bit\n"
-    "                      that of an uninterrupted run; a cosine schedule spans --epochs, so\n"
-    "                      keep --epochs the same there\n"
-    "transfer learning:\n"
-    "  --init-from MODEL   start from the weights of MODEL's layers that match this model's\n"
-    "                      (same position and shape); the others are initialised from --seed.\n"
-    "                      Prints what was loaded and what was not\n"
-    "  --reset-head        with --init-from: leave the last layer initialised even where its\n"
-    "                      shape matches (a new task with as many classes)\n"
-    "  --freeze N          keep the first N layers (as fnn summary numbers them from 1) fixed;\n"
-    "                      a frozen batchnorm keeps gamma and beta but its moving statistics\n"
-    "                      still follow the new data in training mode\n"
-    "  --classes LIST      keep only these classes, e.g. 5,6,7,8,9, relabelled 0..k-1 in the\n"
-    "                      order given (in every split); the model's last layer needs k units\n"
-    "  --per-class N       keep the first N training images of each class (after the\n"
-    "                      validation split) [all]\n"
-    "output:\n"
-    "  --out MODEL         model file, safetensors [model.safetensors]\n"
-    "  --history PATH      per-epoch metrics, CSV, or JSON if PATH ends in .json\n"
-    "                      [MODEL without .safetensors, plus .history.csv; none when MODEL\n"
-    "                      is a device]\n"
-    "                      Both are put in place together, and only when the run succeeds.\n"
-    "                      No output may be an input (the data, --init-from, --resume) or\n"
-    "                      another output, however spelled; a symbolic link is written\n"
-    "                      through, a character device or FIFO written to, a directory refused\n"
-    "  --quiet             print nothing but errors\n"
-    "  --json              print one JSON document with everything instead of text\n"
-    "  -h, --help          this help\n"
+    "\n";
+
+static const char usage_end[] =
     "\n"
     "Exit status: 0 on success, 1 on a runtime error (a NaN loss included: the last good\n"
     "checkpoint is kept), 2 on a usage error, 130 when interrupted by Ctrl-C.\n";
 
-#define MAX_FOLDS 100
-
-/* fnn train's long options. Those from O_SETUP on describe the run, which a checkpoint fixes:
- * with --resume each must equal the checkpoint's value. */
-enum { O_DATA = 256, O_EPOCHS, O_OUT, O_HISTORY, O_QUIET, O_JSON, O_CHECKPOINT, O_RESUME,
-       O_SETUP, O_ARCH = O_SETUP, O_BATCH, O_LR, O_VAL, O_SEED, O_THREADS, O_LIMIT, O_TEST_LIMIT,
-       O_OPT, O_MOMENTUM, O_DECAY, O_NO_TEST, O_NESTEROV, O_SCHEDULE, O_STEP_EPOCHS, O_GAMMA,
-       O_PATIENCE, O_FACTOR, O_MIN_LR, O_WARMUP, O_CLIP, O_SHIFT, O_FLIP, O_ROTATE, O_ERASE,
-       O_EARLY, O_MONITOR, O_FOLDS, O_INIT_FROM, O_FREEZE, O_CLASSES, O_PER_CLASS, O_RESET_HEAD,
-       O_END };
-
-static const struct option longopts[] = {
-    {"data", required_argument, 0, O_DATA},       {"arch", required_argument, 0, O_ARCH},
-    {"epochs", required_argument, 0, O_EPOCHS},   {"batch-size", required_argument, 0, O_BATCH},
-    {"lr", required_argument, 0, O_LR},           {"val-split", required_argument, 0, O_VAL},
-    {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
-    {"out", required_argument, 0, O_OUT},         {"history", required_argument, 0, O_HISTORY},
-    {"quiet", no_argument, 0, O_QUIET},           {"json", no_argument, 0, O_JSON},
-    {"limit", required_argument, 0, O_LIMIT},     {"test-limit", required_argument, 0, O_TEST_LIMIT},
-    {"optimizer", required_argument, 0, O_OPT},   {"momentum", required_argument, 0, O_MOMENTUM},
-    {"weight-decay", required_argument, 0, O_DECAY}, {"no-test", no_argument, 0, O_NO_TEST},
-    {"nesterov", no_argument, 0, O_NESTEROV},
-    {"lr-schedule", required_argument, 0, O_SCHEDULE},
-    {"lr-step-epochs", required_argument, 0, O_STEP_EPOCHS},
-    {"lr-gamma", required_argument, 0, O_GAMMA},
-    {"lr-patience", required_argument, 0, O_PATIENCE},
-    {"lr-factor", required_argument, 0, O_FACTOR},
-    {"lr-min", required_argument, 0, O_MIN_LR},
-    {"warmup-epochs", required_argument, 0, O_WARMUP},
-    {"clip-norm", required_argument, 0, O_CLIP},
-    {"aug-shift", required_argument, 0, O_SHIFT}, {"aug-flip", no_argument, 0, O_FLIP},
-    {"aug-rotate", required_argument, 0, O_ROTATE},
-    {"aug-erase", required_argument, 0, O_ERASE},
-    {"early-stopping", required_argument, 0, O_EARLY},
-    {"monitor", required_argument, 0, O_MONITOR}, {"folds", required_argument, 0, O_FOLDS},
-    {"checkpoint", required_argument, 0, O_CHECKPOINT},
-    {"resume", required_argument, 0, O_RESUME},
-    {"init-from", required_argument, 0, O_INIT_FROM},
-    {"reset-head", no_argument, 0, O_RESET_HEAD},
-    {"freeze", required_argument, 0, O_FREEZE},
-    {"classes", required_argument, 0, O_CLASSES},
-    {"per-class", required_argument, 0, O_PER_CLASS},
-    {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
-};
+#define MAX_FOLDS CLI_MAX_FOLDS
 
 typedef struct {
-    const char *data, *arch, *out, *history;
+    cli_data_opts data;
+    const char *arch, *out, *history;
     long limit, test_limit;
     double val_split;
     int quiet, json;
@@ -168,9 +39,9 @@ typedef struct {
     long per_class;
     int folds;
     int reset_head;   /* --init-from leaves the last layer initialised */
-    /* The setup options given, by code - O_SETUP: the last value as typed ("" for a flag), or
-     * NULL; with --resume they are checked against the checkpoint. */
-    const char *setup[O_END - O_SETUP];
+    /* The options given that fix the run (CLI_RUN_SETUP), by id - OPT_FIRST: the last value as
+     * typed ("" for a flag), or NULL; with --resume they are checked against the checkpoint. */
+    const char *setup[OPT_END - OPT_FIRST];
     int data_given, out_given, history_given, epochs_given, val_given;
     fnn_train_config cfg;
 } train_opts;
@@ -242,164 +113,153 @@ static int parse(int argc, char **argv, train_opts *o)
 {
     double lr = NAN, momentum = 0.0, decay = NAN, x;
     long v;
-    int c, nesterov = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c >= O_SETUP && c < O_END)
-            o->setup[c - O_SETUP] = optarg ? optarg : "";
+    int c, choice, nesterov = 0;
+    while ((c = cli_next_option("train", CLI_TRAIN, argc, argv)) != -1) {
+        const cli_option *row = cli_option_of(CLI_TRAIN, c);
+        if (row && (row->flags & CLI_RUN_SETUP))
+            o->setup[c - OPT_FIRST] = optarg ? optarg : "";
         switch (c) {
-        case 'h': fputs(usage, stdout); return -1;
-        case O_DATA: o->data = optarg; o->data_given = 1; break;
-        case O_ARCH: o->arch = optarg; break;
-        case O_OUT: o->out = optarg; o->out_given = 1; break;
-        case O_HISTORY: o->history = optarg; o->history_given = 1; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_JSON: o->json = 1; break;
-        case O_NO_TEST: o->no_test = 1; break;
-        case O_NESTEROV: nesterov = 1; break;
-        case O_FLIP: o->cfg.augment.flip = 1; break;
-        case O_CHECKPOINT: o->cfg.checkpoint = optarg; break;
-        case O_RESUME: o->resume = optarg; break;
-        case O_INIT_FROM: o->init_from = optarg; break;
-        case O_RESET_HEAD: o->reset_head = 1; break;
-        case O_EPOCHS:
-            if (!cli_int("train", "--epochs", optarg, 1, 100000, &v)) return EXIT_USAGE;
+        case 0: return EXIT_USAGE;
+        case 'h':
+            fputs(usage, stdout);
+            cli_print_options(stdout, CLI_TRAIN);
+            fputs(usage_end, stdout);
+            return -1;
+        case OPT_DATA: o->data.data = optarg; o->data_given = 1; break;
+        case OPT_ARCH: o->arch = optarg; break;
+        case OPT_OUT: o->out = optarg; o->out_given = 1; break;
+        case OPT_HISTORY: o->history = optarg; o->history_given = 1; break;
+        case OPT_QUIET: o->quiet = 1; break;
+        case OPT_JSON: o->json = 1; break;
+        case OPT_NO_TEST: o->no_test = 1; break;
+        case OPT_NESTEROV: nesterov = 1; break;
+        case OPT_AUG_FLIP: o->cfg.augment.flip = 1; break;
+        case OPT_CHECKPOINT: o->cfg.checkpoint = optarg; break;
+        case OPT_RESUME: o->resume = optarg; break;
+        case OPT_INIT_FROM: o->init_from = optarg; break;
+        case OPT_RESET_HEAD: o->reset_head = 1; break;
+        case OPT_EPOCHS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.epochs = (int)v;
             o->epochs_given = 1;
             break;
-        case O_BATCH:
-            if (!cli_int("train", "--batch-size", optarg, 1, 65536, &v)) return EXIT_USAGE;
+        case OPT_BATCH_SIZE:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.batch_size = (int)v;
             break;
-        case O_SEED:
-            if (!cli_int("train", "--seed", optarg, 0, 0x7FFFFFFFL, &v)) return EXIT_USAGE;
+        case OPT_SEED:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.seed = (uint64_t)v;
             break;
-        case O_THREADS:
-            if (!cli_int("train", "--threads", optarg, 0, 1024, &v)) return EXIT_USAGE;
+        case OPT_THREADS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.threads = (int)v;
             break;
-        case O_LIMIT:
-            if (!cli_int("train", "--limit", optarg, 1, 100000000, &o->limit)) return EXIT_USAGE;
+        case OPT_LIMIT:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &o->limit)) return EXIT_USAGE;
             break;
-        case O_TEST_LIMIT:
-            if (!cli_int("train", "--test-limit", optarg, 1, 100000000, &o->test_limit))
+        case OPT_TEST_LIMIT:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &o->test_limit))
                 return EXIT_USAGE;
             break;
-        case O_LR:
-            if (!cli_double("train", "--lr", optarg, 1e-12, 1e3, &lr)) return EXIT_USAGE;
+        case OPT_LR:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &lr)) return EXIT_USAGE;
             break;
-        case O_MOMENTUM:
-            if (!cli_double("train", "--momentum", optarg, 0.0, 0.999999, &momentum))
+        case OPT_MOMENTUM:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &momentum))
                 return EXIT_USAGE;
             break;
-        case O_DECAY:
-            if (!cli_double("train", "--weight-decay", optarg, 0.0, 1.0, &decay))
+        case OPT_WEIGHT_DECAY:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &decay))
                 return EXIT_USAGE;
             break;
-        case O_VAL:
-            if (!cli_double("train", "--val-split", optarg, 0.0, 0.99, &o->val_split))
+        case OPT_VAL_SPLIT:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &o->val_split))
                 return EXIT_USAGE;
             o->val_given = 1;
             break;
-        case O_OPT:
-            if (!strcmp(optarg, "adam"))
-                o->cfg.optim = fnn_optim_default(FNN_OPT_ADAM);
-            else if (!strcmp(optarg, "adamw"))
-                o->cfg.optim = fnn_optim_default(FNN_OPT_ADAMW);
-            else if (!strcmp(optarg, "sgd"))
-                o->cfg.optim = fnn_optim_default(FNN_OPT_SGD);
-            else
-                return cli_error("train", EXIT_USAGE,
-                                 "--optimizer: expected adam, adamw or sgd, got '%s'", optarg);
+        case OPT_OPTIMIZER: {
+            static const fnn_optimizer_kind kinds[] = {FNN_OPT_ADAM, FNN_OPT_ADAMW, FNN_OPT_SGD};
+            if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->cfg.optim = fnn_optim_default(kinds[choice]);
             break;
-        case O_SCHEDULE:
-            if (!strcmp(optarg, "constant"))
-                o->cfg.schedule.kind = FNN_LR_CONSTANT;
-            else if (!strcmp(optarg, "step"))
-                o->cfg.schedule.kind = FNN_LR_STEP;
-            else if (!strcmp(optarg, "cosine"))
-                o->cfg.schedule.kind = FNN_LR_COSINE;
-            else if (!strcmp(optarg, "plateau"))
-                o->cfg.schedule.kind = FNN_LR_PLATEAU;
-            else
-                return cli_error("train", EXIT_USAGE, "--lr-schedule: expected constant, step, "
-                                 "cosine or plateau, got '%s'", optarg);
+        }
+        case OPT_LR_SCHEDULE: {
+            static const fnn_lr_schedule_kind kinds[] = {FNN_LR_CONSTANT, FNN_LR_STEP, FNN_LR_COSINE,
+                                                FNN_LR_PLATEAU};
+            if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->cfg.schedule.kind = kinds[choice];
             break;
-        case O_STEP_EPOCHS:
-            if (!cli_int("train", "--lr-step-epochs", optarg, 1, 100000, &v)) return EXIT_USAGE;
+        }
+        case OPT_LR_STEP_EPOCHS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.schedule.step_epochs = (int)v;
             break;
-        case O_GAMMA:
-            if (!cli_double("train", "--lr-gamma", optarg, 1e-9, 1e3, &x)) return EXIT_USAGE;
+        case OPT_LR_GAMMA:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.schedule.gamma = (float)x;
             break;
-        case O_PATIENCE:
-            if (!cli_int("train", "--lr-patience", optarg, 1, 100000, &v)) return EXIT_USAGE;
+        case OPT_LR_PATIENCE:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.schedule.patience = (int)v;
             break;
-        case O_FACTOR:
-            if (!cli_double("train", "--lr-factor", optarg, 1e-9, 0.999999, &x)) return EXIT_USAGE;
+        case OPT_LR_FACTOR:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.schedule.factor = (float)x;
             break;
-        case O_MIN_LR:
-            if (!cli_double("train", "--lr-min", optarg, 0.0, 1e3, &x)) return EXIT_USAGE;
+        case OPT_LR_MIN:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.schedule.min_lr = (float)x;
             break;
-        case O_WARMUP:
-            if (!cli_int("train", "--warmup-epochs", optarg, 0, 100000, &v)) return EXIT_USAGE;
+        case OPT_WARMUP_EPOCHS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.schedule.warmup_epochs = (int)v;
             break;
-        case O_CLIP:
-            if (!cli_double("train", "--clip-norm", optarg, 1e-12, 1e30, &x)) return EXIT_USAGE;
+        case OPT_CLIP_NORM:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.clip_norm = (float)x;
             break;
-        case O_SHIFT:
-            if (!cli_int("train", "--aug-shift", optarg, 0, 64, &v)) return EXIT_USAGE;
+        case OPT_AUG_SHIFT:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.augment.shift = (int)v;
             break;
-        case O_ROTATE:
-            if (!cli_double("train", "--aug-rotate", optarg, 0.0, 180.0, &x)) return EXIT_USAGE;
+        case OPT_AUG_ROTATE:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.augment.rotate = (float)x;
             break;
-        case O_ERASE:
-            if (!cli_double("train", "--aug-erase", optarg, 0.0, 1.0, &x)) return EXIT_USAGE;
+        case OPT_AUG_ERASE:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.augment.erase = (float)x;
             break;
-        case O_EARLY:
-            if (!cli_int("train", "--early-stopping", optarg, 1, 100000, &v)) return EXIT_USAGE;
+        case OPT_EARLY_STOPPING:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.early_stopping = (int)v;
             break;
-        case O_MONITOR:
-            if (!strcmp(optarg, "val_loss"))
-                o->cfg.monitor = FNN_MONITOR_VAL_LOSS;
-            else if (!strcmp(optarg, "val_accuracy"))
-                o->cfg.monitor = FNN_MONITOR_VAL_ACCURACY;
-            else
-                return cli_error("train", EXIT_USAGE, "--monitor: expected val_loss or "
-                                 "val_accuracy, got '%s'", optarg);
+        case OPT_MONITOR:
+            if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->cfg.monitor = choice ? FNN_MONITOR_VAL_ACCURACY : FNN_MONITOR_VAL_LOSS;
             break;
-        case O_FOLDS:
-            if (!cli_int("train", "--folds", optarg, 2, MAX_FOLDS, &v)) return EXIT_USAGE;
+        case OPT_FOLDS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->folds = (int)v;
             break;
-        case O_FREEZE:
-            if (!cli_int("train", "--freeze", optarg, 0, 4096, &v)) return EXIT_USAGE;
+        case OPT_FREEZE:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.freeze = (int)v;
             break;
-        case O_CLASSES:
+        case OPT_CLASSES:
             if (parse_classes(optarg, o) != EXIT_OK) return EXIT_USAGE;
             break;
-        case O_PER_CLASS:
-            if (!cli_int("train", "--per-class", optarg, 1, 100000000, &o->per_class))
+        case OPT_PER_CLASS:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &o->per_class))
                 return EXIT_USAGE;
             break;
-        case ':':
-            return cli_error("train", EXIT_USAGE, "option '%s' needs a value (see fnn train --help)",
-                             cli_bad_option(argv));
         default:
-            return cli_error("train", EXIT_USAGE, "unknown option '%s' (see fnn train --help)",
-                             cli_bad_option(argv));
+            switch (cli_data_option("train", CLI_TRAIN, c, optarg, &o->data)) {
+            case 1: break;
+            case 0: return cli_unhandled_option("train", CLI_TRAIN, c);
+            default: return EXIT_USAGE;
+            }
         }
     }
     if (optind < argc)
@@ -526,7 +386,9 @@ static int plan_files(const train_opts *o, run_files *f)
         return cli_error("train", EXIT_RUNTIME, "out of memory");
     static const char *const splits[] = {"train", "t10k"};
     for (int i = 0; i < 2 && s == FNN_OK; i++)
-        s = cli_data_inputs(f->set, o->data, splits[i], &err);
+        s = i && o->data.test_data
+                ? cli_data_inputs(f->set, "--test-data", o->data.test_data, splits[i], &err)
+                : cli_data_inputs(f->set, "--data", o->data.data, splits[i], &err);
     if (s == FNN_OK && o->init_from)
         s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
     if (s == FNN_OK && o->cfg.checkpoint)
@@ -578,7 +440,9 @@ static void on_sigint(int sig)
 static char *user_json(const train_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddStringToObject(j, "data", o->data.data);
+    if (o->data.test_data) /* left out when not given, as in checkpoints from before it */
+        cJSON_AddStringToObject(j, "test_data", o->data.test_data);
     cJSON_AddNumberToObject(j, "limit", (double)o->limit);
     cJSON_AddNumberToObject(j, "test_limit", (double)o->test_limit);
     cJSON_AddNumberToObject(j, "val_split", o->val_split);
@@ -601,6 +465,7 @@ static char *user_json(const train_opts *o)
 static int apply_user_json(train_opts *o, cJSON *j, const char *path)
 {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data"),
+                *test_data = cJSON_GetObjectItemCaseSensitive(j, "test_data"),
                 *limit = cJSON_GetObjectItemCaseSensitive(j, "limit"),
                 *test_limit = cJSON_GetObjectItemCaseSensitive(j, "test_limit"),
                 *val_split = cJSON_GetObjectItemCaseSensitive(j, "val_split"),
@@ -611,7 +476,8 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
                 *history = cJSON_GetObjectItemCaseSensitive(j, "history"),
                 *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from"),
                 *reset_head = cJSON_GetObjectItemCaseSensitive(j, "reset_head");
-    if (!cJSON_IsString(data) || !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
+    if (!cJSON_IsString(data) || (test_data && !cJSON_IsString(test_data)) ||
+        !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
         !cJSON_IsNumber(val_split) || !cJSON_IsBool(no_test) || !cJSON_IsArray(classes) ||
         !cJSON_IsNumber(per_class) || !cJSON_IsString(out) ||
         (history && !cJSON_IsString(history)) || (init_from && !cJSON_IsString(init_from)) ||
@@ -624,7 +490,9 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
         return cli_error("train", EXIT_RUNTIME, "--resume %s: the stored command-line options "
                          "are incomplete or out of range", path);
     if (!o->data_given)
-        o->data = data->valuestring;
+        o->data.data = data->valuestring;
+    if (!o->data.test_data && test_data)
+        o->data.test_data = test_data->valuestring;
     o->limit = (long)limit->valuedouble;
     o->test_limit = (long)test_limit->valuedouble;
     o->val_split = val_split->valuedouble;
@@ -666,20 +534,21 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
     static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
     static const char *const monitors[] = {"val_loss", "val_accuracy"};
     const fnn_train_config *c = &cli->cfg, *k = &info->cfg;
-    for (const struct option *opt = longopts; opt->name; opt++) {
-        if (opt->val < O_SETUP || opt->val >= O_END || !cli->setup[opt->val - O_SETUP])
+    for (const cli_option *opt = cli_options; opt->name; opt++) {
+        if (!(opt->cmds & CLI_TRAIN) || !(opt->flags & CLI_RUN_SETUP) ||
+            !cli->setup[opt->id - OPT_FIRST])
             continue;
-        const char *given = cli->setup[opt->val - O_SETUP];
+        const char *given = cli->setup[opt->id - OPT_FIRST];
         char buf[FNN_MAX_CLASSES * 4 + 8];
         const char *stored = buf;
-        int same, flag = opt->has_arg == no_argument;
+        int same, flag = opt->type == CLI_FLAG;
 #define INT_(a, b) (same = (a) == (b), snprintf(buf, sizeof buf, "%ld", (long)(b)))
 #define REAL_(a, b) (same = (a) == (b), snprintf(buf, sizeof buf, "%g", (double)(b)))
 #define ALL_(a, b) (same = (a) == (b), (b) ? snprintf(buf, sizeof buf, "%ld", (long)(b)) \
                                            : snprintf(buf, sizeof buf, "all"))
 #define NAME_(a, b, names) (same = (a) == (b), stored = (names)[b])
-        switch (opt->val) {
-        case O_ARCH: {
+        switch (opt->id) {
+        case OPT_ARCH: {
             fnn_error err = {0};
             fnn_model *m = fnn_model_create(given, info->c, info->h, info->w, &err);
             if (!m)
@@ -691,47 +560,47 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
                      strlen(info->arch) > sizeof buf - 8 ? "..." : "");
             break;
         }
-        case O_BATCH: INT_(c->batch_size, k->batch_size); break;
-        case O_LR: REAL_((float)strtod(given, NULL), k->optim.lr); break;
-        case O_VAL: REAL_(cli->val_split, o->val_split); break;
-        case O_SEED: INT_(c->seed, k->seed); break;
-        case O_THREADS: INT_(c->threads, k->threads); break;
-        case O_LIMIT: ALL_(cli->limit, o->limit); break;
-        case O_TEST_LIMIT: ALL_(cli->test_limit, o->test_limit); break;
-        case O_OPT: NAME_(c->optim.kind, k->optim.kind, optimizers); break;
-        case O_MOMENTUM: REAL_((float)strtod(given, NULL), k->optim.momentum); break;
-        case O_DECAY: REAL_((float)strtod(given, NULL), k->optim.weight_decay); break;
-        case O_NO_TEST: same = o->no_test; break;
-        case O_NESTEROV: same = k->optim.nesterov; break;
-        case O_SCHEDULE: NAME_(c->schedule.kind, k->schedule.kind, schedules); break;
-        case O_STEP_EPOCHS: INT_(c->schedule.step_epochs, k->schedule.step_epochs); break;
-        case O_GAMMA: REAL_(c->schedule.gamma, k->schedule.gamma); break;
-        case O_PATIENCE: INT_(c->schedule.patience, k->schedule.patience); break;
-        case O_FACTOR: REAL_(c->schedule.factor, k->schedule.factor); break;
-        case O_MIN_LR: REAL_(c->schedule.min_lr, k->schedule.min_lr); break;
-        case O_WARMUP: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
-        case O_CLIP: REAL_(c->clip_norm, k->clip_norm); break;
-        case O_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
-        case O_FLIP: same = k->augment.flip; break;
-        case O_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
-        case O_ERASE: REAL_(c->augment.erase, k->augment.erase); break;
-        case O_EARLY: INT_(c->early_stopping, k->early_stopping); break;
-        case O_MONITOR: NAME_(c->monitor, k->monitor, monitors); break;
-        case O_FOLDS:
+        case OPT_BATCH_SIZE: INT_(c->batch_size, k->batch_size); break;
+        case OPT_LR: REAL_((float)strtod(given, NULL), k->optim.lr); break;
+        case OPT_VAL_SPLIT: REAL_(cli->val_split, o->val_split); break;
+        case OPT_SEED: INT_(c->seed, k->seed); break;
+        case OPT_THREADS: INT_(c->threads, k->threads); break;
+        case OPT_LIMIT: ALL_(cli->limit, o->limit); break;
+        case OPT_TEST_LIMIT: ALL_(cli->test_limit, o->test_limit); break;
+        case OPT_OPTIMIZER: NAME_(c->optim.kind, k->optim.kind, optimizers); break;
+        case OPT_MOMENTUM: REAL_((float)strtod(given, NULL), k->optim.momentum); break;
+        case OPT_WEIGHT_DECAY: REAL_((float)strtod(given, NULL), k->optim.weight_decay); break;
+        case OPT_NO_TEST: same = o->no_test; break;
+        case OPT_NESTEROV: same = k->optim.nesterov; break;
+        case OPT_LR_SCHEDULE: NAME_(c->schedule.kind, k->schedule.kind, schedules); break;
+        case OPT_LR_STEP_EPOCHS: INT_(c->schedule.step_epochs, k->schedule.step_epochs); break;
+        case OPT_LR_GAMMA: REAL_(c->schedule.gamma, k->schedule.gamma); break;
+        case OPT_LR_PATIENCE: INT_(c->schedule.patience, k->schedule.patience); break;
+        case OPT_LR_FACTOR: REAL_(c->schedule.factor, k->schedule.factor); break;
+        case OPT_LR_MIN: REAL_(c->schedule.min_lr, k->schedule.min_lr); break;
+        case OPT_WARMUP_EPOCHS: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
+        case OPT_CLIP_NORM: REAL_(c->clip_norm, k->clip_norm); break;
+        case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
+        case OPT_AUG_FLIP: same = k->augment.flip; break;
+        case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
+        case OPT_AUG_ERASE: REAL_(c->augment.erase, k->augment.erase); break;
+        case OPT_EARLY_STOPPING: INT_(c->early_stopping, k->early_stopping); break;
+        case OPT_MONITOR: NAME_(c->monitor, k->monitor, monitors); break;
+        case OPT_FOLDS:
             return cli_error("train", EXIT_USAGE, "--resume %s: --folds %s cannot resume: a "
                              "checkpoint holds one training, not %s", cli->resume, given, given);
-        case O_INIT_FROM:
+        case OPT_INIT_FROM:
             same = o->init_from && !strcmp(given, o->init_from);
             stored = o->init_from ? o->init_from : "none";
             break;
-        case O_RESET_HEAD: same = o->reset_head; break;
-        case O_FREEZE: INT_(c->freeze, k->freeze); break;
-        case O_CLASSES:
+        case OPT_RESET_HEAD: same = o->reset_head; break;
+        case OPT_FREEZE: INT_(c->freeze, k->freeze); break;
+        case OPT_CLASSES:
             same = cli->nclasses == o->nclasses &&
                    !memcmp(cli->classes, o->classes, (size_t)o->nclasses * sizeof *o->classes);
             format_classes(buf, sizeof buf, o->classes, o->nclasses);
             break;
-        case O_PER_CLASS: ALL_(cli->per_class, o->per_class); break;
+        case OPT_PER_CLASS: ALL_(cli->per_class, o->per_class); break;
         default: /* a setup option without a case above: refused rather than ignored */
             same = 0;
             stored = "value, which this check does not read";
@@ -773,8 +642,8 @@ static int load_data(const train_opts *o, run_data *d, double *seconds)
     fnn_error err = {0};
     int rc, all[FNN_MAX_CLASSES];
     double t0 = now_s();
-    if ((rc = load_split("train", o->data, "train", o->limit, &d->full)) ||
-        (!o->no_test && !o->folds && (rc = load_split("train", o->data, "t10k", o->test_limit,
+    if ((rc = load_split("train", &o->data, "train", o->limit, &d->full)) ||
+        (!o->no_test && !o->folds && (rc = load_split("train", &o->data, "t10k", o->test_limit,
                                                        &d->test))))
         return rc;
     *seconds = now_s() - t0;
@@ -1018,12 +887,26 @@ static int run_folds(train_opts *o, const fnn_dataset *data, int k)
     return rc;
 }
 
-int cmd_train(int argc, char **argv)
+static train_opts train_defaults(void)
 {
-    train_opts o = {.data = FNN_DEFAULT_DATA_DIR, .arch = "mlp", .out = "model.safetensors",
+    train_opts o = {.data = CLI_DATA_DEFAULT, .arch = "mlp", .out = "model.safetensors",
                     .val_split = 0.2, .cfg = fnn_train_default()};
     o.cfg.schedule = (fnn_lr_schedule){.step_epochs = 10, .gamma = 0.1f, .patience = 2,
                                        .factor = 0.5f};
+    return o;
+}
+
+int cmd_train_check(int argc, char **argv)
+{
+    train_opts o = train_defaults();
+    optind = 0; /* GNU getopt starts afresh, as a new fnn train process would */
+    int rc = parse(argc, argv, &o);
+    return rc < 0 ? EXIT_OK : rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_opts o = train_defaults();
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? EXIT_OK : rc;
@@ -1093,7 +976,7 @@ int cmd_train(int argc, char **argv)
     const char *names[FNN_MAX_CLASSES];
     class_names(&o, fnn_model_num_classes(m), name_buf, names);
     if (out) {
-        printf("fnn %s (%s): training on %s\n", FNN_VERSION, fnn_gemm_library(), o.data);
+        printf("fnn %s (%s): training on %s\n", FNN_VERSION, fnn_gemm_library(), o.data.data);
         printf("data: %d train / %d validation (last %g%% of the training file) / %d test images"
                " (loaded in %.2fs)\n", d.tr.n, d.val.n, 100.0 * o.val_split, test->n, t_load);
         if (o.nclasses) {
@@ -1250,7 +1133,7 @@ int cmd_train(int argc, char **argv)
         cJSON_AddStringToObject(doc, "gemm", fnn_gemm_library());
         cJSON_AddItemToObject(doc, "model", summary_json(m));
         cJSON *dj = cJSON_AddObjectToObject(doc, "data");
-        cJSON_AddStringToObject(dj, "dir", o.data);
+        cJSON_AddStringToObject(dj, "dir", o.data.data);
         cJSON_AddNumberToObject(dj, "train", d.tr.n);
         cJSON_AddNumberToObject(dj, "validation", d.val.n);
         cJSON_AddNumberToObject(dj, "test", test->n);
