@@ -295,7 +295,7 @@ static int decode_all(const folder_list *l, int from, const fnn_data_options *o,
         sizes[2 * i] = ih;
         sizes[2 * i + 1] = iw;
         if (status[i] == ITEM_SIZE || (status[i] == ITEM_BAD && !o->skip_bad)) {
-#pragma omp critical(fnn_folder_first)
+#pragma omp critical
             if (i < first)
                 first = i;
         }
