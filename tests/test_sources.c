@@ -316,8 +316,10 @@ static void test_folder_splits(void **state)
     assert_int_equal(progress[0], 4);
     assert_int_equal(progress[1], 4);
     fnn_dataset_free(&d);
+    progress[0] = 0;
     assert_int_equal(fnn_data_load(root, "train", &o, &d, &err), FNN_OK);
     assert_int_equal(d.n, 9);
+    assert_int_equal(progress[0], 9);
     fnn_dataset_free(&d);
     /* Every file of the split is the user's: listed for the commands' output checks. */
     write_text(join(join(root, "test"), "b_shoe/notes.txt"), "x");
