@@ -521,6 +521,11 @@ static void test_cifar(void **state)
     assert_int_equal(fnn_data_load(dir, "test", &grey, &d, &err), FNN_OK);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.c, 1);
+    for (int j = 0; j < 1024; j++) { /* stb_image's luma of record 0 (pixels 100 + 7 j) */
+        int r = (uint8_t)(100 + j * 7), g = (uint8_t)(100 + (1024 + j) * 7),
+            b = (uint8_t)(100 + (2048 + j) * 7);
+        assert_int_equal(d.images[j], (r * 77 + g * 150 + b * 29) >> 8);
+    }
     fnn_dataset_free(&d);
     char **files;
     int n;
