@@ -252,6 +252,30 @@ static void test_three_formats_agree(void **state)
 
 /* ---------------------------------------------------------------- each adapter */
 
+/* The installed Fashion-MNIST, detected as IDX: the same set as fnn_dataset_load's. */
+static void test_default_data(void **state)
+{
+    (void)state;
+    if (access(FNN_DEFAULT_DATA_DIR, R_OK) != 0)
+        skip();
+    fnn_source *s;
+    fnn_dataset a, b;
+    fnn_error err = {0};
+    assert_int_equal(fnn_source_open(FNN_DEFAULT_DATA_DIR, "test", NULL, &s, &err), FNN_OK);
+    assert_int_equal(fnn_source_format(s), FNN_FORMAT_IDX);
+    assert_int_equal(fnn_source_count(s), 10000);
+    assert_int_equal(fnn_source_num_classes(s), 10);
+    assert_null(fnn_source_class_name(s, 0));
+    fnn_source_close(s);
+    assert_int_equal(fnn_data_load(FNN_DEFAULT_DATA_DIR, "test", NULL, &a, &err), FNN_OK);
+    assert_int_equal(fnn_dataset_load(FNN_DEFAULT_DATA_DIR, "t10k", &b, &err), FNN_OK);
+    assert_int_equal(a.n, b.n);
+    assert_memory_equal(a.images, b.images, (size_t)a.n * 784);
+    assert_memory_equal(a.labels, b.labels, (size_t)a.n);
+    fnn_dataset_free(&a);
+    fnn_dataset_free(&b);
+}
+
 /* The source interface: shape, names, a range read, and its bounds. */
 static void test_source_interface(void **state)
 {
@@ -702,6 +726,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_formats_agree),
         cmocka_unit_test(test_source_interface),
+        cmocka_unit_test(test_default_data),
         cmocka_unit_test(test_folder_splits),
         cmocka_unit_test(test_colour),
         cmocka_unit_test(test_folder_resize),
