@@ -296,8 +296,15 @@ static int decode_all(const folder_list *l, int from, const fnn_data_options *o,
         sizes[2 * i + 1] = iw;
         if (status[i] == ITEM_SIZE || (status[i] == ITEM_BAD && !o->skip_bad)) {
 #pragma omp critical
-            if (i < first)
-                first = i;
+            {
+                int now_first;
+#pragma omp atomic read
+                now_first = first;
+                if (i < now_first) {
+#pragma omp atomic write
+                    first = i;
+                }
+            }
         }
         long now;
 #pragma omp atomic capture

@@ -6,12 +6,14 @@
 #include "data/idx.h"
 #include "data/source.h"
 #include "util/error.h"
+#include "util/input.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Sides above this are refused: far above any image a small classifier takes. */
@@ -107,9 +109,15 @@ static fnn_status detect_file(const char *path, fnn_data_format *f, fnn_error *e
         *f = FNN_FORMAT_IDX;
         return FNN_OK;
     }
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    fnn_status st = fnn_input_fd(path, &fd, NULL, err); /* never blocks on a FIFO */
+    if (st != FNN_OK)
+        return st;
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory opening the file", path);
+    }
     unsigned char head[256];
     int n = gzread(gz, head, sizeof head);
     gzclose_r(gz);
