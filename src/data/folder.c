@@ -229,10 +229,10 @@ static fnn_status list_split(const char *path, const char *split, int all, fnn_p
 /* Decodes path into dst (c, h, w): alpha over black, resized when its size differs. With
  * fixed 0 a size other than h x w is refused (FNN_ERR_ARG, *ih and *iw set). */
 static fnn_status decode_one(const char *path, int c, int h, int w, int fixed, uint8_t *dst,
-                             int *ih, int *iw, int *stored, fnn_error *err)
+                             int *ih, int *iw, fnn_error *err)
 {
     uint8_t *pix; // (ih, iw, c + 1)
-    fnn_status st = fnn_image_decode(path, c, &pix, ih, iw, stored, err);
+    fnn_status st = fnn_image_decode(path, c, &pix, ih, iw, NULL, err);
     if (st != FNN_OK)
         return st;
     size_t area = (size_t)*ih * *iw;
@@ -290,7 +290,7 @@ static int decode_all(const folder_list *l, int from, const fnn_data_options *o,
             continue;
         int ih = 0, iw = 0;
         fnn_status st = decode_one(l->files.v[i], d->c, d->h, d->w, fixed,
-                                   d->images + (size_t)i * bytes, &ih, &iw, NULL, NULL);
+                                   d->images + (size_t)i * bytes, &ih, &iw, NULL);
         status[i] = st == FNN_OK ? ITEM_OK : st == FNN_ERR_ARG ? ITEM_SIZE : ITEM_BAD;
         sizes[2 * i] = ih;
         sizes[2 * i + 1] = iw;
@@ -370,7 +370,7 @@ fnn_status fnn_folder_source_load(const char *path, const char *split,
                           sizes[2 * first + 1]);
         else if (first < n) { /* decoded again, alone, for its message */
             st = decode_one(l.files.v[first], d->c, d->h, d->w, fixed, d->images, &sizes[0],
-                            &sizes[1], NULL, err);
+                            &sizes[1], err);
             if (st == FNN_OK) /* it changed in between */
                 st = fnn_fail(err, FNN_ERR_IO, "%s: changed while it was read", l.files.v[first]);
         }
