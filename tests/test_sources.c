@@ -692,6 +692,12 @@ static void test_bad_trees(void **state)
 
     expect_fail(join(none, "absent"), "train", NULL, FNN_ERR_IO, "absent",
                 "no such file or directory", NULL);
+    /* A FIFO is refused, never opened for a read that would wait for a writer. */
+    const char *fifo = join(none, "fifo.csv");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    expect_fail(fifo, "train", NULL, FNN_ERR_IO, "fifo.csv", NULL);
+    fnn_data_options csv = {.format = FNN_FORMAT_CSV};
+    expect_fail(fifo, "train", &csv, FNN_ERR_IO, "not a regular file", NULL);
 }
 
 static void test_bad_csv(void **state)
