@@ -1,7 +1,7 @@
 /* The image folder data source: one subfolder per class (the ImageFolder convention), images
  * decoded in parallel by stb_image, converted to the asked channels and resized by area
  * averaging (src/io/image.c), kept as uint8 planes. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* d_type */
 
 #include "data/source.h"
 #include "io/image.h"
@@ -46,30 +46,70 @@ static int image_name(const char *name)
     return 0;
 }
 
-static int name_cmp(const void *a, const void *b)
+/* A directory entry: its name and whether readdir already knows it is a regular file, which
+ * spares a stat per image (a quarter of the time of listing 60,000 files). */
+typedef struct {
+    char *name;
+    int regular;
+} folder_entry;
+
+static int entry_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const folder_entry *)a)->name, ((const folder_entry *)b)->name);
 }
 
-/* The entries of dir but hidden ones, sorted in byte order. */
-static fnn_status list_dir(const char *dir, fnn_paths *names, fnn_error *err)
+static void entries_free(folder_entry *e, int n)
 {
+    for (int i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+}
+
+/* The entries of dir but hidden ones, sorted in byte order, into *out (*n of them). */
+static fnn_status list_dir(const char *dir, folder_entry **out, int *n, fnn_error *err)
+{
+    *out = NULL;
+    *n = 0;
     DIR *d = opendir(dir);
     if (!d)
         return fnn_fail(err, FNN_ERR_IO, "%s: cannot open the directory: %s", dir,
                         strerror(errno));
     fnn_status st = FNN_OK;
+    folder_entry *v = NULL;
+    int cap = 0, count = 0;
     struct dirent *e;
     errno = 0;
-    while (st == FNN_OK && (e = readdir(d)))
-        if (e->d_name[0] != '.')
-            st = fnn_paths_add(names, e->d_name, err);
+    while (st == FNN_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (count == cap) {
+            cap = cap ? 2 * cap : 64;
+            folder_entry *grown = realloc(v, (size_t)cap * sizeof *v);
+            if (!grown) {
+                st = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory listing files", dir);
+                break;
+            }
+            v = grown;
+        }
+        if (!(v[count].name = strdup(e->d_name))) {
+            st = fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory listing files", dir);
+            break;
+        }
+        v[count++].regular = e->d_type == DT_REG;
+        errno = 0;
+    }
     if (st == FNN_OK && errno != 0)
         st = fnn_fail(err, FNN_ERR_IO, "%s: cannot read the directory: %s", dir, strerror(errno));
     closedir(d);
-    if (st == FNN_OK)
-        qsort(names->v, (size_t)names->n, sizeof *names->v, name_cmp);
-    return st;
+    if (st != FNN_OK) {
+        entries_free(v, count);
+        return st;
+    }
+    if (count)
+        qsort(v, (size_t)count, sizeof *v, entry_cmp);
+    *out = v;
+    *n = count;
+    return FNN_OK;
 }
 
 static int is_dir(const char *path, struct stat *sb)
@@ -112,19 +152,20 @@ static fnn_status walk(const char *dir, int label, int all, folder_stack *stack,
     stack->dev[stack->n] = sb.st_dev;
     stack->ino[stack->n] = sb.st_ino;
     stack->n++;
-    fnn_paths names = {0};
-    fnn_status st = list_dir(dir, &names, err);
-    for (int i = 0; st == FNN_OK && i < names.n; i++) {
+    folder_entry *names;
+    int n;
+    fnn_status st = list_dir(dir, &names, &n, err);
+    for (int i = 0; st == FNN_OK && i < n; i++) {
         char path[FOLDER_PATH_CAP];
-        st = fnn_path_join(path, sizeof path, dir, names.v[i], err);
+        st = fnn_path_join(path, sizeof path, dir, names[i].name, err);
         if (st != FNN_OK)
             break;
-        if (is_dir(path, &sb))
+        if (!names[i].regular && is_dir(path, &sb))
             st = walk(path, label, all, stack, l, err);
-        else if (all || image_name(names.v[i])) /* a dangling link fails when decoded */
+        else if (all || image_name(names[i].name)) /* a dangling link fails when decoded */
             st = add_item(l, path, label, err);
     }
-    fnn_paths_free(&names);
+    entries_free(names, n);
     stack->n--;
     return st;
 }
@@ -132,16 +173,17 @@ static fnn_status walk(const char *dir, int label, int all, folder_stack *stack,
 /* The class folders of root: its subfolders but hidden ones, in byte order. */
 static fnn_status class_dirs(const char *root, fnn_paths *classes, fnn_error *err)
 {
-    fnn_paths names = {0};
-    fnn_status st = list_dir(root, &names, err);
-    for (int i = 0; st == FNN_OK && i < names.n; i++) {
+    folder_entry *names;
+    int n;
+    fnn_status st = list_dir(root, &names, &n, err);
+    for (int i = 0; st == FNN_OK && i < n; i++) {
         char path[FOLDER_PATH_CAP];
         struct stat sb;
-        st = fnn_path_join(path, sizeof path, root, names.v[i], err);
-        if (st == FNN_OK && is_dir(path, &sb))
-            st = fnn_paths_add(classes, names.v[i], err);
+        st = fnn_path_join(path, sizeof path, root, names[i].name, err);
+        if (st == FNN_OK && !names[i].regular && is_dir(path, &sb))
+            st = fnn_paths_add(classes, names[i].name, err);
     }
-    fnn_paths_free(&names);
+    entries_free(names, n);
     return st;
 }
 
