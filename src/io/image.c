@@ -1,16 +1,20 @@
 /* Image files: decoded by stb_image and resized by area averaging with stb_image_resize, for
  * model input (grey or colour, scaled to [0, 1] like the training batches) and for the image
  * folder data source. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "io/image.h"
 #include "util/error.h"
 #include "util/input.h"
 #include "util/text.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stb_image.h>
 #include <stb_image_resize.h>
@@ -97,29 +101,37 @@ static fnn_status check_promised_size(const char *path, const unsigned char *b, 
     return FNN_OK;
 }
 
+/* The whole file through its descriptor: no stdio stream, whose buffer and extra calls cost
+ * as much as decoding a 28x28 PNG when a folder of 70,000 of them is read. */
 static fnn_status read_file(const char *path, unsigned char **out, size_t *len, fnn_error *err)
 {
     struct stat st;
-    FILE *f;
-    fnn_status s = fnn_input_open(path, &f, &st, err);
+    int fd;
+    fnn_status s = fnn_input_fd(path, &fd, &st, err);
     if (s != FNN_OK)
         return s;
     if (st.st_size > MAX_FILE_BYTES) {
-        fclose(f);
+        close(fd);
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: larger than %d MiB", path, MAX_FILE_BYTES >> 20);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)st.st_size, n = 0;
     unsigned char *buf = malloc(size ? size : 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return fnn_fail(err, FNN_ERR_NOMEM, "%s: out of memory for reading the file", path);
     }
-    size_t n = fread(buf, 1, size, f);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed || n != size) {
+    while (n < size) {
+        ssize_t got = read(fd, buf + n, size - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (n != size) {
         free(buf);
-        return fnn_fail(err, FNN_ERR_IO, "%s: read error", path);
+        return fnn_fail(err, FNN_ERR_IO, "%s: read error after %zu of %zu bytes", path, n, size);
     }
     *out = buf;
     *len = n;
