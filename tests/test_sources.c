@@ -408,6 +408,27 @@ static void test_colour(void **state)
     fixture_free(&f);
 }
 
+/* fnn_image_load in colour: the planes scaled to [0, 1]; grey: stb_image's luma. */
+static void test_image_load_channels(void **state)
+{
+    (void)state;
+    fixture f = make_fixture(1, 1, 3 * 4, 5); /* one image of 3 planes of 4 x 5 */
+    const char *path = join(fresh_dir("image_load"), "rgb.png");
+    write_png(path, f.images, 3, 4, 5);
+    float x[60];
+    fnn_error err = {0};
+    assert_int_equal(fnn_image_load(path, 3, 4, 5, 0, x, &err), FNN_OK);
+    for (int i = 0; i < 60; i++)
+        assert_float_equal(x[i], f.images[i] / 255.0f, 1e-6);
+    assert_int_equal(fnn_image_load(path, 1, 4, 5, 0, x, &err), FNN_OK);
+    for (int j = 0; j < 20; j++) {
+        int y = (f.images[j] * 77 + f.images[20 + j] * 150 + f.images[40 + j] * 29) >> 8;
+        assert_float_equal(x[j], y / 255.0f, 1e-6);
+    }
+    assert_int_equal(fnn_image_load(path, 2, 4, 5, 0, x, &err), FNN_ERR_ARG);
+    fixture_free(&f);
+}
+
 /* A size in the options resizes folder images by area averaging, mixed sizes included. */
 static void test_folder_resize(void **state)
 {
@@ -735,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_default_data),
         cmocka_unit_test(test_folder_splits),
         cmocka_unit_test(test_colour),
+        cmocka_unit_test(test_image_load_channels),
         cmocka_unit_test(test_folder_resize),
         cmocka_unit_test(test_idx_sets),
         cmocka_unit_test(test_csv),
