@@ -147,7 +147,7 @@ static int add_input(const char *path, int h, int w, int invert, long limit, inp
     if (!grow(in, 1, (size_t)h * w))
         return cli_error("predict", EXIT_RUNTIME, "out of memory");
     fnn_error err = {0};
-    if (fnn_image_load(path, h, w, invert, in->x + (size_t)in->n * h * w, &err) != FNN_OK)
+    if (fnn_image_load(path, 1, h, w, invert, in->x + (size_t)in->n * h * w, &err) != FNN_OK)
         return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
     in->names[in->n++] = strdup(path);
     return EXIT_OK;

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_file(0, data + 1, size - 1);
     float x[32 * 32]; // (side, side), side up to 32
     fnn_error err = {FNN_OK, ""};
-    if (fnn_image_load(path, side, side, invert, x, &err) != FNN_OK) {
+    if (fnn_image_load(path, 1, side, side, invert, x, &err) != FNN_OK) {
         FUZZ_CHECK(err.status != FNN_OK && err.msg[0] != '\0');
         return 0;
     }

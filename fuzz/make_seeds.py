@@ -169,6 +169,17 @@ def grid_seeds():
         put("fuzz_grid", name, text.encode())
 
 
+def csv_seeds():
+    files = {
+        "square": b"label,p1,p2,p3,p4\n1,0,1,2,255\n0,9,8,7,6\n",
+        "crlf_no_newline": b"label,p1,p2,p3,p4\r\n3,0,1,2,255\r\n\r\n2,9,8,7,6",
+        "out_of_range": b"label,p1,p2,p3,p4\n1,0,256,0,0\n",
+        "bad_fields": b"label,p1,p2,p3,p4\nx,0,1,0,0\n1,2\n",
+    }
+    for name, data in files.items():
+        put("fuzz_csv", name, data)
+
+
 def arch_seeds():
     specs = [
         ("mlp", b"\x00\x1b\x1b", "mlp"),
@@ -194,9 +205,10 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     for h in ("fuzz_idx", "fuzz_model_file", "fuzz_arch", "fuzz_checkpoint", "fuzz_image",
-              "fuzz_grid"):
+              "fuzz_grid", "fuzz_csv"):
         shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
     idx_seeds()
     model_seeds(os.path.abspath(sys.argv[1]))
     arch_seeds()
     grid_seeds()
+    csv_seeds()

@@ -98,6 +98,95 @@ FNN_API fnn_status fnn_dataset_channel_stats(const fnn_dataset *d, double *mean,
 /* The ten Fashion-MNIST class names. */
 FNN_API const char *const *fnn_fashion_class_names(void);
 
+/* Stratified, seeded split for sets without an order of their own (folders, CSV): reorders d in
+ * place (it must own its memory) so that its last n - floor(n * (1 - fraction)) images (as many
+ * as fnn_dataset_split's validation view) hold every class in proportion (largest remainders,
+ * ties to the lower class), the training part before them; the order within each part is drawn
+ * from seed. fnn_dataset_split then gives the two views. fraction in [0, 1). */
+FNN_API fnn_status fnn_dataset_stratify(fnn_dataset *d, double fraction, uint64_t seed,
+                                        fnn_error *err);
+
+/* ---------------------------------------------------------------- data sources
+ * One interface over the formats a data set comes in; each format is an adapter
+ * (src/data/idx.c, folder.c, csv.c, cifar.c). A path is one of:
+ *  - a directory of IDX files: [PREFIX-]train-images-idx3-ubyte (or .idx3-ubyte), each maybe
+ *    .gz, with the matching labels-idx1 file; the test split is t10k- or [PREFIX-]test-
+ *    (EMNIST's emnist-balanced-test-images-idx3-ubyte.gz); or an IDX images file itself;
+ *  - a directory with CIFAR-10's binary batches (data_batch_1.bin ... data_batch_5.bin: train,
+ *    test_batch.bin: test, batches.meta.txt: the class names), directly or in a
+ *    cifar-10-batches-bin/ subfolder;
+ *  - a CSV file in the Kaggle layout (.csv or .csv.gz): a header line, then label,pixel1,...,
+ *    pixelN per image, grey values 0-255; its test split is the file named with "test" for
+ *    "train" (fashion-mnist_train.csv -> fashion-mnist_test.csv);
+ *  - any other directory: an image folder tree, one subfolder per class (class names: the
+ *    subfolder names in byte order, as torchvision's ImageFolder), PNG, JPEG, BMP, PGM or PPM
+ *    files (known extensions, any case; hidden files and others skipped) anywhere below each,
+ *    read in name order. With train/ and test/ at the top those are the two splits (the test
+ *    split takes train/'s class list); without, the whole tree is the training split. */
+
+typedef enum {
+    FNN_FORMAT_AUTO = 0, /* detected from the path, as listed above */
+    FNN_FORMAT_IDX,
+    FNN_FORMAT_FOLDER,
+    FNN_FORMAT_CSV,
+    FNN_FORMAT_CIFAR10
+} fnn_data_format;
+
+/* "IDX", "image folder", "CSV", "CIFAR-10"; "auto" for FNN_FORMAT_AUTO. */
+FNN_API const char *fnn_data_format_name(fnn_data_format f);
+
+typedef struct {
+    fnn_data_format format; /* FNN_FORMAT_AUTO: detected from the path */
+    /* 0: as stored (a folder tree: the first image's, grey or colour); 1 or 3: converted. Colour
+     * to grey is ITU-R 601 luma as stb_image computes it, (77 R + 150 G + 29 B) >> 8; grey to
+     * colour repeats the plane. */
+    int channels;
+    /* 0, 0: as stored (a folder tree's images must then all be one size). Set: folder images
+     * are resized to h x w by area averaging (as fnn_image_load does); a CSV's rows are h x w
+     * images (needed when N pixels are not a square); IDX and CIFAR-10 must be h x w already. */
+    int h, w;
+    int skip_bad; /* folder tree: skip unreadable images (counted) instead of failing */
+    int threads;  /* decoding threads; 0: every core OpenMP offers */
+    /* Called from one thread as images are decoded (done of total); may be NULL. */
+    void (*on_progress)(void *user, long done, long total);
+    void *user; /* on_progress's first argument */
+} fnn_data_options;
+
+/* An open split of a data set: count, shape, labels, class names, and its images on request. */
+typedef struct fnn_source fnn_source;
+
+/* Opens the split ("train" or "test") of the data at path; opt may be NULL (all defaults).
+ * Bad data fails here: FNN_ERR_FORMAT for malformed content, FNN_ERR_IO for what cannot be
+ * found or read, each naming the file (and its line and column, or its size). */
+FNN_API fnn_status fnn_source_open(const char *path, const char *split,
+                                   const fnn_data_options *opt, fnn_source **out, fnn_error *err);
+FNN_API fnn_data_format fnn_source_format(const fnn_source *s);
+/* Images in the split (after skipping bad ones). */
+FNN_API int fnn_source_count(const fnn_source *s);
+/* Shape of each image as read: channels, rows, columns. */
+FNN_API void fnn_source_shape(const fnn_source *s, int *c, int *h, int *w);
+/* Classes: the named ones (folder tree, CIFAR-10), else 1 + the largest label. */
+FNN_API int fnn_source_num_classes(const fnn_source *s);
+/* Name of class k, or NULL when the data names none (IDX, CSV) or k is out of range. */
+FNN_API const char *fnn_source_class_name(const fnn_source *s, int k);
+/* images (count, c, h, w) and labels (count) of items [start, start + count). */
+FNN_API fnn_status fnn_source_read(fnn_source *s, int start, int count, uint8_t *images,
+                                   uint8_t *labels, fnn_error *err);
+/* Bad images skipped (skip_bad). */
+FNN_API int fnn_source_skipped(const fnn_source *s);
+FNN_API void fnn_source_close(fnn_source *s);
+
+/* The whole split as a data set that owns its memory, with the class names. */
+FNN_API fnn_status fnn_data_load(const char *path, const char *split, const fnn_data_options *opt,
+                                 fnn_dataset *out, fnn_error *err);
+
+/* Every file the split of path reads or could read (each IDX spelling present, every file of
+ * the folder tree's split, the CSV file, the CIFAR-10 batches and names that exist), as a
+ * malloc'd array of *n malloc'd paths (free each, then the array): a command registers them so
+ * that no output replaces the user's data. */
+FNN_API fnn_status fnn_data_files(const char *path, const char *split, const fnn_data_options *opt,
+                                  char ***paths, int *n, fnn_error *err);
+
 /* ---------------------------------------------------------------- model */
 
 typedef struct fnn_model fnn_model;
@@ -498,9 +587,11 @@ FNN_API fnn_status fnn_calibration_compute(const uint8_t *labels, const float *p
                                            fnn_error *err);
 FNN_API void fnn_calibration_free(fnn_calibration *c);
 
-/* Reads a PNG, JPEG, PGM or BMP file of any size (stb_image), converts it to grey, resizes it to
- * (h, w) with area averaging, scales to [0, 1] and inverts when invert is set. x (h*w). */
-FNN_API fnn_status fnn_image_load(const char *path, int h, int w, int invert, float *x,
+/* Reads a PNG, JPEG, PGM, PPM or BMP file of any size (stb_image), converts it to c channels
+ * (1: grey, stb_image's luma; 3: red, green, blue), resizes it to (h, w) with area averaging,
+ * scales to [0, 1] and inverts when invert is set. Transparent pixels become black (white
+ * before inversion). x (c, h, w). */
+FNN_API fnn_status fnn_image_load(const char *path, int c, int h, int w, int invert, float *x,
                                   fnn_error *err);
 
 #ifdef __cplusplus

@@ -201,7 +201,7 @@ static void test_jpeg_decodes(void **state)
     float x[28 * 28];
     fnn_error err;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(fnn_image_load(write_test_image(path, i, "jpg", 0), 28, 28, 0, x, &err),
+        assert_int_equal(fnn_image_load(write_test_image(path, i, "jpg", 0), 1, 28, 28, 0, x, &err),
                          FNN_OK);
         double worst = 0;
         for (int p = 0; p < 28 * 28; p++) {
@@ -267,14 +267,14 @@ static void test_resize(void **state)
     assert_true(stbi_write_png(pathf(b, "%s/board.png", g_base), 56, 56, 1, board, 56));
     float x[28 * 28];
     fnn_error err;
-    assert_int_equal(fnn_image_load(a, 28, 28, 0, x, &err), FNN_OK);
+    assert_int_equal(fnn_image_load(a, 1, 28, 28, 0, x, &err), FNN_OK);
     for (int r = 0; r < 28; r++) {
         assert_float_equal(x[r * 28 + 0], 200 / 255.0, 1e-4);
         assert_float_equal(x[r * 28 + 13], 200 / 255.0, 1e-4);
         assert_float_equal(x[r * 28 + 14], 0.0, 1e-4);
         assert_float_equal(x[r * 28 + 27], 0.0, 1e-4);
     }
-    assert_int_equal(fnn_image_load(b, 28, 28, 1, x, &err), FNN_OK);
+    assert_int_equal(fnn_image_load(b, 1, 28, 28, 1, x, &err), FNN_OK);
     for (int p = 0; p < 28 * 28; p++)
         assert_float_equal(x[p], 0.5, 1e-3);
     if (g_model[0]) {
@@ -295,9 +295,9 @@ static void test_bad_files(void **state)
     pathf(missing, "%s/no-such-image.png", g_base);
     float x[28 * 28];
     fnn_error err;
-    assert_int_equal(fnn_image_load(text, 28, 28, 0, x, &err), FNN_ERR_FORMAT);
+    assert_int_equal(fnn_image_load(text, 1, 28, 28, 0, x, &err), FNN_ERR_FORMAT);
     expect_contains(err.msg, "message", text);
-    assert_int_equal(fnn_image_load(missing, 28, 28, 0, x, &err), FNN_ERR_IO);
+    assert_int_equal(fnn_image_load(missing, 1, 28, 28, 0, x, &err), FNN_ERR_IO);
     expect_contains(err.msg, "message", missing);
     NEED_MODEL();
     char good[PATH_CAP];

@@ -38,7 +38,7 @@ static void classify_one(job *j, int i, float *x, float *probs)
     result *r = &j->results[i];
     r->best = -1;
     /* Grey, resized to the model's input, in [0, 1]: as fnn's training data. */
-    if (fnn_image_load(j->paths[i], j->h, j->w, 0, x, &r->err) != FNN_OK)
+    if (fnn_image_load(j->paths[i], 1, j->h, j->w, 0, x, &r->err) != FNN_OK)
         return;
     pthread_mutex_lock(&j->lock);
     fnn_status s = fnn_model_predict(j->model, x, 1, probs, 1, &r->err);
@@ -94,8 +94,8 @@ int main(int argc, char **argv)
     j.nclasses = fnn_model_num_classes(j.model);
     j.results = calloc((size_t)j.n, sizeof *j.results);
     if (c != 1 || !j.results) {
-        fprintf(stderr, "classify: %s\n", c != 1 ? "the model takes colour input; fnn_image_load "
-                                                   "makes grey images" : "out of memory");
+        fprintf(stderr, "classify: %s\n", c != 1 ? "the model takes colour input; this example "
+                                                   "reads images grey" : "out of memory");
         fnn_model_free(j.model);
         free(j.results);
         return 1;

@@ -1,11 +1,14 @@
 /* Reads IDX files (the MNIST container: big-endian header, then raw bytes), gzipped or plain,
- * into an fnn_dataset. Nothing is allocated from a header before the data backs it up. */
+ * into an fnn_dataset, and finds them as a data source: MNIST, KMNIST, EMNIST, Fashion-MNIST.
+ * Nothing is allocated from a header before the data backs it up. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "data/idx.h"
+#include "data/source.h"
 #include "util/error.h"
 #include "util/input.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -331,9 +334,220 @@ fnn_status fnn_idx_load(const char *images_path, const char *labels_path, fnn_da
     out->w = (int)im.dims[2];
     out->images = im.data;
     out->labels = lb.data;
-    /* Fashion-MNIST always has ten classes even when a subset lacks the last ones. */
-    out->nclasses = maxlabel + 1 > 10 ? maxlabel + 1 : 10;
+    /* The data's own count: a model's class count comes from its spec, not from here. */
+    out->nclasses = maxlabel + 1;
     out->owns = 1;
     snprintf(out->labels_path, sizeof out->labels_path, "%s", labels_path);
     return FNN_OK;
+}
+
+/* ---------------------------------------------------------------- the IDX data source */
+
+#define IDX_PATH_CAP 4096
+
+/* The spellings of an IDX file's tail, in the order find_file in dataset.c prefers them: the
+ * original site's, then some mirrors', each plain before gzipped. */
+static const char *const idx_tails[4] = {"-idx%d-ubyte", "-idx%d-ubyte.gz", ".idx%d-ubyte",
+                                         ".idx%d-ubyte.gz"};
+
+/* Whether name is "[PREFIX-]<word>-<kind><tail>" for one of the split's words; *prefix_len
+ * receives the length of "PREFIX-" and *spelling the tail's index. */
+static int idx_name_match(const char *name, const char *split, const char *kind, int dims,
+                          size_t *prefix_len, int *spelling)
+{
+    static const char *const train_words[] = {"train", NULL};
+    static const char *const test_words[] = {"t10k", "test", NULL};
+    const char *const *words = strcmp(split, "train") == 0 ? train_words : test_words;
+    size_t len = strlen(name);
+    for (int t = 0; t < 4; t++) {
+        char tail[32];
+        snprintf(tail, sizeof tail, idx_tails[t], dims);
+        size_t tl = strlen(tail);
+        if (len < tl || strcmp(name + len - tl, tail) != 0)
+            continue;
+        for (int w = 0; words[w]; w++) {
+            char stem[32];
+            int sl = snprintf(stem, sizeof stem, "%s-%s", words[w], kind);
+            size_t end = len - tl;
+            if ((size_t)sl > end || strncmp(name + end - sl, stem, (size_t)sl) != 0)
+                continue;
+            size_t pre = end - (size_t)sl;
+            if (pre == 0 || name[pre - 1] == '-') {
+                *prefix_len = pre;
+                *spelling = t;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int idx_strcmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir, sorted, into p (names only). */
+static fnn_status idx_list(const char *dir, fnn_paths *p, fnn_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return fnn_fail(err, FNN_ERR_IO, "%s: cannot open the directory: %s", dir,
+                        strerror(errno));
+    fnn_status st = FNN_OK;
+    struct dirent *e;
+    while (st == FNN_OK && (e = readdir(d)))
+        if (e->d_name[0] != '.')
+            st = fnn_paths_add(p, e->d_name, err);
+    closedir(d);
+    if (st == FNN_OK)
+        qsort(p->v, (size_t)p->n, sizeof *p->v, idx_strcmp);
+    return st;
+}
+
+/* Finds the split's images file in dir: the preferred spelling of the one set there; several
+ * sets (EMNIST's balanced, letters, ...) are ambiguous and named. */
+static fnn_status idx_find_images(const char *dir, const char *split, char *images,
+                                  fnn_error *err)
+{
+    fnn_paths names = {0};
+    fnn_status st = idx_list(dir, &names, err);
+    int best = -1, best_spelling = 4;
+    size_t best_prefix = 0;
+    for (int i = 0; st == FNN_OK && i < names.n; i++) {
+        size_t pre;
+        int sp;
+        if (!idx_name_match(names.v[i], split, "images", 3, &pre, &sp))
+            continue;
+        if (best >= 0 && (pre != best_prefix || strncmp(names.v[i], names.v[best], pre) != 0))
+            st = fnn_fail(err, FNN_ERR_FORMAT,
+                          "%s: several IDX sets for the %s split (%s and %s): pass the images "
+                          "file of the one to read",
+                          dir, split, names.v[best], names.v[i]);
+        else if (sp < best_spelling) {
+            best = i;
+            best_spelling = sp;
+            best_prefix = pre;
+        }
+    }
+    if (st == FNN_OK && best < 0)
+        st = fnn_fail(err, FNN_ERR_IO,
+                      "%s: no IDX images for the %s split (looked for %s-images-idx3-ubyte, "
+                      "with a PREFIX- and .gz, or spelled .idx3-ubyte); " FNN_DATA_HINT,
+                      dir, split, strcmp(split, "train") == 0 ? "train" : "t10k or test");
+    if (st == FNN_OK)
+        st = fnn_path_join(images, IDX_PATH_CAP, dir, names.v[best], err);
+    fnn_paths_free(&names);
+    return st;
+}
+
+/* The labels file that goes with an images file: "images" and idx3 become "labels" and idx1;
+ * the first spelling (with or without .gz, - or .) that exists. */
+static fnn_status idx_labels_for(const char *images, char *labels, fnn_error *err)
+{
+    const char *base = strrchr(images, '/');
+    base = base ? base + 1 : images;
+    const char *at = NULL;
+    for (const char *p = strstr(base, "images"); p; p = strstr(p + 1, "images"))
+        at = p;
+    const char *tail = at ? strstr(at, "idx3-ubyte") : NULL;
+    if (!at || !tail || tail <= at + 6)
+        return fnn_fail(err, FNN_ERR_FORMAT,
+                        "%s: cannot tell its labels file: an IDX images file's name holds "
+                        "\"images\" and \"idx3-ubyte\" (train-images-idx3-ubyte)",
+                        images);
+    char first[IDX_PATH_CAP];
+    first[0] = 0;
+    for (int t = 0; t < 4; t++) {
+        char tl[32];
+        snprintf(tl, sizeof tl, idx_tails[t], 1);
+        int n = snprintf(labels, IDX_PATH_CAP, "%.*slabels%.*s%s", (int)(at - images), images,
+                         (int)(tail - 1 - (at + 6)), at + 6, tl);
+        if (n < 0 || n >= IDX_PATH_CAP)
+            return fnn_fail(err, FNN_ERR_ARG, "%s: path too long", images);
+        if (!first[0])
+            memcpy(first, labels, (size_t)n + 1);
+        if (access(labels, F_OK) == 0)
+            return FNN_OK;
+    }
+    return fnn_fail(err, FNN_ERR_IO, "%s: no such file (nor with .gz, nor spelled .idx1-ubyte): "
+                    "the labels of %s", first, images);
+}
+
+/* The split's images file of path (a directory, or an images file and its test sibling). */
+static fnn_status idx_images_path(const char *path, const char *split, char *images,
+                                  fnn_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return idx_find_images(path, split, images, err);
+    if (strcmp(split, "train") == 0) {
+        int n = snprintf(images, IDX_PATH_CAP, "%s", path);
+        return n < 0 || n >= IDX_PATH_CAP ? fnn_fail(err, FNN_ERR_ARG, "%s: path too long", path)
+                                          : FNN_OK;
+    }
+    fnn_status st = fnn_test_sibling(path, "t10k", images, IDX_PATH_CAP, err);
+    if (st == FNN_OK && access(images, F_OK) != 0)
+        st = fnn_test_sibling(path, "test", images, IDX_PATH_CAP, err);
+    if (st == FNN_OK && access(images, F_OK) != 0)
+        st = fnn_fail(err, FNN_ERR_IO, "%s: no test split beside it (no t10k or test file of "
+                      "that name)", path);
+    return st;
+}
+
+int fnn_idx_dir_detect(const char *dir)
+{
+    fnn_paths names = {0};
+    int found = 0;
+    if (idx_list(dir, &names, NULL) == FNN_OK)
+        for (int i = 0; i < names.n && !found; i++) {
+            size_t pre;
+            int sp;
+            found = idx_name_match(names.v[i], "train", "images", 3, &pre, &sp) ||
+                    idx_name_match(names.v[i], "test", "images", 3, &pre, &sp);
+        }
+    fnn_paths_free(&names);
+    return found;
+}
+
+fnn_status fnn_idx_source_load(const char *path, const char *split, fnn_dataset *d,
+                               fnn_error *err)
+{
+    char images[IDX_PATH_CAP], labels[IDX_PATH_CAP];
+    fnn_status st = idx_images_path(path, split, images, err);
+    if (st == FNN_OK)
+        st = idx_labels_for(images, labels, err);
+    return st != FNN_OK ? st : fnn_idx_load(images, labels, d, err);
+}
+
+fnn_status fnn_idx_source_files(const char *path, const char *split, fnn_paths *p,
+                                fnn_error *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        /* Every IDX file of the split there, each spelling and set: the ones not read are the
+         * user's too. */
+        fnn_paths names = {0};
+        fnn_status st = idx_list(path, &names, err);
+        for (int i = 0; st == FNN_OK && i < names.n; i++) {
+            size_t pre;
+            int sp;
+            char full[IDX_PATH_CAP];
+            if (!idx_name_match(names.v[i], split, "images", 3, &pre, &sp) &&
+                !idx_name_match(names.v[i], split, "labels", 1, &pre, &sp))
+                continue;
+            st = fnn_path_join(full, sizeof full, path, names.v[i], err);
+            if (st == FNN_OK)
+                st = fnn_paths_add(p, full, err);
+        }
+        fnn_paths_free(&names);
+        return st;
+    }
+    char images[IDX_PATH_CAP], labels[IDX_PATH_CAP];
+    fnn_status st = idx_images_path(path, split, images, err);
+    if (st == FNN_OK)
+        st = fnn_paths_add(p, images, err);
+    if (st == FNN_OK && idx_labels_for(images, labels, NULL) == FNN_OK)
+        st = fnn_paths_add(p, labels, err);
+    return st;
 }

@@ -1,4 +1,4 @@
-/* Internal to src/data: text shared by the IDX reader and the data-set finder. */
+/* Internal to src/data: text shared by the IDX reader, the data-set finder and the sources. */
 #ifndef FNN_DATA_IDX_H
 #define FNN_DATA_IDX_H
 
