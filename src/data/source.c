@@ -186,6 +186,17 @@ static fnn_status check_args(const char *path, const char *split, const fnn_data
     return FNN_OK;
 }
 
+/* The arguments checked and the format resolved: o->format, or what path holds for AUTO. */
+static fnn_status resolve(const char *path, const char *split, const fnn_data_options *o,
+                          fnn_data_format *f, fnn_error *err)
+{
+    fnn_status st = check_args(path, split, o, err);
+    *f = o->format;
+    if (st == FNN_OK && *f == FNN_FORMAT_AUTO)
+        st = detect(path, f, err);
+    return st;
+}
+
 /* Converts d's images to c channels in place of the old buffer: luma as stb_image computes it
  * (so a colour file read grey here and through stb agree), or the grey plane repeated. */
 static fnn_status convert_channels(fnn_dataset *d, int c, const char *path, fnn_error *err)
@@ -235,10 +246,8 @@ fnn_status fnn_source_open(const char *path, const char *split, const fnn_data_o
     if (!out)
         return fnn_fail(err, FNN_ERR_ARG, "fnn_source_open: NULL output");
     *out = NULL;
-    fnn_status st = check_args(path, split, o, err);
-    fnn_data_format f = o->format;
-    if (st == FNN_OK && f == FNN_FORMAT_AUTO)
-        st = detect(path, &f, err);
+    fnn_data_format f;
+    fnn_status st = resolve(path, split, o, &f, err);
     if (st != FNN_OK)
         return st;
     fnn_source *s = calloc(1, sizeof *s);
@@ -352,10 +361,8 @@ fnn_status fnn_data_files(const char *path, const char *split, const fnn_data_op
         return fnn_fail(err, FNN_ERR_ARG, "fnn_data_files: NULL output");
     *paths = NULL;
     *n = 0;
-    fnn_status st = check_args(path, split, o, err);
-    fnn_data_format f = o->format;
-    if (st == FNN_OK && f == FNN_FORMAT_AUTO)
-        st = detect(path, &f, err);
+    fnn_data_format f;
+    fnn_status st = resolve(path, split, o, &f, err);
     if (st != FNN_OK)
         return st;
     fnn_paths p = {0};
