@@ -79,7 +79,7 @@ positive_int FNN_THREADS "$FNN_THREADS"
 bench_start
 work=${work:-$tmp/work}
 
-if [[ ! -f $work/fashion-mnist_train.csv || ! -d $work/tree/test ]]; then
+if [[ ! -f $work/fashion-mnist_test.csv || ! -d $work/tree/test ]]; then
     echo "load.sh: writing the PNG tree and the CSV file under $work" >&2
     "$LOAD_BENCH" write "$DATA" "$work" || die "cannot write the files under $work"
 fi

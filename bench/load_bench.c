@@ -1,7 +1,8 @@
 /* Loading timings of the data sources for bench/load.sh, and the files it loads.
  *   load_bench write DATA_DIR WORK   writes Fashion-MNIST (IDX in DATA_DIR) as a PNG tree,
  *                                    WORK/tree/{train,test}/<class>/<n>.png, and as Kaggle's
- *                                    CSV of the training images, WORK/fashion-mnist_train.csv
+ *                                    CSV files, WORK/fashion-mnist_{train,test}.csv (the
+ *                                    benchmark reads the training one)
  *   load_bench tree WORK/tree THREADS   loads both splits of the tree
  *   load_bench csv FILE THREADS         loads the CSV file
  * A load prints one JSON line: seconds (the load alone, wall clock), images, and the sum of
@@ -99,6 +100,8 @@ static int write_all(const char *data, const char *work)
     rc = rc || write_tree(&te, b);
     snprintf(b, sizeof b, "%s/fashion-mnist_train.csv", work);
     rc = rc || write_csv(&tr, b);
+    snprintf(b, sizeof b, "%s/fashion-mnist_test.csv", work);
+    rc = rc || write_csv(&te, b);
     fnn_dataset_free(&tr);
     fnn_dataset_free(&te);
     return rc;
