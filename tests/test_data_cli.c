@@ -492,14 +492,14 @@ static void test_same_images_same_model(void **state)
     write_csv(pathf(p, "%s/set_test.csv", csv_dir), &te);
     write_csv(pathf(csv, "%s/set_train.csv", csv_dir), &tr);
     static const char *const splits[] = {"stratified", "last"};
+    char models[2][3][PATH_CAP];
     for (int s = 0; s < 2; s++) {
         const char *paths[3] = {idx, tree, csv};
-        char models[3][PATH_CAP];
         double acc[3];
         for (int i = 0; i < 3; i++) {
             char label[32];
             snprintf(label, sizeof label, "same_%s_%d", splits[s], i);
-            run_t r = train_in(label, models[i],
+            run_t r = train_in(label, models[s][i],
                                ARGS("--data", paths[i], "--split", splits[s], "--seed", "11",
                                     "--epochs", "2", "--normalize", "standardize", "--json"));
             expect_code(&r, 0);
@@ -508,10 +508,16 @@ static void test_same_images_same_model(void **state)
             cJSON_Delete(doc);
             run_free(&r);
         }
-        assert_files_equal(models[0], models[1]);
-        assert_files_equal(models[0], models[2]);
+        assert_files_equal(models[s][0], models[s][1]);
+        assert_files_equal(models[s][0], models[s][2]);
         assert_true(acc[0] == acc[1] && acc[0] == acc[2]);
     }
+    /* The two splits hold out other images: other models (so --split is not ignored). */
+    size_t la, lb;
+    char *a = read_all(models[0][0], &la), *b = read_all(models[1][0], &lb);
+    assert_true(la != lb || memcmp(a, b, la) != 0);
+    free(a);
+    free(b);
     free_images(&tr);
     free_images(&te);
 }
