@@ -453,10 +453,11 @@ char **cli_class_names(const fnn_dataset *d, fnn_data_format f, const char *path
     char **names = calloc((size_t)(k > 0 ? k : 1), sizeof *names);
     if (!names)
         return NULL;
-    /* IDX files name no classes. Fashion-MNIST's names are right only for Fashion-MNIST, which
-     * MNIST, KMNIST and EMNIST share the file names and the size with: its Debian directory
-     * (the default), or ten classes under a path that says "fashion". */
-    const char *const *fashion = f == FNN_FORMAT_IDX && k == 10 &&
+    /* IDX and CSV files name no classes. Fashion-MNIST's names are right only for
+     * Fashion-MNIST, which MNIST, KMNIST and EMNIST share the file names and the size with:
+     * its Debian directory (the default), or ten classes under a path that says "fashion"
+     * (Kaggle's fashion-mnist_train.csv). */
+    const char *const *fashion = (f == FNN_FORMAT_IDX || f == FNN_FORMAT_CSV) && k == 10 &&
                                          (!strcmp(path, FNN_DEFAULT_DATA_DIR) ||
                                           names_fashion(path))
                                      ? fnn_fashion_class_names()
