@@ -358,6 +358,23 @@ static void test_csv(void **state)
     run_free(&r);
     free_images(&tr);
     free_images(&te);
+
+    /* Ten classes under a path naming Fashion-MNIST (Kaggle's file name): its names; the same
+     * file elsewhere: 0..9. */
+    images_t ten = make_images(40, 10, 1, 4, 4, 0);
+    write_csv(pathf(p, "%s/fashion-mnist_train.csv", dir), &ten);
+    r = train_in("csv_fashion", model, ARGS("--data", p, "--no-test", "--json"));
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    expect_names(get(get(doc, "data"), "class_names"), fnn_fashion_class_names(), 10);
+    cJSON_Delete(doc);
+    run_free(&r);
+    write_csv(pathf(p, "%s/digits_train.csv", dir), &ten);
+    r = train_in("csv_digits", model, ARGS("--data", p, "--no-test"));
+    expect_code(&r, 0);
+    expect_contains(r.out, "train stdout", "\nclass names: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n");
+    run_free(&r);
+    free_images(&ten);
 }
 
 /* CIFAR-10's layout, tiny: five training batches, a test batch and the names. */
