@@ -1,5 +1,5 @@
-/* A progress bar for the steps of predict, explain and robustness that take more than a
- * moment. */
+/* A progress bar for the steps that take more than a moment: loading data, predict, explain and
+ * robustness. */
 #include "cli.h"
 
 #include <stdlib.h>

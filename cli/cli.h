@@ -53,11 +53,6 @@ const char *cli_bad_option(char **argv);
 struct fnn_outputs;
 void cli_discard_on_signal(struct fnn_outputs *set);
 
-/* Registers with set, as inputs of --data (or --test-data: opt), the files of the split
- * ("train" or "t10k") in dir: every spelling there, read or not, as an output must not replace
- * the user's data. */
-fnn_status cli_data_inputs(struct fnn_outputs *set, const char *opt, const char *dir,
-                           const char *which, fnn_error *err);
 
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
@@ -87,10 +82,17 @@ typedef struct {
  * 1 when taken, 0 when id is not a data option, -1 after printing a usage error. */
 int cli_data_option(const char *cmd, unsigned bit, int id, const char *arg, cli_data_opts *d);
 
-/* Loads the split ("train" or "t10k") that d describes, keeping the first `limit` images when
- * limit > 0. Every command reads its data set through here. */
-int load_split(const char *cmd, const cli_data_opts *d, const char *which, long limit,
+/* Loads the split ("train" or "test": from --test-data when set) that d describes through the
+ * library's data sources, keeping the first `limit` images when limit > 0, with a progress bar
+ * while it reads when stderr is a terminal. Every command reads its data set through here. */
+int load_split(const char *cmd, const cli_data_opts *d, const char *split, long limit,
                fnn_dataset *out);
+
+/* Registers with set, as inputs of --data (or --test-data for the test split when set), every
+ * file the split of d reads or could read (fnn_data_files): an output must not replace the
+ * user's data. */
+fnn_status cli_data_inputs(struct fnn_outputs *set, const cli_data_opts *d, const char *split,
+                           fnn_error *err);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken

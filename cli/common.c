@@ -109,17 +109,32 @@ void cli_discard_on_signal(fnn_outputs *set)
     }
 }
 
-fnn_status cli_data_inputs(fnn_outputs *set, const char *opt, const char *dir, const char *which,
+/* The path a split is read from: the test split's own when --test-data names one. */
+static const char *split_path(const cli_data_opts *d, const char *split)
+{
+    return d->test_data && !strcmp(split, "test") ? d->test_data : d->data;
+}
+
+static fnn_data_options data_options(const cli_data_opts *d)
+{
+    return (fnn_data_options){.channels = d->channels, .h = d->height, .w = d->width,
+                              .skip_bad = d->skip_bad};
+}
+
+fnn_status cli_data_inputs(fnn_outputs *set, const cli_data_opts *d, const char *split,
                            fnn_error *err)
 {
-    char *paths[8];
+    const char *opt = d->test_data && !strcmp(split, "test") ? "--test-data" : "--data";
+    fnn_data_options o = data_options(d);
+    char **paths;
     int n;
-    fnn_status s = fnn_dataset_files(dir, which, paths, &n, err);
+    fnn_status s = fnn_data_files(split_path(d, split), split, &o, &paths, &n, err);
     for (int i = 0; i < n; i++) {
         if (s == FNN_OK)
             s = fnn_outputs_input(set, opt, paths[i], err);
         free(paths[i]);
     }
+    free(paths);
     return s;
 }
 
@@ -309,22 +324,26 @@ int cli_data_option(const char *cmd, unsigned bit, int id, const char *arg, cli_
     }
 }
 
-int load_split(const char *cmd, const cli_data_opts *d, const char *which, long limit,
+static void on_load_progress(void *user, long done, long total)
+{
+    cli_progress *bar = user;
+    bar->total = total > 0 ? total : 1;
+    progress_update(bar, done);
+}
+
+int load_split(const char *cmd, const cli_data_opts *d, const char *split, long limit,
                fnn_dataset *out)
 {
-    /* Issue 16's data sources (image folders, CSV, CIFAR-10; resizing, channels, per-channel
-     * standardisation) are not in the library yet. This is the one place every command reads
-     * its data: once fnn_data_load lands, it is called here with d, and the refusal goes. */
-    const char *unsupported = d->height ? "--image-size" : d->channels == 3 ? "--channels 3"
-                            : d->standardize ? "--normalize standardize"
-                            : d->skip_bad ? "--skip-bad-images" : NULL;
-    if (unsupported)
-        return cli_error(cmd, EXIT_USAGE, "%s: not supported yet (fnn reads IDX files only)",
-                         unsupported);
-    const char *dir = d->test_data && !strcmp(which, "t10k") ? d->test_data : d->data;
+    cli_progress bar;
+    progress_begin(&bar, "loading", 1);
+    fnn_data_options o = data_options(d);
+    o.on_progress = on_load_progress;
+    o.user = &bar;
     fnn_error err = {0};
-    if (fnn_dataset_load(dir, which, out, &err) != FNN_OK)
-        return cli_error(cmd, EXIT_RUNTIME, "%s", err.msg);
+    fnn_status s = fnn_data_load(split_path(d, split), split, &o, out, &err);
+    progress_end(&bar);
+    if (s != FNN_OK)
+        return cli_lib_error(cmd, &err);
     if (limit > 0 && limit < out->n)
         out->n = (int)limit;
     return EXIT_OK;

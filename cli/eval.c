@@ -58,7 +58,7 @@ int cmd_eval(int argc, char **argv)
     char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     fnn_metrics mt = {0};
-    if ((rc = load_split("eval", &data, strcmp(split, "test") ? "train" : "t10k", limit, &d)))
+    if ((rc = load_split("eval", &data, strcmp(split, "test") ? "train" : "test", limit, &d)))
         goto done;
     if (fnn_evaluate(m, &d, (int)threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("eval", &err);

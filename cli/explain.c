@@ -240,7 +240,7 @@ int cmd_explain(int argc, char **argv)
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
     int64_t *counts = NULL;
     double base = 0.0;
-    rc = load_split("explain", &o.data, strcmp(o.split, "test") ? "train" : "t10k", o.limit, &d);
+    rc = load_split("explain", &o.data, strcmp(o.split, "test") ? "train" : "test", o.limit, &d);
     if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
         rc = cli_lib_error("explain", &err);
     if (rc == EXIT_OK && o.out_dir)

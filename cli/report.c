@@ -206,11 +206,9 @@ int cmd_report(int argc, char **argv)
     }
     /* Checked before the slow part: no output may replace a model or the data, and the figures
      * folder must be one fnn made. Both outputs are put in place only once all is written. */
-    fnn_status fs = data.test_data
-                        ? cli_data_inputs(files, "--test-data", data.test_data, "t10k", &err)
-                        : cli_data_inputs(files, "--data", data.data, "t10k", &err);
+    fnn_status fs = cli_data_inputs(files, &data, "test", &err);
     if (fs == FNN_OK) /* not read, but the user's data all the same */
-        fs = cli_data_inputs(files, "--data", data.data, "train", &err);
+        fs = cli_data_inputs(files, &data, "train", &err);
     for (int i = 0; i < n && fs == FNN_OK; i++)
         fs = fnn_outputs_input(files, "the model", argv[optind + i], &err);
     if (fs == FNN_OK)
@@ -222,7 +220,7 @@ int cmd_report(int argc, char **argv)
         rc = cli_lib_error("report", &err);
         goto done;
     }
-    if ((rc = load_split("report", &data, "t10k", limit, &test)))
+    if ((rc = load_split("report", &data, "test", limit, &test)))
         goto done;
     progress_state ps = {.nmodels = n, .tty = isatty(2)};
     fnn_report_options opts = {.threads = (int)threads, .saliency_images = (int)sal,

@@ -103,7 +103,7 @@ int cmd_robustness(int argc, char **argv)
         return cli_error("robustness", EXIT_RUNTIME, "%s", err.msg);
     fnn_dataset d = {0};
     double acc[FNN_PERTURB_COUNT][16];
-    int rc = load_split("robustness", &data, strcmp(split, "test") ? "train" : "t10k", limit, &d);
+    int rc = load_split("robustness", &data, strcmp(split, "test") ? "train" : "test", limit, &d);
     if (rc == EXIT_OK && fnn_check_data(m, &d, split, &err) != FNN_OK)
         rc = cli_lib_error("robustness", &err);
     if (rc != EXIT_OK)

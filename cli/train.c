@@ -265,6 +265,8 @@ static int parse(int argc, char **argv, train_opts *o)
     if (optind < argc)
         return cli_error("train", EXIT_USAGE, "unexpected argument '%s' (see fnn train --help)",
                          argv[optind]);
+    if (o->data.standardize)
+        return cli_error("train", EXIT_USAGE, "--normalize standardize: not supported yet");
     if (o->resume) {
         if (!o->epochs_given)
             return cli_error("train", EXIT_USAGE, "--resume needs --epochs: the epoch to "
@@ -384,11 +386,17 @@ static int plan_files(const train_opts *o, run_files *f)
     fnn_status s = FNN_OK;
     if (!(f->set = fnn_outputs_new()))
         return cli_error("train", EXIT_RUNTIME, "out of memory");
-    static const char *const splits[] = {"train", "t10k"};
-    for (int i = 0; i < 2 && s == FNN_OK; i++)
-        s = i && o->data.test_data
-                ? cli_data_inputs(f->set, "--test-data", o->data.test_data, splits[i], &err)
-                : cli_data_inputs(f->set, "--data", o->data.data, splits[i], &err);
+    s = cli_data_inputs(f->set, &o->data, "train", &err);
+    /* A test split that is not read is the user's data all the same where it exists; where it
+     * does not (a folder tree without test/), there is nothing to protect. */
+    if (s == FNN_OK) {
+        fnn_error test_err = {0};
+        fnn_status ts = cli_data_inputs(f->set, &o->data, "test", &test_err);
+        if (ts != FNN_OK && !o->no_test && !o->folds) {
+            s = ts;
+            err = test_err;
+        }
+    }
     if (s == FNN_OK && o->init_from)
         s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
     if (s == FNN_OK && o->cfg.checkpoint)
@@ -643,7 +651,7 @@ static int load_data(const train_opts *o, run_data *d, double *seconds)
     int rc, all[FNN_MAX_CLASSES];
     double t0 = now_s();
     if ((rc = load_split("train", &o->data, "train", o->limit, &d->full)) ||
-        (!o->no_test && !o->folds && (rc = load_split("train", &o->data, "t10k", o->test_limit,
+        (!o->no_test && !o->folds && (rc = load_split("train", &o->data, "test", o->test_limit,
                                                        &d->test))))
         return rc;
     *seconds = now_s() - t0;
