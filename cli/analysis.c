@@ -1,5 +1,5 @@
 /* A progress bar for the steps that take more than a moment: loading data, predict, explain and
- * robustness. */
+ * robustness; and the data options of the commands that run a saved model over a data set. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -45,4 +45,16 @@ void progress_end(cli_progress *p)
     if (p->shown)
         fputs("\r\033[K", stderr);
     p->shown = 0;
+}
+
+void cli_data_for_model(cli_data_opts *d, const fnn_model *m)
+{
+    int c, h, w;
+    fnn_model_input_shape(m, &c, &h, &w);
+    if (!d->height) {
+        d->height = h;
+        d->width = w;
+    }
+    if (!d->channels)
+        d->channels = c;
 }

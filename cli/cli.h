@@ -94,6 +94,11 @@ int load_split(const char *cmd, const cli_data_opts *d, const char *split, long 
 fnn_status cli_data_inputs(struct fnn_outputs *set, const cli_data_opts *d, const char *split,
                            fnn_error *err);
 
+/* Fills what the user left unset of --image-size and --channels with m's input shape (explain,
+ * robustness, report), as predict reads image files: a folder of images of mixed sizes, or of
+ * grey and colour ones, is read as the model was trained on without fnn train's options again. */
+void cli_data_for_model(cli_data_opts *d, const fnn_model *m);
+
 /* Shared by predict, explain and robustness (cli/analysis.c). */
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken
  * a moment. */

@@ -14,15 +14,17 @@
 static const char usage[] =
     "usage: fnn report MODEL [MODEL ...] [--out REPORT.html] [options]\n"
     "\n"
-    "Writes one self-contained HTML page about each model, measured on the Fashion-MNIST test\n"
-    "set: training curves (from the history saved in the model), confusion matrices (counts,\n"
-    "and row-normalised on a fixed 0-1 scale), per-class precision/recall/F1 with the\n"
-    "classification report, the most confident mistakes and most confused class pairs,\n"
-    "saliency maps (gradient, SmoothGrad, integrated gradients) and an occlusion map,\n"
-    "robustness curves (noise, shift, rotation, occlusion, contrast), a reliability diagram\n"
-    "with the expected calibration error, and findings written from those numbers. With\n"
-    "several models it adds a comparison table and overlaid curves. Figures are embedded in\n"
-    "the page and also saved as PNG and SVG in REPORT_files/ beside it.\n"
+    "Writes one self-contained HTML page about each model, measured on the test split of --data\n"
+    "(Fashion-MNIST's by default) read as the first model takes it (--image-size and --channels\n"
+    "default to its input): training curves (from the history saved in the model), confusion\n"
+    "matrices (counts, and row-normalised on a fixed 0-1 scale), per-class precision/recall/F1\n"
+    "with the classification report, the most confident mistakes and most confused class pairs\n"
+    "(in colour for a colour model), saliency maps (gradient, SmoothGrad, integrated gradients;\n"
+    "laid over each class's mean image for a colour model) and an occlusion map, robustness\n"
+    "curves (noise, shift, rotation, occlusion, contrast), a reliability diagram with the\n"
+    "expected calibration error, and findings written from those numbers. With several models\n"
+    "it adds a comparison table and overlaid curves. Figures are embedded in the page and also\n"
+    "saved as PNG and SVG in REPORT_files/ beside it.\n"
     "\n";
 
 static const char usage_end[] =
@@ -220,6 +222,14 @@ int cmd_report(int argc, char **argv)
         rc = cli_lib_error("report", &err);
         goto done;
     }
+    /* The test split is read once, for every model: as the first one takes it. */
+    fnn_model *first = fnn_model_load(argv[optind], NULL, &err);
+    if (!first) {
+        rc = cli_error("report", EXIT_RUNTIME, "%s", err.msg);
+        goto done;
+    }
+    cli_data_for_model(&data, first);
+    fnn_model_free(first);
     if ((rc = load_split("report", &data, "test", limit, &test)))
         goto done;
     progress_state ps = {.nmodels = n, .tty = isatty(2)};
