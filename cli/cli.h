@@ -54,9 +54,18 @@ struct fnn_outputs;
 void cli_discard_on_signal(struct fnn_outputs *set);
 
 
+/* v with a comma every three digits: "60,000". */
+void cli_thousands(size_t v, char *buf, size_t size);
+
 /* Keras's model summary table. */
 void print_summary(FILE *f, const fnn_model *m);
 cJSON *summary_json(const fnn_model *m);
+
+/* The model's input normalisation: "normalization: scale, pixel / 255" or the per-channel mean
+ * and std of standardize; as JSON {"kind": "scale"} or {"kind": "standardize", "mean": [...],
+ * "std": [...]}. */
+void print_normalization(FILE *f, const fnn_model *m);
+cJSON *normalization_json(const fnn_model *m);
 
 /* The test-set block shared by train and eval: loss, accuracy, confusion matrix, report. */
 void print_evaluation(FILE *f, const char *split, const fnn_metrics *mt,
@@ -81,6 +90,42 @@ typedef struct {
 /* Takes option `id` of command `cmd` (its CLI_* bit) into d when it is one of the data options:
  * 1 when taken, 0 when id is not a data option, -1 after printing a usage error. */
 int cli_data_option(const char *cmd, unsigned bit, int id, const char *arg, cli_data_opts *d);
+
+/* How a split was read, for the header lines. */
+typedef struct {
+    fnn_data_format format; /* detected */
+    int skipped;            /* bad images skipped (--skip-bad-images) */
+    const char *path;       /* --data, or --test-data for the test split */
+} cli_data_read;
+
+/* load_split that also says how the split was read (how may be NULL). */
+int cli_load(const char *cmd, const cli_data_opts *d, const char *split, long limit,
+             fnn_dataset *out, cli_data_read *how);
+
+/* Whether the data d describes has a test split: --test-data; an IDX or CIFAR-10 directory;
+ * a folder tree with train/ and test/; a file (CSV, IDX) named with "train", whose test file
+ * is named with "test". A lone folder tree or file without "train" in its name has none. f:
+ * the training split's format. */
+int cli_has_test_split(const cli_data_opts *d, fnn_data_format f);
+
+/* The names of d's classes (d->nclasses malloc'd strings, freed with fnn_class_names_free),
+ * read from format f at path: the data's own (folder names, CIFAR-10's); Fashion-MNIST's for
+ * an IDX set of ten classes at the default data directory or under a path naming "fashion";
+ * else "0", "1", ... NULL when out of memory. */
+char **cli_class_names(const fnn_dataset *d, fnn_data_format f, const char *path);
+
+/* Checks that d (the `what` set, read from path) fits m: the same image shape, no more
+ * classes, the same class names where d names them (names: the model's, may be NULL), labels
+ * in range. Prints the error and returns EXIT_RUNTIME; EXIT_OK when it fits. */
+int cli_check_fits(const char *cmd, const fnn_model *m, const char *const *names,
+                   const fnn_dataset *d, const char *what, const char *path);
+
+/* The model of arch for (c, h, w) inputs and k classes. A preset's (mlp, cnn, resnet) last
+ * layer gets k units; any other spec must end with k units, or the usage error says "<classes_from>
+ * K classes" ("the data has", "--classes keeps") and how to end --arch. NULL after printing the
+ * error, with *rc its exit status. */
+fnn_model *cli_model_for(const char *cmd, const char *arch, int c, int h, int w, int k,
+                         const char *classes_from, int *rc);
 
 /* Loads the split ("train" or "test": from --test-data when set) that d describes through the
  * library's data sources, keeping the first `limit` images when limit > 0, with a progress bar

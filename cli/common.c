@@ -12,6 +12,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 const char *cli_options_from;
 FILE *cli_error_stream;
@@ -158,7 +160,7 @@ static void shape_text(const fnn_layer_info *li, char *buf, size_t size)
         snprintf(buf, size, "(None, %d, %d, %d)", li->out_h, li->out_w, li->out_c);
 }
 
-static void thousands(size_t v, char *buf, size_t size)
+void cli_thousands(size_t v, char *buf, size_t size)
 {
     char digits[32];
     int n = snprintf(digits, sizeof digits, "%zu", v), o = 0;
@@ -199,9 +201,9 @@ void print_summary(FILE *f, const fnn_model *m)
     }
     char total[32], trainable[32], frozen[32];
     size_t all = fnn_model_num_params(m), train = fnn_model_num_trainable(m);
-    thousands(all, total, sizeof total);
-    thousands(train, trainable, sizeof trainable);
-    thousands(all - train, frozen, sizeof frozen);
+    cli_thousands(all, total, sizeof total);
+    cli_thousands(train, trainable, sizeof trainable);
+    cli_thousands(all - train, frozen, sizeof frozen);
     fprintf(f, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n", dbl,
             total, trainable, frozen, rule);
 }
@@ -235,6 +237,40 @@ cJSON *summary_json(const fnn_model *m)
     cJSON_AddNumberToObject(o, "total_params", (double)fnn_model_num_params(m));
     cJSON_AddNumberToObject(o, "trainable_params", (double)fnn_model_num_trainable(m));
     return o;
+}
+
+void print_normalization(FILE *f, const fnn_model *m)
+{
+    int c, h, w;
+    float mean[3], std[3];
+    fnn_model_input_shape(m, &c, &h, &w);
+    if (!fnn_model_normalization(m, mean, std)) {
+        fprintf(f, "normalization: scale, pixel / 255\n");
+        return;
+    }
+    fprintf(f, "normalization: standardize, per channel (pixel / 255 - mean) / std with mean");
+    for (int i = 0; i < c; i++)
+        fprintf(f, "%s %.4f", i ? "," : "", mean[i]);
+    fprintf(f, " and std");
+    for (int i = 0; i < c; i++)
+        fprintf(f, "%s %.4f", i ? "," : "", std[i]);
+    fprintf(f, "\n");
+}
+
+cJSON *normalization_json(const fnn_model *m)
+{
+    int c, h, w;
+    float mean[3], std[3];
+    fnn_model_input_shape(m, &c, &h, &w);
+    cJSON *j = cJSON_CreateObject();
+    if (!fnn_model_normalization(m, mean, std)) {
+        cJSON_AddStringToObject(j, "kind", "scale");
+        return j;
+    }
+    cJSON_AddStringToObject(j, "kind", "standardize");
+    cJSON_AddItemToObject(j, "mean", cJSON_CreateFloatArray(mean, c));
+    cJSON_AddItemToObject(j, "std", cJSON_CreateFloatArray(std, c));
+    return j;
 }
 
 void print_evaluation(FILE *f, const char *split, const fnn_metrics *mt,
@@ -331,8 +367,8 @@ static void on_load_progress(void *user, long done, long total)
     progress_update(bar, done);
 }
 
-int load_split(const char *cmd, const cli_data_opts *d, const char *split, long limit,
-               fnn_dataset *out)
+int cli_load(const char *cmd, const cli_data_opts *d, const char *split, long limit,
+             fnn_dataset *out, cli_data_read *how)
 {
     cli_progress bar;
     progress_begin(&bar, "loading", 1);
@@ -340,11 +376,153 @@ int load_split(const char *cmd, const cli_data_opts *d, const char *split, long 
     o.on_progress = on_load_progress;
     o.user = &bar;
     fnn_error err = {0};
-    fnn_status s = fnn_data_load(split_path(d, split), split, &o, out, &err);
+    fnn_source *src;
+    const char *path = split_path(d, split);
+    fnn_status s = fnn_source_open(path, split, &o, &src, &err);
     progress_end(&bar);
     if (s != FNN_OK)
         return cli_lib_error(cmd, &err);
+    if (how)
+        *how = (cli_data_read){.format = fnn_source_format(src),
+                               .skipped = fnn_source_skipped(src), .path = path};
+    fnn_source_take(src, out);
+    fnn_source_close(src);
     if (limit > 0 && limit < out->n)
         out->n = (int)limit;
     return EXIT_OK;
+}
+
+int load_split(const char *cmd, const cli_data_opts *d, const char *split, long limit,
+               fnn_dataset *out)
+{
+    return cli_load(cmd, d, split, limit, out, NULL);
+}
+
+static int is_dir(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat sb;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int cli_has_test_split(const cli_data_opts *d, fnn_data_format f)
+{
+    if (d->test_data)
+        return 1;
+    struct stat sb;
+    if (stat(d->data, &sb) != 0 || S_ISDIR(sb.st_mode))
+        /* A folder tree splits by its train/ and test/ folders; an IDX or CIFAR-10 directory
+         * always has a test split (a missing file is then an error that names it). */
+        return f != FNN_FORMAT_FOLDER || (is_dir(d->data, "train") && is_dir(d->data, "test"));
+    /* A file holds one split; the test file is named for it, with "test" for "train". */
+    const char *base = strrchr(d->data, '/');
+    return strstr(base ? base + 1 : d->data, "train") != NULL;
+}
+
+/* Whether path names Fashion-MNIST: a component with "fashion" in it, any case. */
+static int names_fashion(const char *path)
+{
+    for (const char *p = path; *p; p++)
+        if (!strncasecmp(p, "fashion", 7))
+            return 1;
+    return 0;
+}
+
+char **cli_class_names(const fnn_dataset *d, fnn_data_format f, const char *path)
+{
+    int k = d->nclasses;
+    char **names = calloc((size_t)(k > 0 ? k : 1), sizeof *names);
+    if (!names)
+        return NULL;
+    /* IDX files name no classes. Fashion-MNIST's names are right only for Fashion-MNIST, which
+     * MNIST, KMNIST and EMNIST share the file names and the size with: its Debian directory
+     * (the default), or ten classes under a path that says "fashion". */
+    const char *const *fashion = f == FNN_FORMAT_IDX && k == 10 &&
+                                         (!strcmp(path, FNN_DEFAULT_DATA_DIR) ||
+                                          names_fashion(path))
+                                     ? fnn_fashion_class_names()
+                                     : NULL;
+    for (int i = 0; i < k; i++) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        const char *name = d->class_names ? d->class_names[i] : fashion ? fashion[i] : idx;
+        if (!(names[i] = strdup(name))) {
+            fnn_class_names_free(names, i);
+            return NULL;
+        }
+    }
+    return names;
+}
+
+int cli_check_fits(const char *cmd, const fnn_model *m, const char *const *names,
+                   const fnn_dataset *d, const char *what, const char *path)
+{
+    int c, h, w, k = fnn_model_num_classes(m);
+    fnn_model_input_shape(m, &c, &h, &w);
+    if (d->c != c || d->h != h || d->w != w)
+        return cli_error(cmd, EXIT_RUNTIME,
+                         "%s: the %s set's images are %dx%dx%d but the model takes %dx%dx%d "
+                         "(--image-size and --channels convert images as they are read)",
+                         path, what, d->c, d->h, d->w, c, h, w);
+    if (d->nclasses > k)
+        return cli_error(cmd, EXIT_RUNTIME, "%s: the %s set has %d classes but the model %d",
+                         path, what, d->nclasses, k);
+    for (int i = 0; d->class_names && names && i < d->nclasses; i++)
+        if (strcmp(d->class_names[i], names[i]))
+            return cli_error(cmd, EXIT_RUNTIME,
+                             "%s: the %s set's class %d is \"%s\" but the model's is \"%s\"",
+                             path, what, i, d->class_names[i], names[i]);
+    fnn_error err = {0};
+    if (fnn_check_data(m, d, what, &err) != FNN_OK)
+        return cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, err.msg);
+    return EXIT_OK;
+}
+
+/* A preset (mlp, cnn, resnet) is one word: a layer token has a ':' or is one layer. */
+static int is_preset(const char *arch, const fnn_model *m)
+{
+    return !strpbrk(arch, " \t\n:") && fnn_model_num_layers(m) > 1;
+}
+
+fnn_model *cli_model_for(const char *cmd, const char *arch, int c, int h, int w, int k,
+                         const char *classes_from, int *rc)
+{
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create(arch, c, h, w, &err);
+    if (!m) { /* a bad spec is a usage error; running out of memory is not */
+        *rc = cli_error(cmd, err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE, "%s",
+                        err.msg);
+        return NULL;
+    }
+    int units = fnn_model_num_classes(m);
+    if (units == k)
+        return m;
+    /* A preset's head is made for the data's classes: its canonical spec with the last token,
+     * "dense:10:softmax", given k units. */
+    const char *spec = fnn_model_spec(m), *last = strrchr(spec, ' ');
+    char tail[32];
+    snprintf(tail, sizeof tail, "dense:%d:softmax", units);
+    if (is_preset(arch, m) && last && !strcmp(last + 1, tail)) {
+        size_t len = (size_t)(last - spec);
+        char *head = malloc(len + 32);
+        fnn_model *fit = NULL;
+        if (head) {
+            snprintf(head, len + 32, "%.*s dense:%d:softmax", (int)len, spec, k);
+            fit = fnn_model_create(head, c, h, w, &err);
+            free(head);
+        }
+        else
+            err = (fnn_error){FNN_ERR_NOMEM, "out of memory"};
+        fnn_model_free(m);
+        if (!fit)
+            *rc = cli_lib_error(cmd, &err);
+        return fit;
+    }
+    fnn_model_free(m);
+    *rc = cli_error(cmd, EXIT_USAGE,
+                    "%s %d classes but the model's last layer has %d units: end --arch with "
+                    "dense:%d:softmax",
+                    classes_from, k, units, k);
+    return NULL;
 }

@@ -9,8 +9,10 @@
 static const char usage[] =
     "usage: fnn eval MODEL [options]\n"
     "\n"
-    "Evaluates a saved model on the Fashion-MNIST test set: loss, accuracy, confusion matrix\n"
-    "and classification report.\n"
+    "Evaluates a saved model on the test split of --data (Fashion-MNIST by default; any format\n"
+    "fnn train reads, in grey or colour, as the model takes it): loss, accuracy, confusion\n"
+    "matrix and classification report under the model's class names. A data set that does not\n"
+    "fit the model (image shape, classes, class names) is refused.\n"
     "\n";
 
 int cmd_eval(int argc, char **argv)
@@ -58,7 +60,16 @@ int cmd_eval(int argc, char **argv)
     char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     fnn_metrics mt = {0};
-    if ((rc = load_split("eval", &data, strcmp(split, "test") ? "train" : "test", limit, &d)))
+    cli_data_read how;
+    if (!names) {
+        rc = cli_error("eval", EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+    if ((rc = cli_load("eval", &data, split, limit, &d, &how)))
+        goto done;
+    /* Names are compared only with a model that stores its own. */
+    if ((rc = cli_check_fits("eval", m, meta.class_names_json ? (const char *const *)names : NULL,
+                             &d, split, how.path)))
         goto done;
     if (fnn_evaluate(m, &d, (int)threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("eval", &err);
@@ -69,11 +80,19 @@ int cmd_eval(int argc, char **argv)
         cJSON_AddStringToObject(doc, "model_file", path);
         cJSON_AddStringToObject(doc, "arch", fnn_model_spec(m));
         cJSON_AddStringToObject(doc, "split", split);
+        cJSON *dj = cJSON_AddObjectToObject(doc, "data");
+        cJSON_AddStringToObject(dj, "path", how.path);
+        cJSON_AddStringToObject(dj, "format", fnn_data_format_name(how.format));
+        cJSON_AddNumberToObject(dj, "skipped", how.skipped);
         cJSON_AddItemToObject(doc, split, metrics_json(&mt, (const char *const *)names));
         print_json(doc);
         cJSON_Delete(doc);
     } else {
         printf("model: %s (%s)\n", path, fnn_model_spec(m));
+        printf("data: %s %s, %s split", fnn_data_format_name(how.format), how.path, split);
+        if (how.skipped)
+            printf(", %d bad image%s skipped", how.skipped, how.skipped == 1 ? "" : "s");
+        printf("\n");
         print_evaluation(stdout, split, &mt, (const char *const *)names);
     }
 done:

@@ -124,17 +124,23 @@ const cli_option cli_options[] = {
     {OPT_NORMALIZE, "normalize", "NAME", CLI_CHOICE, 0, 0, "scale,standardize", "scale",
      "scale: pixels / 255; standardize: per channel, the training split's mean and standard "
      "deviation, stored in the model",
-     G_DATA, CLI_TRAIN, CLI_RUN_SETUP | CLI_NOT_YET, 0},
+     G_DATA, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_SKIP_BAD, "skip-bad-images", NULL, CLI_FLAG, 0, 0, NULL, NULL,
      "skip (and count) image files that cannot be read instead of stopping", G_DATA,
      DATA_READERS, CLI_RUN_SETUP, 0},
     {OPT_SPLIT, "split", "NAME", CLI_CHOICE, 0, 0, "test,train", "test",
      "test (the test split) or train", G_DATA, CLI_EVAL | CLI_EXPLAIN | CLI_ROBUSTNESS, 0, 0},
     {OPT_VAL_SPLIT, "val-split", "X", CLI_REAL, 0.0, 0.99, NULL, "0.2",
-     "fraction of the training file held out for validation, taken from its end as Keras does",
+     "fraction of the training split held out for validation (see --split)", G_DATA, CLI_TRAIN,
+     CLI_RUN_SETUP, 0},
+    {OPT_SPLIT, "split", "NAME", CLI_CHOICE, 0, 0, "last,stratified",
+     "last for IDX and CIFAR-10, stratified for folders and CSV",
+     "how --val-split holds images out: last (the end of the training split, as Keras does) or "
+     "stratified (every class in proportion, drawn with --seed)",
      G_DATA, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_LIMIT, "limit", "N", CLI_INT, COUNT_RANGE, NULL, "all",
-     "use only the first N images of the training file", G_DATA, CLI_TRAIN, CLI_RUN_SETUP, 0},
+     "use only the first N images of the training split, in the order read", G_DATA, CLI_TRAIN,
+     CLI_RUN_SETUP, 0},
     {OPT_LIMIT, "limit", "N", CLI_INT, COUNT_RANGE, NULL, "all", "use the first N images only",
      G_DATA, CLI_EVAL | CLI_ROBUSTNESS, 0, 0},
     {OPT_LIMIT, "limit", "N", CLI_INT, 0, 100000000.0, NULL, "1000",
@@ -454,8 +460,6 @@ void cli_print_options(FILE *f, unsigned cmd)
                 else
                     fprintf(f, " %s", def);
             }
-            if (o->flags & CLI_NOT_YET)
-                fprintf(f, "\n%*s(not supported yet: fnn reads IDX files only)", col, "");
             fputc('\n', f);
         }
     }

@@ -72,8 +72,6 @@ typedef enum {
 
 /* Row flag: train --resume requires the checkpoint's value of this option (it fixes the run). */
 #define CLI_RUN_SETUP 1u
-/* Row flag: parsed, but refused when used, until the library's data sources land (issue 16). */
-#define CLI_NOT_YET 2u
 
 typedef struct {
     int id;              /* OPT_*: what getopt_long returns */
@@ -86,7 +84,7 @@ typedef struct {
     const char *help;    /* one paragraph, wrapped when printed; '\n' forces a new line */
     const char *group;   /* the heading it is listed under */
     unsigned cmds;       /* CLI_* bits of the commands that take it */
-    unsigned flags;      /* CLI_RUN_SETUP, CLI_NOT_YET */
+    unsigned flags;      /* CLI_RUN_SETUP */
     char short_name;     /* its one-letter form, or 0 (-h for --help is every command's) */
 } cli_option;
 

@@ -38,10 +38,12 @@ static const char usage_end[] =
     "\n"
     "Before any trial starts, every trial's options are checked (keys against fnn train's\n"
     "options, architectures by building them, values by fnn train's own option checks), so\n"
-    "a bad key or value stops the search at once with train's message. A usage error that\n"
-    "train sees only with the data (--classes against the model's output) stops it at the\n"
-    "first trial that meets it. A trial that fails at run time (a loss that turned NaN, say)\n"
-    "is listed as failed and the search goes on.\n"
+    "a bad key or value stops the search at once with train's message. The architectures are\n"
+    "built for the data's image shape and classes, as fnn train builds them (the training\n"
+    "data is opened once per set of data options to learn them). A usage error that train\n"
+    "sees only while it trains stops the search at the first trial that meets it. A trial\n"
+    "that fails at run time (a loss that turned NaN, say) is listed as failed and the search\n"
+    "goes on.\n"
     "\n"
     "files in DIR:\n"
     "  search.json             the grid and every trial's exact fnn train options\n"
@@ -528,28 +530,96 @@ static const char *trial_value(const trial *t, const char *name)
     return value;
 }
 
-/* The architecture of a trial whose options fnn train accepts, built as fnn train would build
- * it: fnn train reads its data before its --arch, so its option checks cannot see a bad one. The input is the images' shape where the
- * trial sets it (--channels, --image-size), and the default data's, 1x28x28, where it does not. */
-static int check_arch(const search_opts *o, const trial *t)
+/* Whether flag --name is among a trial's options. */
+static int trial_flag(const trial *t, const char *name)
 {
-    const char *arch = trial_value(t, "arch"), *size = trial_value(t, "image-size"),
-               *channels = trial_value(t, "channels");
-    int c = channels && !strcmp(channels, "3") ? 3 : 1, h = 28, w = 28;
-    if (!arch)
-        return EXIT_OK;
-    if (size && !cli_parse_size("search", "--image-size", size, &h, &w))
-        return EXIT_USAGE;
-    fnn_error err = {0};
-    fnn_model *m = fnn_model_create(arch, c, h, w, &err);
-    if (m) {
-        fnn_model_free(m);
+    for (int j = t->args_at; t->argv[j]; j++)
+        if (!strncmp(t->argv[j], "--", 2) && !strcmp(t->argv[j] + 2, name))
+            return 1;
+    return 0;
+}
+
+/* The shape and classes of the training data as a trial's data options read it. Trials mostly
+ * share those options: the last answer is kept, keyed by them. */
+typedef struct {
+    char *key;   /* "SIZE|CHANNELS|SKIP" of the answer below, NULL before the first */
+    int c, h, w; /* image shape */
+    int k;       /* classes */
+} data_probe;
+
+static int probe_data(const search_opts *o, const trial *t, data_probe *p)
+{
+    const char *size = trial_value(t, "image-size"), *channels = trial_value(t, "channels");
+    int skip = trial_flag(t, "skip-bad-images");
+    char *key = xasprintf("%s|%s|%d", size ? size : "", channels ? channels : "", skip);
+    if (p->key && !strcmp(p->key, key)) {
+        free(key);
         return EXIT_OK;
     }
+    fnn_data_options opt = {.skip_bad = skip, .channels = channels ? atoi(channels) : 0};
+    if (size && !cli_parse_size("search", "--image-size", size, &opt.h, &opt.w)) {
+        free(key);
+        return EXIT_USAGE;
+    }
+    fnn_error err = {0};
+    fnn_source *src;
+    if (fnn_source_open(o->data, "train", &opt, &src, &err) != FNN_OK) {
+        free(key);
+        return cli_lib_error("search", &err);
+    }
+    fnn_source_shape(src, &p->c, &p->h, &p->w);
+    p->k = fnn_source_num_classes(src);
+    fnn_source_close(src);
+    free(p->key);
+    p->key = key;
+    return EXIT_OK;
+}
+
+/* The architecture of a trial whose options fnn train accepts, built as fnn train builds it
+ * for the data: fnn train reads its data before its --arch, so its option checks cannot see a
+ * bad one. The input is the data's image shape as the trial's --image-size and --channels read
+ * it, and the classes are the data's, or as many as --classes keeps. */
+static int check_arch(const search_opts *o, const trial *t, data_probe *p)
+{
+    const char *arch = trial_value(t, "arch"), *classes = trial_value(t, "classes");
+    int rc = probe_data(o, t, p);
+    if (rc)
+        return rc;
+    int k = p->k;
+    if (classes)
+        for (k = 1; *classes; classes++)
+            k += *classes == ',';
     char *params = params_text(&o->g, t->choice);
-    int rc = cli_error("search", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE,
-                       "trial %d (%s): --arch %s: %s", t->number, params, arch, err.msg);
+    char *prefix = xasprintf("trial %d (%s): --arch %s", t->number, params, arch ? arch : "mlp");
     free(params);
+    /* The model's own messages follow the trial's name. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *msg = open_memstream(&text, &len);
+    if (!msg) {
+        free(prefix);
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    }
+    cli_error_stream = msg;
+    fnn_model *m = cli_model_for("search", arch ? arch : "mlp", p->c, p->h, p->w, k,
+                                 classes ? "--classes keeps" : "the data has", &rc);
+    cli_error_stream = NULL;
+    if (fclose(msg) != 0 || !text) {
+        free(text);
+        free(prefix);
+        fnn_model_free(m);
+        return cli_error("search", EXIT_RUNTIME, "out of memory");
+    }
+    if (!m) {
+        /* "fnn search: " and the newline of cli_error's line are the search's own. */
+        const char *body = strncmp(text, "fnn search: ", 12) ? text : text + 12;
+        while (len && text[len - 1] == '\n')
+            text[--len] = '\0';
+        rc = cli_error("search", rc, "%s: %s", prefix, body);
+    }
+    fnn_model_free(m);
+    free(text);
+    free(prefix);
     return rc;
 }
 
@@ -557,7 +627,9 @@ static int check_arch(const search_opts *o, const trial *t)
  * starts, in this process: a usage error stops the search with train's message. */
 static int check_trials(const search_opts *o, trial *t, int n)
 {
-    for (int i = 0; i < n; i++) {
+    data_probe probe = {0};
+    int rc = EXIT_OK;
+    for (int i = 0; i < n && rc == EXIT_OK; i++) {
         /* getopt permutes what it parses: a copy of the trial's argv, from "train" on. */
         char **argv = NULL;
         int argc = 0;
@@ -568,7 +640,8 @@ static int check_trials(const search_opts *o, trial *t, int n)
         FILE *msg = open_memstream(&text, &len);
         if (!msg) {
             free(argv);
-            return cli_error("search", EXIT_RUNTIME, "out of memory");
+            rc = cli_error("search", EXIT_RUNTIME, "out of memory");
+            break;
         }
         cli_error_stream = msg;
         int code = cmd_train_check(argc, argv);
@@ -576,9 +649,9 @@ static int check_trials(const search_opts *o, trial *t, int n)
         free(argv);
         if (fclose(msg) != 0 || !text) {
             free(text);
-            return cli_error("search", EXIT_RUNTIME, "out of memory");
+            rc = cli_error("search", EXIT_RUNTIME, "out of memory");
+            break;
         }
-        int rc = EXIT_OK;
         if (code != EXIT_OK) {
             char *params = params_text(&o->g, t[i].choice);
             while (len && text[len - 1] == '\n')
@@ -588,10 +661,11 @@ static int check_trials(const search_opts *o, trial *t, int n)
             free(params);
         }
         free(text);
-        if (rc || (rc = check_arch(o, &t[i])))
-            return rc;
+        if (rc == EXIT_OK)
+            rc = check_arch(o, &t[i], &probe);
     }
-    return EXIT_OK;
+    free(probe.key);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- search.json */

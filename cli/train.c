@@ -5,6 +5,7 @@
 #include "options.h"
 #include "util/atomic.h"
 #include "util/outputs.h"
+#include "util/text.h"
 
 #include <signal.h>
 #include <math.h>
@@ -16,8 +17,11 @@
 static const char usage[] =
     "usage: fnn train [options]\n"
     "\n"
-    "Trains a classifier on Fashion-MNIST (by default the study's MLP), validates it after\n"
-    "every epoch, evaluates it once on the test set and saves it.\n"
+    "Trains a classifier (by default the study's MLP) on Fashion-MNIST or on any image data\n"
+    "--data names (IDX files, an image folder tree, a CSV file, CIFAR-10), validates it after\n"
+    "every epoch, evaluates it once on the test set and saves it with its input shape,\n"
+    "normalisation and class names. The model is made for the data's image shape and classes:\n"
+    "a preset's last layer gets one unit per class.\n"
     "\n";
 
 static const char usage_end[] =
@@ -26,6 +30,12 @@ static const char usage_end[] =
     "checkpoint is kept), 2 on a usage error, 130 when interrupted by Ctrl-C.\n";
 
 #define MAX_FOLDS CLI_MAX_FOLDS
+
+/* How --val-split holds images out. By format: IDX files and CIFAR-10's batches come in an
+ * order of their own, whose end Keras holds out; folder trees and CSV files are often sorted
+ * by class, whose end would be one class. */
+enum { SPLIT_BY_FORMAT = 0, SPLIT_LAST, SPLIT_STRATIFIED };
+static const char *const split_names[] = {"by format", "last", "stratified"};
 
 typedef struct {
     cli_data_opts data;
@@ -39,6 +49,7 @@ typedef struct {
     long per_class;
     int folds;
     int reset_head;   /* --init-from leaves the last layer initialised */
+    int split;        /* --split: SPLIT_BY_FORMAT, SPLIT_LAST or SPLIT_STRATIFIED */
     /* The options given that fix the run (CLI_RUN_SETUP), by id - OPT_FIRST: the last value as
      * typed ("" for a flag), or NULL; with --resume they are checked against the checkpoint. */
     const char *setup[OPT_END - OPT_FIRST];
@@ -254,6 +265,10 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &o->per_class))
                 return EXIT_USAGE;
             break;
+        case OPT_SPLIT:
+            if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->split = choice ? SPLIT_STRATIFIED : SPLIT_LAST;
+            break;
         default:
             switch (cli_data_option("train", CLI_TRAIN, c, optarg, &o->data)) {
             case 1: break;
@@ -265,8 +280,6 @@ static int parse(int argc, char **argv, train_opts *o)
     if (optind < argc)
         return cli_error("train", EXIT_USAGE, "unexpected argument '%s' (see fnn train --help)",
                          argv[optind]);
-    if (o->data.standardize)
-        return cli_error("train", EXIT_USAGE, "--normalize standardize: not supported yet");
     if (o->resume) {
         if (!o->epochs_given)
             return cli_error("train", EXIT_USAGE, "--resume needs --epochs: the epoch to "
@@ -464,6 +477,13 @@ static char *user_json(const train_opts *o)
         cJSON_AddStringToObject(j, "init_from", o->init_from);
     if (o->reset_head) /* left out when off, as in checkpoints from before it was stored */
         cJSON_AddTrueToObject(j, "reset_head");
+    /* The data options, stored since issue 16 (older checkpoints: none given). */
+    int size[2] = {o->data.height, o->data.width};
+    cJSON_AddItemToObject(j, "image_size", cJSON_CreateIntArray(size, 2));
+    cJSON_AddNumberToObject(j, "channels", o->data.channels);
+    cJSON_AddBoolToObject(j, "skip_bad_images", o->data.skip_bad);
+    cJSON_AddStringToObject(j, "normalize", o->data.standardize ? "standardize" : "scale");
+    cJSON_AddStringToObject(j, "split", split_names[o->split]);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return text;
@@ -483,13 +503,35 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
                 *out = cJSON_GetObjectItemCaseSensitive(j, "out"),
                 *history = cJSON_GetObjectItemCaseSensitive(j, "history"),
                 *init_from = cJSON_GetObjectItemCaseSensitive(j, "init_from"),
-                *reset_head = cJSON_GetObjectItemCaseSensitive(j, "reset_head");
+                *reset_head = cJSON_GetObjectItemCaseSensitive(j, "reset_head"),
+                *image_size = cJSON_GetObjectItemCaseSensitive(j, "image_size"),
+                *channels = cJSON_GetObjectItemCaseSensitive(j, "channels"),
+                *skip_bad = cJSON_GetObjectItemCaseSensitive(j, "skip_bad_images"),
+                *normalize = cJSON_GetObjectItemCaseSensitive(j, "normalize"),
+                *split = cJSON_GetObjectItemCaseSensitive(j, "split");
+    int split_mode = -1;
+    for (int i = 0; split && cJSON_IsString(split) && i < 3; i++)
+        if (!strcmp(split->valuestring, split_names[i]))
+            split_mode = i;
+    const cJSON *ih = cJSON_GetArrayItem(image_size, 0), *iw = cJSON_GetArrayItem(image_size, 1);
     if (!cJSON_IsString(data) || (test_data && !cJSON_IsString(test_data)) ||
         !cJSON_IsNumber(limit) || !cJSON_IsNumber(test_limit) ||
         !cJSON_IsNumber(val_split) || !cJSON_IsBool(no_test) || !cJSON_IsArray(classes) ||
         !cJSON_IsNumber(per_class) || !cJSON_IsString(out) ||
         (history && !cJSON_IsString(history)) || (init_from && !cJSON_IsString(init_from)) ||
         (reset_head && !cJSON_IsBool(reset_head)) ||
+        (image_size && (cJSON_GetArraySize(image_size) != 2 || !cJSON_IsNumber(ih) ||
+                        !cJSON_IsNumber(iw) || ih->valuedouble < 0 || ih->valuedouble > 4096 ||
+                        iw->valuedouble < 0 || iw->valuedouble > 4096 ||
+                        (ih->valuedouble == 0) != (iw->valuedouble == 0))) ||
+        (channels && (!cJSON_IsNumber(channels) || (channels->valuedouble != 0 &&
+                                                    channels->valuedouble != 1 &&
+                                                    channels->valuedouble != 3))) ||
+        (skip_bad && !cJSON_IsBool(skip_bad)) ||
+        (normalize && (!cJSON_IsString(normalize) ||
+                       (strcmp(normalize->valuestring, "scale") &&
+                        strcmp(normalize->valuestring, "standardize")))) ||
+        (split && split_mode < 0) ||
         limit->valuedouble < 0 || limit->valuedouble > 1e8 || test_limit->valuedouble < 0 ||
         test_limit->valuedouble > 1e8 || !(val_split->valuedouble >= 0.0 &&
                                           val_split->valuedouble <= 0.99) ||
@@ -519,6 +561,12 @@ static int apply_user_json(train_opts *o, cJSON *j, const char *path)
         o->history = history->valuestring;
     o->init_from = init_from ? init_from->valuestring : NULL;
     o->reset_head = cJSON_IsTrue(reset_head);
+    o->data.height = image_size ? (int)ih->valuedouble : 0;
+    o->data.width = image_size ? (int)iw->valuedouble : 0;
+    o->data.channels = channels ? (int)channels->valuedouble : 0;
+    o->data.skip_bad = cJSON_IsTrue(skip_bad);
+    o->data.standardize = normalize && !strcmp(normalize->valuestring, "standardize");
+    o->split = split ? split_mode : SPLIT_BY_FORMAT;
     return EXIT_OK;
 }
 
@@ -609,6 +657,29 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
             format_classes(buf, sizeof buf, o->classes, o->nclasses);
             break;
         case OPT_PER_CLASS: ALL_(cli->per_class, o->per_class); break;
+        case OPT_IMAGE_SIZE:
+            same = cli->data.height == o->data.height && cli->data.width == o->data.width;
+            if (o->data.height)
+                snprintf(buf, sizeof buf, "%dx%d", o->data.height, o->data.width);
+            else
+                stored = "size (none given: the data's)";
+            break;
+        case OPT_CHANNELS:
+            same = cli->data.channels == o->data.channels;
+            if (o->data.channels)
+                snprintf(buf, sizeof buf, "%d", o->data.channels);
+            else
+                stored = "channels (none given: the data's)";
+            break;
+        case OPT_SKIP_BAD: same = o->data.skip_bad; break;
+        case OPT_NORMALIZE:
+            same = cli->data.standardize == o->data.standardize;
+            stored = o->data.standardize ? "standardize" : "scale";
+            break;
+        case OPT_SPLIT:
+            same = cli->split == o->split;
+            stored = split_names[o->split];
+            break;
         default: /* a setup option without a case above: refused rather than ignored */
             same = 0;
             stored = "value, which this check does not read";
@@ -629,11 +700,16 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
     return EXIT_OK;
 }
 
-/* The data sets of a run: the training file (less --limit) filtered to --classes, split, the
- * training part cut to --per-class, and the test file filtered the same way. */
+/* The data sets of a run: the training split (less --limit) filtered to --classes, split, the
+ * training part cut to --per-class, and the test split filtered the same way. */
 typedef struct {
     fnn_dataset full, test, kept, kept_test, few;
-    fnn_dataset tr, val; /* views or copies of the above */
+    fnn_dataset tr, val;      /* views or copies of the above */
+    cli_data_read how, test_how;
+    int has_test;             /* the test split is read */
+    int stratified;           /* the validation split is stratified (else the last images) */
+    char **names;             /* (k) the model's class names: the kept classes' */
+    int k;                    /* the model's classes */
 } run_data;
 
 static void run_data_free(run_data *d)
@@ -643,6 +719,30 @@ static void run_data_free(run_data *d)
     fnn_dataset_free(&d->kept);
     fnn_dataset_free(&d->kept_test);
     fnn_dataset_free(&d->few);
+    fnn_class_names_free(d->names, d->k);
+}
+
+/* The test split against the training split it must match: shape, classes, names. */
+static int check_test(const run_data *d, const char *const *names)
+{
+    const fnn_dataset *a = &d->full, *b = &d->test;
+    const char *path = d->test_how.path;
+    if (a->c != b->c || a->h != b->h || a->w != b->w)
+        return cli_error("train", EXIT_RUNTIME,
+                         "%s: the test set's images are %dx%dx%d but the training set's are "
+                         "%dx%dx%d",
+                         path, b->c, b->h, b->w, a->c, a->h, a->w);
+    if (b->nclasses > a->nclasses)
+        return cli_error("train", EXIT_RUNTIME,
+                         "%s: the test set has %d classes but the training set %d",
+                         b->labels_path[0] ? b->labels_path : path, b->nclasses, a->nclasses);
+    for (int i = 0; b->class_names && i < b->nclasses; i++)
+        if (strcmp(b->class_names[i], names[i]))
+            return cli_error("train", EXIT_RUNTIME,
+                             "%s: the test set's class %d is \"%s\" but the training set's is "
+                             "\"%s\"",
+                             path, i, b->class_names[i], names[i]);
+    return EXIT_OK;
 }
 
 static int load_data(const train_opts *o, run_data *d, double *seconds)
@@ -650,22 +750,62 @@ static int load_data(const train_opts *o, run_data *d, double *seconds)
     fnn_error err = {0};
     int rc, all[FNN_MAX_CLASSES];
     double t0 = now_s();
-    if ((rc = load_split("train", &o->data, "train", o->limit, &d->full)) ||
-        (!o->no_test && !o->folds && (rc = load_split("train", &o->data, "test", o->test_limit,
-                                                       &d->test))))
+    if ((rc = cli_load("train", &o->data, "train", o->limit, &d->full, &d->how)))
+        return rc;
+    d->has_test = !o->no_test && !o->folds && cli_has_test_split(&o->data, d->how.format);
+    if (d->has_test &&
+        (rc = cli_load("train", &o->data, "test", o->test_limit, &d->test, &d->test_how)))
         return rc;
     *seconds = now_s() - t0;
-    const fnn_dataset *train = &d->full;
-    if (o->nclasses) {
-        if (fnn_dataset_select_classes(&d->full, o->classes, o->nclasses, 0, &d->kept, &err) ||
-            (d->test.n && fnn_dataset_select_classes(&d->test, o->classes, o->nclasses, 0,
-                                                     &d->kept_test, &err)))
-            return cli_lib_error("train", &err);
-        train = &d->kept;
-        if (d->kept.n == 0)
-            return cli_error("train", EXIT_RUNTIME, "--classes: no training image has any of "
-                             "those labels");
+    char **names = cli_class_names(&d->full, d->how.format, d->how.path);
+    if (!names)
+        return cli_error("train", EXIT_RUNTIME, "out of memory");
+    if (d->has_test && (rc = check_test(d, (const char *const *)names))) {
+        fnn_class_names_free(names, d->full.nclasses);
+        return rc;
     }
+    fnn_dataset *train = &d->full;
+    d->k = d->full.nclasses;
+    if (o->nclasses) {
+        /* The kept classes' names, in the order --classes gives them. */
+        for (int i = 0; i < o->nclasses; i++)
+            if (o->classes[i] >= d->full.nclasses) {
+                fnn_class_names_free(names, d->full.nclasses);
+                return cli_error("train", EXIT_USAGE,
+                                 "--classes: class %d is not in the data, whose classes are "
+                                 "0..%d",
+                                 o->classes[i], d->full.nclasses - 1);
+            }
+        char **kept = calloc((unsigned)o->nclasses, sizeof *kept);
+        for (int i = 0; kept && i < o->nclasses; i++) {
+            kept[i] = names[o->classes[i]];
+            names[o->classes[i]] = NULL;
+        }
+        fnn_class_names_free(names, d->full.nclasses);
+        if (!kept)
+            return cli_error("train", EXIT_RUNTIME, "out of memory");
+        names = kept;
+        d->k = o->nclasses;
+        if (fnn_dataset_select_classes(&d->full, o->classes, o->nclasses, 0, &d->kept, &err) ||
+            (d->has_test && fnn_dataset_select_classes(&d->test, o->classes, o->nclasses, 0,
+                                                       &d->kept_test, &err))) {
+            d->names = names;
+            return cli_lib_error("train", &err);
+        }
+        train = &d->kept;
+    }
+    d->names = names;
+    if (o->nclasses && d->kept.n == 0)
+        return cli_error("train", EXIT_RUNTIME, "--classes: no training image has any of "
+                         "those labels");
+    d->stratified = o->split == SPLIT_STRATIFIED ||
+                    (o->split == SPLIT_BY_FORMAT && (d->how.format == FNN_FORMAT_FOLDER ||
+                                                     d->how.format == FNN_FORMAT_CSV));
+    /* Folds take contiguous runs of images: a class-sorted set is first mixed (a stratified
+     * split of nothing is a seeded shuffle). */
+    if (d->stratified && (o->folds || o->val_split > 0.0) &&
+        fnn_dataset_stratify(train, o->folds ? 0.0 : o->val_split, o->cfg.seed, &err) != FNN_OK)
+        return cli_lib_error("train", &err);
     if (o->folds) {
         d->tr = *train;
         return EXIT_OK;
@@ -673,46 +813,28 @@ static int load_data(const train_opts *o, run_data *d, double *seconds)
     if (fnn_dataset_split(train, o->val_split, &d->tr, &d->val, &err) != FNN_OK)
         return cli_lib_error("train", &err);
     if (o->per_class) {
-        int k = o->nclasses ? o->nclasses : d->tr.nclasses;
-        for (int i = 0; i < k; i++)
+        for (int i = 0; i < d->k; i++)
             all[i] = i;
-        if (fnn_dataset_select_classes(&d->tr, all, k, (int)o->per_class, &d->few, &err))
+        if (fnn_dataset_select_classes(&d->tr, all, d->k, (int)o->per_class, &d->few, &err))
             return cli_lib_error("train", &err);
         d->tr = d->few;
     }
     return EXIT_OK;
 }
 
-/* Class names: the Fashion-MNIST ones of the kept classes, or the label as text past them. */
-static void class_names(const train_opts *o, int k, char buf[][24], const char **names)
-{
-    const char *const *fashion = fnn_fashion_class_names();
-    for (int i = 0; i < k; i++) {
-        int label = o->nclasses ? o->classes[i] : i;
-        if (label < 10)
-            names[i] = fashion[label];
-        else {
-            snprintf(buf[i], 24, "%d", label);
-            names[i] = buf[i];
-        }
-    }
-}
-
-/* A fresh model of o's arch, initialised, with --init-from applied and reported in *transfer
- * when asked. */
-static int make_model(const train_opts *o, int k, fnn_model **out_model, cJSON **transfer)
+/* A fresh model of o's arch for d's images and classes, initialised, with --normalize
+ * standardize's statistics of the training part tr and --init-from applied (reported in
+ * *transfer when asked). */
+static int make_model(const train_opts *o, const run_data *d, const fnn_dataset *tr,
+                      fnn_model **out_model, cJSON **transfer)
 {
     fnn_error err = {0};
-    fnn_model *m = fnn_model_create(o->arch, 1, 28, 28, &err);
-    if (!m) /* a bad spec is a usage error; running out of memory is not */
-        return cli_error("train", err.status == FNN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE, "%s",
-                         err.msg);
-    if (o->nclasses && fnn_model_num_classes(m) != k) {
-        int units = fnn_model_num_classes(m);
-        fnn_model_free(m);
-        return cli_error("train", EXIT_USAGE, "--classes keeps %d classes but the model's last "
-                         "layer has %d units: end --arch with dense:%d:softmax", k, units, k);
-    }
+    const fnn_dataset *x = &d->full;
+    int rc;
+    fnn_model *m = cli_model_for("train", o->arch, x->c, x->h, x->w, d->k,
+                                 o->nclasses ? "--classes keeps" : "the data has", &rc);
+    if (!m)
+        return rc;
     if (o->cfg.freeze > fnn_model_num_layers(m)) {
         int layers = fnn_model_num_layers(m);
         fnn_model_free(m);
@@ -720,14 +842,37 @@ static int make_model(const train_opts *o, int k, fnn_model **out_model, cJSON *
                          o->cfg.freeze, layers);
     }
     fnn_model_init(m, o->cfg.seed);
+    if (o->data.standardize) {
+        double dmean[3], dstd[3];
+        float mean[3], std[3];
+        fnn_status s = fnn_dataset_channel_stats(tr, dmean, dstd, o->cfg.threads, &err);
+        for (int i = 0; s == FNN_OK && i < x->c; i++) {
+            mean[i] = (float)dmean[i];
+            std[i] = (float)dstd[i];
+        }
+        if (s != FNN_OK || fnn_model_set_normalization(m, mean, std, &err) != FNN_OK) {
+            fnn_model_free(m);
+            return cli_lib_error("train", &err);
+        }
+    }
     if (o->init_from) {
         fnn_model *src = fnn_model_load(o->init_from, NULL, &err);
-        int nt = fnn_model_num_tensors(m), loaded = 0;
+        int nt = fnn_model_num_tensors(m), loaded = 0, sc = 0, sh = 0, sw = 0;
+        if (src)
+            fnn_model_input_shape(src, &sc, &sh, &sw);
+        if (src && (sc != x->c || sh != x->h || sw != x->w)) {
+            fnn_model_free(src);
+            fnn_model_free(m);
+            return cli_error("train", EXIT_RUNTIME,
+                             "--init-from %s: its first layers take %dx%dx%d images, the data's "
+                             "are %dx%dx%d (--image-size and --channels convert the data)",
+                             o->init_from, sc, sh, sw, x->c, x->h, x->w);
+        }
         fnn_transfer_entry *rep = calloc((size_t)nt + 1, sizeof *rep);
         int layers = fnn_model_num_layers(m) - (o->reset_head ? 1 : 0);
         if (!src || !rep || fnn_model_transfer(m, src, layers, rep, &loaded, &err) != FNN_OK) {
-            int rc = rep ? cli_error("train", EXIT_RUNTIME, "--init-from %s", err.msg)
-                         : cli_error("train", EXIT_RUNTIME, "out of memory");
+            rc = rep ? cli_error("train", EXIT_RUNTIME, "--init-from %s", err.msg)
+                     : cli_error("train", EXIT_RUNTIME, "out of memory");
             free(rep);
             fnn_model_free(src);
             fnn_model_free(m);
@@ -753,6 +898,97 @@ static int make_model(const train_opts *o, int k, fnn_model **out_model, cJSON *
     }
     *out_model = m;
     return EXIT_OK;
+}
+
+/* Where the test set comes from, or why there is none. */
+static const char *no_test_reason(const train_opts *o, const run_data *d)
+{
+    if (o->no_test)
+        return "--no-test";
+    if (o->folds)
+        return "--folds";
+    return d->how.format == FNN_FORMAT_FOLDER
+               ? "the image folder has no train/ and test/ folders; --test-data PATH names one"
+               : "the file's name has no \"train\" to find its test file by; --test-data PATH "
+                 "names one";
+}
+
+/* The header's account of the data: what was read and how it was split, and the model's
+ * input normalisation. */
+static void print_data(FILE *f, const train_opts *o, const run_data *d, const fnn_model *m)
+{
+    const fnn_dataset *x = &d->full;
+    char n[32], v[32];
+    cli_thousands((size_t)x->n, n, sizeof n);
+    fprintf(f, "data: %s %s (%d classes, %s images, %dx%dx%d%s", fnn_data_format_name(d->how.format),
+            d->how.path, x->nclasses, n, x->c, x->h, x->w,
+            o->data.height && d->how.format == FNN_FORMAT_FOLDER ? " resized" : "");
+    if (d->how.skipped)
+        fprintf(f, ", %d bad image%s skipped", d->how.skipped, d->how.skipped == 1 ? "" : "s");
+    cli_thousands((size_t)d->val.n, v, sizeof v);
+    if (o->val_split == 0.0)
+        fprintf(f, "); validation: none (--val-split 0)\n");
+    else if (d->stratified)
+        fprintf(f, "); validation: stratified %g%% (%s images), seed %llu\n", 100.0 * o->val_split,
+                v, (unsigned long long)o->cfg.seed);
+    else
+        fprintf(f, "); validation: last %g%% (%s images)\n", 100.0 * o->val_split, v);
+    if (d->has_test) {
+        cli_thousands((size_t)d->test.n, n, sizeof n);
+        fprintf(f, "test data: %s %s (%s images", fnn_data_format_name(d->test_how.format),
+                d->test_how.path, n);
+        if (d->test_how.skipped)
+            fprintf(f, ", %d bad image%s skipped", d->test_how.skipped,
+                    d->test_how.skipped == 1 ? "" : "s");
+        fprintf(f, ")\n");
+    } else {
+        fprintf(f, "test data: none (%s)\n", no_test_reason(o, d));
+    }
+    /* Long lists are cut: the model file holds them all. */
+    fprintf(f, "class names:");
+    for (int i = 0; i < d->k && i < 20; i++)
+        fprintf(f, "%s %s", i ? "," : "", d->names[i]);
+    if (d->k > 20)
+        fprintf(f, ", ... (%d more)", d->k - 20);
+    fprintf(f, "\n");
+    print_normalization(f, m);
+}
+
+/* The same account for --json. */
+static cJSON *data_json(const train_opts *o, const run_data *d, const fnn_model *m)
+{
+    const fnn_dataset *x = &d->full;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "dir", o->data.data);
+    cJSON_AddStringToObject(j, "format", fnn_data_format_name(d->how.format));
+    cJSON_AddNumberToObject(j, "images", x->n);
+    int shape[3] = {x->c, x->h, x->w};
+    cJSON_AddItemToObject(j, "shape", cJSON_CreateIntArray(shape, 3));
+    cJSON_AddBoolToObject(j, "resized", o->data.height && d->how.format == FNN_FORMAT_FOLDER);
+    cJSON_AddNumberToObject(j, "skipped", d->how.skipped);
+    cJSON_AddNumberToObject(j, "num_classes", x->nclasses);
+    cJSON_AddItemToObject(j, "class_names",
+                          cJSON_CreateStringArray((const char *const *)d->names, d->k));
+    cJSON *v = cJSON_AddObjectToObject(j, "validation_split");
+    cJSON_AddStringToObject(v, "method", d->stratified ? "stratified" : "last");
+    cJSON_AddNumberToObject(v, "fraction", o->val_split);
+    cJSON_AddNumberToObject(v, "images", d->val.n);
+    if (d->stratified)
+        cJSON_AddNumberToObject(v, "seed", (double)o->cfg.seed);
+    else
+        cJSON_AddNullToObject(v, "seed");
+    if (d->has_test) {
+        cJSON *t = cJSON_AddObjectToObject(j, "test_data");
+        cJSON_AddStringToObject(t, "path", d->test_how.path);
+        cJSON_AddStringToObject(t, "format", fnn_data_format_name(d->test_how.format));
+        cJSON_AddNumberToObject(t, "images", d->test.n);
+        cJSON_AddNumberToObject(t, "skipped", d->test_how.skipped);
+    } else {
+        cJSON_AddNullToObject(j, "test_data");
+        cJSON_AddStringToObject(j, "no_test", no_test_reason(o, d));
+    }
+    cJSON_AddItemToObject(j, "normalization", normalization_json(m));
+    return j;
 }
 
 /* --init-from's report: one line per tensor of the new model. */
@@ -829,8 +1065,9 @@ static cJSON *features_json(const fnn_train_config *c)
 }
 
 /* --folds K: K trainings on the training file, each validating on one fold. */
-static int run_folds(train_opts *o, const fnn_dataset *data, int k)
+static int run_folds(train_opts *o, const run_data *d)
 {
+    const fnn_dataset *data = &d->tr;
     FILE *out = (o->quiet || o->json) ? NULL : stdout;
     double acc[MAX_FOLDS];
     fnn_epoch_stats *stats = calloc((size_t)o->cfg.epochs, sizeof *stats);
@@ -850,7 +1087,7 @@ static int run_folds(train_opts *o, const fnn_dataset *data, int k)
             break;
         }
         cJSON *transfer = NULL;
-        rc = make_model(o, k, &m, out && f == 0 ? &transfer : NULL);
+        rc = make_model(o, d, &tr, &m, out && f == 0 ? &transfer : NULL);
         if (transfer) {
             print_transfer(stdout, transfer);
             printf("\n");
@@ -966,31 +1203,29 @@ int cmd_train(int argc, char **argv)
     cli_options_from = o.resume;
     if ((rc = load_data(&o, &d, &t_load)))
         goto done;
-    int k = o.nclasses ? o.nclasses : 10;
     if (o.folds) {
-        rc = run_folds(&o, &d.tr, k);
+        rc = run_folds(&o, &d);
         goto done;
     }
-    if ((rc = make_model(&o, k, &m, &transfer)))
+    if ((rc = make_model(&o, &d, &d.tr, &m, &transfer)))
         goto done;
     const fnn_dataset *test = o.nclasses ? &d.kept_test : &d.test;
+    const char *const *names = (const char *const *)d.names;
     /* Checked now, so that a bad test file does not cost a training run first. */
     if (fnn_check_data(m, o.nclasses ? &d.kept : &d.full, "training", &err) != FNN_OK ||
-        (!o.no_test && fnn_check_data(m, test, "test", &err) != FNN_OK)) {
+        (d.has_test && fnn_check_data(m, test, "test", &err) != FNN_OK)) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
-    char name_buf[FNN_MAX_CLASSES][24];
-    const char *names[FNN_MAX_CLASSES];
-    class_names(&o, fnn_model_num_classes(m), name_buf, names);
     if (out) {
         printf("fnn %s (%s): training on %s\n", FNN_VERSION, fnn_gemm_library(), o.data.data);
-        printf("data: %d train / %d validation (last %g%% of the training file) / %d test images"
-               " (loaded in %.2fs)\n", d.tr.n, d.val.n, 100.0 * o.val_split, test->n, t_load);
+        print_data(stdout, &o, &d, m);
+        printf("images: %d train / %d validation / %d test (loaded in %.2fs)\n", d.tr.n,
+               d.val.n, test->n, t_load);
         if (o.nclasses) {
             printf("classes:");
             for (int i = 0; i < o.nclasses; i++)
-                printf(" %d (%s) as %d%s", o.classes[i], names[i], i,
+                printf(" %d (%s) as %d%s", o.classes[i], d.names[i], i,
                        i + 1 < o.nclasses ? "," : "");
             printf("\n");
         }
@@ -1071,7 +1306,7 @@ int cmd_train(int argc, char **argv)
     }
 
     double t_eval = now_s();
-    if (!o.no_test && fnn_evaluate(m, test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
+    if (d.has_test && fnn_evaluate(m, test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
@@ -1088,8 +1323,8 @@ int cmd_train(int argc, char **argv)
                                                               : stats[res.best_epoch - 1].val_loss);
         printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", ran,
                train_s, ran ? train_s / ran : 0.0, val_s);
-        if (o.no_test)
-            printf("; the test set was not read (--no-test)\n");
+        if (!d.has_test)
+            printf("; no test set was read\n");
         else {
             printf("; test evaluation %.2fs\n\n", t_eval);
             print_evaluation(stdout, "test", &mt, names);
@@ -1140,8 +1375,8 @@ int cmd_train(int argc, char **argv)
         cJSON_AddStringToObject(doc, "fnn_version", FNN_VERSION);
         cJSON_AddStringToObject(doc, "gemm", fnn_gemm_library());
         cJSON_AddItemToObject(doc, "model", summary_json(m));
-        cJSON *dj = cJSON_AddObjectToObject(doc, "data");
-        cJSON_AddStringToObject(dj, "dir", o.data.data);
+        cJSON *dj = data_json(&o, &d, m);
+        cJSON_AddItemToObject(doc, "data", dj);
         cJSON_AddNumberToObject(dj, "train", d.tr.n);
         cJSON_AddNumberToObject(dj, "validation", d.val.n);
         cJSON_AddNumberToObject(dj, "test", test->n);
@@ -1176,7 +1411,7 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(t, "train", train_s);
         cJSON_AddNumberToObject(t, "validation", val_s);
         cJSON_AddNumberToObject(t, "test", t_eval);
-        cJSON_AddItemToObject(doc, "test", o.no_test ? cJSON_CreateNull() : metrics_json(&mt, names));
+        cJSON_AddItemToObject(doc, "test", d.has_test ? metrics_json(&mt, names) : cJSON_CreateNull());
         cJSON_AddStringToObject(doc, "model_file", o.out);
         cJSON_AddItemToObject(doc, "history_file", files.history
                                                        ? cJSON_CreateString(files.history)

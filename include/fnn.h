@@ -174,6 +174,10 @@ FNN_API fnn_status fnn_source_read(fnn_source *s, int start, int count, uint8_t 
                                    uint8_t *labels, fnn_error *err);
 /* Bad images skipped (skip_bad). */
 FNN_API int fnn_source_skipped(const fnn_source *s);
+/* Moves the split's images, labels and class names into out (owning, as fnn_data_load gives
+ * them), without a copy; s then holds no images (count 0) but still answers its format and
+ * skipped count. For a caller that reports how the data was read. */
+FNN_API void fnn_source_take(fnn_source *s, fnn_dataset *out);
 FNN_API void fnn_source_close(fnn_source *s);
 
 /* The whole split as a data set that owns its memory, with the class names. */

@@ -427,12 +427,6 @@ static void test_test_data(void **state)
     cJSON_Delete(doc);
     run_free(&r);
 
-    r = FNN("train", "--data", train_only, "--test-data", test_only, "--out", model,
-            "--normalize", "standardize");
-    expect_code(&r, 2);
-    expect_contains(r.err, "stderr", "--normalize standardize");
-    expect_contains(r.err, "stderr", "not supported yet");
-    run_free(&r);
 }
 
 static int group_setup(void **state)

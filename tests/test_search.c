@@ -601,18 +601,19 @@ static void test_bad_grids(void **state)
 
 static int process_mentions(const char *text);
 
-/* A usage error that fnn train finds only once it has read its data (here --classes against the
- * model's output width) stops the search with train's message instead of being listed. */
+/* An architecture that does not fit the data (here --classes against the model's output width)
+ * stops the search before any trial runs, naming the trial and what to write. */
 static void test_trial_usage_error_stops(void **state)
 {
     (void)state;
     char out[PATH_CAP], p[PATH_CAP];
     pathf(out, "%s/late_usage", g_base);
-    run_t r = SEARCH(out, "--classes", "5,6,7", "--grid", "lr=0.001,0.002,0.003,0.004",
-                     "--no-final-test");
+    run_t r = SEARCH(out, "--classes", "5,6,7", "--arch", "flatten dense:10:softmax", "--grid",
+                     "lr=0.001,0.002,0.003,0.004", "--no-final-test");
     expect_code(&r, 2);
-    expect_contains(r.err, "stderr", "refused by fnn train");
-    expect_contains(r.err, "stderr", "--classes");
+    expect_contains(r.err, "stderr", "trial 1 (lr=0.001)");
+    expect_contains(r.err, "stderr", "--classes keeps 3 classes");
+    expect_contains(r.err, "stderr", "dense:3:softmax");
     assert_false(file_exists(pathf(p, "%s/results.csv", out)));
     if (process_mentions(out))
         fail_msg("a worker of the stopped search is still running");

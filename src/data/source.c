@@ -336,11 +336,16 @@ fnn_status fnn_data_load(const char *path, const char *split, const fnn_data_opt
     fnn_status st = fnn_source_open(path, split, opt, &s, err);
     if (st != FNN_OK)
         return st;
+    fnn_source_take(s, out);
+    fnn_source_close(s);
+    return FNN_OK;
+}
+
+void fnn_source_take(fnn_source *s, fnn_dataset *out)
+{
     /* The source already holds the split as a data set: handed over, not copied. */
     *out = s->d;
     memset(&s->d, 0, sizeof s->d);
-    fnn_source_close(s);
-    return FNN_OK;
 }
 
 fnn_status fnn_data_files(const char *path, const char *split, const fnn_data_options *opt,
