@@ -42,8 +42,8 @@ fnn_status fnn_model_transfer(fnn_model *m, const fnn_model *src, int layers,
             shape_text(&t, b, sizeof b);
             return fnn_fail(err, FNN_ERR_ARG,
                             "transfer: the first layer does not fit: the source model takes "
-                            "(%d, %d, %d) inputs and its %s is %s; this one takes (%d, %d, %d) "
-                            "inputs and needs %s",
+                            "%dx%dx%d images and its %s is %s; this one takes %dx%dx%d images "
+                            "and needs %s",
                             sc, sh, sw, t.name, a, c, h, w, b);
         }
     }
