@@ -461,6 +461,51 @@ static void make_synthetic(synthetic *s, int worst, int into, int overfit)
     r->mean_confidence = r->mt.accuracy + 0.1;
 }
 
+/* Images larger than a gallery's tiles are scaled down to them: ten classes of 168x168 colour
+ * images make a saliency gallery of 84-pixel tiles, not one 1,700 pixels wide. */
+static void test_report_large_images_scaled_down(void **state)
+{
+    (void)state;
+    enum { S = 168, HW = S * S };
+    synthetic s;
+    make_synthetic(&s, 3, 5, 0);
+    fnn_report_model *r = &s.r;
+    r->stem = "big";
+    r->c = 3;
+    r->h = r->w = S;
+    float *mean = calloc((size_t)10 * 3 * HW, sizeof *mean), *occ = calloc(HW, sizeof *occ);
+    float *maps = calloc((size_t)3 * 10 * HW, sizeof *maps);
+    assert_true(mean && occ && maps);
+    for (size_t i = 0; i < (size_t)10 * 3 * HW; i++)
+        mean[i] = (float)(i % 7) / 7;
+    for (size_t i = 0; i < (size_t)3 * 10 * HW; i++)
+        maps[i] = (float)(i % 11);
+    r->mean_image = mean;
+    r->occlusion = occ;
+    for (int m = 0; m < 3; m++)
+        r->saliency[m] = maps + (size_t)m * 10 * HW;
+    fnn_report_figures figs = {0};
+    fnn_error err = {0};
+    if (fnn_report_model_figures(r, &figs, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    int found = 0;
+    for (int i = 0; i < figs.n; i++) {
+        const fnn_figure *f = &figs.items[i].fig;
+        if (strcmp(figs.items[i].name, "big_saliency"))
+            continue;
+        found = 1;
+        check_figure(f, f->width, f->height);
+        if (f->width >= 10 * S)
+            fail_msg("the saliency gallery is %d pixels wide: its tiles were not scaled down",
+                     f->width);
+    }
+    assert_true(found);
+    fnn_report_figures_free(&figs);
+    free(mean);
+    free(occ);
+    free(maps);
+}
+
 static void test_findings_follow_numbers(void **state)
 {
     (void)state;
@@ -892,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_gallery),
         cmocka_unit_test(test_gallery_colour),
         cmocka_unit_test(test_report_colour_galleries),
+        cmocka_unit_test(test_report_large_images_scaled_down),
         cmocka_unit_test(test_findings_follow_numbers),
         cmocka_unit_test(test_top_confusions_order),
         cmocka_unit_test(test_report_figures_are_valid),

@@ -612,7 +612,8 @@ static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
         cairo_translate(cr, x, y);
         cairo_scale(cr, c->zoom, c->zoom);
         cairo_set_source_surface(cr, img, 0, 0);
-        cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+        cairo_pattern_set_filter(cairo_get_source(cr),
+                                 c->zoom < 1 ? CAIRO_FILTER_GOOD : CAIRO_FILTER_NEAREST);
         cairo_paint(cr);
         cairo_restore(cr);
         if (tile->caption) {
@@ -633,8 +634,8 @@ static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
 
 fnn_status fnn_chart_gallery(const fnn_gallery *c, fnn_figure *out, fnn_error *err)
 {
-    if (c->ntiles <= 0 || c->cols <= 0 || c->h <= 0 || c->w <= 0 || c->zoom <= 0)
-        return fnn_fail(err, FNN_ERR_ARG, "gallery chart: %d tiles in %d columns of %dx%d x%d",
+    if (c->ntiles <= 0 || c->cols <= 0 || c->h <= 0 || c->w <= 0 || !(c->zoom > 0))
+        return fnn_fail(err, FNN_ERR_ARG, "gallery chart: %d tiles in %d columns of %dx%d x%g",
                         c->ntiles, c->cols, c->h, c->w, c->zoom);
     int width, height;
     gallery_size(c, &width, &height);

@@ -81,10 +81,12 @@ typedef struct {
     const float *overlay;
 } fnn_tile;
 
-/* Tiles in a grid, each image scaled up `zoom` times, with an optional label left of each row. */
+/* Tiles in a grid, each image scaled `zoom` times (a whole factor keeps its pixels square and
+ * sharp; below 1 it is averaged down), with an optional label left of each row. */
 typedef struct {
     const char *title;
-    int h, w, zoom;
+    int h, w;
+    double zoom;
     int cols, ntiles;
     const fnn_tile *tiles;       /* (ntiles), row by row; a tile without pixels stays empty */
     const char *const *row_labels; /* (ceil(ntiles / cols)) or NULL */

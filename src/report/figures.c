@@ -209,13 +209,14 @@ static fnn_colormap image_cmap(const fnn_report_model *r)
     return r->c == 3 ? FNN_CMAP_RGB : FNN_CMAP_GREY;
 }
 
-/* Galleries show images about `side` pixels across (84: Fashion-MNIST's 28 x 3), scaled by a
- * whole factor so that every image pixel stays a square; images larger than that are shown
- * at their own size. */
-static int zoom_for(const fnn_report_model *r, int side)
+/* Galleries show images about `side` pixels across (84: Fashion-MNIST's 28 x 3): smaller ones
+ * scaled up by a whole factor, so that every image pixel stays a sharp square; larger ones
+ * scaled down to it, so that a gallery of many classes of large images stays within a chart's
+ * size. */
+static double zoom_for(const fnn_report_model *r, int side)
 {
     int longest = r->h > r->w ? r->h : r->w;
-    return longest < side ? side / longest : 1;
+    return longest <= side ? side / longest : (double)side / longest;
 }
 
 /* Indices of the wrongly classified images of (truth, pred), or of all mistakes when truth < 0,
