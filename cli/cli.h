@@ -110,8 +110,8 @@ int cli_has_test_split(const cli_data_opts *d, fnn_data_format f);
 
 /* The names of d's classes (d->nclasses malloc'd strings, freed with fnn_class_names_free),
  * read from format f at path: the data's own (folder names, CIFAR-10's); Fashion-MNIST's for
- * an IDX set of ten classes at the default data directory or under a path naming "fashion";
- * else "0", "1", ... NULL when out of memory. */
+ * an IDX or CSV set of ten classes at the default data directory or under a path naming
+ * "fashion" (any case); else "0", "1", ... NULL when out of memory. */
 char **cli_class_names(const fnn_dataset *d, fnn_data_format f, const char *path);
 
 /* Checks that d (the `what` set, read from path) fits m: the same image shape, no more

@@ -111,10 +111,27 @@ void cli_discard_on_signal(fnn_outputs *set)
     }
 }
 
-/* The path a split is read from: the test split's own when --test-data names one. */
-static const char *split_path(const cli_data_opts *d, const char *split)
+/* The path a split is read from, and the split of that path to read: --test-data for the test
+ * split when it names one. A test set of its own may be a whole set (a lone folder tree, one
+ * CSV or IDX file), read as its "train" split, or one with a test split of its own (an IDX or
+ * CIFAR-10 directory, a tree with train/ and test/), read as "test". */
+static const char *split_path(const cli_data_opts *d, const char *split, const char **read)
 {
-    return d->test_data && !strcmp(split, "test") ? d->test_data : d->data;
+    *read = split;
+    if (!d->test_data || strcmp(split, "test"))
+        return d->data;
+    struct stat sb;
+    char **paths;
+    int n;
+    if (stat(d->test_data, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+        fnn_data_files(d->test_data, "test", NULL, &paths, &n, NULL) == FNN_OK) {
+        for (int i = 0; i < n; i++)
+            free(paths[i]);
+        free(paths);
+    } else {
+        *read = "train";
+    }
+    return d->test_data;
 }
 
 static fnn_data_options data_options(const cli_data_opts *d)
@@ -130,7 +147,8 @@ fnn_status cli_data_inputs(fnn_outputs *set, const cli_data_opts *d, const char 
     fnn_data_options o = data_options(d);
     char **paths;
     int n;
-    fnn_status s = fnn_data_files(split_path(d, split), split, &o, &paths, &n, err);
+    const char *path = split_path(d, split, &split);
+    fnn_status s = fnn_data_files(path, split, &o, &paths, &n, err);
     for (int i = 0; i < n; i++) {
         if (s == FNN_OK)
             s = fnn_outputs_input(set, opt, paths[i], err);
@@ -377,7 +395,7 @@ int cli_load(const char *cmd, const cli_data_opts *d, const char *split, long li
     o.user = &bar;
     fnn_error err = {0};
     fnn_source *src;
-    const char *path = split_path(d, split);
+    const char *path = split_path(d, split, &split);
     fnn_status s = fnn_source_open(path, split, &o, &src, &err);
     progress_end(&bar);
     if (s != FNN_OK)
@@ -435,10 +453,11 @@ char **cli_class_names(const fnn_dataset *d, fnn_data_format f, const char *path
     char **names = calloc((size_t)(k > 0 ? k : 1), sizeof *names);
     if (!names)
         return NULL;
-    /* IDX files name no classes. Fashion-MNIST's names are right only for Fashion-MNIST, which
-     * MNIST, KMNIST and EMNIST share the file names and the size with: its Debian directory
-     * (the default), or ten classes under a path that says "fashion". */
-    const char *const *fashion = f == FNN_FORMAT_IDX && k == 10 &&
+    /* IDX and CSV files name no classes. Fashion-MNIST's names are right only for
+     * Fashion-MNIST, which MNIST, KMNIST and EMNIST share the file names and the size with:
+     * its Debian directory (the default), or ten classes under a path that says "fashion"
+     * (Kaggle's fashion-mnist_train.csv). */
+    const char *const *fashion = (f == FNN_FORMAT_IDX || f == FNN_FORMAT_CSV) && k == 10 &&
                                          (!strcmp(path, FNN_DEFAULT_DATA_DIR) ||
                                           names_fashion(path))
                                      ? fnn_fashion_class_names()

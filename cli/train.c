@@ -8,6 +8,7 @@
 #include "util/text.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,16 +401,11 @@ static int plan_files(const train_opts *o, run_files *f)
     if (!(f->set = fnn_outputs_new()))
         return cli_error("train", EXIT_RUNTIME, "out of memory");
     s = cli_data_inputs(f->set, &o->data, "train", &err);
-    /* A test split that is not read is the user's data all the same where it exists; where it
-     * does not (a folder tree without test/), there is nothing to protect. */
-    if (s == FNN_OK) {
-        fnn_error test_err = {0};
-        fnn_status ts = cli_data_inputs(f->set, &o->data, "test", &test_err);
-        if (ts != FNN_OK && !o->no_test && !o->folds) {
-            s = ts;
-            err = test_err;
-        }
-    }
+    /* The test split is the user's data all the same when it is not read. One that cannot be
+     * listed is absent (a lone folder tree, which trains without a test set), or its reading
+     * fails below, before anything is written. */
+    if (s == FNN_OK)
+        cli_data_inputs(f->set, &o->data, "test", NULL);
     if (s == FNN_OK && o->init_from)
         s = fnn_outputs_input(f->set, "--init-from", o->init_from, &err);
     if (s == FNN_OK && o->cfg.checkpoint)
@@ -916,6 +912,24 @@ static const char *no_test_reason(const train_opts *o, const run_data *d)
                  "names one";
 }
 
+/* The test set's path for the header: a file's test split is the file named for it
+ * (mine_train.csv: mine_test.csv); a directory's is in it. */
+static void test_path(const train_opts *o, const run_data *d, char *buf, size_t size)
+{
+    struct stat sb;
+    char **paths;
+    int n;
+    snprintf(buf, size, "%s", d->test_how.path);
+    if (o->data.test_data || stat(d->test_how.path, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        fnn_data_files(d->test_how.path, "test", NULL, &paths, &n, NULL) != FNN_OK)
+        return;
+    if (n > 0)
+        snprintf(buf, size, "%s", paths[0]);
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
 /* The header's account of the data: what was read and how it was split, and the model's
  * input normalisation. */
 static void print_data(FILE *f, const train_opts *o, const run_data *d, const fnn_model *m)
@@ -937,9 +951,11 @@ static void print_data(FILE *f, const train_opts *o, const run_data *d, const fn
     else
         fprintf(f, "); validation: last %g%% (%s images)\n", 100.0 * o->val_split, v);
     if (d->has_test) {
+        char path[4096];
+        test_path(o, d, path, sizeof path);
         cli_thousands((size_t)d->test.n, n, sizeof n);
-        fprintf(f, "test data: %s %s (%s images", fnn_data_format_name(d->test_how.format),
-                d->test_how.path, n);
+        fprintf(f, "test data: %s %s (%s images", fnn_data_format_name(d->test_how.format), path,
+                n);
         if (d->test_how.skipped)
             fprintf(f, ", %d bad image%s skipped", d->test_how.skipped,
                     d->test_how.skipped == 1 ? "" : "s");
@@ -981,8 +997,10 @@ static cJSON *data_json(const train_opts *o, const run_data *d, const fnn_model 
     else
         cJSON_AddNullToObject(v, "seed");
     if (d->has_test) {
+        char path[4096];
+        test_path(o, d, path, sizeof path);
         cJSON *t = cJSON_AddObjectToObject(j, "test_data");
-        cJSON_AddStringToObject(t, "path", d->test_how.path);
+        cJSON_AddStringToObject(t, "path", path);
         cJSON_AddStringToObject(t, "format", fnn_data_format_name(d->test_how.format));
         cJSON_AddNumberToObject(t, "images", d->test.n);
         cJSON_AddNumberToObject(t, "skipped", d->test_how.skipped);

@@ -614,6 +614,8 @@ static void test_trial_usage_error_stops(void **state)
     expect_contains(r.err, "stderr", "trial 1 (lr=0.001)");
     expect_contains(r.err, "stderr", "--classes keeps 3 classes");
     expect_contains(r.err, "stderr", "dense:3:softmax");
+    /* Refused before any trial ran: not even DIR was made. */
+    assert_false(file_exists(out));
     assert_false(file_exists(pathf(p, "%s/results.csv", out)));
     if (process_mentions(out))
         fail_msg("a worker of the stopped search is still running");

@@ -40,6 +40,9 @@ typedef struct {
 struct fnn_outputs {
     entry *e; /* (n) inputs and outputs in registration order */
     int n, cap;
+    /* Outputs among them: an input registered before any output has nothing to clash with,
+     * which spares a data set of 70,000 image files a quadratic number of comparisons. */
+    int outputs;
 };
 
 fnn_outputs *fnn_outputs_new(void) { return calloc(1, sizeof(fnn_outputs)); }
@@ -194,7 +197,7 @@ fnn_status fnn_outputs_input(fnn_outputs *s, const char *what, const char *path,
         return FNN_ERR_NOMEM;
     e->input = 1;
     e->id = (ident){st.st_dev, st.st_ino, NULL};
-    fnn_status r = check_clash(s, e, err);
+    fnn_status r = s->outputs ? check_clash(s, e, err) : FNN_OK;
     if (r != FNN_OK)
         drop_last(s);
     return r;
@@ -221,6 +224,8 @@ fnn_status fnn_outputs_file(fnn_outputs *s, const char *what, const char *path,
         r = check_clash(s, e, err);
     if (r != FNN_OK)
         drop_last(s);
+    else
+        s->outputs++;
     return r;
 }
 
@@ -299,6 +304,8 @@ fnn_status fnn_outputs_dir(fnn_outputs *s, const char *what, const char *path, c
     }
     if (r != FNN_OK)
         drop_last(s);
+    else
+        s->outputs++;
     return r;
 }
 
