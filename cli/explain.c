@@ -241,14 +241,13 @@ int cmd_explain(int argc, char **argv)
     int k = fnn_model_num_classes(m);
     char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
-    cli_data_for_model(&o.data, m);
     fnn_outputs *files = NULL;
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
     int64_t *counts = NULL;
     double base = 0.0;
-    rc = load_split("explain", &o.data, strcmp(o.split, "test") ? "train" : "test", o.limit, &d);
-    if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
-        rc = cli_lib_error("explain", &err);
+    rc = names ? cli_load_for_model("explain", &o.data, o.split, o.limit, m,
+                                    meta.class_names_json ? (const char *const *)names : NULL, &d)
+               : cli_error("explain", EXIT_RUNTIME, "out of memory");
     if (rc == EXIT_OK && o.out_dir)
         rc = stage_out_dir(o.out_dir, &files);
     if (rc != EXIT_OK)

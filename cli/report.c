@@ -5,6 +5,7 @@
 #include "options.h"
 #include "report/report.h"
 #include "util/outputs.h"
+#include "util/text.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -222,15 +223,24 @@ int cmd_report(int argc, char **argv)
         rc = cli_lib_error("report", &err);
         goto done;
     }
-    /* The test split is read once, for every model: as the first one takes it. */
-    fnn_model *first = fnn_model_load(argv[optind], NULL, &err);
+    /* The test split is read once, for every model: as the first one takes it (each model is
+     * checked against it as it is measured). */
+    fnn_model_meta meta = {0};
+    fnn_model *first = fnn_model_load(argv[optind], &meta, &err);
     if (!first) {
         rc = cli_error("report", EXIT_RUNTIME, "%s", err.msg);
         goto done;
     }
-    cli_data_for_model(&data, first);
+    int k = fnn_model_num_classes(first);
+    char **names = fnn_class_names(meta.class_names_json, k);
+    rc = names ? cli_load_for_model("report", &data, "test", limit, first,
+                                    meta.class_names_json ? (const char *const *)names : NULL,
+                                    &test)
+               : cli_error("report", EXIT_RUNTIME, "out of memory");
+    fnn_class_names_free(names, k);
+    fnn_model_meta_free(&meta);
     fnn_model_free(first);
-    if ((rc = load_split("report", &data, "test", limit, &test)))
+    if (rc)
         goto done;
     progress_state ps = {.nmodels = n, .tty = isatty(2)};
     fnn_report_options opts = {.threads = (int)threads, .saliency_images = (int)sal,

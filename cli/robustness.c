@@ -2,6 +2,7 @@
  * contrast changes, as a table or JSON. */
 #include "cli.h"
 #include "options.h"
+#include "util/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,15 +115,18 @@ int cmd_robustness(int argc, char **argv)
     const char *path = argv[optind];
 
     fnn_error err = {0};
-    fnn_model *m = fnn_model_load(path, NULL, &err);
+    fnn_model_meta meta = {0};
+    fnn_model *m = fnn_model_load(path, &meta, &err);
     if (!m)
         return cli_error("robustness", EXIT_RUNTIME, "%s", err.msg);
+    int k = fnn_model_num_classes(m);
+    char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     double acc[FNN_PERTURB_COUNT][16];
-    cli_data_for_model(&data, m);
-    int rc = load_split("robustness", &data, strcmp(split, "test") ? "train" : "test", limit, &d);
-    if (rc == EXIT_OK && fnn_check_data(m, &d, split, &err) != FNN_OK)
-        rc = cli_lib_error("robustness", &err);
+    int rc = names ? cli_load_for_model("robustness", &data, split, limit, m,
+                                        meta.class_names_json ? (const char *const *)names
+                                                              : NULL, &d)
+                   : cli_error("robustness", EXIT_RUNTIME, "out of memory");
     if (rc != EXIT_OK)
         goto done;
     /* Each perturbation's default levels, those the images can take. */
@@ -202,6 +206,8 @@ int cmd_robustness(int argc, char **argv)
     }
 done:
     fnn_dataset_free(&d);
+    fnn_class_names_free(names, k);
+    fnn_model_meta_free(&meta);
     fnn_model_free(m);
     return rc;
 }

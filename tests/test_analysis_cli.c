@@ -421,6 +421,12 @@ static void test_explain_colour_folder(void **state)
     }
     cJSON_Delete(doc);
     run_free(&r);
+    /* IDX files of another size, which are not resized: the error names both shapes. */
+    r = FNN("explain", gc.model, "--data", g_data);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "1x28x28");
+    expect_contains(r.err, "stderr", "3x12x10");
+    run_free(&r);
     /* Read grey, the data no longer fits the model: a clear error, no maps. */
     r = FNN("explain", gc.model, "--data", gc.data, "--channels", "1");
     expect_code(&r, 1);
