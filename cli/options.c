@@ -115,7 +115,9 @@ const cli_option cli_options[] = {
      "directory; detected",
      G_DATA, DATA_READERS | CLI_SEARCH, 0, 0},
     {OPT_TEST_DATA, "test-data", "PATH", CLI_PATH, 0, 0, NULL, "--data",
-     "where the test set lives when not beside the training set", G_DATA, DATA_READERS, 0, 0},
+     "where the test set lives when not beside the training set: a whole set (a folder tree, "
+     "a CSV or IDX file) or the test split of a directory",
+     G_DATA, DATA_READERS, 0, 0},
     {OPT_IMAGE_SIZE, "image-size", "HxW", CLI_SIZE, 0, 0, NULL, "the data's",
      "resize folder images to H rows and W columns (N for NxN) by area averaging",
      G_DATA, DATA_READERS, CLI_RUN_SETUP, 0},
@@ -156,7 +158,8 @@ const cli_option cli_options[] = {
      CLI_RUN_SETUP, 0},
     {OPT_CLASSES, "classes", "LIST", CLI_LIST, 0, 0, NULL, NULL,
      "keep only these classes, e.g. 5,6,7,8,9, relabelled 0..k-1 in the order given (in every "
-     "split); the model's last layer needs k units",
+     "split); a preset's last layer gets k units, an --arch of your own must end with "
+     "dense:k:softmax",
      G_DATA, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_PER_CLASS, "per-class", "N", CLI_INT, COUNT_RANGE, NULL, "all",
      "keep the first N training images of each class (after the validation split)", G_DATA,
