@@ -1,6 +1,7 @@
 /* fnn predict and image input: test images written out as PNG get the classes fnn_evaluate
- * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; bad
- * or missing files fail with their name. The CLI runs as a user would run it (posix_spawn). */
+ * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; a
+ * colour model reads image files in colour and IDX files as three equal planes; bad or missing
+ * files fail with their name. The CLI runs as a user would run it (posix_spawn). */
 #define _XOPEN_SOURCE 700
 
 #include <setjmp.h>

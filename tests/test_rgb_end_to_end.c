@@ -402,9 +402,9 @@ static void test_export_onnx(void **state)
     check[2] = "import sys, onnx\n"
                "m = onnx.load(sys.argv[1])\n"
                "onnx.checker.check_model(m)\n"
-               "d = [x.dim_value or x.dim_param for x in m.graph.input[0].type.tensor_type.shape.dim]\n"
-               "o = [x.dim_value or x.dim_param for x in m.graph.output[0].type.tensor_type.shape.dim]\n"
-               "print(d[1:], o[1:])\n";
+               "def dims(v): return [x.dim_value or x.dim_param for x in\n"
+               "                     v.type.tensor_type.shape.dim][1:]\n"
+               "print(dims(m.graph.input[0]), dims(m.graph.output[0]))\n";
     r = run_prog(PYTHON, check, 120);
     if (r.code)
         fail_msg("ONNX checker: %s", r.err);
