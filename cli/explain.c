@@ -13,19 +13,24 @@
 static const char usage[] =
     "usage: fnn explain MODEL [options]\n"
     "\n"
-    "Shows which pixels a saved model relies on, over test images:\n"
+    "Shows which pixels a saved model relies on, over the images of a split of --data:\n"
     "- saliency: for each class, the mean over that class's images of |d score / d pixel|, the\n"
-    "  gradient of the class's score (its logit) with respect to the input;\n"
-    "- occlusion: the test accuracy lost when a black patch hides part of every image, slid over\n"
-    "  the image; each pixel gets the mean loss of the patches covering it.\n"
+    "  gradient of the class's score (its logit) with respect to the input; a colour pixel\n"
+    "  takes its largest |gradient| over the red, green and blue channels, so every map is one\n"
+    "  value per pixel (H rows of W);\n"
+    "- occlusion: the accuracy lost when a black patch hides part of every image (every\n"
+    "  channel), slid over the image; each pixel gets the mean loss of the patches covering it.\n"
+    "The data is read as the model takes it: --image-size and --channels default to its input.\n"
     "Prints per class where the saliency lies: its peak and centre of mass (row, column), the\n"
     "share of it in the 10% most salient pixels (conc.) and in the upper, middle and lower\n"
     "thirds of the rows; then the same for the occlusion map. --json adds the maps themselves:\n"
     "{\"saliency\": {\"method\", \"classes\": [{\"index\", \"label\", \"images\", \"peak\",\n"
-    "\"centre\", \"top10_share\", \"thirds\", \"map\": [[...28 values] x 28]}]}, \"occlusion\":\n"
+    "\"centre\", \"top10_share\", \"thirds\", \"map\": [[...W values] x H]}]}, \"occlusion\":\n"
     "{\"patch\", \"stride\", \"base_accuracy\", \"max_drop\", ..., \"drop\": [[...]]}}.\n"
-    "Occlusion runs the model once per patch position over every image (169 positions for the\n"
-    "defaults on 28x28), hence the default --limit.\n"
+    "--out-dir writes each map as CSV and as a grey PGM image (saliency_K, occlusion).\n"
+    "Occlusion runs the model once per patch position over every image ((H - patch) / stride + 1\n"
+    "by (W - patch) / stride + 1 positions: 169 for the defaults on 28x28), hence the default\n"
+    "--limit.\n"
     "\n";
 
 static const char *const method_names[] = {"gradient", "smoothgrad", "integrated"};
@@ -240,9 +245,9 @@ int cmd_explain(int argc, char **argv)
     float *maps = NULL, *part = NULL, *drop = NULL, *pdrop = NULL, *sorted = NULL;
     int64_t *counts = NULL;
     double base = 0.0;
-    rc = load_split("explain", &o.data, strcmp(o.split, "test") ? "train" : "test", o.limit, &d);
-    if (rc == EXIT_OK && fnn_check_data(m, &d, o.split, &err) != FNN_OK)
-        rc = cli_lib_error("explain", &err);
+    rc = names ? cli_load_for_model("explain", &o.data, o.split, o.limit, m,
+                                    meta.class_names_json ? (const char *const *)names : NULL, &d)
+               : cli_error("explain", EXIT_RUNTIME, "out of memory");
     if (rc == EXIT_OK && o.out_dir)
         rc = stage_out_dir(o.out_dir, &files);
     if (rc != EXIT_OK)

@@ -13,12 +13,15 @@ static const char usage[] =
     "usage: fnn predict MODEL IMAGE... [options]\n"
     "\n"
     "Classifies each IMAGE with a saved model and prints its most likely classes with their\n"
-    "probabilities. An IMAGE is a PNG, JPEG, PGM or BMP file of any size, prepared the way\n"
-    "the training data was: converted to grey, resized to the model's input (28x28 for\n"
-    "Fashion-MNIST) by area averaging and scaled to [0, 1]. Fashion-MNIST shows light clothes\n"
-    "on a black background: pass --invert for photos of dark things on a light background.\n"
-    "An IMAGE may also be an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz),\n"
-    "whose images are classified one by one as \"FILE[i]\".\n"
+    "probabilities. An IMAGE is a PNG, JPEG, PGM, PPM or BMP file of any size. Images are\n"
+    "converted to what the model was trained on: grey or colour (red, green, blue), resized\n"
+    "to its input (fnn summary MODEL shows it) by area averaging and scaled to [0, 1]; the\n"
+    "model applies its own input normalisation.\n"
+    "--invert is for grey models trained on light things on a dark background, as\n"
+    "Fashion-MNIST and MNIST are: it turns photos of dark things on a light background round.\n"
+    "An IMAGE may also be an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz)\n"
+    "of images of the model's size, classified one by one as \"FILE[i]\"; a colour model\n"
+    "takes each of its grey images as three equal planes.\n"
     "\n";
 
 static const char usage_end[] =
@@ -31,7 +34,7 @@ static const char usage_end[] =
 /* The inputs gathered from every IMAGE argument, in order. */
 typedef struct {
     int n, cap;
-    float *x;     // (cap, h*w)
+    float *x;     // (cap, c, h, w)
     char **names; /* (cap) the path, or "path[i]" inside an IDX file */
 } inputs;
 
@@ -89,8 +92,10 @@ static int is_idx(const char *path)
     return got == (int)sizeof magic && be32(magic) == IDX_IMAGES_MAGIC;
 }
 
-/* Appends the images of an IDX file (first `limit` when limit > 0); h and w must match. */
-static int read_idx(const char *path, int h, int w, long limit, inputs *in)
+/* Appends the images of an IDX file (first `limit` when limit > 0) as c planes; h and w must
+ * match. IDX images are grey: a colour model gets the grey plane three times, as fnn_data_load
+ * converts grey data with --channels 3. */
+static int read_idx(const char *path, int c, int h, int w, long limit, inputs *in)
 {
     gzFile gz = open_gz(path);
     unsigned char hdr[16];
@@ -112,7 +117,7 @@ static int read_idx(const char *path, int h, int w, long limit, inputs *in)
         n = (uint32_t)limit;
     size_t size = (size_t)h * w;
     unsigned char *pix = malloc(size);
-    if (!pix || n > 100000000u || !grow(in, (int)n, size)) {
+    if (!pix || n > 100000000u || !grow(in, (int)n, (size_t)c * size)) {
         free(pix);
         rc = cli_error("predict", EXIT_RUNTIME, "%s: out of memory for %u images", path, n);
         goto done;
@@ -124,9 +129,11 @@ static int read_idx(const char *path, int h, int w, long limit, inputs *in)
                            16 + (size_t)i * size);
             break;
         }
-        float *x = in->x + (size_t)in->n * size;
+        float *x = in->x + (size_t)in->n * c * size;
         for (size_t p = 0; p < size; p++)
             x[p] = pix[p] / 255.0f;
+        for (int ch = 1; ch < c; ch++)
+            memcpy(x + ch * size, x, size * sizeof *x);
         char name[1100];
         snprintf(name, sizeof name, "%s[%u]", path, i);
         in->names[in->n++] = strdup(name);
@@ -137,17 +144,19 @@ done:
     return rc;
 }
 
-static int add_input(const char *path, int h, int w, int invert, long limit, inputs *in)
+/* Appends the image file or IDX file at path, read as the model's input (c, h, w). */
+static int add_input(const char *path, int c, int h, int w, int invert, long limit, inputs *in)
 {
     int idx = is_idx(path);
     if (idx < 0)
         return EXIT_RUNTIME;
     if (idx)
-        return read_idx(path, h, w, limit, in);
-    if (!grow(in, 1, (size_t)h * w))
+        return read_idx(path, c, h, w, limit, in);
+    size_t chw = (size_t)c * h * w;
+    if (!grow(in, 1, chw))
         return cli_error("predict", EXIT_RUNTIME, "out of memory");
     fnn_error err = {0};
-    if (fnn_image_load(path, 1, h, w, invert, in->x + (size_t)in->n * h * w, &err) != FNN_OK)
+    if (fnn_image_load(path, c, h, w, invert, in->x + (size_t)in->n * chw, &err) != FNN_OK)
         return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
     in->names[in->n++] = strdup(path);
     return EXIT_OK;
@@ -214,14 +223,9 @@ int cmd_predict(int argc, char **argv)
     int *best = NULL;
     if (top > k)
         top = k;
-    if (ch != 1) {
-        rc = cli_error("predict", EXIT_RUNTIME, "%s: the model takes %d channels; images are grey",
-                       path, ch);
-        goto done;
-    }
     /* Every input is read before anything is printed: a bad file stops the run with no output. */
     for (int a = optind + 1; a < argc && rc == EXIT_OK; a++)
-        rc = add_input(argv[a], h, w, invert, limit, &in);
+        rc = add_input(argv[a], ch, h, w, invert, limit, &in);
     if (rc != EXIT_OK)
         goto done;
     probs = malloc((size_t)in.n * k * sizeof *probs); // (n, k)
@@ -235,7 +239,7 @@ int cmd_predict(int argc, char **argv)
     progress_begin(&bar, "predict", in.n);
     for (int start = 0; start < in.n; start += 1024) {
         int rows = in.n - start < 1024 ? in.n - start : 1024;
-        if (fnn_model_predict(m, in.x + (size_t)start * h * w, rows, probs + (size_t)start * k,
+        if (fnn_model_predict(m, in.x + (size_t)start * ch * h * w, rows, probs + (size_t)start * k,
                               (int)threads, &err) != FNN_OK) {
             progress_end(&bar);
             rc = cli_lib_error("predict", &err);

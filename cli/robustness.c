@@ -2,6 +2,7 @@
  * contrast changes, as a table or JSON. */
 #include "cli.h"
 #include "options.h"
+#include "util/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,26 @@ static const char usage[] =
     "  rotate    rotated by this many degrees, clockwise or counter-clockwise (drawn per image)\n"
     "  occlude   a black square of this side at a random place in the image\n"
     "  contrast  pixels pulled towards the image's mean: mean + factor (x - mean)\n"
+    "Colour images get noise drawn per channel; a shift, rotation or square moves or covers all\n"
+    "their channels alike; contrast pulls towards the mean of all their values. Shifts and\n"
+    "squares larger than the images (under 16 pixels) are left out.\n"
+    "The data is read as the model takes it: --image-size and --channels default to its input.\n"
     "\n";
 
 static const char *const units[FNN_PERTURB_COUNT] = {"sigma", "pixels", "degrees", "pixels",
                                                      "factor"};
+
+/* How many of p's first levels (ascending) images of h x w can take: fnn_robustness refuses a
+ * shift or an occluding square larger than the image, and the defaults go up to 16 pixels. */
+static int levels_that_fit(fnn_perturbation p, const double *levels, int n, int h, int w)
+{
+    if (p != FNN_PERTURB_SHIFT && p != FNN_PERTURB_OCCLUDE)
+        return n;
+    int fit = 0;
+    while (fit < n && levels[fit] <= (h > w ? h : w))
+        fit++;
+    return fit;
+}
 
 /* Sets chosen[p] for each name of a comma-separated list; 0 after printing what was wrong. An
  * empty list or an empty name is an error: the command needs at least one perturbation. */
@@ -98,31 +115,38 @@ int cmd_robustness(int argc, char **argv)
     const char *path = argv[optind];
 
     fnn_error err = {0};
-    fnn_model *m = fnn_model_load(path, NULL, &err);
+    fnn_model_meta meta = {0};
+    fnn_model *m = fnn_model_load(path, &meta, &err);
     if (!m)
         return cli_error("robustness", EXIT_RUNTIME, "%s", err.msg);
+    int k = fnn_model_num_classes(m);
+    char **names = fnn_class_names(meta.class_names_json, k);
     fnn_dataset d = {0};
     double acc[FNN_PERTURB_COUNT][16];
-    int rc = load_split("robustness", &data, strcmp(split, "test") ? "train" : "test", limit, &d);
-    if (rc == EXIT_OK && fnn_check_data(m, &d, split, &err) != FNN_OK)
-        rc = cli_lib_error("robustness", &err);
+    int rc = names ? cli_load_for_model("robustness", &data, split, limit, m,
+                                        meta.class_names_json ? (const char *const *)names
+                                                              : NULL, &d)
+                   : cli_error("robustness", EXIT_RUNTIME, "out of memory");
     if (rc != EXIT_OK)
         goto done;
+    /* Each perturbation's default levels, those the images can take. */
+    const double *levels[FNN_PERTURB_COUNT];
+    int nlevels[FNN_PERTURB_COUNT];
     long total = 0, done_steps = 0;
     for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
-        const double *levels;
-        total += chosen[p] ? fnn_perturbation_levels(p, &levels) : 0;
+        nlevels[p] = fnn_perturbation_levels(p, &levels[p]);
+        nlevels[p] = chosen[p] ? levels_that_fit(p, levels[p], nlevels[p], d.h, d.w) : 0;
+        total += nlevels[p];
     }
     cli_progress bar;
     progress_begin(&bar, "robustness", total);
     /* One level per call, so the bar moves. */
     for (int p = 0; p < FNN_PERTURB_COUNT && rc == EXIT_OK; p++) {
-        const double *levels;
-        int n = chosen[p] ? fnn_perturbation_levels(p, &levels) : 0;
-        for (int j = 0; j < n && rc == EXIT_OK; j++) {
+        for (int j = 0; j < nlevels[p] && rc == EXIT_OK; j++) {
             /* Each level's draws depend on the seed and the level's place, as in one call. */
-            if (fnn_robustness(m, &d, p, levels + j, 1, (uint64_t)seed * 1000003u + (uint64_t)j,
-                               (int)threads, &acc[p][j], &err) != FNN_OK)
+            if (fnn_robustness(m, &d, p, levels[p] + j, 1,
+                               (uint64_t)seed * 1000003u + (uint64_t)j, (int)threads, &acc[p][j],
+                               &err) != FNN_OK)
                 rc = cli_lib_error("robustness", &err);
             progress_update(&bar, ++done_steps);
         }
@@ -135,9 +159,8 @@ int cmd_robustness(int argc, char **argv)
     int weakest = -1;
     double worst = 0.0;
     for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
-        const double *levels;
-        int n = fnn_perturbation_levels(p, &levels);
-        if (chosen[p] && (weakest < 0 || acc[p][0] - acc[p][n - 1] > worst)) {
+        int n = nlevels[p];
+        if (n && (weakest < 0 || acc[p][0] - acc[p][n - 1] > worst)) {
             worst = acc[p][0] - acc[p][n - 1];
             weakest = p;
         }
@@ -151,14 +174,13 @@ int cmd_robustness(int argc, char **argv)
         cJSON_AddNumberToObject(doc, "seed", (double)seed);
         cJSON *list = cJSON_AddArrayToObject(doc, "perturbations");
         for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
-            const double *levels;
-            int n = fnn_perturbation_levels(p, &levels);
+            int n = nlevels[p];
             if (!chosen[p])
                 continue;
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", fnn_perturbation_name(p));
             cJSON_AddStringToObject(o, "unit", units[p]);
-            cJSON_AddItemToObject(o, "levels", cJSON_CreateDoubleArray(levels, n));
+            cJSON_AddItemToObject(o, "levels", cJSON_CreateDoubleArray(levels[p], n));
             cJSON_AddItemToObject(o, "accuracy", cJSON_CreateDoubleArray(acc[p], n));
             cJSON_AddItemToArray(list, o);
         }
@@ -170,23 +192,22 @@ int cmd_robustness(int argc, char **argv)
                d.n, seed);
         printf("%-12s %8s %-8s %9s %8s\n", "perturbation", "level", "unit", "accuracy", "change");
         for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
-            const double *levels;
-            int n = fnn_perturbation_levels(p, &levels);
-            for (int j = 0; chosen[p] && j < n; j++) {
-                printf("%-12s %8g %-8s %9.4f", j ? "" : fnn_perturbation_name(p), levels[j],
+            for (int j = 0; j < nlevels[p]; j++) {
+                printf("%-12s %8g %-8s %9.4f", j ? "" : fnn_perturbation_name(p), levels[p][j],
                        units[p], acc[p][j]);
                 if (j)
                     printf(" %+8.4f", acc[p][j] - acc[p][0]);
                 printf("\n");
             }
         }
-        const double *levels;
-        int n = fnn_perturbation_levels(weakest, &levels);
+        int n = nlevels[weakest];
         printf("\nweakest: %s (accuracy %.4f -> %.4f at %g %s)\n", fnn_perturbation_name(weakest),
-               acc[weakest][0], acc[weakest][n - 1], levels[n - 1], units[weakest]);
+               acc[weakest][0], acc[weakest][n - 1], levels[weakest][n - 1], units[weakest]);
     }
 done:
     fnn_dataset_free(&d);
+    fnn_class_names_free(names, k);
+    fnn_model_meta_free(&meta);
     fnn_model_free(m);
     return rc;
 }

@@ -856,7 +856,7 @@ static int make_model(const train_opts *o, const run_data *d, const fnn_dataset 
         int nt = fnn_model_num_tensors(m), loaded = 0, sc = 0, sh = 0, sw = 0;
         if (src)
             fnn_model_input_shape(src, &sc, &sh, &sw);
-        if (src && (sc != x->c || sh != x->h || sw != x->w)) {
+        if (src && sc != x->c) {
             fnn_model_free(src);
             fnn_model_free(m);
             return cli_error("train", EXIT_RUNTIME,
@@ -867,8 +867,11 @@ static int make_model(const train_opts *o, const run_data *d, const fnn_dataset 
         fnn_transfer_entry *rep = calloc((size_t)nt + 1, sizeof *rep);
         int layers = fnn_model_num_layers(m) - (o->reset_head ? 1 : 0);
         if (!src || !rep || fnn_model_transfer(m, src, layers, rep, &loaded, &err) != FNN_OK) {
-            rc = rep ? cli_error("train", EXIT_RUNTIME, "--init-from %s", err.msg)
-                     : cli_error("train", EXIT_RUNTIME, "out of memory");
+            /* A model that did not load is named by its message; one that did, here. */
+            rc = !rep ? cli_error("train", EXIT_RUNTIME, "out of memory")
+                 : src ? cli_error("train", EXIT_RUNTIME, "--init-from %s: %s", o->init_from,
+                                   err.msg)
+                       : cli_error("train", EXIT_RUNTIME, "--init-from %s", err.msg);
             free(rep);
             fnn_model_free(src);
             fnn_model_free(m);

@@ -498,7 +498,10 @@ typedef struct {
  * (e.g. "layers.1.kernel" of the same size) among m's first `layers` layers; the others keep
  * m's initialisation. report (room for fnn_model_num_tensors(m)) may be NULL; *nloaded counts
  * copies. src's input normalisation is not copied: m keeps its own (set it from the new data's
- * statistics). */
+ * statistics). The two models may take inputs of different shapes (a model fine-tuned on
+ * another data set) when m's first tensor has its shape in src, as convolution kernels do for
+ * any image size; otherwise (other channels, a dense layer over the flattened image) FNN_ERR_ARG
+ * names both shapes. */
 FNN_API fnn_status fnn_model_transfer(fnn_model *m, const fnn_model *src, int layers,
                                       fnn_transfer_entry *report, int *nloaded, fnn_error *err);
 

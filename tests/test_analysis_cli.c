@@ -1,7 +1,8 @@
 /* fnn explain and fnn robustness as a user runs them (posix_spawn): on a data set where one
  * region of the image decides the class, the JSON maps point at that region, the files of
  * --out-dir hold the same maps, robustness at level 0 is fnn_evaluate's accuracy and falls with
- * noise; bad options and files give the documented exit status and a message. */
+ * noise; the same for a colour model on a folder of PNG files of mixed sizes, read as the model
+ * takes them; bad options and files give the documented exit status and a message. */
 #define _XOPEN_SOURCE 700
 
 #include <setjmp.h>
@@ -24,6 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <stb/stb_image_write.h>
 
 #include "fnn.h"
 #include "util/rng.h"
@@ -265,6 +268,198 @@ static void test_robustness_text_and_errors(void **state)
     run_free(&r);
 }
 
+/* ---------------------------------------------------------------- colour, any size */
+
+/* Class "square": a red CSQ x CSQ square at the top left of images of CR rows and CC
+ * columns, on noise of every colour; its grey level matches the noise's, so only colour tells. */
+enum { CR = 12, CC = 10, CSQ = 4, CN = 120 };
+
+static int in_red_square(int r, int c) { return r < CSQ && c < CSQ; }
+
+static void make_colour_set(fnn_dataset *d, int n, uint64_t seed)
+{
+    fnn_rng rng;
+    fnn_rng_seed(&rng, seed);
+    size_t hw = CR * CC;
+    *d = (fnn_dataset){.n = n, .c = 3, .h = CR, .w = CC, .nclasses = 2, .owns = 1};
+    d->images = malloc((size_t)n * 3 * hw);
+    d->labels = malloc((size_t)n);
+    for (int i = 0; i < n; i++) {
+        uint8_t *img = d->images + (size_t)i * 3 * hw; // (3, CR, CC)
+        d->labels[i] = (uint8_t)(i % 2);
+        for (size_t p = 0; p < 3 * hw; p++)
+            img[p] = (uint8_t)(40 + fnn_rng_below(&rng, 120));
+        for (int y = 0; d->labels[i] && y < CSQ; y++)
+            for (int x = 0; x < CSQ; x++) {
+                img[y * CC + x] = (uint8_t)(200 + fnn_rng_below(&rng, 56));
+                img[hw + y * CC + x] = (uint8_t)fnn_rng_below(&rng, 60);
+                img[2 * hw + y * CC + x] = (uint8_t)fnn_rng_below(&rng, 60);
+            }
+    }
+}
+
+/* Image i of d as a PNG in dir/SPLIT/CLASS/: the odd ones at twice the size, each pixel a 2x2
+ * block, which area averaging brings back exactly. */
+static void write_colour_png(const char *dir, const char *split, const fnn_dataset *d, int i)
+{
+    static const char *const names[2] = {"noise", "square"};
+    char path[PATH_CAP];
+    int z = 1 + i % 2, h = CR * z, w = CC * z;
+    uint8_t *px = malloc((size_t)h * w * 3); // (h, w, 3) as PNG stores it
+    const uint8_t *img = d->images + (size_t)i * 3 * CR * CC;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int ch = 0; ch < 3; ch++)
+                px[(y * w + x) * 3 + ch] = img[ch * CR * CC + (y / z) * CC + x / z];
+    pathf(path, "%s/%s/%s", dir, split, names[d->labels[i]]);
+    mkdir(path, 0777);
+    pathf(path, "%s/%s/%s/%03d.png", dir, split, names[d->labels[i]], i);
+    if (!stbi_write_png(path, w, h, 3, px, w * 3))
+        fail_msg("cannot write %s", path);
+    free(px);
+}
+
+static struct {
+    char data[PATH_CAP], model[PATH_CAP];
+    double accuracy; /* fnn_evaluate's on the test split as fnn_data_load reads it */
+} gc;
+
+static void setup_colour(void)
+{
+    if (gc.model[0])
+        return;
+    char dir[PATH_CAP];
+    fresh_dir(pathf(gc.data, "%s/colour", g_base));
+    fresh_dir(pathf(dir, "%s/train", gc.data));
+    fresh_dir(pathf(dir, "%s/test", gc.data));
+    fnn_dataset train, test;
+    make_colour_set(&train, 1200, 5);
+    make_colour_set(&test, CN, 6);
+    for (int i = 0; i < 4; i++)
+        write_colour_png(gc.data, "train", &test, i);
+    for (int i = 0; i < CN; i++)
+        write_colour_png(gc.data, "test", &test, i);
+    fnn_error err;
+    fnn_model *m = fnn_model_create("conv2d:4:3:relu flatten dense:2:softmax", 3, CR, CC, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 3);
+    fnn_train_config cfg = fnn_train_default();
+    cfg.epochs = 6;
+    cfg.threads = 1;
+    fnn_dataset none = {0}, read;
+    fnn_metrics mt = {0};
+    fnn_model_meta meta = {.class_names_json = "[\"noise\", \"square\"]"};
+    pathf(gc.model, "%s/colour.safetensors", g_base);
+    fnn_data_options o = {.channels = 3, .h = CR, .w = CC};
+    if (fnn_train(m, &train, &none, &cfg, NULL, &err) != FNN_OK ||
+        fnn_model_save(m, &meta, gc.model, &err) != FNN_OK ||
+        fnn_data_load(gc.data, "test", &o, &read, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    /* The files hold the set exactly: the twice-sized ones come back by area averaging. */
+    assert_int_equal(read.n, CN);
+    if (fnn_evaluate(m, &read, 1, NULL, NULL, &mt, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    gc.accuracy = mt.accuracy;
+    if (gc.accuracy < 0.9)
+        fail_msg("the colour model reaches only %g", gc.accuracy);
+    fnn_metrics_free(&mt);
+    fnn_model_free(m);
+    fnn_dataset_free(&read);
+    fnn_dataset_free(&train);
+    fnn_dataset_free(&test);
+}
+
+/* A map of CR rows of CC numbers whose mean inside the red square is well above the rest. */
+static void check_colour_map(const cJSON *map, const char *what)
+{
+    double inside = 0, outside = 0;
+    if (cJSON_GetArraySize(map) != CR)
+        fail_msg("%s: %d rows, expected %d", what, cJSON_GetArraySize(map), CR);
+    for (int r = 0; r < CR; r++) {
+        const cJSON *line = cJSON_GetArrayItem(map, r);
+        if (cJSON_GetArraySize(line) != CC)
+            fail_msg("%s: row %d has %d values, expected %d", what, r, cJSON_GetArraySize(line),
+                     CC);
+        for (int c = 0; c < CC; c++)
+            *(in_red_square(r, c) ? &inside : &outside) += cJSON_GetArrayItem(line, c)->valuedouble;
+    }
+    inside /= CSQ * CSQ;
+    outside /= CR * CC - CSQ * CSQ;
+    if (!(inside > 1.5 * outside))
+        fail_msg("%s: mean %g in the square, %g outside", what, inside, outside);
+}
+
+/* A colour model over a folder of mixed-size PNG files, without --image-size or --channels:
+ * the maps are one value per pixel of the model's 12x10 input and find the red square; the PGM
+ * files are 10 wide and 12 high. */
+static void test_explain_colour_folder(void **state)
+{
+    setup_colour();
+    char dir[PATH_CAP], path[PATH_CAP];
+    pathf(dir, "%s/colour_maps", g_base);
+    run_t r = FNN("explain", gc.model, "--data", gc.data, "--json", "--out-dir", dir, "--patch",
+                  "3", "--stride", "1", "--threads", "2");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    assert_int_equal((int)get_number(doc, "images"), CN);
+    cJSON *classes = get(get(doc, "saliency"), "classes");
+    assert_int_equal(cJSON_GetArraySize(classes), 2);
+    cJSON *square = cJSON_GetArrayItem(classes, 1);
+    assert_string_equal(get(square, "label")->valuestring, "square");
+    check_colour_map(get(square, "map"), "saliency of class square");
+    cJSON *occ = get(doc, "occlusion");
+    assert_true(get_number(occ, "base_accuracy") == gc.accuracy);
+    check_colour_map(get(occ, "drop"), "occlusion drop");
+    static const char *const names[] = {"saliency_0", "saliency_1", "occlusion"};
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        char *pgm = read_all(pathf(path, "%s/%s.pgm", dir, names[i]), &len);
+        assert_non_null(pgm);
+        assert_int_equal(strncmp(pgm, "P5\n10 12\n255\n", 13), 0);
+        assert_int_equal(len, 13 + CR * CC);
+        free(pgm);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+    /* IDX files of another size, which are not resized: the error names both shapes. */
+    r = FNN("explain", gc.model, "--data", g_data);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "1x28x28");
+    expect_contains(r.err, "stderr", "3x12x10");
+    run_free(&r);
+    /* Read grey, the data no longer fits the model: a clear error, no maps. */
+    r = FNN("explain", gc.model, "--data", gc.data, "--channels", "1");
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "1x12x10");
+    expect_contains(r.err, "stderr", "3x12x10");
+    run_free(&r);
+}
+
+/* Robustness of the colour model on the same folder: level 0 is fnn_evaluate's accuracy; the
+ * shifts and squares go up to the image's 12 pixels, not the default 16. */
+static void test_robustness_colour_folder(void **state)
+{
+    setup_colour();
+    run_t r = FNN("robustness", gc.model, "--data", gc.data, "--json", "--threads", "2");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out), *list = get(doc, "perturbations");
+    assert_int_equal((int)get_number(doc, "images"), CN);
+    assert_int_equal(cJSON_GetArraySize(list), FNN_PERTURB_COUNT);
+    for (int p = 0; p < FNN_PERTURB_COUNT; p++) {
+        cJSON *o = cJSON_GetArrayItem(list, p), *levels = get(o, "levels");
+        assert_true(cJSON_GetArrayItem(get(o, "accuracy"), 0)->valuedouble == gc.accuracy);
+        int n = cJSON_GetArraySize(levels);
+        assert_int_equal(cJSON_GetArraySize(get(o, "accuracy")), n);
+        double top = cJSON_GetArrayItem(levels, n - 1)->valuedouble;
+        if (p == FNN_PERTURB_OCCLUDE)
+            assert_true(top == CR);
+        if (p == FNN_PERTURB_SHIFT || p == FNN_PERTURB_OCCLUDE)
+            assert_true(top <= CR);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +467,8 @@ int main(void)
         cmocka_unit_test(test_explain_text_and_methods),
         cmocka_unit_test(test_robustness_json),
         cmocka_unit_test(test_robustness_text_and_errors),
+        cmocka_unit_test(test_explain_colour_folder),
+        cmocka_unit_test(test_robustness_colour_folder),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

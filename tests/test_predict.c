@@ -1,6 +1,7 @@
 /* fnn predict and image input: test images written out as PNG get the classes fnn_evaluate
- * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; bad
- * or missing files fail with their name. The CLI runs as a user would run it (posix_spawn). */
+ * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; a
+ * colour model reads image files in colour and IDX files as three equal planes; bad or missing
+ * files fail with their name. The CLI runs as a user would run it (posix_spawn). */
 #define _XOPEN_SOURCE 700
 
 #include <setjmp.h>
@@ -326,6 +327,63 @@ static void test_bad_files(void **state)
     run_free(&r);
 }
 
+/* A colour model keeps colour: a model whose class 0 follows the red plane and class 1 the
+ * blue one (a dense layer set by hand) tells a red PNG from a blue one, which it could not if
+ * predict read them grey (equal planes score 0 for both classes). An IDX file's grey images
+ * reach it as three equal planes. */
+static void test_colour_model_keeps_colour(void **state)
+{
+    enum { S = 6, HW = S * S };
+    fnn_error err;
+    fnn_model *m = fnn_model_create("flatten dense:2:softmax", 3, S, S, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 1);
+    for (int i = 0; i < fnn_model_num_tensors(m); i++) {
+        fnn_tensor t;
+        fnn_model_tensor(m, i, &t);
+        memset(t.data, 0, t.size * sizeof *t.data);
+        if (strstr(t.name, "kernel")) /* (3 * HW, 2): red for class 0, blue for class 1 */
+            for (int p = 0; p < HW; p++) {
+                t.data[p * 2 + 0] = t.data[(2 * HW + p) * 2 + 1] = 0.5f;
+                t.data[p * 2 + 1] = t.data[(2 * HW + p) * 2 + 0] = -0.5f;
+            }
+    }
+    char model[PATH_CAP], red[PATH_CAP], blue[PATH_CAP], idx[PATH_CAP];
+    fnn_model_meta meta = {.class_names_json = "[\"reddish\", \"bluish\"]"};
+    assert_int_equal(fnn_model_save(m, &meta, pathf(model, "%s/colour.safetensors", g_base), &err),
+                     FNN_OK);
+    fnn_model_free(m);
+    /* 9x9 images: resized to the model's 6x6 on the way in. */
+    uint8_t px[9 * 9 * 3];
+    for (int p = 0; p < 81; p++)
+        px[3 * p] = 230, px[3 * p + 1] = 40, px[3 * p + 2] = 30;
+    assert_true(stbi_write_png(pathf(red, "%s/red.png", g_base), 9, 9, 3, px, 9 * 3));
+    for (int p = 0; p < 81; p++)
+        px[3 * p] = 30, px[3 * p + 1] = 40, px[3 * p + 2] = 230;
+    assert_true(stbi_write_png(pathf(blue, "%s/blue.png", g_base), 9, 9, 3, px, 9 * 3));
+    uint8_t grey[2 * HW];
+    memset(grey, 200, sizeof grey);
+    uint32_t dims[3] = {2, S, S};
+    write_idx(pathf(idx, "%s/grey-images-idx3-ubyte", g_base), MAGIC_IMAGES, dims, 3, grey,
+              sizeof grey, 1);
+    run_t r = FNN("predict", model, red, blue, idx, "--json", "--top", "2");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out), *images = get(doc, "images");
+    assert_int_equal(cJSON_GetArraySize(images), 4);
+    static const char *const want[2] = {"reddish", "bluish"};
+    for (int i = 0; i < 4; i++) {
+        cJSON *first = cJSON_GetArrayItem(get(cJSON_GetArrayItem(images, i), "top"), 0);
+        double p = get_number(first, "probability");
+        if (i < 2 && (strcmp(get(first, "label")->valuestring, want[i]) || p < 0.99))
+            fail_msg("image %d: %s (%g), expected %s: the colours were lost", i,
+                     get(first, "label")->valuestring, p, want[i]);
+        if (i >= 2 && fabs(p - 0.5) > 1e-6)
+            fail_msg("IDX image %d: top probability %g; three equal planes give 0.5", i - 2, p);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_text_output),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_colour_model_keeps_colour),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

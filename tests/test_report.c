@@ -269,9 +269,10 @@ static void test_gallery(void **state)
             img[0][i * 8 + j] = 1.0f; /* a white square on black */
     for (int i = 0; i < 64; i++)
         img[1][i] = (float)i;
-    fnn_tile t[3] = {{img[0], "square\np = 1", FNN_CMAP_GREY, 0, 1},
-                     {img[1], "ramp", FNN_CMAP_HEAT, 0, 0},
-                     {NULL, NULL, FNN_CMAP_GREY, 0, 1}};
+    fnn_tile t[3] = {{.pixels = img[0], .caption = "square\np = 1", .cmap = FNN_CMAP_GREY,
+                      .vmax = 1},
+                     {.pixels = img[1], .caption = "ramp", .cmap = FNN_CMAP_HEAT},
+                     {.cmap = FNN_CMAP_GREY, .vmax = 1}};
     const char *rows[2] = {"first row", "second"};
     fnn_gallery g = {"tiles", 8, 8, 5, 2, 3, t, rows, 2};
     fnn_figure f;
@@ -287,6 +288,102 @@ static void test_gallery(void **state)
     fnn_figure_free(&f);
     g.cols = 0;
     assert_int_equal(fnn_chart_gallery(&g, &f, &err), FNN_ERR_ARG);
+}
+
+/* Colour tiles: three planes make a colour picture; an overlay covers it where it is high and
+ * leaves it as it is where it is at its lowest. */
+static void test_gallery_colour(void **state)
+{
+    (void)state;
+    enum { S = 8, HW = S * S };
+    float rgb[3 * HW] = {0}, map[HW] = {0};
+    for (int p = 0; p < HW; p++) {
+        int left = p % S < S / 2, top = p / S < S / 2;
+        rgb[p] = top && left ? 1.0f : 0.0f;           /* red at the top left */
+        rgb[HW + p] = top && !left ? 1.0f : 0.0f;     /* green at the top right */
+        rgb[2 * HW + p] = !top ? 1.0f : 0.0f;         /* blue below */
+        map[p] = p == 0 ? 1.0f : 0.0f;                /* a peak over the red corner */
+    }
+    fnn_tile t[2] = {{.pixels = rgb, .caption = "colour", .cmap = FNN_CMAP_RGB, .vmax = 1},
+                     {.pixels = rgb, .caption = "overlay", .cmap = FNN_CMAP_RGB, .vmax = 1,
+                      .overlay = map}};
+    fnn_gallery g = {"colour tiles", S, S, 5, 2, 2, t, NULL, 1};
+    fnn_figure f;
+    fnn_error err = {0};
+    assert_int_equal(fnn_chart_gallery(&g, &f, &err), FNN_OK);
+    check_figure(&f, f.width, f.height);
+    png_info p = decode_png(NULL, f.png.data, f.png.size);
+    assert_true(has_colour(&p, 0xff0000, 0) && has_colour(&p, 0x00ff00, 0) &&
+                has_colour(&p, 0x0000ff, 0));
+    /* The overlay's peak: 80% of the heat map's brightest colour (0xfcffa4) over red. */
+    assert_true(has_colour(&p, 0xfdcc83, 2));
+    free(p.pixels);
+    fnn_figure_free(&f);
+}
+
+/* The galleries of a colour model's report show its images in colour, of any size: a test set
+ * of red, green and blue images (12 rows, 10 columns), and a model too untrained to tell them
+ * apart, so that every gallery has tiles. */
+static void test_report_colour_galleries(void **state)
+{
+    (void)state;
+    enum { H = 12, W = 10, N = 60, K = 3 };
+    static const uint8_t colours[K][3] = {{220, 20, 20}, {20, 220, 20}, {20, 20, 220}};
+    fnn_dataset test = {.n = N, .c = 3, .h = H, .w = W, .nclasses = K, .owns = 1};
+    test.images = malloc((size_t)N * 3 * H * W);
+    test.labels = malloc(N);
+    assert_true(test.images && test.labels);
+    for (int i = 0; i < N; i++) {
+        test.labels[i] = (uint8_t)(i % K);
+        for (int ch = 0; ch < 3; ch++)
+            memset(test.images + ((size_t)i * 3 + ch) * H * W, colours[i % K][ch], H * W);
+    }
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create("conv2d:2:3:relu flatten dense:3:softmax", 3, H, W, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 7);
+    char path[PATH_CAP];
+    fnn_model_meta meta = {.class_names_json = "[\"red\", \"green\", \"blue\"]"};
+    assert_int_equal(fnn_model_save(m, &meta, pathf(path, "%s/colour.safetensors", g_base),
+                                    &err), FNN_OK);
+    fnn_model_free(m);
+    fnn_report_options o = {.threads = 1, .saliency_images = 5, .occlusion_images = 20,
+                            .patch = 4, .stride = 2, .seed = 1};
+    fnn_report_model r;
+    if (fnn_report_collect(path, &test, &o, &r, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(r.c, 3);
+    assert_string_equal(r.names[1], "green");
+    /* The mean image of class 1 is the green of its images, plane by plane. */
+    assert_float_equal(r.mean_image[(3 + 0) * H * W], 20 / 255.0, 1e-6);
+    assert_float_equal(r.mean_image[(3 + 1) * H * W], 220 / 255.0, 1e-6);
+    fnn_report_figures figs = {0};
+    if (fnn_report_model_figures(&r, &figs, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    int galleries = 0;
+    for (int i = 0; i < figs.n; i++) {
+        const fnn_report_figure *f = &figs.items[i];
+        if (strcmp(f->kind, "gallery"))
+            continue;
+        galleries++;
+        check_figure(&f->fig, f->fig.width, f->fig.height);
+        png_info p = decode_png(NULL, f->fig.png.data, f->fig.png.size);
+        int red = has_colour(&p, 0xdc1414, 2), green = has_colour(&p, 0x14dc14, 2),
+            blue = has_colour(&p, 0x1414dc, 2);
+        /* The saliency gallery's mean images show all three classes' colours, the mistakes
+         * those of the classes mistaken; the occlusion figure's mean of them all is grey. */
+        int shown = strstr(f->name, "saliency") ? red && green && blue
+                    : strstr(f->name, "occlusion") ? 1
+                                                   : red || green || blue;
+        if (!shown)
+            fail_msg("%s: the images are not in their colours (red %d, green %d, blue %d)",
+                     f->name, red, green, blue);
+        free(p.pixels);
+    }
+    assert_true(galleries >= 3); /* mistakes, saliency, occlusion (and maybe the pairs) */
+    fnn_report_figures_free(&figs);
+    fnn_report_model_free(&r);
+    fnn_dataset_free(&test);
 }
 
 /* ================================================================ findings */
@@ -362,6 +459,51 @@ static void make_synthetic(synthetic *s, int worst, int into, int overfit)
     s->acc[FNN_PERTURB_ROTATE][2] = 0.31; /* the weakest axis */
     r->cal = (fnn_calibration){2, s->cal_conf, s->cal_acc, s->cal_count, 0.12};
     r->mean_confidence = r->mt.accuracy + 0.1;
+}
+
+/* Images larger than a gallery's tiles are scaled down to them: ten classes of 168x168 colour
+ * images make a saliency gallery of 84-pixel tiles, not one 1,700 pixels wide. */
+static void test_report_large_images_scaled_down(void **state)
+{
+    (void)state;
+    enum { S = 168, HW = S * S };
+    synthetic s;
+    make_synthetic(&s, 3, 5, 0);
+    fnn_report_model *r = &s.r;
+    r->stem = "big";
+    r->c = 3;
+    r->h = r->w = S;
+    float *mean = calloc((size_t)10 * 3 * HW, sizeof *mean), *occ = calloc(HW, sizeof *occ);
+    float *maps = calloc((size_t)3 * 10 * HW, sizeof *maps);
+    assert_true(mean && occ && maps);
+    for (size_t i = 0; i < (size_t)10 * 3 * HW; i++)
+        mean[i] = (float)(i % 7) / 7;
+    for (size_t i = 0; i < (size_t)3 * 10 * HW; i++)
+        maps[i] = (float)(i % 11);
+    r->mean_image = mean;
+    r->occlusion = occ;
+    for (int m = 0; m < 3; m++)
+        r->saliency[m] = maps + (size_t)m * 10 * HW;
+    fnn_report_figures figs = {0};
+    fnn_error err = {0};
+    if (fnn_report_model_figures(r, &figs, &err) != FNN_OK)
+        fail_msg("%s", err.msg);
+    int found = 0;
+    for (int i = 0; i < figs.n; i++) {
+        const fnn_figure *f = &figs.items[i].fig;
+        if (strcmp(figs.items[i].name, "big_saliency"))
+            continue;
+        found = 1;
+        check_figure(f, f->width, f->height);
+        if (f->width >= 10 * S)
+            fail_msg("the saliency gallery is %d pixels wide: its tiles were not scaled down",
+                     f->width);
+    }
+    assert_true(found);
+    fnn_report_figures_free(&figs);
+    free(mean);
+    free(occ);
+    free(maps);
 }
 
 static void test_findings_follow_numbers(void **state)
@@ -793,6 +935,9 @@ int main(void)
         cmocka_unit_test(test_line_chart),
         cmocka_unit_test(test_heatmap_and_bars),
         cmocka_unit_test(test_gallery),
+        cmocka_unit_test(test_gallery_colour),
+        cmocka_unit_test(test_report_colour_galleries),
+        cmocka_unit_test(test_report_large_images_scaled_down),
         cmocka_unit_test(test_findings_follow_numbers),
         cmocka_unit_test(test_top_confusions_order),
         cmocka_unit_test(test_report_figures_are_valid),

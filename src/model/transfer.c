@@ -21,11 +21,32 @@ fnn_status fnn_model_transfer(fnn_model *m, const fnn_model *src, int layers,
     int c, h, w, sc, sh, sw;
     fnn_model_input_shape(m, &c, &h, &w);
     fnn_model_input_shape(src, &sc, &sh, &sw);
-    if (c != sc || h != sh || w != sw)
-        return fnn_fail(err, FNN_ERR_ARG,
-                        "transfer: the source model takes (%d, %d, %d) inputs, this one "
-                        "(%d, %d, %d)", sc, sh, sw, c, h, w);
     int nt = fnn_model_num_tensors(m), ns = fnn_model_num_tensors(src), loaded = 0;
+    /* Inputs of another shape (another data set) are fine when the first layer fits them:
+     * convolution kernels fit any image size. When it does not (other channels, or a dense
+     * layer over the flattened image), what follows it was learned on features it no longer
+     * gets, so nothing is copied. */
+    if ((c != sc || h != sh || w != sw) && layers > 0 && nt > 0) {
+        fnn_tensor t, s = {0};
+        fnn_model_tensor(m, 0, &t);
+        int found = 0;
+        for (int j = 0; j < ns && !found; j++) {
+            fnn_model_tensor(src, j, &s);
+            found = strcmp(s.name, t.name) == 0;
+        }
+        if (!found || s.rank != t.rank ||
+            memcmp(s.shape, t.shape, (size_t)t.rank * sizeof *t.shape) != 0) {
+            char a[40] = "absent", b[40];
+            if (found)
+                shape_text(&s, a, sizeof a);
+            shape_text(&t, b, sizeof b);
+            return fnn_fail(err, FNN_ERR_ARG,
+                            "transfer: the first layer does not fit: the source model takes "
+                            "%dx%dx%d images and its %s is %s; this one takes %dx%dx%d images "
+                            "and needs %s",
+                            sc, sh, sw, t.name, a, c, h, w, b);
+        }
+    }
     for (int i = 0; i < nt; i++) {
         fnn_tensor t, s = {0};
         fnn_model_tensor(m, i, &t);

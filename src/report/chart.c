@@ -537,6 +537,21 @@ static gallery_layout gallery_size(const fnn_gallery *c, int *width, int *height
     return l;
 }
 
+/* An overlay's largest opacity: at its peak the picture under it still shows a little. */
+#define OVERLAY_OPACITY 0.8
+
+/* The smallest and largest of v (n > 0); a flat range becomes [lo, lo + 1]. */
+static void value_range(const float *v, size_t n, double *lo, double *hi)
+{
+    *lo = INFINITY, *hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        *lo = v[i] < *lo ? v[i] : *lo;
+        *hi = v[i] > *hi ? v[i] : *hi;
+    }
+    if (!(*lo < *hi))
+        *hi = *lo + 1;
+}
+
 static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
 {
     const fnn_gallery *c = spec;
@@ -555,26 +570,39 @@ static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
         }
         if (!tile->pixels) /* an empty place in the grid */
             continue;
+        int planes = tile->cmap == FNN_CMAP_RGB ? 3 : 1;
+        size_t hw = (size_t)c->h * c->w;
         double lo = tile->vmin, hi = tile->vmax;
-        if (!(lo < hi)) {
-            lo = INFINITY, hi = -INFINITY;
-            for (int i = 0; i < c->h * c->w; i++) {
-                lo = tile->pixels[i] < lo ? tile->pixels[i] : lo;
-                hi = tile->pixels[i] > hi ? tile->pixels[i] : hi;
-            }
-            if (!(lo < hi))
-                hi = lo + 1;
-        }
+        if (!(lo < hi))
+            value_range(tile->pixels, planes * hw, &lo, &hi);
+        double olo = 0, ohi = 1;
+        if (tile->overlay)
+            value_range(tile->overlay, hw, &olo, &ohi);
         cairo_surface_flush(img);
         unsigned char *data = cairo_image_surface_get_data(img);
         int stride = cairo_image_surface_get_stride(img);
         for (int i = 0; i < c->h; i++)
             for (int j = 0; j < c->w; j++) {
-                double v = (tile->pixels[i * c->w + j] - lo) / (hi - lo);
+                size_t at = (size_t)i * c->w + j;
+                double v = (tile->pixels[at] - lo) / (hi - lo);
                 rgb col = tile->cmap == FNN_CMAP_HEAT ? cmap_heat(v)
                                                       : (rgb){v < 0 ? 0 : v > 1 ? 1 : v, 0, 0};
                 if (tile->cmap == FNN_CMAP_GREY)
                     col.g = col.b = col.r;
+                if (tile->cmap == FNN_CMAP_RGB) {
+                    double g = (tile->pixels[hw + at] - lo) / (hi - lo);
+                    double b = (tile->pixels[2 * hw + at] - lo) / (hi - lo);
+                    col.g = g < 0 ? 0 : g > 1 ? 1 : g;
+                    col.b = b < 0 ? 0 : b > 1 ? 1 : b;
+                }
+                if (tile->overlay) {
+                    double o = (tile->overlay[at] - olo) / (ohi - olo);
+                    o = o < 0 ? 0 : o > 1 ? 1 : o;
+                    rgb heat = cmap_heat(o);
+                    double a = OVERLAY_OPACITY * o;
+                    col = (rgb){col.r + a * (heat.r - col.r), col.g + a * (heat.g - col.g),
+                                col.b + a * (heat.b - col.b)};
+                }
                 uint32_t px = (uint32_t)(col.r * 255 + 0.5) << 16 |
                               (uint32_t)(col.g * 255 + 0.5) << 8 | (uint32_t)(col.b * 255 + 0.5);
                 memcpy(data + (size_t)i * stride + (size_t)j * 4, &px, 4);
@@ -584,7 +612,8 @@ static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
         cairo_translate(cr, x, y);
         cairo_scale(cr, c->zoom, c->zoom);
         cairo_set_source_surface(cr, img, 0, 0);
-        cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+        cairo_pattern_set_filter(cairo_get_source(cr),
+                                 c->zoom < 1 ? CAIRO_FILTER_GOOD : CAIRO_FILTER_NEAREST);
         cairo_paint(cr);
         cairo_restore(cr);
         if (tile->caption) {
@@ -605,8 +634,8 @@ static void draw_gallery(cairo_t *cr, const void *spec, int width, int height)
 
 fnn_status fnn_chart_gallery(const fnn_gallery *c, fnn_figure *out, fnn_error *err)
 {
-    if (c->ntiles <= 0 || c->cols <= 0 || c->h <= 0 || c->w <= 0 || c->zoom <= 0)
-        return fnn_fail(err, FNN_ERR_ARG, "gallery chart: %d tiles in %d columns of %dx%d x%d",
+    if (c->ntiles <= 0 || c->cols <= 0 || c->h <= 0 || c->w <= 0 || !(c->zoom > 0))
+        return fnn_fail(err, FNN_ERR_ARG, "gallery chart: %d tiles in %d columns of %dx%d x%g",
                         c->ntiles, c->cols, c->h, c->w, c->zoom);
     int width, height;
     gallery_size(c, &width, &height);

@@ -65,20 +65,28 @@ typedef struct {
     double ymin, ymax;
 } fnn_bar_chart;
 
-typedef enum { FNN_CMAP_GREY = 0, FNN_CMAP_HEAT } fnn_colormap;
+/* How a tile's values become colours. FNN_CMAP_RGB reads three planes (red, green, blue), each
+ * value scaled as grey's. */
+typedef enum { FNN_CMAP_GREY = 0, FNN_CMAP_HEAT, FNN_CMAP_RGB } fnn_colormap;
 
 /* One picture of a gallery. */
 typedef struct {
-    const float *pixels;   /* (h, w) */
+    const float *pixels;   /* (h, w); (3, h, w) with FNN_CMAP_RGB */
     const char *caption;   /* lines separated by '\n'; may be NULL */
-    fnn_colormap cmap;     /* grey: 0 black, vmax white; heat: dark to bright */
+    fnn_colormap cmap;     /* grey: 0 black, vmax white; heat: dark to bright; rgb: colour */
     double vmin, vmax;     /* the colour scale; vmin >= vmax: the tile's own range */
+    /* (h, w) or NULL: a map laid over the picture in heat colours on its own range, opaque in
+     * proportion to its value, so that the picture shows through where the map is low (a
+     * saliency map over a colour image, whose own colours a heat map alone would hide). */
+    const float *overlay;
 } fnn_tile;
 
-/* Tiles in a grid, each image scaled up `zoom` times, with an optional label left of each row. */
+/* Tiles in a grid, each image scaled `zoom` times (a whole factor keeps its pixels square and
+ * sharp; below 1 it is averaged down), with an optional label left of each row. */
 typedef struct {
     const char *title;
-    int h, w, zoom;
+    int h, w;
+    double zoom;
     int cols, ntiles;
     const fnn_tile *tiles;       /* (ntiles), row by row; a tile without pixels stays empty */
     const char *const *row_labels; /* (ceil(ntiles / cols)) or NULL */

@@ -135,29 +135,41 @@ static void step(const fnn_report_options *o, const char *what, int *done)
 static fnn_status per_class_means(fnn_report_model *r, fnn_error *err)
 {
     const fnn_dataset *d = r->test;
-    size_t hw = (size_t)r->h * r->w;
-    r->mean_image = calloc((size_t)r->k * hw, sizeof *r->mean_image);
+    size_t chw = (size_t)r->c * r->h * r->w;
+    r->mean_image = calloc((size_t)r->k * chw, sizeof *r->mean_image);
     int64_t *count = calloc((size_t)r->k, sizeof *count);
     if (!r->mean_image || !count) {
         free(count);
         return fnn_fail(err, FNN_ERR_NOMEM, "report: out of memory for mean images");
     }
     for (int i = 0; i < d->n; i++) {
-        float *dst = r->mean_image + d->labels[i] * hw;
-        const uint8_t *src = d->images + (size_t)i * hw;
-        for (size_t j = 0; j < hw; j++)
+        float *dst = r->mean_image + d->labels[i] * chw;
+        const uint8_t *src = d->images + (size_t)i * chw;
+        for (size_t j = 0; j < chw; j++)
             dst[j] += src[j] / 255.0f;
         count[d->labels[i]]++;
     }
     for (int c = 0; c < r->k; c++)
-        for (size_t j = 0; count[c] && j < hw; j++)
-            r->mean_image[c * hw + j] /= (float)count[c];
+        for (size_t j = 0; count[c] && j < chw; j++)
+            r->mean_image[c * chw + j] /= (float)count[c];
     double conf = 0;
     for (int i = 0; i < d->n; i++)
         conf += r->probs[(size_t)i * r->k + r->pred[i]];
     r->mean_confidence = d->n ? conf / d->n : NAN;
     free(count);
     return FNN_OK;
+}
+
+/* How many of p's first levels (ascending) images of h x w can take: fnn_robustness refuses a
+ * shift or an occluding square larger than the image, and the defaults go up to 16 pixels. */
+static int levels_that_fit(fnn_perturbation p, const double *levels, int n, int h, int w)
+{
+    if (p != FNN_PERTURB_SHIFT && p != FNN_PERTURB_OCCLUDE)
+        return n;
+    int fit = 0;
+    while (fit < n && levels[fit] <= (h > w ? h : w))
+        fit++;
+    return fit;
 }
 
 static fnn_status measure(fnn_model *m, fnn_report_model *r, const fnn_report_options *o,
@@ -209,6 +221,7 @@ static fnn_status measure(fnn_model *m, fnn_report_model *r, const fnn_report_op
         snprintf(what, sizeof what, "robustness (%s)", fnn_perturbation_name((fnn_perturbation)p));
         step(o, what, &done);
         int nl = fnn_perturbation_levels((fnn_perturbation)p, &r->levels[p]);
+        nl = levels_that_fit((fnn_perturbation)p, r->levels[p], nl, r->h, r->w);
         if (nl <= 0)
             continue;
         if (!(r->robust[p] = malloc((size_t)nl * sizeof *r->robust[p])))
@@ -231,7 +244,6 @@ fnn_status fnn_report_collect(const char *path, const fnn_dataset *test,
     if (!m)
         return err ? err->status : FNN_ERR_IO;
     fnn_status s = FNN_OK;
-    int c;
     out->path = strdup(path);
     out->stem = file_stem(path);
     out->arch = strdup(fnn_model_spec(m));
@@ -239,7 +251,7 @@ fnn_status fnn_report_collect(const char *path, const fnn_dataset *test,
         s = fnn_fail(err, FNN_ERR_NOMEM, "report: out of memory");
     out->nparams = fnn_model_num_params(m);
     out->k = fnn_model_num_classes(m);
-    fnn_model_input_shape(m, &c, &out->h, &out->w);
+    fnn_model_input_shape(m, &out->c, &out->h, &out->w);
     out->test = test;
     if (s == FNN_OK)
         s = read_names(out, meta.class_names_json, err);

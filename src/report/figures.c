@@ -193,14 +193,30 @@ static fnn_status class_bars(const fnn_report_model *r, fnn_report_figures *out,
     return s;
 }
 
-/* The test images as floats in [0, 1], for the galleries. */
+/* Test image i as floats in [0, 1], (c, h, w), for the galleries. */
 static float *test_pixels(const fnn_report_model *r, int i, float *buf)
 {
-    size_t hw = (size_t)r->h * r->w;
-    const uint8_t *src = r->test->images + (size_t)i * hw;
-    for (size_t j = 0; j < hw; j++)
+    size_t chw = (size_t)r->c * r->h * r->w;
+    const uint8_t *src = r->test->images + (size_t)i * chw;
+    for (size_t j = 0; j < chw; j++)
         buf[j] = src[j] / 255.0f;
     return buf;
+}
+
+/* How the gallery draws r's images: grey, or colour from their three planes. */
+static fnn_colormap image_cmap(const fnn_report_model *r)
+{
+    return r->c == 3 ? FNN_CMAP_RGB : FNN_CMAP_GREY;
+}
+
+/* Galleries show images about `side` pixels across (84: Fashion-MNIST's 28 x 3): smaller ones
+ * scaled up by a whole factor, so that every image pixel stays a sharp square; larger ones
+ * scaled down to it, so that a gallery of many classes of large images stays within a chart's
+ * size. */
+static double zoom_for(const fnn_report_model *r, int side)
+{
+    int longest = r->h > r->w ? r->h : r->w;
+    return longest <= side ? side / longest : (double)side / longest;
 }
 
 /* Indices of the wrongly classified images of (truth, pred), or of all mistakes when truth < 0,
@@ -228,9 +244,9 @@ static int confident_mistakes(const fnn_report_model *r, int truth, int pred, in
 
 static fnn_status mistakes(const fnn_report_model *r, fnn_report_figures *out, fnn_error *err)
 {
-    size_t hw = (size_t)r->h * r->w;
+    size_t chw = (size_t)r->c * r->h * r->w;
     int cap = MISTAKES > PAIRS * PAIR_EXAMPLES ? MISTAKES : PAIRS * PAIR_EXAMPLES;
-    float *pix = malloc((size_t)cap * hw * sizeof *pix); // (cap, h, w)
+    float *pix = malloc((size_t)cap * chw * sizeof *pix); // (cap, c, h, w)
     char(*cap_text)[128] = malloc((size_t)cap * sizeof *cap_text);
     fnn_tile *tiles = calloc((size_t)cap, sizeof *tiles);
     fnn_status s = FNN_OK;
@@ -247,10 +263,11 @@ static fnn_status mistakes(const fnn_report_model *r, fnn_report_figures *out, f
             snprintf(cap_text[t], sizeof cap_text[t], "true: %s\npred: %s\np = %.3f",
                      r->names[r->test->labels[i]], r->names[r->pred[i]],
                      r->probs[(size_t)i * k + r->pred[i]]);
-            tiles[t] = (fnn_tile){test_pixels(r, i, pix + t * hw), cap_text[t], FNN_CMAP_GREY, 0, 1};
+            tiles[t] = (fnn_tile){.pixels = test_pixels(r, i, pix + t * chw),
+                                  .caption = cap_text[t], .cmap = image_cmap(r), .vmax = 1};
         }
         snprintf(title, sizeof title, "%s: the %d most confident mistakes", r->stem, n);
-        fnn_gallery g = {title, r->h, r->w, 3, 8, n, tiles, NULL, 3};
+        fnn_gallery g = {title, r->h, r->w, zoom_for(r, 84), 8, n, tiles, NULL, 3};
         fnn_report_figure *f = slot(out, r->stem, "mistakes", "gallery", err);
         if (!f || (s = fnn_chart_gallery(&g, &f->fig, err)) != FNN_OK) {
             s = f ? s : slot_error(err);
@@ -278,13 +295,13 @@ static fnn_status mistakes(const fnn_report_model *r, fnn_report_figures *out, f
                 int t = p * PAIR_EXAMPLES + e, i = ex[e];
                 snprintf(cap_text[t], sizeof cap_text[t], "p = %.3f",
                          r->probs[(size_t)i * k + r->pred[i]]);
-                tiles[t] = (fnn_tile){test_pixels(r, i, pix + t * hw), cap_text[t], FNN_CMAP_GREY,
-                                      0, 1};
+                tiles[t] = (fnn_tile){.pixels = test_pixels(r, i, pix + t * chw),
+                                      .caption = cap_text[t], .cmap = image_cmap(r), .vmax = 1};
             }
         }
         snprintf(title, sizeof title, "%s: the most confused class pairs", r->stem);
-        fnn_gallery g = {title, r->h, r->w, 3, PAIR_EXAMPLES, np * PAIR_EXAMPLES, tiles,
-                         row_labels, 1};
+        fnn_gallery g = {title, r->h, r->w, zoom_for(r, 84), PAIR_EXAMPLES, np * PAIR_EXAMPLES,
+                         tiles, row_labels, 1};
         fnn_report_figure *f = slot(out, r->stem, "confused_pairs", "gallery", err);
         if (!f || (s = fnn_chart_gallery(&g, &f->fig, err)) != FNN_OK) {
             s = f ? s : slot_error(err);
@@ -307,7 +324,7 @@ done:
 
 static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, fnn_error *err)
 {
-    size_t hw = (size_t)r->h * r->w;
+    size_t hw = (size_t)r->h * r->w, chw = (size_t)r->c * hw;
     /* Up to SALIENCY_COLS classes side by side; more classes wrap into further bands of the
      * same four rows. */
     int k = r->k, cols = k < SALIENCY_COLS ? k : SALIENCY_COLS, bands = (k + cols - 1) / cols;
@@ -324,14 +341,24 @@ static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, f
         row_labels[i] = labels[i % 4];
     for (int c = 0; c < k; c++) {
         fnn_tile *band = tiles + (size_t)(c / cols) * 4 * cols + c % cols; // (4, cols) from here
-        band[0] = (fnn_tile){r->mean_image + c * hw, r->names[c], FNN_CMAP_GREY, 0, 1};
-        for (int m = 0; m < 3; m++) /* each map on its own scale: their units differ */
-            band[(m + 1) * cols] = (fnn_tile){r->saliency[m] + c * hw, r->names[c], FNN_CMAP_HEAT,
-                                              0, 0};
+        const float *mean = r->mean_image + c * chw;
+        band[0] = (fnn_tile){.pixels = mean, .caption = r->names[c], .cmap = image_cmap(r),
+                             .vmax = 1};
+        /* Each map on its own scale, as their units differ. A grey image's map stands alone; a
+         * colour image's is laid over the class's mean image, where it shows which of the
+         * colour regions the class's score follows. */
+        for (int m = 0; m < 3; m++) {
+            const float *map = r->saliency[m] + c * hw;
+            band[(m + 1) * cols] =
+                r->c == 3 ? (fnn_tile){.pixels = mean, .caption = r->names[c],
+                                       .cmap = FNN_CMAP_RGB, .vmax = 1, .overlay = map}
+                          : (fnn_tile){.pixels = map, .caption = r->names[c],
+                                       .cmap = FNN_CMAP_HEAT};
+        }
     }
     char title[128];
     snprintf(title, sizeof title, "%s: saliency per class", r->stem);
-    fnn_gallery g = {title, r->h, r->w, 3, cols, rows * cols, tiles, row_labels, 1};
+    fnn_gallery g = {title, r->h, r->w, zoom_for(r, 84), cols, rows * cols, tiles, row_labels, 1};
     fnn_report_figure *f = slot(out, r->stem, "saliency", "gallery", err);
     fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {
@@ -340,8 +367,11 @@ static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, f
                  "Mean absolute gradient of each class's score (the logit) with respect to the "
                  "input pixels, averaged over up to %d test images of the class: plain gradient, "
                  "SmoothGrad (noisy copies) and integrated gradients (from a black image). Bright "
-                 "pixels change the class score most; each map has its own scale.",
-                 r->saliency_images);
+                 "pixels change the class score most; each map has its own scale.%s",
+                 r->saliency_images,
+                 r->c == 3 ? " A colour pixel's value is its largest gradient over the red, green "
+                             "and blue channels; the maps are laid over the class's mean image, "
+                             "opaque where the map is high." : "");
     }
     free(tiles);
     free(row_labels);
@@ -350,24 +380,26 @@ static fnn_status saliency(const fnn_report_model *r, fnn_report_figures *out, f
 
 static fnn_status occlusion(const fnn_report_model *r, fnn_report_figures *out, fnn_error *err)
 {
-    size_t hw = (size_t)r->h * r->w;
-    float *mean = calloc(hw, sizeof *mean); // (h, w)
+    size_t hw = (size_t)r->h * r->w, chw = (size_t)r->c * hw;
+    float *mean = calloc(chw, sizeof *mean); // (c, h, w)
     if (!mean)
         return fnn_fail(err, FNN_ERR_NOMEM, "report: out of memory");
+    for (size_t j = 0; j < chw; j++)
+        for (int c = 0; c < r->k; c++)
+            mean[j] += r->mean_image[c * chw + j] / r->k;
     float top = 0;
     size_t at = 0;
-    for (size_t j = 0; j < hw; j++) {
-        for (int c = 0; c < r->k; c++)
-            mean[j] += r->mean_image[c * hw + j] / r->k;
+    for (size_t j = 0; j < hw; j++)
         if (r->occlusion[j] > top)
             top = r->occlusion[j], at = j;
-    }
     char cap_map[128], title[128];
     snprintf(cap_map, sizeof cap_map, "accuracy drop\n0 (dark) to %.3f", top);
-    fnn_tile tiles[2] = {{mean, "mean test image\n", FNN_CMAP_GREY, 0, 1},
-                         {r->occlusion, cap_map, FNN_CMAP_HEAT, 0, top > 0 ? top : 1}};
+    fnn_tile tiles[2] = {{.pixels = mean, .caption = "mean test image\n", .cmap = image_cmap(r),
+                          .vmax = 1},
+                         {.pixels = r->occlusion, .caption = cap_map, .cmap = FNN_CMAP_HEAT,
+                          .vmax = top > 0 ? top : 1}};
     snprintf(title, sizeof title, "%s: occlusion", r->stem);
-    fnn_gallery g = {title, r->h, r->w, 6, 2, 2, tiles, NULL, 2};
+    fnn_gallery g = {title, r->h, r->w, zoom_for(r, 168), 2, 2, tiles, NULL, 2};
     fnn_report_figure *f = slot(out, r->stem, "occlusion", "gallery", err);
     fnn_status s = f ? fnn_chart_gallery(&g, &f->fig, err) : slot_error(err);
     if (s == FNN_OK) {

@@ -17,7 +17,7 @@ typedef struct {
     size_t nparams;
     int k;                /* classes */
     char **names;         /* (k) class names */
-    int h, w;             /* image size */
+    int c, h, w;          /* image shape: channels (1 grey, 3 colour), rows, columns */
 
     int epochs;           /* training history, one entry per epoch; NaN where missing */
     double *epoch, *train_loss, *train_acc, *val_loss, *val_acc; /* (epochs) each */
@@ -29,7 +29,7 @@ typedef struct {
 
     int saliency_images;  /* images per class the saliency maps average over */
     float *saliency[3];   /* (k, h*w) per fnn_saliency_method: gradient, SmoothGrad, integrated */
-    float *mean_image;    /* (k, h*w) the mean test image of each class */
+    float *mean_image;    /* (k, c*h*w) the mean test image of each class, in [0, 1] */
     int occlusion_images, patch, stride;
     float *occlusion;     /* (h, w) mean accuracy drop when a patch covering the pixel is masked */
     double occlusion_base;
