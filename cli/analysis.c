@@ -64,7 +64,8 @@ static int load_quietly(const char *cmd, const cli_data_opts *d, const char *spl
 }
 
 int cli_load_for_model(const char *cmd, const cli_data_opts *d, const char *split, long limit,
-                       const fnn_model *m, const char *const *names, fnn_dataset *out)
+                       const fnn_model *m, const char *const *names, fnn_dataset *out,
+                       cli_data_read *read)
 {
     int c, h, w, rc;
     fnn_model_input_shape(m, &c, &h, &w);
@@ -92,5 +93,7 @@ int cli_load_for_model(const char *cmd, const cli_data_opts *d, const char *spli
     free(second);
     if (rc != EXIT_OK)
         return rc;
+    if (read)
+        *read = how;
     return cli_check_fits(cmd, m, names, out, split, how.path);
 }

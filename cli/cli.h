@@ -143,9 +143,10 @@ fnn_status cli_data_inputs(struct fnn_outputs *set, const cli_data_opts *d, cons
  * the user left unset of --image-size and --channels follows m's input shape, as predict reads
  * image files, so that a folder of images of mixed sizes, or of grey and colour ones, is read as
  * the model was trained on without fnn train's options again; then cli_check_fits with names
- * (NULL: the model stores none). */
+ * (NULL: the model stores none). *read, when not NULL, says how the data was read. */
 int cli_load_for_model(const char *cmd, const cli_data_opts *d, const char *split, long limit,
-                       const fnn_model *m, const char *const *names, fnn_dataset *out);
+                       const fnn_model *m, const char *const *names, fnn_dataset *out,
+                       cli_data_read *read);
 
 /* Shared by predict, explain and robustness (cli/analysis.c). */
 /* A progress bar on stderr, drawn only when stderr is a terminal and the work has already taken

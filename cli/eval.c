@@ -65,11 +65,11 @@ int cmd_eval(int argc, char **argv)
         rc = cli_error("eval", EXIT_RUNTIME, "out of memory");
         goto done;
     }
-    if ((rc = cli_load("eval", &data, split, limit, &d, &how)))
-        goto done;
-    /* Names are compared only with a model that stores its own. */
-    if ((rc = cli_check_fits("eval", m, meta.class_names_json ? (const char *const *)names : NULL,
-                             &d, split, how.path)))
+    /* Read as the model takes its input; names are compared only with a model that stores
+     * its own. */
+    if ((rc = cli_load_for_model("eval", &data, split, limit, m,
+                                 meta.class_names_json ? (const char *const *)names : NULL, &d,
+                                 &how)))
         goto done;
     if (fnn_evaluate(m, &d, (int)threads, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("eval", &err);

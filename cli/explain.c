@@ -246,7 +246,8 @@ int cmd_explain(int argc, char **argv)
     int64_t *counts = NULL;
     double base = 0.0;
     rc = names ? cli_load_for_model("explain", &o.data, o.split, o.limit, m,
-                                    meta.class_names_json ? (const char *const *)names : NULL, &d)
+                                    meta.class_names_json ? (const char *const *)names : NULL, &d,
+                                    NULL)
                : cli_error("explain", EXIT_RUNTIME, "out of memory");
     if (rc == EXIT_OK && o.out_dir)
         rc = stage_out_dir(o.out_dir, &files);

@@ -235,7 +235,7 @@ int cmd_report(int argc, char **argv)
     char **names = fnn_class_names(meta.class_names_json, k);
     rc = names ? cli_load_for_model("report", &data, "test", limit, first,
                                     meta.class_names_json ? (const char *const *)names : NULL,
-                                    &test)
+                                    &test, NULL)
                : cli_error("report", EXIT_RUNTIME, "out of memory");
     fnn_class_names_free(names, k);
     fnn_model_meta_free(&meta);

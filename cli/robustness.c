@@ -125,7 +125,7 @@ int cmd_robustness(int argc, char **argv)
     double acc[FNN_PERTURB_COUNT][16];
     int rc = names ? cli_load_for_model("robustness", &data, split, limit, m,
                                         meta.class_names_json ? (const char *const *)names
-                                                              : NULL, &d)
+                                                              : NULL, &d, NULL)
                    : cli_error("robustness", EXIT_RUNTIME, "out of memory");
     if (rc != EXIT_OK)
         goto done;
