@@ -6,7 +6,7 @@
 static const char usage[] =
     "usage: fnn COMMAND [options]\n"
     "\n"
-    "Train, evaluate, explain and ship small image classifiers on Fashion-MNIST, in C.\n"
+    "Train, evaluate, explain and ship small image classifiers, in C.\n"
     "\n"
     "commands:\n"
     "  train     train a model (the published study's MLP by default) and report on the test set\n"
@@ -20,7 +20,9 @@ static const char usage[] =
     "  export    write a model as ONNX for onnxruntime, OpenCV and other runtimes\n"
     "\n"
     "Run 'fnn COMMAND --help' for a command's options. 'fnn --version' prints the version.\n"
-    "Data: Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ", or --data DIR.\n"
+    "Data: Fashion-MNIST from Debian's dataset-fashion-mnist package, in " FNN_DEFAULT_DATA_DIR ",\n"
+    "by default; --data PATH for your own: IDX files, a folder of images per class, a CSV file\n"
+    "(label,pixel1,...) or CIFAR-10's binary batches.\n"
     "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n";
 
 int main(int argc, char **argv)
