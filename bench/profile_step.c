@@ -2,7 +2,7 @@
  * forward and backward, loss, optimizer) for an architecture and thread count, on random
  * images. To time each phase it holds a barrier after every one, which the training loop does
  * not (it needs three a step), so the sum exceeds a real step by the extra barriers' waits.
- * Usage: profile_step [ARCH] [THREADS] [BATCH] [STEPS] */
+ * Usage: profile_step [ARCH] [THREADS] [BATCH] [STEPS] [CxHxW]   (input shape: 1x28x28) */
 #include "data/batch.h"
 #include "model/model.h"
 #include "optim/optim.h"
@@ -23,16 +23,21 @@ int main(int argc, char **argv)
 {
     const char *arch = argc > 1 ? argv[1] : "mlp";
     int threads = argc > 2 ? atoi(argv[2]) : 2, batch = argc > 3 ? atoi(argv[3]) : 32;
-    int steps = argc > 4 ? atoi(argv[4]) : 2000;
+    int steps = argc > 4 ? atoi(argv[4]) : 2000, ic = 1, ih = 28, iw = 28;
+    if (argc > 5 && (sscanf(argv[5], "%dx%dx%d", &ic, &ih, &iw) != 3 || ic < 1 || ih < 1 ||
+                     iw < 1)) {
+        fprintf(stderr, "profile_step: the shape is CxHxW (3x32x32), not '%s'\n", argv[5]);
+        return 2;
+    }
     fnn_error err = {0};
-    fnn_model *m = fnn_model_create(arch, 1, 28, 28, &err);
+    fnn_model *m = fnn_model_create(arch, ic, ih, iw, &err);
     if (!m || fnn_model_reserve(m, batch, &err) != FNN_OK) {
         fprintf(stderr, "profile_step: %s\n", err.msg);
         return 1;
     }
     fnn_model_init(m, 1);
-    int n = 4096, in = 784, k = m->nclasses;
-    fnn_dataset d = {.n = n, .c = 1, .h = 28, .w = 28, .nclasses = k, .owns = 1,
+    int n = 4096, in = ic * ih * iw, k = m->nclasses;
+    fnn_dataset d = {.n = n, .c = ic, .h = ih, .w = iw, .nclasses = k, .owns = 1,
                      .images = malloc((size_t)n * in), .labels = malloc((size_t)n)};
     fnn_rng rng;
     fnn_rng_seed(&rng, 7);
@@ -131,8 +136,8 @@ int main(int argc, char **argv)
     }
 
     double *col = malloc((size_t)steps * sizeof *col), total = 0.0;
-    printf("%s, %d threads, batch %d, %s: median microseconds per step over %d steps\n", arch,
-           threads, batch, FNN_GEMM_NAME, steps);
+    printf("%s, input %dx%dx%d, %d threads, batch %d, %s: median microseconds per step over %d "
+           "steps\n", arch, ic, ih, iw, threads, batch, FNN_GEMM_NAME, steps);
     for (int p = 0; p < nph; p++) {
         for (int s = 0; s < steps; s++)
             col[s] = t[(size_t)s * nph + p];
