@@ -10,10 +10,8 @@ validation; then inference on the test set in batches of 256, reported as images
 Run with Debian's /usr/bin/python3 (the interpreter that has torch).
 """
 
-import json
 import os
 import sys
-import time
 
 from fashion_bench import common_parser, set_threads, tune_malloc
 
@@ -47,6 +45,8 @@ set_threads(ARGS.threads, ARGS.blas_threads)
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+from torch_train import keras_init, run  # noqa: E402
 
 
 def read_batches(paths, limit):
@@ -83,126 +83,19 @@ def build_model():
         nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
         nn.Linear(128, 10),
     )
-    for m in model:
-        # Keras defaults: Glorot-uniform kernels (for a conv, fan_in = in * kh * kw and
-        # fan_out = out * kh * kw, which is what xavier_uniform_ computes), zero biases.
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    return model
+    return keras_init(model)
 
 
-@torch.inference_mode()
-def evaluate(model, loss_fn, x, y, bs):
-    """(mean loss, accuracy) over the set in batches of bs."""
-    model.eval()
-    loss_sum = 0.0
-    correct = 0
-    for i in range(0, x.shape[0], bs):
-        xb, yb = x[i:i + bs], y[i:i + bs]
-        logits = model(xb)
-        loss_sum += loss_fn(logits, yb).item() * yb.numel()
-        correct += (logits.argmax(1) == yb).sum().item()
-    n = y.numel()
-    return loss_sum / n, correct / n
-
-
-def main():
-    torch.set_num_threads(ARGS.threads)
-    torch.set_num_interop_threads(1)
-    torch.manual_seed(ARGS.seed)
-
-    t0 = time.perf_counter()
+def load():
+    """The set's training batches (data_batch_1 to 5) and test batch."""
     train_files = [os.path.join(ARGS.data, f"data_batch_{i}.bin") for i in range(1, 6)]
     x_all, y_all = read_batches(train_files, ARGS.limit)
     x_test, y_test = read_batches([os.path.join(ARGS.data, "test_batch.bin")], ARGS.test_limit)
-    n_val = int(x_all.shape[0] * ARGS.val_split)
-    n_train = x_all.shape[0] - n_val
-    if n_train < 1:
-        raise ValueError(f"no training images left ({x_all.shape[0]} loaded, {n_val} validation)")
-    x_train, y_train = x_all[:n_train], y_all[:n_train]
-    x_val, y_val = x_all[n_train:], y_all[n_train:]
-    load_s = time.perf_counter() - t0
+    return x_all, y_all, x_test, y_test
 
-    model = build_model()
-    n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=ARGS.lr, betas=(0.9, 0.999), eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
-    bs, ebs = ARGS.batch_size, ARGS.eval_batch_size
 
-    history = []
-    train_s = val_s = 0.0
-    for epoch in range(1, ARGS.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n_train)
-        loss_sum = torch.zeros(())  # running sums stay tensors: no .item() sync per step
-        correct = torch.zeros((), dtype=torch.int64)
-        for i in range(0, n_train, bs):
-            idx = perm[i:i + bs]
-            xb, yb = x_train[idx], y_train[idx]
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += loss.detach() * idx.numel()
-                correct += (logits.argmax(1) == yb).sum()
-        ep_train = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val, ebs) if n_val else (None, None)
-        ep_val = time.perf_counter() - t0
-
-        train_s += ep_train
-        val_s += ep_val
-        row = {"epoch": epoch, "train_loss": loss_sum.item() / n_train,
-               "train_accuracy": correct.item() / n_train,
-               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": ep_train}
-        history.append(row)
-        if not ARGS.json:
-            val = f"val loss {val_loss:.4f} acc {val_acc:.4f}" if n_val else "no validation"
-            print(f"epoch {epoch}/{ARGS.epochs}: loss {row['train_loss']:.4f} "
-                  f"acc {row['train_accuracy']:.4f}, {val}, {ep_train:.2f} s", flush=True)
-
-    t0 = time.perf_counter()
-    test_loss, test_acc = evaluate(model, loss_fn, x_test, y_test, ebs)
-    infer_s = time.perf_counter() - t0
-    n_test = y_test.numel()
-
-    result = {
-        "framework": "pytorch",
-        "benchmark": "cifar",
-        "torch_version": torch.__version__,
-        "threads": ARGS.threads,
-        "blas_threads": ARGS.blas_threads or ARGS.threads,
-        "malloc": ARGS.malloc,
-        "epochs": ARGS.epochs,
-        "batch_size": bs,
-        "eval_batch_size": ebs,
-        "params": n_params,
-        "train_images": n_train,
-        "validation_images": n_val,
-        "test_images": n_test,
-        "train_seconds": train_s,
-        "train_seconds_per_epoch": train_s / ARGS.epochs,
-        "val_seconds": val_s,
-        "infer_seconds": infer_s,
-        "infer_images_per_second": n_test / infer_s,
-        "load_seconds": load_s,
-        "test_loss": test_loss,
-        "test_accuracy": test_acc,
-        "history": history,
-    }
-    if ARGS.json:
-        print(json.dumps(result))
-    else:
-        print(f"torch {torch.__version__}, {ARGS.threads} thread(s), {ARGS.malloc} malloc, "
-              f"{n_params} parameters: train {train_s / ARGS.epochs:.2f} s per epoch, "
-              f"validation {val_s:.2f} s, inference {n_test / infer_s:.0f} images/s "
-              f"({n_test} in {infer_s:.2f} s), load {load_s:.2f} s; "
-              f"test loss {test_loss:.4f}, accuracy {test_acc:.4f}")
+def main():
+    run(ARGS, "cifar", load, build_model)
 
 
 if __name__ == "__main__":
