@@ -68,15 +68,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* What the rest of fnn relies on: a consistent, fully backed set. */
-    FUZZ_CHECK(d.n > 0 && d.h > 0 && d.w > 0 && d.owns == 1);
-    FUZZ_CHECK(d.nclasses >= 10 && d.nclasses <= FNN_MAX_CLASSES);
+    FUZZ_CHECK(d.n > 0 && d.c == 1 && d.h > 0 && d.w > 0 && d.owns == 1);
+    /* The classes are the labels seen: 1 + the largest (IDX files name none). */
+    FUZZ_CHECK(d.nclasses >= 1 && d.nclasses <= FNN_MAX_CLASSES && d.class_names == NULL);
     /* Touching every pixel lets ASan check the buffer is as large as the header says. */
     volatile uint8_t sink = 0;
-    for (size_t i = 0; i < (size_t)d.n * (size_t)d.h * (size_t)d.w; i++)
+    for (size_t i = 0; i < (size_t)d.n * (size_t)d.c * (size_t)d.h * (size_t)d.w; i++)
         sink ^= d.images[i];
     (void)sink;
-    for (int i = 0; i < d.n; i++)
+    int largest = 0;
+    for (int i = 0; i < d.n; i++) {
         FUZZ_CHECK(d.labels[i] < d.nclasses);
+        largest = d.labels[i] > largest ? d.labels[i] : largest;
+    }
+    FUZZ_CHECK(d.nclasses == largest + 1);
     fnn_dataset_free(&d);
     return 0;
 }
