@@ -235,6 +235,10 @@ const cli_option cli_options[] = {
     {OPT_CLIP_NORM, "clip-norm", "X", CLI_REAL, 1e-12, 1e30, NULL, "off",
      "scale each step's gradients to a global L2 norm of at most X", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},
+    {OPT_LABEL_SMOOTHING, "label-smoothing", "X", CLI_REAL, 0.0, 0.999999, NULL, "0",
+     "train against targets (1 - X) one-hot + X / classes (Keras's label_smoothing); the training "
+     "loss shown is the smoothed one, validation and test losses stay plain cross-entropy",
+     G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_AUG_SHIFT, "aug-shift", "N", CLI_INT, 0, 64, NULL, "0",
      "augment training batches: shift by up to N pixels each way", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},

@@ -231,6 +231,10 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.clip_norm = (float)x;
             break;
+        case OPT_LABEL_SMOOTHING:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.label_smoothing = (float)x;
+            break;
         case OPT_AUG_SHIFT:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.augment.shift = (int)v;
@@ -632,6 +636,7 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_LR_MIN: REAL_(c->schedule.min_lr, k->schedule.min_lr); break;
         case OPT_WARMUP_EPOCHS: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
         case OPT_CLIP_NORM: REAL_(c->clip_norm, k->clip_norm); break;
+        case OPT_LABEL_SMOOTHING: REAL_(c->label_smoothing, k->label_smoothing); break;
         case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
         case OPT_AUG_FLIP: same = k->augment.flip; break;
         case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
@@ -1049,6 +1054,9 @@ static void print_features(FILE *f, const fnn_train_config *c)
                 a->flip ? "on" : "off", a->rotate, a->erase);
     if (c->clip_norm > 0.0f)
         fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
+    if (c->label_smoothing > 0.0f)
+        fprintf(f, "label smoothing: %g (training loss smoothed; validation and test loss plain)\n",
+                c->label_smoothing);
     if (c->early_stopping)
         fprintf(f, "early stopping: patience %d on %s, restoring the best weights\n",
                 c->early_stopping, c->monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy"
@@ -1076,6 +1084,7 @@ static cJSON *features_json(const fnn_train_config *c)
     cJSON_AddNumberToObject(a, "rotate", c->augment.rotate);
     cJSON_AddNumberToObject(a, "erase", c->augment.erase);
     cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
+    cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
     cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
     cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);

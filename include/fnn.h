@@ -428,6 +428,10 @@ typedef struct {
     int early_stopping;    /* > 0: patience in epochs; restores the best epoch's weights */
     fnn_monitor monitor;   /* early stopping's metric (needs a validation set) */
     int freeze;            /* the first `freeze` layers keep their parameters */
+    /* In [0, 1): train against (1 - x) onehot + x / classes (Keras's and PyTorch's
+     * label_smoothing); the training loss reported is the smoothed one, validation and test
+     * losses stay plain cross-entropy. 0: off. */
+    float label_smoothing;
     /* Polled once per step; when it reads non-zero the run ends after the current step with
      * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
      * The library installs no signal handler: a caller's handler sets the flag. */

@@ -66,6 +66,7 @@ static fnn_train_config config(void)
     c.schedule = (fnn_lr_schedule){.kind = FNN_LR_PLATEAU, .patience = 1, .factor = 0.5f,
                                    .warmup_epochs = 1};
     c.clip_norm = 1.0f;
+    c.label_smoothing = 0.1f;
     c.early_stopping = 100; /* keeps best weights without stopping */
     c.monitor = FNN_MONITOR_VAL_LOSS;
     return c;
@@ -125,6 +126,7 @@ static void test_info_round_trip(void **state)
     assert_int_equal(info.cfg.schedule.kind, FNN_LR_PLATEAU);
     assert_int_equal(info.cfg.schedule.warmup_epochs, 1);
     assert_true(info.cfg.clip_norm == want.clip_norm);
+    assert_true(info.cfg.label_smoothing == want.label_smoothing);
     assert_int_equal(info.cfg.early_stopping, 100);
     assert_null(info.cfg.checkpoint);
     fnn_checkpoint_info_free(&info);

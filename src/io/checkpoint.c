@@ -70,6 +70,7 @@ static cJSON *config_json(const fnn_train_config *c)
     add_double(s, "min_lr", c->schedule.min_lr);
     cJSON_AddNumberToObject(s, "warmup_epochs", c->schedule.warmup_epochs);
     add_double(j, "clip_norm", c->clip_norm);
+    add_double(j, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
     cJSON_AddNumberToObject(j, "monitor", c->monitor);
     cJSON_AddNumberToObject(j, "freeze", c->freeze);
@@ -265,6 +266,9 @@ static void read_config(reader *r, const cJSON *j, fnn_train_config *c)
     c->schedule.min_lr = (float)get_num(r, s, "min_lr", 0, 1e3, 0);
     c->schedule.warmup_epochs = (int)get_num(r, s, "warmup_epochs", 0, MAX_EPOCHS, 1);
     c->clip_norm = (float)get_num(r, j, "clip_norm", 0, 1e30, 0);
+    /* Absent in checkpoints written before fnn had label smoothing: those trained without. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "label_smoothing"))
+        c->label_smoothing = (float)get_num(r, j, "label_smoothing", 0, 1, 0);
     c->early_stopping = (int)get_num(r, j, "early_stopping", 0, MAX_EPOCHS, 1);
     c->monitor = (fnn_monitor)get_num(r, j, "monitor", 0, FNN_MONITOR_VAL_ACCURACY, 1);
     c->freeze = (int)get_num(r, j, "freeze", 0, 4096, 1);

@@ -82,6 +82,9 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
     if (!nval && (c->early_stopping || s->kind == FNN_LR_PLATEAU))
         return fnn_fail(err, FNN_ERR_ARG, "training: %s watches the validation set, and there "
                         "is none", c->early_stopping ? "early stopping" : "the plateau schedule");
+    if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
+        return fnn_fail(err, FNN_ERR_ARG, "training: label smoothing must be in [0, 1), got %g",
+                        (double)c->label_smoothing);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -367,7 +370,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 const float *logits = fnn_model_forward(m, &pass, x, rows);
                 size_t lo, hi;
                 fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, labels, rows, k, lo, hi, dlogits, &b.part[tid].loss,
+                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits, &b.part[tid].loss,
                                  &b.part[tid].hits);
                 if (step + 1 < steps) {
                     int next = start + rows;
