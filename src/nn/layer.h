@@ -146,7 +146,8 @@ extern const fnn_layer_ops fnn_residual_end_ops;
 
 /* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k) against the targets
  * q = (1 - smoothing) onehot + smoothing / k (smoothing 0: plain cross-entropy). Writes the row
- * gradient (p - q) / n into dlogits, and returns the summed loss and correct count of those rows. */
+ * gradient (p - q) / n into dlogits, and returns the summed loss and correct count of those
+ * rows. */
 void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, float smoothing,
                       size_t lo, size_t hi, float *dlogits, double *loss_sum, int *correct);
 

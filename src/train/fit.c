@@ -370,8 +370,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 const float *logits = fnn_model_forward(m, &pass, x, rows);
                 size_t lo, hi;
                 fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits, &b.part[tid].loss,
-                                 &b.part[tid].hits);
+                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits,
+                                 &b.part[tid].loss, &b.part[tid].hits);
                 if (step + 1 < steps) {
                     int next = start + rows;
                     fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
