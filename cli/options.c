@@ -209,13 +209,16 @@ const cli_option cli_options[] = {
      CLI_RUN_SETUP, 0},
 
     /* ---------------------------------------------------------------- schedule */
-    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0, "constant,step,cosine,plateau",
+    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0, "constant,step,cosine,plateau,onecycle",
      "constant",
-     "constant, step, cosine or plateau\n"
+     "constant, step, cosine, plateau or onecycle\n"
      "step: lr * GAMMA^floor(epoch / N), epochs counted from 0\n"
      "cosine: lr * (1 + cos(pi * s / S)) / 2, s steps after warm-up of S\n"
      "plateau: lr * FACTOR after PATIENCE epochs without the validation loss improving by 1e-4 "
-     "(Keras's ReduceLROnPlateau)",
+     "(Keras's ReduceLROnPlateau)\n"
+     "onecycle: per step, linearly up to lr at the fraction --lr-peak-at of the steps, then "
+     "linearly down to about 0 at the end (airbench's triangle, PyTorch's OneCycleLR); it warms "
+     "up itself",
      G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_LR_STEP_EPOCHS, "lr-step-epochs", "N", CLI_INT, 1, 100000, NULL, "10",
      "step: epochs between cuts", G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
@@ -226,6 +229,9 @@ const cli_option cli_options[] = {
     {OPT_LR_FACTOR, "lr-factor", "F", CLI_REAL, 1e-9, 0.999999, NULL, "0.5",
      "plateau: factor at each cut, in (0, 1)", G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_LR_MIN, "lr-min", "X", CLI_REAL, 0.0, 1e3, NULL, "0", "plateau: lowest rate", G_SCHEDULE,
+     CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_LR_PEAK_AT, "lr-peak-at", "F", CLI_REAL, 1e-6, 0.999999, NULL, "0.25",
+     "onecycle: the fraction of the steps at which the rate peaks, in (0, 1)", G_SCHEDULE,
      CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_WARMUP_EPOCHS, "warmup-epochs", "N", CLI_INT, 0, 100000, NULL, "0",
      "linear warm-up from lr/W to lr over the first N epochs' W steps, before any schedule",

@@ -380,6 +380,11 @@ typedef enum {
     FNN_LR_STEP,    /* lr * gamma^floor(epoch / step_epochs), epochs counted from 0 */
     FNN_LR_COSINE,  /* lr * (1 + cos(pi * s / S)) / 2 over the steps after warm-up, per step */
     FNN_LR_PLATEAU, /* lr * factor after `patience` epochs without validation loss improving */
+    /* One cycle (airbench's triangle, PyTorch's OneCycleLR with linear annealing), per step t of
+     * T = epochs * steps_per_epoch: up linearly to lr at step P = round(peak_at * T), then down
+     * linearly to lr / (T - P) at the last step; lr * (t + 1) / P before P, lr * (T - t) / (T - P)
+     * from P on. It is its own warm-up: warmup_epochs must be 0. */
+    FNN_LR_ONECYCLE,
 } fnn_lr_schedule_kind;
 
 typedef struct {
@@ -389,6 +394,7 @@ typedef struct {
     int patience;       /* FNN_LR_PLATEAU */
     float factor;       /* FNN_LR_PLATEAU, in (0, 1) */
     float min_lr;       /* FNN_LR_PLATEAU: lower bound */
+    float peak_at;      /* FNN_LR_ONECYCLE: the fraction of the steps at the peak, in (0, 1) */
     /* Linear warm-up over the first warmup_epochs epochs, per step: lr * (t + 1) / W for the
      * 0-based global step t < W steps; combines with any kind (which then starts after it). */
     int warmup_epochs;

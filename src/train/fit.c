@@ -60,7 +60,7 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
                         "training: augmentation needs shift in 0..64, flip 0 or 1, rotate in "
                         "[0, 180] degrees and erase in [0, 1]");
     const fnn_lr_schedule *s = &c->schedule;
-    if ((unsigned)s->kind > FNN_LR_PLATEAU)
+    if ((unsigned)s->kind > FNN_LR_ONECYCLE)
         return fnn_fail(err, FNN_ERR_ARG, "training: unknown schedule %d", (int)s->kind);
     if (s->warmup_epochs < 0 || s->warmup_epochs > c->epochs)
         return fnn_fail(err, FNN_ERR_ARG, "training: warm-up epochs must be in 0..%d (the "
@@ -73,6 +73,11 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
         (s->patience < 1 || !(s->factor > 0.0f && s->factor < 1.0f) || !(s->min_lr >= 0.0f)))
         return fnn_fail(err, FNN_ERR_ARG, "training: the plateau schedule needs patience >= 1, "
                         "factor in (0, 1) and min lr >= 0");
+    if (s->kind == FNN_LR_ONECYCLE &&
+        (!(s->peak_at > 0.0f && s->peak_at < 1.0f) || s->warmup_epochs))
+        return fnn_fail(err, FNN_ERR_ARG, "training: the one-cycle schedule needs a peak at a "
+                        "fraction in (0, 1) of the steps, got %g, and no warm-up epochs (it warms "
+                        "up itself), got %d", (double)s->peak_at, s->warmup_epochs);
     if (!(c->clip_norm >= 0.0f) || !isfinite(c->clip_norm))
         return fnn_fail(err, FNN_ERR_ARG, "training: clip norm must be 0 (off) or positive, got "
                         "%g", (double)c->clip_norm);
