@@ -209,7 +209,8 @@ const cli_option cli_options[] = {
      CLI_RUN_SETUP, 0},
 
     /* ---------------------------------------------------------------- schedule */
-    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0, "constant,step,cosine,plateau,onecycle",
+    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0,
+     "constant,step,cosine,plateau,onecycle",
      "constant",
      "constant, step, cosine, plateau or onecycle\n"
      "step: lr * GAMMA^floor(epoch / N), epochs counted from 0\n"
