@@ -246,6 +246,10 @@ const cli_option cli_options[] = {
      "train against targets (1 - X) one-hot + X / classes (Keras's label_smoothing); the training "
      "loss shown is the smoothed one, validation and test losses stay plain cross-entropy",
      G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_BN_LR_SCALE, "bn-lr-scale", "X", CLI_REAL, 1e-6, 1e6, NULL, "1",
+     "the learning rate of batch norm's scale and shift and of every bias (the tensors without "
+     "weight decay) is the schedule's times X (airbench trains batch norm's biases faster)",
+     G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_AUG_SHIFT, "aug-shift", "N", CLI_INT, 0, 64, NULL, "0",
      "augment training batches: shift by up to N pixels each way", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},

@@ -239,6 +239,10 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.label_smoothing = (float)x;
             break;
+        case OPT_BN_LR_SCALE:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.bn_lr_scale = (float)x;
+            break;
         case OPT_AUG_SHIFT:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.augment.shift = (int)v;
@@ -646,6 +650,10 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_WARMUP_EPOCHS: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
         case OPT_CLIP_NORM: REAL_(c->clip_norm, k->clip_norm); break;
         case OPT_LABEL_SMOOTHING: REAL_(c->label_smoothing, k->label_smoothing); break;
+        /* 0 in the library means 1. */
+        case OPT_BN_LR_SCALE:
+            REAL_(c->bn_lr_scale, k->bn_lr_scale > 0.0f ? k->bn_lr_scale : 1.0f);
+            break;
         case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
         case OPT_AUG_FLIP: same = k->augment.flip; break;
         case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
@@ -1066,6 +1074,8 @@ static void print_features(FILE *f, const fnn_train_config *c)
                 a->flip ? "on" : "off", a->rotate, a->erase);
     if (c->clip_norm > 0.0f)
         fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
+    if (c->bn_lr_scale > 0.0f && c->bn_lr_scale != 1.0f)
+        fprintf(f, "learning rate of batch norm's parameters and biases: x %g\n", c->bn_lr_scale);
     if (c->label_smoothing > 0.0f)
         fprintf(f, "label smoothing: %g (training loss smoothed; validation and test loss plain)\n",
                 c->label_smoothing);
@@ -1099,6 +1109,7 @@ static cJSON *features_json(const fnn_train_config *c)
     cJSON_AddNumberToObject(a, "erase", c->augment.erase);
     cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
     cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
+    cJSON_AddNumberToObject(j, "bn_lr_scale", c->bn_lr_scale > 0.0f ? c->bn_lr_scale : 1.0f);
     cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
     cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);

@@ -438,6 +438,10 @@ typedef struct {
      * label_smoothing); the training loss reported is the smoothed one, validation and test
      * losses stay plain cross-entropy. 0: off. */
     float label_smoothing;
+    /* > 0: the learning rate of the tensors that are not kernels (batch norm's scale and shift,
+     * every bias: those without weight decay) is the schedule's times this, as airbench's
+     * higher rate for batch norm's biases. 0 (or 1): the one rate for all. */
+    float bn_lr_scale;
     /* Polled once per step; when it reads non-zero the run ends after the current step with
      * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
      * The library installs no signal handler: a caller's handler sets the flag. */

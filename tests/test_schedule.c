@@ -95,6 +95,57 @@ static void test_onecycle_config(void **state)
     fnn_model_free(m);
 }
 
+/* The change one plain SGD step makes to tensor i (kernel 0, bias 1) of a fresh dense model
+ * trained with bn_lr_scale. */
+static void one_dense_step(float bn_lr_scale, float *dkernel, float *dbias)
+{
+    fnn_error err;
+    fnn_model *m = fnn_model_create("flatten dense:2:softmax", 1, 2, 2, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 3);
+    uint8_t px[2 * 4] = {10, 200, 30, 90, 250, 0, 70, 120}, y[2] = {0, 1};
+    fnn_dataset d = {.n = 2, .c = 1, .h = 2, .w = 2, .nclasses = 2, .images = px, .labels = y};
+    fnn_dataset none = {0};
+    fnn_tensor k, b;
+    fnn_model_tensor(m, 0, &k);
+    fnn_model_tensor(m, 1, &b);
+    assert_int_equal(k.rank, 2);
+    assert_int_equal(b.rank, 1);
+    float k0[8], b0[2];
+    memcpy(k0, k.data, sizeof k0);
+    memcpy(b0, b.data, sizeof b0);
+    fnn_train_config c = fnn_train_default();
+    c.epochs = 1;
+    c.batch_size = 2;
+    c.threads = 1;
+    c.optim = fnn_optim_default(FNN_OPT_SGD);
+    c.optim.lr = 0.5f;
+    c.bn_lr_scale = bn_lr_scale;
+    assert_int_equal(fnn_train(m, &d, &none, &c, NULL, &err), FNN_OK);
+    for (int i = 0; i < 8; i++)
+        dkernel[i] = k.data[i] - k0[i];
+    for (int i = 0; i < 2; i++)
+        dbias[i] = b.data[i] - b0[i];
+    fnn_model_free(m);
+}
+
+/* --bn-lr-scale reaches the optimizer through the model's groups: biases move 4x as far, kernels
+ * exactly as far as without it, and 0 and 1 are the same run. */
+static void test_bn_lr_scale_groups(void **state)
+{
+    float k1[8], b1[2], k4[8], b4[2], k0[8], b0[2];
+    one_dense_step(1.0f, k1, b1);
+    one_dense_step(4.0f, k4, b4);
+    one_dense_step(0.0f, k0, b0);
+    assert_memory_equal(k1, k4, sizeof k1);
+    assert_memory_equal(k1, k0, sizeof k1);
+    assert_memory_equal(b1, b0, sizeof b1);
+    for (int i = 0; i < 2; i++) {
+        assert_true(fabsf(b1[i]) > 1e-4f);
+        assert_float_equal(b4[i], 4.0f * b1[i], 1e-6f);
+    }
+}
+
 static void test_plateau_and_constant(void **state)
 {
     fnn_lr_schedule p = {.kind = FNN_LR_PLATEAU, .patience = 1, .factor = 0.5f};
@@ -263,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_warmup),
         cmocka_unit_test(test_onecycle_table),
         cmocka_unit_test(test_onecycle_config),
+        cmocka_unit_test(test_bn_lr_scale_groups),
         cmocka_unit_test(test_plateau_and_constant),
         cmocka_unit_test(test_plateau_table),
         cmocka_unit_test(test_nesterov_step),

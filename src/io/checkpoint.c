@@ -72,6 +72,7 @@ static cJSON *config_json(const fnn_train_config *c)
     add_double(s, "peak_at", c->schedule.peak_at);
     add_double(j, "clip_norm", c->clip_norm);
     add_double(j, "label_smoothing", c->label_smoothing);
+    add_double(j, "bn_lr_scale", c->bn_lr_scale);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
     cJSON_AddNumberToObject(j, "monitor", c->monitor);
     cJSON_AddNumberToObject(j, "freeze", c->freeze);
@@ -273,6 +274,9 @@ static void read_config(reader *r, const cJSON *j, fnn_train_config *c)
     /* Absent in checkpoints written before fnn had label smoothing: those trained without. */
     if (cJSON_GetObjectItemCaseSensitive(j, "label_smoothing"))
         c->label_smoothing = (float)get_num(r, j, "label_smoothing", 0, 1, 0);
+    /* Absent before per-group rates: those trained with one rate. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "bn_lr_scale"))
+        c->bn_lr_scale = (float)get_num(r, j, "bn_lr_scale", 0, 1e6, 0);
     c->early_stopping = (int)get_num(r, j, "early_stopping", 0, MAX_EPOCHS, 1);
     c->monitor = (fnn_monitor)get_num(r, j, "monitor", 0, FNN_MONITOR_VAL_ACCURACY, 1);
     c->freeze = (int)get_num(r, j, "freeze", 0, 4096, 1);
