@@ -109,7 +109,7 @@ int main(int argc, char **argv)
             int hits;
             size_t lo, hi;
             fnn_team_range((size_t)batch, 1, &lo, &hi);
-            fnn_softmax_xent(in_ptr, labels, batch, k, lo, hi, dlogits, &loss, &hits);
+            fnn_softmax_xent(in_ptr, labels, batch, k, 0.0f, lo, hi, dlogits, &loss, &hits);
             fnn_team_sync(&team);
         }
 #pragma omp master

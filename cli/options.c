@@ -209,13 +209,17 @@ const cli_option cli_options[] = {
      CLI_RUN_SETUP, 0},
 
     /* ---------------------------------------------------------------- schedule */
-    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0, "constant,step,cosine,plateau",
+    {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0,
+     "constant,step,cosine,plateau,onecycle",
      "constant",
-     "constant, step, cosine or plateau\n"
+     "constant, step, cosine, plateau or onecycle\n"
      "step: lr * GAMMA^floor(epoch / N), epochs counted from 0\n"
      "cosine: lr * (1 + cos(pi * s / S)) / 2, s steps after warm-up of S\n"
      "plateau: lr * FACTOR after PATIENCE epochs without the validation loss improving by 1e-4 "
-     "(Keras's ReduceLROnPlateau)",
+     "(Keras's ReduceLROnPlateau)\n"
+     "onecycle: per step, linearly up to lr at the fraction --lr-peak-at of the steps, then "
+     "linearly down to about 0 at the end (airbench's triangle, PyTorch's OneCycleLR); it warms "
+     "up itself",
      G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_LR_STEP_EPOCHS, "lr-step-epochs", "N", CLI_INT, 1, 100000, NULL, "10",
      "step: epochs between cuts", G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
@@ -227,6 +231,9 @@ const cli_option cli_options[] = {
      "plateau: factor at each cut, in (0, 1)", G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_LR_MIN, "lr-min", "X", CLI_REAL, 0.0, 1e3, NULL, "0", "plateau: lowest rate", G_SCHEDULE,
      CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_LR_PEAK_AT, "lr-peak-at", "F", CLI_REAL, 1e-6, 0.999999, NULL, "0.25",
+     "onecycle: the fraction of the steps at which the rate peaks, in (0, 1)", G_SCHEDULE,
+     CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_WARMUP_EPOCHS, "warmup-epochs", "N", CLI_INT, 0, 100000, NULL, "0",
      "linear warm-up from lr/W to lr over the first N epochs' W steps, before any schedule",
      G_SCHEDULE, CLI_TRAIN, CLI_RUN_SETUP, 0},
@@ -235,6 +242,14 @@ const cli_option cli_options[] = {
     {OPT_CLIP_NORM, "clip-norm", "X", CLI_REAL, 1e-12, 1e30, NULL, "off",
      "scale each step's gradients to a global L2 norm of at most X", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},
+    {OPT_LABEL_SMOOTHING, "label-smoothing", "X", CLI_REAL, 0.0, 0.999999, NULL, "0",
+     "train against targets (1 - X) one-hot + X / classes (Keras's label_smoothing); the training "
+     "loss shown is the smoothed one, validation and test losses stay plain cross-entropy",
+     G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_BN_LR_SCALE, "bn-lr-scale", "X", CLI_REAL, 1e-6, 1e6, NULL, "1",
+     "the learning rate of batch norm's scale and shift and of every bias (the tensors without "
+     "weight decay) is the schedule's times X (airbench trains batch norm's biases faster)",
+     G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_AUG_SHIFT, "aug-shift", "N", CLI_INT, 0, 64, NULL, "0",
      "augment training batches: shift by up to N pixels each way", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},

@@ -198,7 +198,7 @@ static int parse(int argc, char **argv, train_opts *o)
         }
         case OPT_LR_SCHEDULE: {
             static const fnn_lr_schedule_kind kinds[] = {FNN_LR_CONSTANT, FNN_LR_STEP, FNN_LR_COSINE,
-                                                FNN_LR_PLATEAU};
+                                                FNN_LR_PLATEAU, FNN_LR_ONECYCLE};
             if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
             o->cfg.schedule.kind = kinds[choice];
             break;
@@ -223,6 +223,10 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.schedule.min_lr = (float)x;
             break;
+        case OPT_LR_PEAK_AT:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.schedule.peak_at = (float)x;
+            break;
         case OPT_WARMUP_EPOCHS:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.schedule.warmup_epochs = (int)v;
@@ -230,6 +234,14 @@ static int parse(int argc, char **argv, train_opts *o)
         case OPT_CLIP_NORM:
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.clip_norm = (float)x;
+            break;
+        case OPT_LABEL_SMOOTHING:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.label_smoothing = (float)x;
+            break;
+        case OPT_BN_LR_SCALE:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.bn_lr_scale = (float)x;
             break;
         case OPT_AUG_SHIFT:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
@@ -310,6 +322,9 @@ static int parse(int argc, char **argv, train_opts *o)
     if (o->cfg.schedule.warmup_epochs > o->cfg.epochs)
         return cli_error("train", EXIT_USAGE, "--warmup-epochs %d is more than --epochs %d",
                          o->cfg.schedule.warmup_epochs, o->cfg.epochs);
+    if (o->cfg.schedule.kind == FNN_LR_ONECYCLE && o->cfg.schedule.warmup_epochs)
+        return cli_error("train", EXIT_USAGE, "--lr-schedule onecycle warms up itself (to "
+                         "--lr-peak-at): leave out --warmup-epochs");
     if ((o->cfg.early_stopping || o->cfg.schedule.kind == FNN_LR_PLATEAU) && o->val_split == 0.0 &&
         !o->folds)
         return cli_error("train", EXIT_USAGE, "--%s watches the validation set: give "
@@ -583,7 +598,8 @@ static void format_classes(char *buf, size_t size, const int *classes, int n)
 static int check_setup(const train_opts *cli, const train_opts *o, const fnn_checkpoint_info *info)
 {
     static const char *const optimizers[] = {"adam", "sgd", "adamw"};
-    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau",
+                                            "onecycle"};
     static const char *const monitors[] = {"val_loss", "val_accuracy"};
     const fnn_train_config *c = &cli->cfg, *k = &info->cfg;
     for (const cli_option *opt = cli_options; opt->name; opt++) {
@@ -630,8 +646,14 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_LR_PATIENCE: INT_(c->schedule.patience, k->schedule.patience); break;
         case OPT_LR_FACTOR: REAL_(c->schedule.factor, k->schedule.factor); break;
         case OPT_LR_MIN: REAL_(c->schedule.min_lr, k->schedule.min_lr); break;
+        case OPT_LR_PEAK_AT: REAL_(c->schedule.peak_at, k->schedule.peak_at); break;
         case OPT_WARMUP_EPOCHS: INT_(c->schedule.warmup_epochs, k->schedule.warmup_epochs); break;
         case OPT_CLIP_NORM: REAL_(c->clip_norm, k->clip_norm); break;
+        case OPT_LABEL_SMOOTHING: REAL_(c->label_smoothing, k->label_smoothing); break;
+        /* 0 in the library means 1. */
+        case OPT_BN_LR_SCALE:
+            REAL_(c->bn_lr_scale, k->bn_lr_scale > 0.0f ? k->bn_lr_scale : 1.0f);
+            break;
         case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
         case OPT_AUG_FLIP: same = k->augment.flip; break;
         case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
@@ -1030,7 +1052,8 @@ static void print_transfer(FILE *f, const cJSON *t)
 /* The run's settings besides the optimizer's, for the text header and --json. */
 static void print_features(FILE *f, const fnn_train_config *c)
 {
-    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau",
+                                            "onecycle"};
     const fnn_lr_schedule *s = &c->schedule;
     if (s->kind != FNN_LR_CONSTANT || s->warmup_epochs)
         fprintf(f, "lr schedule: %s", schedules[s->kind]);
@@ -1039,6 +1062,8 @@ static void print_features(FILE *f, const fnn_train_config *c)
     if (s->kind == FNN_LR_PLATEAU)
         fprintf(f, " (x %g after %d epochs without improvement, min %g)", s->factor, s->patience,
                 s->min_lr);
+    if (s->kind == FNN_LR_ONECYCLE)
+        fprintf(f, " (peak at %g of the steps)", s->peak_at);
     if (s->warmup_epochs)
         fprintf(f, ", %d warm-up epoch%s", s->warmup_epochs, s->warmup_epochs == 1 ? "" : "s");
     if (s->kind != FNN_LR_CONSTANT || s->warmup_epochs)
@@ -1049,6 +1074,11 @@ static void print_features(FILE *f, const fnn_train_config *c)
                 a->flip ? "on" : "off", a->rotate, a->erase);
     if (c->clip_norm > 0.0f)
         fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
+    if (c->bn_lr_scale > 0.0f && c->bn_lr_scale != 1.0f)
+        fprintf(f, "learning rate of batch norm's parameters and biases: x %g\n", c->bn_lr_scale);
+    if (c->label_smoothing > 0.0f)
+        fprintf(f, "label smoothing: %g (training loss smoothed; validation and test loss plain)\n",
+                c->label_smoothing);
     if (c->early_stopping)
         fprintf(f, "early stopping: patience %d on %s, restoring the best weights\n",
                 c->early_stopping, c->monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy"
@@ -1060,7 +1090,8 @@ static void print_features(FILE *f, const fnn_train_config *c)
 
 static cJSON *features_json(const fnn_train_config *c)
 {
-    static const char *const schedules[] = {"constant", "step", "cosine", "plateau"};
+    static const char *const schedules[] = {"constant", "step", "cosine", "plateau",
+                                            "onecycle"};
     cJSON *j = cJSON_CreateObject();
     cJSON *s = cJSON_AddObjectToObject(j, "lr_schedule");
     cJSON_AddStringToObject(s, "kind", schedules[c->schedule.kind]);
@@ -1070,12 +1101,15 @@ static cJSON *features_json(const fnn_train_config *c)
     cJSON_AddNumberToObject(s, "factor", c->schedule.factor);
     cJSON_AddNumberToObject(s, "min_lr", c->schedule.min_lr);
     cJSON_AddNumberToObject(s, "warmup_epochs", c->schedule.warmup_epochs);
+    cJSON_AddNumberToObject(s, "peak_at", c->schedule.peak_at);
     cJSON *a = cJSON_AddObjectToObject(j, "augment");
     cJSON_AddNumberToObject(a, "shift", c->augment.shift);
     cJSON_AddBoolToObject(a, "flip", c->augment.flip);
     cJSON_AddNumberToObject(a, "rotate", c->augment.rotate);
     cJSON_AddNumberToObject(a, "erase", c->augment.erase);
     cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
+    cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
+    cJSON_AddNumberToObject(j, "bn_lr_scale", c->bn_lr_scale > 0.0f ? c->bn_lr_scale : 1.0f);
     cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
     cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
@@ -1158,7 +1192,7 @@ static train_opts train_defaults(void)
     train_opts o = {.data = CLI_DATA_DEFAULT, .arch = "mlp", .out = "model.safetensors",
                     .val_split = 0.2, .cfg = fnn_train_default()};
     o.cfg.schedule = (fnn_lr_schedule){.step_epochs = 10, .gamma = 0.1f, .patience = 2,
-                                       .factor = 0.5f};
+                                       .factor = 0.5f, .peak_at = 0.25f};
     return o;
 }
 

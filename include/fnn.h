@@ -380,6 +380,11 @@ typedef enum {
     FNN_LR_STEP,    /* lr * gamma^floor(epoch / step_epochs), epochs counted from 0 */
     FNN_LR_COSINE,  /* lr * (1 + cos(pi * s / S)) / 2 over the steps after warm-up, per step */
     FNN_LR_PLATEAU, /* lr * factor after `patience` epochs without validation loss improving */
+    /* One cycle (airbench's triangle, PyTorch's OneCycleLR with linear annealing), per step t of
+     * T = epochs * steps_per_epoch: up linearly to lr at step P = round(peak_at * T), then down
+     * linearly to lr / (T - P) at the last step; lr * (t + 1) / P before P, lr * (T - t) / (T - P)
+     * from P on. It is its own warm-up: warmup_epochs must be 0. */
+    FNN_LR_ONECYCLE,
 } fnn_lr_schedule_kind;
 
 typedef struct {
@@ -389,6 +394,7 @@ typedef struct {
     int patience;       /* FNN_LR_PLATEAU */
     float factor;       /* FNN_LR_PLATEAU, in (0, 1) */
     float min_lr;       /* FNN_LR_PLATEAU: lower bound */
+    float peak_at;      /* FNN_LR_ONECYCLE: the fraction of the steps at the peak, in (0, 1) */
     /* Linear warm-up over the first warmup_epochs epochs, per step: lr * (t + 1) / W for the
      * 0-based global step t < W steps; combines with any kind (which then starts after it). */
     int warmup_epochs;
@@ -428,6 +434,14 @@ typedef struct {
     int early_stopping;    /* > 0: patience in epochs; restores the best epoch's weights */
     fnn_monitor monitor;   /* early stopping's metric (needs a validation set) */
     int freeze;            /* the first `freeze` layers keep their parameters */
+    /* In [0, 1): train against (1 - x) onehot + x / classes (Keras's and PyTorch's
+     * label_smoothing); the training loss reported is the smoothed one, validation and test
+     * losses stay plain cross-entropy. 0: off. */
+    float label_smoothing;
+    /* > 0: the learning rate of the tensors that are not kernels (batch norm's scale and shift,
+     * every bias: those without weight decay) is the schedule's times this, as airbench's
+     * higher rate for batch norm's biases. 0 (or 1): the one rate for all. */
+    float bn_lr_scale;
     /* Polled once per step; when it reads non-zero the run ends after the current step with
      * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
      * The library installs no signal handler: a caller's handler sets the flag. */

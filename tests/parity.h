@@ -194,8 +194,8 @@ static void team_step(fixture *f, const fnn_pass *pass, float *dx, double *loss)
     {
         double sum;
         int hits;
-        fnn_softmax_xent(logits, f->labels, f->n, f->k, 0, (size_t)f->n, fnn_model_logit_grad(m),
-                         &sum, &hits);
+        fnn_softmax_xent(logits, f->labels, f->n, f->k, 0.0f, 0, (size_t)f->n,
+                         fnn_model_logit_grad(m), &sum, &hits);
         *loss = sum / f->n;
     }
     fnn_model_backward(m, pass, f->x, f->n, dx);

@@ -64,8 +64,10 @@ static fnn_train_config config(void)
     c.optim.nesterov = 1;
     c.augment = (fnn_augment_config){.shift = 1, .flip = 1, .erase = 0.3f};
     c.schedule = (fnn_lr_schedule){.kind = FNN_LR_PLATEAU, .patience = 1, .factor = 0.5f,
-                                   .warmup_epochs = 1};
+                                   .warmup_epochs = 1, .peak_at = 0.3f};
     c.clip_norm = 1.0f;
+    c.label_smoothing = 0.1f;
+    c.bn_lr_scale = 2.0f;
     c.early_stopping = 100; /* keeps best weights without stopping */
     c.monitor = FNN_MONITOR_VAL_LOSS;
     return c;
@@ -124,7 +126,10 @@ static void test_info_round_trip(void **state)
     assert_true(info.cfg.augment.erase == want.augment.erase);
     assert_int_equal(info.cfg.schedule.kind, FNN_LR_PLATEAU);
     assert_int_equal(info.cfg.schedule.warmup_epochs, 1);
+    assert_true(info.cfg.schedule.peak_at == want.schedule.peak_at);
     assert_true(info.cfg.clip_norm == want.clip_norm);
+    assert_true(info.cfg.label_smoothing == want.label_smoothing);
+    assert_true(info.cfg.bn_lr_scale == want.bn_lr_scale);
     assert_int_equal(info.cfg.early_stopping, 100);
     assert_null(info.cfg.checkpoint);
     fnn_checkpoint_info_free(&info);

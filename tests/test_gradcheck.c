@@ -355,7 +355,7 @@ static double model_step(fnn_model *m, const fnn_pass *pass, const float *x,
     if (threads == 1) {
         const float *logits = fnn_model_forward(m, pass, x, n);
         int hits;
-        fnn_softmax_xent(logits, labels, n, k, 0, (size_t)n, dlogits, &loss, &hits);
+        fnn_softmax_xent(logits, labels, n, k, 0.0f, 0, (size_t)n, dlogits, &loss, &hits);
         fnn_model_backward(m, pass, x, n, dx);
         return loss / n;
     }
@@ -370,7 +370,7 @@ static double model_step(fnn_model *m, const fnn_pass *pass, const float *x,
         fnn_team_range((size_t)n, 1, &lo, &hi);
         double part;
         int hits;
-        fnn_softmax_xent(logits, labels, n, k, lo, hi, dlogits, &part, &hits);
+        fnn_softmax_xent(logits, labels, n, k, 0.0f, lo, hi, dlogits, &part, &hits);
 #pragma omp atomic
         loss += part;
 #pragma omp barrier
@@ -768,7 +768,7 @@ static void test_softmax_xent_gradient(void **state)
         }
         double sum;
         int correct;
-        fnn_softmax_xent(z, labels, N, K, 0, N, d, &sum, &correct);
+        fnn_softmax_xent(z, labels, N, K, 0.0f, 0, N, d, &sum, &correct);
         double loss_ref = ref_xent(zd, labels, N, K);
         for (int i = 0; i < N * K; i++) {
             double save = zd[i];
@@ -790,8 +790,8 @@ static void test_softmax_xent_gradient(void **state)
         /* Rows [0, 2) and [2, N) separately: same gradient, losses and hits add up. */
         double s1, s2;
         int c1, c2;
-        fnn_softmax_xent(z, labels, N, K, 0, 2, d2, &s1, &c1);
-        fnn_softmax_xent(z, labels, N, K, 2, N, d2, &s2, &c2);
+        fnn_softmax_xent(z, labels, N, K, 0.0f, 0, 2, d2, &s1, &c1);
+        fnn_softmax_xent(z, labels, N, K, 0.0f, 2, N, d2, &s2, &c2);
         assert_memory_equal(d, d2, sizeof d);
         assert_true(fabs(s1 + s2 - sum) < 1e-12 * fmax(1.0, sum));
         assert_int_equal(c1 + c2, correct);
@@ -813,7 +813,7 @@ static void test_softmax_xent_confident_mistake(void **state)
     float d[4];
     double sum;
     int correct;
-    fnn_softmax_xent(z, labels, 2, 2, 0, 2, d, &sum, &correct);
+    fnn_softmax_xent(z, labels, 2, 2, 0.0f, 0, 2, d, &sum, &correct);
     assert_true(fabs(sum - (-log(1e-7) + 0.0)) < 1e-6);
     assert_int_equal(correct, 1);
     assert_true(fabsf(d[0] - 0.5f) < 1e-7f && fabsf(d[1] + 0.5f) < 1e-7f);

@@ -47,7 +47,7 @@ static void check(fnn_optim_config c)
     fnn_optimizer o;
     fnn_error err;
     assert_int_equal(fnn_optimizer_init(&o, &c, N, &err), FNN_OK);
-    fnn_param_block blocks[2] = {{0, 3, 2, 1}, {6, 2, 1, 0}};
+    fnn_param_block blocks[2] = {{0, 3, 2, 1, 1.0f}, {6, 2, 1, 0, 1.0f}};
     assert_int_equal(fnn_optimizer_partition(&o, blocks, 2, &err), FNN_OK);
     float p[N];
     double pd[N], md[N] = {0}, vd[N] = {0};
@@ -84,7 +84,7 @@ static void decayed_run(fnn_optim_config c, float *p)
     fnn_optimizer o;
     fnn_error err;
     assert_int_equal(fnn_optimizer_init(&o, &c, N, &err), FNN_OK);
-    fnn_param_block blocks[2] = {{0, 3, 2, 1}, {6, 2, 1, 0}};
+    fnn_param_block blocks[2] = {{0, 3, 2, 1, 1.0f}, {6, 2, 1, 0, 1.0f}};
     assert_int_equal(fnn_optimizer_partition(&o, blocks, 2, &err), FNN_OK);
     memcpy(p, p0, sizeof p0);
     for (int t = 0; t < STEPS; t++)
@@ -131,6 +131,30 @@ static void test_sgd_l2(void **state)
     assert_float_equal(p[7], undecayed(c, 7), 0.0f);
 }
 
+/* Per-group rates: plain SGD on gradient g moves a block by -lr * scale * g; a block at scale 1
+ * moves as with no groups, and a scale of 0 is refused. */
+static void test_block_lr_scale(void **state)
+{
+    fnn_optim_config c = fnn_optim_default(FNN_OPT_SGD);
+    c.lr = 0.5f;
+    fnn_optimizer o;
+    fnn_error err;
+    assert_int_equal(fnn_optimizer_init(&o, &c, N, &err), FNN_OK);
+    fnn_param_block blocks[2] = {{0, 3, 2, 1, 1.0f}, {6, 2, 1, 0, 4.0f}};
+    assert_int_equal(fnn_optimizer_partition(&o, blocks, 2, &err), FNN_OK);
+    float p[N], g[N];
+    memcpy(p, p0, sizeof p);
+    for (int i = 0; i < N; i++)
+        g[i] = 0.125f * (float)(i + 1);
+    fnn_optimizer_step(&o, p, g, 1);
+    for (int i = 0; i < N; i++)
+        assert_float_equal(p[i], p0[i] - 0.5f * (i < 6 ? 1.0f : 4.0f) * g[i], 1e-7f);
+    blocks[1].lr_scale = 0.0f;
+    assert_int_equal(fnn_optimizer_partition(&o, blocks, 2, &err), FNN_ERR_ARG);
+    assert_non_null(strstr(err.msg, "learning-rate scale"));
+    fnn_optimizer_release(&o);
+}
+
 static void test_bad_decay(void **state)
 {
     fnn_optimizer o;
@@ -149,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_adam_l2),
         cmocka_unit_test(test_sgd_l2),
+        cmocka_unit_test(test_block_lr_scale),
         cmocka_unit_test(test_bad_decay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,7 +93,7 @@ static void partition_by_tensor(fnn_optimizer *o, const fnn_model *m)
         fnn_model_tensor(m, i, &t);
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
         blocks[i] = (fnn_param_block){(size_t)(t.data - m->params), rows, t.size / rows,
-                                      t.rank >= 2};
+                                      t.rank >= 2, 1.0f};
     }
     fnn_error err;
     assert_int_equal(fnn_optimizer_partition(o, blocks, nt, &err), FNN_OK);

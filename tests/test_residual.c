@@ -77,7 +77,8 @@ static double run(fixture *f, float *dx, int threads)
 #pragma omp single
         {
             int hits;
-            fnn_softmax_xent(logits, f->y, N, 3, 0, N, fnn_model_logit_grad(f->m), &loss, &hits);
+            fnn_softmax_xent(logits, f->y, N, 3, 0.0f, 0, N, fnn_model_logit_grad(f->m), &loss,
+                             &hits);
         }
         if (dx)
             fnn_model_backward(f->m, &pass, f->x, N, dx);

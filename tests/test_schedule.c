@@ -51,6 +51,101 @@ static void test_warmup(void **state)
     assert_float_equal(fnn_lr_at(&c, 0.2f, 5, 1, 3, 3, 1.0f), 0.2f, 0.0f);
 }
 
+static void test_onecycle_table(void **state)
+{
+    /* 2 epochs of 5 steps, peak at 0.3: P = 3 of T = 10. Up lr/3, 2lr/3, lr; then down
+     * lr * (10 - t) / 7 from t = 3 (lr) to t = 9 (lr / 7). */
+    fnn_lr_schedule s = {.kind = FNN_LR_ONECYCLE, .peak_at = 0.3f};
+    const double want[10] = {1.0 / 3, 2.0 / 3, 1.0, 1.0, 6.0 / 7, 5.0 / 7, 4.0 / 7, 3.0 / 7,
+                             2.0 / 7, 1.0 / 7};
+    for (int t = 0; t < 10; t++)
+        assert_float_equal(fnn_lr_at(&s, 0.7f, 2, 5, t / 5, t, 1.0f), 0.7 * want[t], 1e-7f);
+    /* The peak rounds to the nearest step and stays inside the run: 0.99 of 10 is step 9. */
+    s.peak_at = 0.99f;
+    assert_float_equal(fnn_lr_at(&s, 0.9f, 1, 10, 0, 8, 1.0f), 0.9f, 1e-7f);
+    assert_float_equal(fnn_lr_at(&s, 0.9f, 1, 10, 0, 9, 1.0f), 0.9f, 1e-7f);
+    /* The plateau factor has no say. */
+    assert_float_equal(fnn_lr_at(&s, 0.9f, 1, 10, 0, 9, 0.5f), 0.9f, 1e-7f);
+}
+
+/* fnn_train refuses a peak outside (0, 1) and a warm-up on top of the cycle's own. */
+static void test_onecycle_config(void **state)
+{
+    fnn_error err;
+    fnn_model *m = fnn_model_create("flatten dense:2:softmax", 1, 2, 2, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 1);
+    uint8_t px[2 * 4] = {0}, y[2] = {0, 1};
+    fnn_dataset d = {.n = 2, .c = 1, .h = 2, .w = 2, .nclasses = 2, .images = px, .labels = y};
+    fnn_dataset none = {0};
+    const float peak[] = {0.0f, 1.0f, NAN, 0.5f};
+    const int warm[] = {0, 0, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        fnn_train_config c = fnn_train_default();
+        c.epochs = 1;
+        c.schedule = (fnn_lr_schedule){.kind = FNN_LR_ONECYCLE, .peak_at = peak[i],
+                                       .warmup_epochs = warm[i]};
+        assert_int_equal(fnn_train(m, &d, &none, &c, NULL, &err), FNN_ERR_ARG);
+        assert_non_null(strstr(err.msg, "one-cycle"));
+    }
+    fnn_train_config ok = fnn_train_default();
+    ok.epochs = 1;
+    ok.schedule = (fnn_lr_schedule){.kind = FNN_LR_ONECYCLE, .peak_at = 0.5f};
+    assert_int_equal(fnn_train(m, &d, &none, &ok, NULL, &err), FNN_OK);
+    fnn_model_free(m);
+}
+
+/* The change one plain SGD step makes to tensor i (kernel 0, bias 1) of a fresh dense model
+ * trained with bn_lr_scale. */
+static void one_dense_step(float bn_lr_scale, float *dkernel, float *dbias)
+{
+    fnn_error err;
+    fnn_model *m = fnn_model_create("flatten dense:2:softmax", 1, 2, 2, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 3);
+    uint8_t px[2 * 4] = {10, 200, 30, 90, 250, 0, 70, 120}, y[2] = {0, 1};
+    fnn_dataset d = {.n = 2, .c = 1, .h = 2, .w = 2, .nclasses = 2, .images = px, .labels = y};
+    fnn_dataset none = {0};
+    fnn_tensor k, b;
+    fnn_model_tensor(m, 0, &k);
+    fnn_model_tensor(m, 1, &b);
+    assert_int_equal(k.rank, 2);
+    assert_int_equal(b.rank, 1);
+    float k0[8], b0[2];
+    memcpy(k0, k.data, sizeof k0);
+    memcpy(b0, b.data, sizeof b0);
+    fnn_train_config c = fnn_train_default();
+    c.epochs = 1;
+    c.batch_size = 2;
+    c.threads = 1;
+    c.optim = fnn_optim_default(FNN_OPT_SGD);
+    c.optim.lr = 0.5f;
+    c.bn_lr_scale = bn_lr_scale;
+    assert_int_equal(fnn_train(m, &d, &none, &c, NULL, &err), FNN_OK);
+    for (int i = 0; i < 8; i++)
+        dkernel[i] = k.data[i] - k0[i];
+    for (int i = 0; i < 2; i++)
+        dbias[i] = b.data[i] - b0[i];
+    fnn_model_free(m);
+}
+
+/* --bn-lr-scale reaches the optimizer through the model's groups: biases move 4x as far, kernels
+ * exactly as far as without it, and 0 and 1 are the same run. */
+static void test_bn_lr_scale_groups(void **state)
+{
+    float k1[8], b1[2], k4[8], b4[2], k0[8], b0[2];
+    one_dense_step(1.0f, k1, b1);
+    one_dense_step(4.0f, k4, b4);
+    one_dense_step(0.0f, k0, b0);
+    assert_memory_equal(k1, k4, sizeof k1);
+    assert_memory_equal(k1, k0, sizeof k1);
+    assert_memory_equal(b1, b0, sizeof b1);
+    for (int i = 0; i < 2; i++) {
+        assert_true(fabsf(b1[i]) > 1e-4f);
+        assert_float_equal(b4[i], 4.0f * b1[i], 1e-6f);
+    }
+}
+
 static void test_plateau_and_constant(void **state)
 {
     fnn_lr_schedule p = {.kind = FNN_LR_PLATEAU, .patience = 1, .factor = 0.5f};
@@ -217,6 +312,9 @@ int main(void)
         cmocka_unit_test(test_step_schedule),
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_warmup),
+        cmocka_unit_test(test_onecycle_table),
+        cmocka_unit_test(test_onecycle_config),
+        cmocka_unit_test(test_bn_lr_scale_groups),
         cmocka_unit_test(test_plateau_and_constant),
         cmocka_unit_test(test_plateau_table),
         cmocka_unit_test(test_nesterov_step),

@@ -69,7 +69,10 @@ static cJSON *config_json(const fnn_train_config *c)
     add_double(s, "factor", c->schedule.factor);
     add_double(s, "min_lr", c->schedule.min_lr);
     cJSON_AddNumberToObject(s, "warmup_epochs", c->schedule.warmup_epochs);
+    add_double(s, "peak_at", c->schedule.peak_at);
     add_double(j, "clip_norm", c->clip_norm);
+    add_double(j, "label_smoothing", c->label_smoothing);
+    add_double(j, "bn_lr_scale", c->bn_lr_scale);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
     cJSON_AddNumberToObject(j, "monitor", c->monitor);
     cJSON_AddNumberToObject(j, "freeze", c->freeze);
@@ -257,14 +260,23 @@ static void read_config(reader *r, const cJSON *j, fnn_train_config *c)
     c->augment.flip = (int)get_num(r, a, "flip", 0, 1, 1);
     c->augment.rotate = (float)get_num(r, a, "rotate", 0, 180, 0);
     c->augment.erase = (float)get_num(r, a, "erase", 0, 1, 0);
-    c->schedule.kind = (fnn_lr_schedule_kind)get_num(r, s, "kind", 0, FNN_LR_PLATEAU, 1);
+    c->schedule.kind = (fnn_lr_schedule_kind)get_num(r, s, "kind", 0, FNN_LR_ONECYCLE, 1);
     c->schedule.step_epochs = (int)get_num(r, s, "step_epochs", 0, MAX_EPOCHS, 1);
     c->schedule.gamma = (float)get_num(r, s, "gamma", 0, 1e3, 0);
     c->schedule.patience = (int)get_num(r, s, "patience", 0, MAX_EPOCHS, 1);
     c->schedule.factor = (float)get_num(r, s, "factor", 0, 1, 0);
     c->schedule.min_lr = (float)get_num(r, s, "min_lr", 0, 1e3, 0);
     c->schedule.warmup_epochs = (int)get_num(r, s, "warmup_epochs", 0, MAX_EPOCHS, 1);
+    /* Absent in checkpoints written before fnn had the one-cycle schedule. */
+    if (cJSON_GetObjectItemCaseSensitive(s, "peak_at"))
+        c->schedule.peak_at = (float)get_num(r, s, "peak_at", 0, 1, 0);
     c->clip_norm = (float)get_num(r, j, "clip_norm", 0, 1e30, 0);
+    /* Absent in checkpoints written before fnn had label smoothing: those trained without. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "label_smoothing"))
+        c->label_smoothing = (float)get_num(r, j, "label_smoothing", 0, 1, 0);
+    /* Absent before per-group rates: those trained with one rate. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "bn_lr_scale"))
+        c->bn_lr_scale = (float)get_num(r, j, "bn_lr_scale", 0, 1e6, 0);
     c->early_stopping = (int)get_num(r, j, "early_stopping", 0, MAX_EPOCHS, 1);
     c->monitor = (fnn_monitor)get_num(r, j, "monitor", 0, FNN_MONITOR_VAL_ACCURACY, 1);
     c->freeze = (int)get_num(r, j, "freeze", 0, 4096, 1);

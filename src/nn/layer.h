@@ -144,10 +144,12 @@ extern const fnn_layer_ops fnn_batchnorm_ops;
 extern const fnn_layer_ops fnn_residual_begin_ops;
 extern const fnn_layer_ops fnn_residual_end_ops;
 
-/* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k). Writes the row gradient
- * (p - onehot) / n into dlogits, and returns the summed loss and correct count of those rows. */
-void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, size_t lo,
-                      size_t hi, float *dlogits, double *loss_sum, int *correct);
+/* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k) against the targets
+ * q = (1 - smoothing) onehot + smoothing / k (smoothing 0: plain cross-entropy). Writes the row
+ * gradient (p - q) / n into dlogits, and returns the summed loss and correct count of those
+ * rows. */
+void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, float smoothing,
+                      size_t lo, size_t hi, float *dlogits, double *loss_sum, int *correct);
 
 /* Row-wise softmax of rows [lo, hi) of x (n, k) into p. */
 void fnn_softmax_rows(const float *x, int k, size_t lo, size_t hi, float *p);

@@ -1,5 +1,6 @@
-/* Softmax fused with sparse categorical cross-entropy. The fused gradient with respect to the
- * logits is (softmax - onehot) / n, which is exact and avoids dividing by small probabilities. */
+/* Softmax fused with sparse categorical cross-entropy, optionally label-smoothed. The fused
+ * gradient with respect to the logits is (softmax - target) / n, which is exact and avoids
+ * dividing by small probabilities. */
 #include "nn/layer.h"
 
 #include <math.h>
@@ -27,12 +28,14 @@ void fnn_softmax_rows(const float *x, int k, size_t lo, size_t hi, float *p)
     }
 }
 
-void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, size_t lo,
-                      size_t hi, float *dlogits, double *loss_sum, int *correct)
+void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, float smoothing,
+                      size_t lo, size_t hi, float *dlogits, double *loss_sum, int *correct)
 {
     double loss = 0.0;
     int hits = 0;
     float inv_n = 1.0f / (float)n;
+    /* Targets (1 - s) onehot + s / k, as Keras's and PyTorch's label_smoothing. */
+    float keep = 1.0f - smoothing, spread = smoothing / (float)k;
     for (size_t r = lo; r < hi; r++) {
         const float *row = logits + r * k;
         float *d = dlogits + r * k;
@@ -50,11 +53,21 @@ void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, 
             sum += d[j];
         }
         float inv = 1.0f / sum;
-        double py = (double)(d[y] * inv);
-        loss -= log(py < XENT_EPS ? XENT_EPS : py);
         hits += best == y;
-        for (int j = 0; j < k; j++)
-            d[j] = (d[j] * inv - (j == y)) * inv_n;
+        /* smoothing == 0 keeps the plain path so unsmoothed runs stay bit-exact. */
+        if (smoothing == 0.0f) {
+            double py = (double)(d[y] * inv);
+            loss -= log(py < XENT_EPS ? XENT_EPS : py);
+            for (int j = 0; j < k; j++)
+                d[j] = (d[j] * inv - (j == y)) * inv_n;
+            continue;
+        }
+        for (int j = 0; j < k; j++) {
+            double pj = (double)(d[j] * inv);
+            float q = (j == y ? keep : 0.0f) + spread;
+            loss -= (double)q * log(pj < XENT_EPS ? XENT_EPS : pj);
+            d[j] = (d[j] * inv - q) * inv_n;
+        }
     }
     *loss_sum = loss;
     *correct = hits;

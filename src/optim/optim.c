@@ -68,7 +68,7 @@ fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, siz
         o->v = alloc_state(n);
     o->blocks = malloc(sizeof *o->blocks);
     if (o->blocks) {
-        o->blocks[0] = (fnn_param_block){0, n, 1, 1};
+        o->blocks[0] = (fnn_param_block){0, n, 1, 1, 1.0f};
         o->nblocks = 1;
     }
     if (!o->m || (adam && !o->v) || !o->blocks) {
@@ -100,6 +100,9 @@ fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *bloc
             (b->cols && b->rows > (o->n - b->offset) / b->cols))
             return fnn_fail(err, FNN_ERR_ARG, "optimizer: block %d overlaps or leaves the arena",
                             i);
+        if (!(b->lr_scale > 0.0f) || !isfinite(b->lr_scale))
+            return fnn_fail(err, FNN_ERR_ARG, "optimizer: block %d's learning-rate scale must be "
+                            "positive, got %g", i, (double)b->lr_scale);
         end = b->offset + b->rows * b->cols;
     }
     fnn_param_block *copy = malloc((size_t)(nblocks ? nblocks : 1) * sizeof *copy);
@@ -160,12 +163,14 @@ static inline void step_blocks(fnn_optimizer *o, float *params, const float *gra
         lo = blk->offset + lo * blk->cols;
         hi = blk->offset + hi * blk->cols;
         float wd = blk->decay ? o->cfg.weight_decay : 0.0f;
+        /* x * 1.0f is x: a scale of 1 leaves every rate bit for bit as it was. */
+        float blr = lr * blk->lr_scale, balpha = alpha * blk->lr_scale;
         if (o->cfg.kind == FNN_OPT_SGD)
-            sgd(o, params, grads, lo, hi, lr, wd, gs);
+            sgd(o, params, grads, lo, hi, blr, wd, gs);
         else if (o->cfg.kind == FNN_OPT_ADAMW)
-            adam(o, params, grads, lo, hi, alpha, 0.0f, 1.0f - lr * wd, gs);
+            adam(o, params, grads, lo, hi, balpha, 0.0f, 1.0f - blr * wd, gs);
         else
-            adam(o, params, grads, lo, hi, alpha, wd, 1.0f, gs);
+            adam(o, params, grads, lo, hi, balpha, wd, 1.0f, gs);
     }
 }
 

@@ -11,6 +11,9 @@
 typedef struct {
     size_t offset, rows, cols;
     int decay; /* 1: weight decay applies (kernels) */
+    /* > 0: the block's learning rate is the step's times this; the model sets it per group
+     * (e.g. batch norm's parameters and biases), the optimizer knows no layers. */
+    float lr_scale;
 } fnn_param_block;
 
 typedef struct {
@@ -28,7 +31,8 @@ fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, siz
                               fnn_error *err);
 void fnn_optimizer_release(fnn_optimizer *o);
 
-/* Replaces the partition of the arena into blocks (copied). */
+/* Replaces the partition of the arena into blocks (copied); each block's lr_scale must be
+ * positive. */
 fnn_status fnn_optimizer_partition(fnn_optimizer *o, const fnn_param_block *blocks, int nblocks,
                                    fnn_error *err);
 

@@ -21,6 +21,19 @@ float fnn_lr_at(const fnn_lr_schedule *s, float base_lr, int epochs, int steps_p
     }
     case FNN_LR_PLATEAU:
         return base_lr * plateau_scale;
+    case FNN_LR_ONECYCLE: {
+        int64_t total = (int64_t)epochs * steps_per_epoch;
+        int64_t peak = (int64_t)llround((double)s->peak_at * (double)total);
+        if (peak < 1)
+            peak = 1;
+        if (peak > total - 1)
+            peak = total - 1;
+        if (peak < 1 || t >= total) /* a single step, or past the end: the last rate */
+            return (float)((double)base_lr / (double)(total > peak ? total - peak : 1));
+        if (t < peak)
+            return (float)((double)base_lr * (double)(t + 1) / (double)peak);
+        return (float)((double)base_lr * (double)(total - t) / (double)(total - peak));
+    }
     case FNN_LR_CONSTANT:
         break;
     }

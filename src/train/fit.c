@@ -60,7 +60,7 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
                         "training: augmentation needs shift in 0..64, flip 0 or 1, rotate in "
                         "[0, 180] degrees and erase in [0, 1]");
     const fnn_lr_schedule *s = &c->schedule;
-    if ((unsigned)s->kind > FNN_LR_PLATEAU)
+    if ((unsigned)s->kind > FNN_LR_ONECYCLE)
         return fnn_fail(err, FNN_ERR_ARG, "training: unknown schedule %d", (int)s->kind);
     if (s->warmup_epochs < 0 || s->warmup_epochs > c->epochs)
         return fnn_fail(err, FNN_ERR_ARG, "training: warm-up epochs must be in 0..%d (the "
@@ -73,6 +73,11 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
         (s->patience < 1 || !(s->factor > 0.0f && s->factor < 1.0f) || !(s->min_lr >= 0.0f)))
         return fnn_fail(err, FNN_ERR_ARG, "training: the plateau schedule needs patience >= 1, "
                         "factor in (0, 1) and min lr >= 0");
+    if (s->kind == FNN_LR_ONECYCLE &&
+        (!(s->peak_at > 0.0f && s->peak_at < 1.0f) || s->warmup_epochs))
+        return fnn_fail(err, FNN_ERR_ARG, "training: the one-cycle schedule needs a peak at a "
+                        "fraction in (0, 1) of the steps, got %g, and no warm-up epochs (it warms "
+                        "up itself), got %d", (double)s->peak_at, s->warmup_epochs);
     if (!(c->clip_norm >= 0.0f) || !isfinite(c->clip_norm))
         return fnn_fail(err, FNN_ERR_ARG, "training: clip norm must be 0 (off) or positive, got "
                         "%g", (double)c->clip_norm);
@@ -82,6 +87,12 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
     if (!nval && (c->early_stopping || s->kind == FNN_LR_PLATEAU))
         return fnn_fail(err, FNN_ERR_ARG, "training: %s watches the validation set, and there "
                         "is none", c->early_stopping ? "early stopping" : "the plateau schedule");
+    if (!(c->bn_lr_scale >= 0.0f) || !isfinite(c->bn_lr_scale))
+        return fnn_fail(err, FNN_ERR_ARG, "training: the batch-norm and bias learning-rate scale "
+                        "must be 0 (off) or positive, got %g", (double)c->bn_lr_scale);
+    if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
+        return fnn_fail(err, FNN_ERR_ARG, "training: label smoothing must be in [0, 1), got %g",
+                        (double)c->label_smoothing);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -106,8 +117,11 @@ typedef struct {
     } *part;                      /* (threads) */
 } run_buffers;
 
-/* As fnn_partition_optimizer, leaving out the tensors of the first `freeze` layers too. */
-static fnn_status partition(fnn_optimizer *o, const fnn_model *m, int freeze, fnn_error *err)
+/* As fnn_partition_optimizer, leaving out the tensors of the first `freeze` layers too, and
+ * with the rate of the tensors that are not kernels (biases, batch norm's scale and shift)
+ * times flat_lr_scale. */
+static fnn_status partition(fnn_optimizer *o, const fnn_model *m, int freeze, float flat_lr_scale,
+                            fnn_error *err)
 {
     int n = fnn_model_num_tensors(m), frozen_tensors = 0;
     for (int i = 0; i < freeze; i++)
@@ -123,7 +137,8 @@ static fnn_status partition(fnn_optimizer *o, const fnn_model *m, int freeze, fn
             continue;
         size_t rows = t.rank ? (size_t)t.shape[0] : 1;
         blocks[nb++] = (fnn_param_block){(size_t)(t.data - m->params), rows,
-                                         rows ? t.size / rows : 0, t.rank >= 2};
+                                         rows ? t.size / rows : 0, t.rank >= 2,
+                                         t.rank >= 2 ? 1.0f : flat_lr_scale};
     }
     fnn_status s = fnn_optimizer_partition(o, blocks, nb, err);
     free(blocks);
@@ -132,7 +147,7 @@ static fnn_status partition(fnn_optimizer *o, const fnn_model *m, int freeze, fn
 
 fnn_status fnn_partition_optimizer(fnn_optimizer *o, const fnn_model *m, fnn_error *err)
 {
-    return partition(o, m, 0, err);
+    return partition(o, m, 0, 1.0f, err);
 }
 
 static void release(run_buffers *b)
@@ -248,7 +263,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         return fnn_fail(err, FNN_ERR_NOMEM, "training: out of memory");
     }
     if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK ||
-        (s = partition(&b.opt, m, cfg->freeze, err)) != FNN_OK) {
+        (s = partition(&b.opt, m, cfg->freeze,
+                       cfg->bn_lr_scale > 0.0f ? cfg->bn_lr_scale : 1.0f, err)) != FNN_OK) {
         release(&b);
         return s;
     }
@@ -367,8 +383,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 const float *logits = fnn_model_forward(m, &pass, x, rows);
                 size_t lo, hi;
                 fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, labels, rows, k, lo, hi, dlogits, &b.part[tid].loss,
-                                 &b.part[tid].hits);
+                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits,
+                                 &b.part[tid].loss, &b.part[tid].hits);
                 if (step + 1 < steps) {
                     int next = start + rows;
                     fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
