@@ -102,6 +102,21 @@ CLI_HELPER void fresh_dir(const char *path)
         fail_msg("cannot create directory %s: %s", path, strerror(errno));
 }
 
+/* A group setup's work directory, new and empty: $FNN_TMP/NAME.work (/tmp without FNN_TMP),
+ * into base. 0, or -1 after saying why on stderr: a group setup has no test to fail. */
+CLI_HELPER int work_dir(char *base, size_t cap, const char *name)
+{
+    const char *tmp = getenv("FNN_TMP");
+    snprintf(base, cap, "%s/%s.work", tmp && *tmp ? tmp : "/tmp", name);
+    if (file_exists(base))
+        nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(base, 0777) != 0) {
+        fprintf(stderr, "cannot create %s: %s\n", base, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 CLI_HELPER void assert_files_equal(const char *a, const char *b)
 {
     size_t la, lb;

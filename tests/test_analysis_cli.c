@@ -87,12 +87,10 @@ static void write_idx_set(const char *dir, const fnn_dataset *d)
 
 static int setup(void **state)
 {
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_analysis_cli.work", tmp && *tmp ? tmp : "/tmp");
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (work_dir(g_base, sizeof g_base, "test_analysis_cli") != 0)
+        return -1;
     snprintf(g_data, sizeof g_data, "%s/data", g_base);
-    if (mkdir(g_base, 0777) != 0 || mkdir(g_data, 0777) != 0)
+    if (mkdir(g_data, 0777) != 0)
         return -1;
     fnn_dataset train, test;
     make_region_set(&train, 2000, 1);

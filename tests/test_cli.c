@@ -1064,15 +1064,9 @@ static void test_eval_usage_errors(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_cli.work", tmp && *tmp ? tmp : "/tmp");
-    snprintf(g_syn, sizeof g_syn, "%s/syn", g_base);
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0) {
-        fprintf(stderr, "cannot create %s: %s\n", g_base, strerror(errno));
+    if (work_dir(g_base, sizeof g_base, "test_cli") != 0)
         return -1;
-    }
+    snprintf(g_syn, sizeof g_syn, "%s/syn", g_base);
     make_data_dir(g_syn);
     return 0;
 }

@@ -661,14 +661,8 @@ static void test_bad_csv(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_data_cli.work", tmp && *tmp ? tmp : "/tmp");
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0) {
-        fprintf(stderr, "cannot create %s: %s\n", g_base, strerror(errno));
+    if (work_dir(g_base, sizeof g_base, "test_data_cli") != 0)
         return -1;
-    }
     return 0;
 }
 

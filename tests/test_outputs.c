@@ -619,16 +619,10 @@ static void test_commit_is_all_or_nothing(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_outputs.work", tmp && *tmp ? tmp : "/tmp");
+    if (work_dir(g_base, sizeof g_base, "test_outputs") != 0)
+        return -1;
     snprintf(g_syn, sizeof g_syn, "%s/syn", g_base);
     snprintf(g_model, sizeof g_model, "%s/model.safetensors", g_base);
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0) {
-        fprintf(stderr, "cannot create %s: %s\n", g_base, strerror(errno));
-        return -1;
-    }
     make_data_dir(g_syn);
     run_t r = TRAIN("--out", g_model);
     int ok = r.code == 0;

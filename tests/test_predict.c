@@ -69,11 +69,7 @@ static void write_pgm(const char *path, const uint8_t *pix, int w, int h)
  * into the file as fnn train writes them. */
 static int setup(void **state)
 {
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_predict.work", tmp && *tmp ? tmp : "/tmp");
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0)
+    if (work_dir(g_base, sizeof g_base, "test_predict") != 0)
         return -1;
     fnn_error err;
     fnn_dataset train, test;

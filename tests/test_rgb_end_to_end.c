@@ -506,11 +506,7 @@ static void test_transfer_across_data_sets(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_rgb_end_to_end.work", tmp && *tmp ? tmp : "/tmp");
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return mkdir(g_base, 0777) == 0 ? 0 : -1;
+    return work_dir(g_base, sizeof g_base, "test_rgb_end_to_end");
 }
 
 int main(void)

@@ -742,16 +742,10 @@ static void test_grid_parser_configs(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_search.work", tmp && *tmp ? tmp : "/tmp");
+    if (work_dir(g_base, sizeof g_base, "test_search") != 0)
+        return -1;
     snprintf(g_syn, sizeof g_syn, "%s/syn", g_base);
     snprintf(g_notest, sizeof g_notest, "%s/syn_notest", g_base);
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0) {
-        fprintf(stderr, "cannot create %s: %s\n", g_base, strerror(errno));
-        return -1;
-    }
     make_data_dir(g_syn);
     make_data_dir(g_notest);
     char p[PATH_CAP];

@@ -533,15 +533,9 @@ static void test_help_lists_options(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("FNN_TMP");
-    snprintf(g_base, sizeof g_base, "%s/test_train_features.work", tmp && *tmp ? tmp : "/tmp");
-    snprintf(g_syn, sizeof g_syn, "%s/fashion-syn", g_base); /* Fashion-MNIST names */
-    if (file_exists(g_base))
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (mkdir(g_base, 0777) != 0) {
-        fprintf(stderr, "cannot create %s: %s\n", g_base, strerror(errno));
+    if (work_dir(g_base, sizeof g_base, "test_train_features") != 0)
         return -1;
-    }
+    snprintf(g_syn, sizeof g_syn, "%s/fashion-syn", g_base); /* Fashion-MNIST names */
     make_data_dir(g_syn);
     return 0;
 }
