@@ -451,6 +451,32 @@ typedef struct {
     /* A checkpoint to continue from, up to `epochs`; its input normalisation (none in
      * checkpoints written before fnn stored it) replaces the model's. */
     const char *resume;
+    /* Data-parallel training (one process per shard, e.g. MPI ranks; the library starts no
+     * processes and sends nothing itself). Every shard walks the same global batches: batch_size
+     * images in the same shuffled order; shard i of S computes forward and backward on rows
+     * [rows * i / S, rows * (i + 1) / S) of each batch only, and divides its loss by the whole
+     * batch's rows, so that the sum of the shards' gradients is the one-process gradient up to
+     * the order of summation. Dropout and augmentation draw from (seed, step, the image's place
+     * in the whole batch), the same on every shard. Batch norm normalises by each shard's own
+     * rows (PyTorch DDP's default): the one place where S shards differ from one process, and
+     * its moving statistics differ between shards. The training loss and accuracy in stats and
+     * progress are over this shard's rows. Validation, checkpoints and the callbacks run on
+     * every shard that is given them: pass val, checkpoint and callbacks to one shard only
+     * (early stopping and the plateau schedule need val on every shard, where it gives the same
+     * numbers, since every shard holds the same weights). shard_count 0 or 1: one process. */
+    int shard_index;     /* 0..shard_count - 1 */
+    int shard_count;
+    /* Called once per step, after backward and before clipping and the update, with the whole
+     * gradient arena (n floats, the model's parameter layout with its alignment padding, which
+     * stays zero): the point where data-parallel shards sum their gradients (MPI_Allreduce in
+     * place, for instance), and may change them. It runs on the thread that called
+     * fnn_train_run (MPI_THREAD_FUNNELED is enough) while the team waits, so it is called in
+     * the same order on every shard, the same number of times, also for a shard with no rows
+     * in a step (its gradients are then zero). A status other than FNN_OK (with err filled)
+     * ends the run, which returns it. Gradients that are not finite afterwards end the run on
+     * every shard at the same step. NULL: no hook (and no extra barrier). */
+    fnn_status (*on_gradients)(void *user, float *grads, size_t n, fnn_error *err);
+    void *grad_user;     /* on_gradients's first argument */
 } fnn_train_config;
 
 FNN_API fnn_train_config fnn_train_default(void);

@@ -1,7 +1,8 @@
-/* The training loop. Each step is forward, loss, backward (every gradient lands in the model's
- * gradient arena), then the optimizer update: the point where gradients could be summed across
- * processes. One OpenMP team runs a whole epoch; layers share the work inside it. Around it:
- * augmentation, the learning-rate schedule, clipping, early stopping and checkpoints. */
+/* The training loop. Each step is forward, loss and backward on this shard's rows of the batch,
+ * then the gradient hook (on_gradients, where data-parallel shards sum their gradients), then
+ * clipping and the optimizer update. One OpenMP team runs a whole epoch; layers share the work
+ * inside it. Around it: augmentation, the learning-rate schedule, clipping, early stopping and
+ * checkpoints. */
 #include "data/augment.h"
 #include "data/batch.h"
 #include "eval/eval.h"
@@ -38,6 +39,7 @@ fnn_train_config fnn_train_default(void)
         .threads = 0,
         .optim = fnn_optim_default(FNN_OPT_ADAM),
         .progress_interval_s = 0.1,
+        .shard_count = 1,
     };
 }
 
@@ -93,6 +95,11 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
     if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
         return fnn_fail(err, FNN_ERR_ARG, "training: label smoothing must be in [0, 1), got %g",
                         (double)c->label_smoothing);
+    if (c->shard_count < 0 || c->shard_count > MAX_BATCH || c->shard_index < 0 ||
+        c->shard_index >= (c->shard_count > 1 ? c->shard_count : 1))
+        return fnn_fail(err, FNN_ERR_ARG, "training: shard %d of %d: the shard count must be in "
+                        "0..%d and the index in 0..count - 1", c->shard_index, c->shard_count,
+                        MAX_BATCH);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -110,6 +117,7 @@ typedef struct {
     fnn_optimizer opt;
     fnn_barrier team;
     int stop;         /* set by thread 0 before a barrier: the interrupt was seen */
+    fnn_status hook;  /* set by thread 0 before a barrier: what on_gradients returned */
     struct {
         _Alignas(64) double loss; /* summed over this thread's rows of the batch */
         int hits;
@@ -297,6 +305,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
     uint64_t augment_seed = fnn_hash64(cfg->seed ^ 0xA06u);
     float *dlogits = fnn_model_logit_grad(m);
     int clip = cfg->clip_norm > 0.0f;
+    int shards = cfg->shard_count > 1 ? cfg->shard_count : 1, shard = cfg->shard_index;
     res.epochs = ts.epoch;
 
     for (int epoch = ts.epoch + 1; epoch <= cfg->epochs; epoch++) {
@@ -315,8 +324,10 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         double t0 = now_s(), last_report = t0, loss_sum = ts.loss_sum;
         long correct = ts.correct, seen = ts.seen;
         int bad_step = 0;  /* 1-based step whose loss was not finite */
+        int bad_grads = 0; /* 1-based step whose gradients were not finite after the hook */
         int done = first;  /* steps finished, when interrupted */
         b.stop = 0;
+        b.hook = FNN_OK;
 
 #pragma omp parallel num_threads(threads)
         {
@@ -334,6 +345,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 if (step > first) {
                     double loss = 0.0;
                     int hits = 0, prev = (step - 1) * batch;
+                    int prev_rows = n - prev < batch ? n - prev : batch;
                     for (int j = 0; j < nt; j++) {
                         loss += b.part[j].loss;
                         hits += b.part[j].hits;
@@ -346,7 +358,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     if (tid == 0) {
                         loss_sum += loss;
                         correct += hits;
-                        seen += n - prev < batch ? n - prev : batch;
+                        seen += (int)((int64_t)prev_rows * (shard + 1) / shards -
+                                      (int64_t)prev_rows * shard / shards);
                         double t = now_s();
                         if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
                                                  step == steps)) {
@@ -369,27 +382,59 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     b.stop = 1;
                     done = step;
                 }
+                /* This shard's rows [row0, row0 + mine) of the batch (all of it for one). */
+                int row0 = (int)((int64_t)rows * shard / shards);
+                int mine = (int)((int64_t)rows * (shard + 1) / shards) - row0;
                 float *x = b.x[step & 1];
                 uint8_t *labels = b.labels[step & 1];
-                fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
+                fnn_batch_fill(train, b.perm + start + row0, 0, mine, x, labels);
                 if (augment)
-                    fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step, x,
-                                      rows, train->c, train->h, train->w, aug_scratch);
+                    fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step,
+                                      (size_t)row0, x, mine, train->c, train->h, train->w,
+                                      aug_scratch);
                 fnn_team_sync(&b.team);
                 if (b.stop)
                     break;
-                fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
-                                 .sync = &b.team, .rows_after = 1};
-                const float *logits = fnn_model_forward(m, &pass, x, rows);
-                size_t lo, hi;
-                fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits,
-                                 &b.part[tid].loss, &b.part[tid].hits);
                 if (step + 1 < steps) {
-                    int next = start + rows;
-                    fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
+                    int next = start + rows, next_rows = n - next < batch ? n - next : batch;
+                    int next0 = (int)((int64_t)next_rows * shard / shards);
+                    fnn_batch_prefetch(train, b.perm + next + next0,
+                                       (int)((int64_t)next_rows * (shard + 1) / shards) - next0);
                 }
-                fnn_model_backward(m, &pass, x, rows, NULL);
+                if (mine) {
+                    fnn_pass pass = {.train = 1,
+                                     .key = fnn_hash64(dropout_seed + step_base + step),
+                                     .row0 = (size_t)row0, .sync = &b.team, .rows_after = 1};
+                    const float *logits = fnn_model_forward(m, &pass, x, mine);
+                    size_t lo, hi;
+                    fnn_team_range((size_t)mine, 1, &lo, &hi);
+                    /* Divided by the whole batch: the shards' gradients add up to one. */
+                    fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi,
+                                     dlogits, &b.part[tid].loss, &b.part[tid].hits);
+                    fnn_model_backward(m, &pass, x, mine, NULL);
+                } else {
+                    /* A shard left without rows (a last batch smaller than the shard count)
+                     * still takes part in the hook, with a gradient of zero. */
+                    b.part[tid].loss = 0.0;
+                    b.part[tid].hits = 0;
+                    if (tid == 0)
+                        memset(m->grads, 0, m->arena_size * sizeof *m->grads);
+                }
+                if (cfg->on_gradients) {
+                    /* Backward leaves each thread its share of the gradients (rows_after): the
+                     * barrier makes the arena whole for the hook, the second one its result
+                     * visible to the team's update. */
+                    fnn_team_sync(&b.team);
+                    if (tid == 0) {
+                        b.hook = cfg->on_gradients(cfg->grad_user, m->grads, m->arena_size, err);
+                        if (b.hook == FNN_OK &&
+                            fnn_nonfinite_row(m->grads, 1, m->arena_size) >= 0)
+                            bad_grads = step + 1;
+                    }
+                    fnn_team_sync(&b.team);
+                    if (b.hook != FNN_OK || bad_grads)
+                        break;
+                }
                 int64_t t = (int64_t)(step_base + (uint64_t)step);
                 float lr = fnn_lr_at(&cfg->schedule, cfg->optim.lr, cfg->epochs, steps,
                                      epoch - 1, t, ts.plateau_scale);
@@ -413,6 +458,21 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         if ((s = fnn_gemm_check(&b.team, "training", err)) != FNN_OK) {
             release(&b);
             return s;
+        }
+        if (b.hook != FNN_OK) {
+            release(&b);
+            if (result)
+                *result = res;
+            return b.hook;
+        }
+        if (bad_grads) {
+            release(&b);
+            if (result)
+                *result = res;
+            return fnn_fail(err, FNN_ERR_NUMERIC,
+                            "training: the gradients became NaN or infinite at epoch %d, step "
+                            "%d (after on_gradients); try a smaller learning rate", epoch,
+                            bad_grads);
         }
         if (bad_step) {
             release(&b);
