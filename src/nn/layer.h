@@ -77,6 +77,9 @@ typedef struct {
      * thread is past it: adds up the per-thread partial gradients into l->grads, each thread
      * its optimizer share. NULL for layers that always write l->grads directly. */
     void (*reduce)(fnn_layer *l, const fnn_pass *p, int n);
+    /* Floats of team_scratch for a team of `team` threads, for layers whose per-thread
+     * buffers grow with the team; NULL: team_scratch_size, whatever the team. */
+    size_t (*team_floats)(const fnn_layer *l, int team);
     /* 1 if the output is the input itself (no copy, no buffer). */
     int alias;
 } fnn_layer_ops;
@@ -118,10 +121,13 @@ struct fnn_layer {
     int ntensors;
     float *params;        /* view into the model's parameter arena */
     float *grads;         /* view into the model's gradient arena, same layout */
+    /* The buffers below belong to the executor (model/exec.h) whose copy of the layer this is;
+     * they are NULL in the model's own layers, which hold only the weights' views. */
     size_t scratch_per_sample;
-    float *scratch;       /* (capacity, scratch_per_sample), owned by the model */
+    float *scratch;       /* (capacity, scratch_per_sample) */
     size_t team_scratch_size;
-    float *team_scratch;  /* (team_scratch_size) independent of the batch, owned by the model */
+    float *team_scratch;  /* (ops->team_floats(l, team) or team_scratch_size) batch-independent */
+    int team;             /* threads team_scratch is sized for: a pass's team is no larger */
     float *output;        /* (capacity, out) this layer's output buffer; NULL for aliases */
     fnn_layer *partner;   /* the other end of a residual block, set by the model */
 };

@@ -7,6 +7,7 @@
 #include "data/batch.h"
 #include "eval/eval.h"
 #include "io/checkpoint.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"
@@ -115,6 +116,9 @@ typedef struct {
     float *aug;       /* (threads, in) each thread's augmentation scratch; NULL when off */
     float *best;      /* (arena_size) early stopping's best weights; NULL when off */
     fnn_optimizer opt;
+    /* The run's own pass memory: an on_epoch callback that evaluates the model with a larger
+     * batch uses another executor, and cannot move these buffers under the loop. */
+    fnn_exec *ex;
     fnn_barrier team;
     int stop;         /* set by thread 0 before a barrier: the interrupt was seen */
     fnn_status hook;  /* set by thread 0 before a barrier: what on_gradients returned */
@@ -169,6 +173,7 @@ static void release(run_buffers *b)
     free(b->aug);
     free(b->best);
     free(b->part);
+    fnn_exec_free(b->ex);
     fnn_optimizer_release(&b->opt);
 }
 
@@ -249,10 +254,6 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
     size_t in = fnn_shape_size(m->input);
     int threads = fnn_threads_resolve(cfg->threads);
     int augment = fnn_augment_active(&cfg->augment);
-    /* Room for validation batches too: a later reserve would move the buffers. */
-    int val_rows = nval < FNN_EVAL_BATCH ? nval : FNN_EVAL_BATCH;
-    if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK)
-        return s;
 
     run_buffers b = {0};
     for (int i = 0; i < 2; i++) {
@@ -292,18 +293,18 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                             "are missing", cfg->resume, ts.es_epoch);
         }
         res.resumed_epoch = ts.epoch;
-        /* The checkpoint's input normalisation may have replaced the model's, and with it
-         * the room a batch needs. */
-        if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK) {
-            release(&b);
-            return s;
-        }
+    }
+    /* After the resume: the checkpoint's input normalisation may have replaced the model's,
+     * and with it the room a batch needs. */
+    if ((s = fnn_exec_create(m, batch, threads, m->grads, &b.ex, err)) != FNN_OK) {
+        release(&b);
+        return s;
     }
     fnn_blas_single_threaded();
 
     uint64_t dropout_seed = fnn_hash64(cfg->seed ^ 0xD50F0u);
     uint64_t augment_seed = fnn_hash64(cfg->seed ^ 0xA06u);
-    float *dlogits = fnn_model_logit_grad(m);
+    float *dlogits = fnn_exec_logit_grad(b.ex);
     int clip = cfg->clip_norm > 0.0f;
     int shards = cfg->shard_count > 1 ? cfg->shard_count : 1, shard = cfg->shard_index;
     res.epochs = ts.epoch;
@@ -405,13 +406,13 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     fnn_pass pass = {.train = 1,
                                      .key = fnn_hash64(dropout_seed + step_base + step),
                                      .row0 = (size_t)row0, .sync = &b.team, .rows_after = 1};
-                    const float *logits = fnn_model_forward(m, &pass, x, mine);
+                    const float *logits = fnn_exec_forward(b.ex, &pass, x, mine);
                     size_t lo, hi;
                     fnn_team_range((size_t)mine, 1, &lo, &hi);
                     /* Divided by the whole batch: the shards' gradients add up to one. */
                     fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi,
                                      dlogits, &b.part[tid].loss, &b.part[tid].hits);
-                    fnn_model_backward(m, &pass, x, mine, NULL);
+                    fnn_exec_backward(b.ex, &pass, x, mine, NULL);
                 } else {
                     /* A shard left without rows (a last batch smaller than the shard count)
                      * still takes part in the hook, with a gradient of zero. */
