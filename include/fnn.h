@@ -269,6 +269,24 @@ FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
 FNN_API fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *probs,
                                      int threads, fnn_error *err);
 
+/* The memory of a model's passes for one team of threads (an executor): what
+ * fnn_model_predict makes and frees on every call. A caller that predicts again and again (a
+ * server, a latency benchmark) keeps one, and with it convolutions' transformed kernels, which
+ * would otherwise be computed on every call. One executor serves one call at a time; several
+ * may serve one model at once. */
+typedef struct fnn_exec fnn_exec;
+
+/* *out = an executor over m for batches of up to max_batch images (larger batches run in
+ * pieces of at most 256, as fnn_model_predict's) and `threads` threads (0: all cores). It
+ * reads m when it runs: m must outlive it, and m's input normalisation must not change. */
+FNN_API fnn_status fnn_predictor_create(const fnn_model *m, int max_batch, int threads,
+                                        fnn_exec **out, fnn_error *err);
+/* fnn_model_predict through e: the same probabilities, bit for bit. */
+FNN_API fnn_status fnn_predictor_run(fnn_exec *e, const float *x, int n, float *probs,
+                                     fnn_error *err);
+/* Frees e; NULL is a no-op. */
+FNN_API void fnn_exec_free(fnn_exec *e);
+
 /* ---------------------------------------------------------------- model files */
 
 /* Free-form string metadata stored with the weights (safetensors "__metadata__"). */

@@ -155,9 +155,49 @@ static void threads_share_one_model(void **state)
     fnn_dataset_free(&b);
 }
 
+/* A predictor kept across calls gives fnn_model_predict's probabilities, bit for bit, call
+ * after call, and follows the weights when they change (a CNN whose second convolution runs by
+ * Winograd, with the transformed kernels cached in the executor). */
+static void predictor_matches_predict(void **state)
+{
+    (void)state;
+    fnn_error err = {FNN_OK, ""};
+    fnn_model *m = fnn_model_create("conv2d:4:3:same:relu conv2d:6:3:same:relu maxpool:2 flatten "
+                                    "dense:3:softmax", 1, SIDE, SIDE, &err);
+    if (!m)
+        fail_msg("%s", err.msg);
+    fnn_model_init(m, 9);
+    enum { N = 5 };
+    float x[N * SIDE * SIDE], want[N * 3], got[N * 3];
+    for (int i = 0; i < N * SIDE * SIDE; i++)
+        x[i] = (float)(fnn_hash64((uint64_t)i) & 255) / 255.0f;
+    fnn_exec *e;
+    assert_int_equal(fnn_predictor_create(m, N, 2, &e, &err), FNN_OK);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) { /* new weights: the cached transform must not be used */
+            fnn_tensor t;
+            fnn_model_tensor(m, 2, &t);
+            for (size_t i = 0; i < t.size; i++)
+                t.data[i] *= -0.5f;
+        }
+        assert_int_equal(fnn_model_predict(m, x, N, want, 2, &err), FNN_OK);
+        for (int n = N; n >= 1; n -= 4) {
+            memset(got, 0, sizeof got);
+            assert_int_equal(fnn_predictor_run(e, x, n, got, &err), FNN_OK);
+            if (n == N)
+                assert_memory_equal(got, want, sizeof want);
+        }
+    }
+    fnn_exec_free(e);
+    assert_int_equal(fnn_predictor_create(m, 0, 2, &e, &err), FNN_ERR_ARG);
+    assert_null(e);
+    fnn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(predictor_matches_predict),
         cmocka_unit_test(evaluating_in_on_epoch_leaves_training_alone),
         cmocka_unit_test(threads_share_one_model),
     };

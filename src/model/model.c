@@ -211,23 +211,33 @@ void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out)
 
 /* ---------------------------------------------------------------- prediction */
 
-fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *probs,
-                             int threads, fnn_error *err)
+fnn_status fnn_predictor_create(const fnn_model *m, int max_batch, int threads,
+                                fnn_exec **out, fnn_error *err)
+{
+    *out = NULL;
+    if (max_batch < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "predictor: the batch must be at least 1, got %d",
+                        max_batch);
+    if (threads < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "predictor: threads must be 0 (all cores) or more, "
+                        "got %d", threads);
+    return fnn_exec_create(m, max_batch < FNN_EVAL_BATCH ? max_batch : FNN_EVAL_BATCH,
+                           fnn_threads_resolve(threads), NULL, out, err);
+}
+
+fnn_status fnn_predictor_run(fnn_exec *e, const float *x, int n, float *probs, fnn_error *err)
 {
     if (n < 0)
         return fnn_fail(err, FNN_ERR_ARG, "predict: negative image count %d", n);
     if (n == 0)
         return FNN_OK;
-    int nt = fnn_threads_resolve(threads), cap = n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH;
-    fnn_exec *e;
-    fnn_status s = fnn_exec_create(m, cap, nt, NULL, &e, err);
-    if (s != FNN_OK)
-        return s;
+    const fnn_model *m = e->m;
+    int cap = e->capacity;
     fnn_blas_single_threaded();
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(e->team)
     {
         fnn_team_begin(&team);
         for (int start = 0; start < n; start += cap) {
@@ -240,11 +250,25 @@ fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *p
         }
         fnn_team_end(&team);
     }
-    fnn_exec_free(e);
-    s = fnn_gemm_check(&team, "prediction", err);
+    fnn_status s = fnn_gemm_check(&team, "prediction", err);
     if (s != FNN_OK)
         return s;
     return fnn_check_probs(probs, n, k, "prediction", err);
+}
+
+fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *probs,
+                             int threads, fnn_error *err)
+{
+    if (n < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "predict: negative image count %d", n);
+    if (n == 0)
+        return FNN_OK;
+    fnn_exec *e;
+    fnn_status s = fnn_predictor_create(m, n, threads, &e, err);
+    if (s == FNN_OK)
+        s = fnn_predictor_run(e, x, n, probs, err);
+    fnn_exec_free(e);
+    return s;
 }
 
 int fnn_nonfinite_row(const float *v, int n, size_t k)
