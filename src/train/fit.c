@@ -183,6 +183,19 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
     return fnn_train_run(m, train, val, cfg, stats, NULL, err);
 }
 
+/* Starts loading this shard's rows of the step after `step` into the cache, while this one's
+ * backward pass runs. */
+static void prefetch_next(const fnn_dataset *train, const int *perm, int n, int batch, int step,
+                          int steps, int shard, int shards)
+{
+    if (step + 1 >= steps)
+        return;
+    int next = (step + 1) * batch, rows = n - next < batch ? n - next : batch;
+    int row0 = (int)((int64_t)rows * shard / shards);
+    fnn_batch_prefetch(train, perm + next + row0,
+                       (int)((int64_t)rows * (shard + 1) / shards) - row0);
+}
+
 /* Keras's EarlyStopping (min_delta 0): 1 if value improves on best for the monitor. */
 static int improves(fnn_monitor mon, double value, double best)
 {
@@ -396,12 +409,6 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 fnn_team_sync(&b.team);
                 if (b.stop)
                     break;
-                if (step + 1 < steps) {
-                    int next = start + rows, next_rows = n - next < batch ? n - next : batch;
-                    int next0 = (int)((int64_t)next_rows * shard / shards);
-                    fnn_batch_prefetch(train, b.perm + next + next0,
-                                       (int)((int64_t)next_rows * (shard + 1) / shards) - next0);
-                }
                 if (mine) {
                     fnn_pass pass = {.train = 1,
                                      .key = fnn_hash64(dropout_seed + step_base + step),
@@ -412,6 +419,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     /* Divided by the whole batch: the shards' gradients add up to one. */
                     fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi,
                                      dlogits, &b.part[tid].loss, &b.part[tid].hits);
+                    prefetch_next(train, b.perm, n, batch, step, steps, shard, shards);
                     fnn_exec_backward(b.ex, &pass, x, mine, NULL);
                 } else {
                     /* A shard left without rows (a last batch smaller than the shard count)
