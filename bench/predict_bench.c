@@ -1,4 +1,5 @@
-/* Inference timing of fnn_model_predict, the library path of `fnn predict`, for bench/onnx.sh:
+/* Inference timing of fnn_predictor_run (fnn_model_predict with one executor kept across calls,
+ * the library path of `fnn predict`), for bench/onnx.sh:
  * runs ITERS calls on BATCH Fashion-MNIST test images (scaled as fnn predict scales them) after a
  * warm-up, and prints one JSON line with the median and the 10th and 90th percentiles of a
  * call's time. Usage: predict_bench MODEL DATA_DIR BATCH ITERS THREADS */
@@ -46,9 +47,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < batch; i++) /* images repeat when the file has fewer than batch */
         for (size_t p = 0; p < size; p++)
             x[(size_t)i * size + p] = d.images[(size_t)(i % n) * size + p] / 255.0f;
+    /* One executor for every call, as a server keeps one: fnn_model_predict would make it anew
+     * each time. */
+    fnn_exec *e;
+    if (fnn_predictor_create(m, batch, threads, &e, &err) != FNN_OK) {
+        fprintf(stderr, "predict_bench: %s\n", err.msg);
+        return 1;
+    }
     for (int it = -WARMUP; it < iters; it++) {
         double t0 = now_us();
-        if (fnn_model_predict(m, x, batch, probs, threads, &err) != FNN_OK) {
+        if (fnn_predictor_run(e, x, batch, probs, &err) != FNN_OK) {
             fprintf(stderr, "predict_bench: %s\n", err.msg);
             return 1;
         }
@@ -59,6 +67,7 @@ int main(int argc, char **argv)
     printf("{\"tool\": \"fnn\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_us\": %.1f, "
            "\"p10_us\": %.1f, \"p90_us\": %.1f}\n",
            batch, threads, iters, t[iters / 2], t[iters / 10], t[iters * 9 / 10]);
+    fnn_exec_free(e);
     free(x);
     free(probs);
     free(t);

@@ -4,6 +4,7 @@
  * not (it needs three a step), so the sum exceeds a real step by the extra barriers' waits.
  * Usage: profile_step [ARCH] [THREADS] [BATCH] [STEPS] [CxHxW]   (input shape: 1x28x28) */
 #include "data/batch.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"
@@ -31,7 +32,8 @@ int main(int argc, char **argv)
     }
     fnn_error err = {0};
     fnn_model *m = fnn_model_create(arch, ic, ih, iw, &err);
-    if (!m || fnn_model_reserve(m, batch, &err) != FNN_OK) {
+    fnn_exec *e = NULL;
+    if (!m || fnn_exec_create(m, batch, threads, m->grads, &e, &err) != FNN_OK) {
         fprintf(stderr, "profile_step: %s\n", err.msg);
         return 1;
     }
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
     names[1 + L] = "loss";
     names[nph - 1] = "optimizer";
     double *t = calloc((size_t)steps * nph, sizeof *t);
-    float *dlogits = fnn_model_logit_grad(m);
+    float *dlogits = fnn_exec_logit_grad(e);
 
     fnn_barrier team;
 #pragma omp parallel num_threads(threads)
@@ -93,11 +95,11 @@ int main(int argc, char **argv)
         const float *in_ptr = x;
         for (int i = 0; i < L; i++) {
             double a = now_us();
-            fnn_layer *l = &m->layers[i];
+            fnn_layer *l = &e->layers[i];
             if (!l->ops->alias) {
-                l->ops->forward(l, &pass, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i],
+                l->ops->forward(l, &pass, m->src[i] < 0 ? x : e->act[m->src[i]], e->act[i],
                                 batch);
-                in_ptr = m->act[i];
+                in_ptr = e->act[i];
             }
         fnn_team_sync(&team);
 #pragma omp master
@@ -116,11 +118,11 @@ int main(int argc, char **argv)
         row[1 + L] = now_us() - a;
         for (int i = L - 1; i >= 0; i--) {
             double b = now_us();
-            fnn_layer *l = &m->layers[i];
+            fnn_layer *l = &e->layers[i];
             if (!l->ops->alias) {
                 int from = m->src[i];
-                float *din = m->params_below[i] ? m->dact[from] : NULL;
-                l->ops->backward(l, &pass, from < 0 ? x : m->act[from], m->act[i], m->dact[i],
+                float *din = m->params_below[i] ? e->dact[from] : NULL;
+                l->ops->backward(l, &pass, from < 0 ? x : e->act[from], e->act[i], e->dact[i],
                                  din, batch);
             }
         fnn_team_sync(&team);

@@ -251,31 +251,41 @@ typedef struct {
 FNN_API int fnn_model_num_tensors(const fnn_model *m);
 FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
 
-/* Threads and models. A model is NOT safe to use from two threads at once, not even for
- * inference: it owns the memory its passes work in (each layer's outputs and scratch, grown to
- * the largest batch it has seen), so fnn_model_predict, fnn_evaluate, fnn_input_gradient,
- * fnn_saliency, fnn_occlusion and fnn_robustness write into the model they are given. Two such
- * calls at once on one model overwrite each other's intermediate results (wrong answers, with
- * no error) and one may free the buffer the other is using while it grows it. Functions taking
- * a const fnn_model * only read it; they may run alongside each other, not alongside a call
- * that writes. Each call parallelises by itself over its `threads` argument.
- * What is safe:
- *  - one model shared by threads that hold a lock of their own around every call that takes
- *    the (non-const) model: the calls run one after another (examples/embed/classify.c);
- *  - one model per thread, e.g. one fnn_model_load of the same file per thread: different
- *    models run at once. Load them one at a time (cJSON, which reads the file's header, keeps
- *    its last parse error in a global), and with OpenBLAS make the first fnn_model_predict or
- *    fnn_evaluate call before starting the threads: that call sets OpenBLAS to one thread for
- *    the whole process (see "Threads" at fnn_train), and OpenBLAS does not document
- *    openblas_set_num_threads as safe to call from two threads at once.
- * Keeping the weights apart from the memory of a pass, so that threads can share one model,
- * is planned; until then these rules hold. */
+/* Threads and models. Inference (fnn_model_predict, fnn_evaluate, fnn_input_gradient,
+ * fnn_saliency, fnn_occlusion, fnn_robustness) takes a const model and writes nothing into it:
+ * each call runs in memory of its own (an executor sized for its batch and its threads), so any
+ * number of threads may run inference on one model at once. What writes a model (training,
+ * fnn_model_init, fnn_model_set_normalization, a caller writing through fnn_model_tensor) must
+ * not run alongside anything else on that model. Each call parallelises by itself over its
+ * `threads` argument. Load models one at a time (cJSON, which reads the file's header, keeps its
+ * last parse error in a global), and with OpenBLAS make the first fnn_model_predict or
+ * fnn_evaluate call before starting threads: that call sets OpenBLAS to one thread for the
+ * whole process (see "Threads" at fnn_train), and OpenBLAS does not document
+ * openblas_set_num_threads as safe to call from two threads at once. */
 
 /* Class probabilities for n images of the input shape, in eval mode, using up to `threads`
- * threads (0: all cores). x is (n, c, h, w) float; probs is (n, classes). Not safe on one
- * model from two threads at once (see "Threads and models" above). */
-FNN_API fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs,
+ * threads (0: all cores). x is (n, c, h, w) float; probs is (n, classes). Threads may share
+ * the model (see "Threads and models" above). */
+FNN_API fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *probs,
                                      int threads, fnn_error *err);
+
+/* The memory of a model's passes for one team of threads (an executor): what
+ * fnn_model_predict makes and frees on every call. A caller that predicts again and again (a
+ * server, a latency benchmark) keeps one, and with it convolutions' transformed kernels, which
+ * would otherwise be computed on every call. One executor serves one call at a time; several
+ * may serve one model at once. */
+typedef struct fnn_exec fnn_exec;
+
+/* *out = an executor over m for batches of up to max_batch images (larger batches run in
+ * pieces of at most 256, as fnn_model_predict's) and `threads` threads (0: all cores). It
+ * reads m when it runs: m must outlive it, and m's input normalisation must not change. */
+FNN_API fnn_status fnn_predictor_create(const fnn_model *m, int max_batch, int threads,
+                                        fnn_exec **out, fnn_error *err);
+/* fnn_model_predict through e: the same probabilities, bit for bit. */
+FNN_API fnn_status fnn_predictor_run(fnn_exec *e, const float *x, int n, float *probs,
+                                     fnn_error *err);
+/* Frees e; NULL is a no-op. */
+FNN_API void fnn_exec_free(fnn_exec *e);
 
 /* ---------------------------------------------------------------- model files */
 
@@ -451,6 +461,32 @@ typedef struct {
     /* A checkpoint to continue from, up to `epochs`; its input normalisation (none in
      * checkpoints written before fnn stored it) replaces the model's. */
     const char *resume;
+    /* Data-parallel training (one process per shard, e.g. MPI ranks; the library starts no
+     * processes and sends nothing itself). Every shard walks the same global batches: batch_size
+     * images in the same shuffled order; shard i of S computes forward and backward on rows
+     * [rows * i / S, rows * (i + 1) / S) of each batch only, and divides its loss by the whole
+     * batch's rows, so that the sum of the shards' gradients is the one-process gradient up to
+     * the order of summation. Dropout and augmentation draw from (seed, step, the image's place
+     * in the whole batch), the same on every shard. Batch norm normalises by each shard's own
+     * rows (PyTorch DDP's default): the one place where S shards differ from one process, and
+     * its moving statistics differ between shards. The training loss and accuracy in stats and
+     * progress are over this shard's rows. Validation, checkpoints and the callbacks run on
+     * every shard that is given them: pass val, checkpoint and callbacks to one shard only
+     * (early stopping and the plateau schedule need val on every shard, where it gives the same
+     * numbers, since every shard holds the same weights). shard_count 0 or 1: one process. */
+    int shard_index;     /* 0..shard_count - 1 */
+    int shard_count;
+    /* Called once per step, after backward and before clipping and the update, with the whole
+     * gradient arena (n floats, the model's parameter layout with its alignment padding, which
+     * stays zero): the point where data-parallel shards sum their gradients (MPI_Allreduce in
+     * place, for instance), and may change them. It runs on the thread that called
+     * fnn_train_run (MPI_THREAD_FUNNELED is enough) while the team waits, so it is called in
+     * the same order on every shard, the same number of times, also for a shard with no rows
+     * in a step (its gradients are then zero). A status other than FNN_OK (with err filled)
+     * ends the run, which returns it. Gradients that are not finite afterwards end the run on
+     * every shard at the same step. NULL: no hook (and no extra barrier). */
+    fnn_status (*on_gradients)(void *user, float *grads, size_t n, fnn_error *err);
+    void *grad_user;     /* on_gradients's first argument */
 } fnn_train_config;
 
 FNN_API fnn_train_config fnn_train_default(void);
@@ -546,7 +582,7 @@ FNN_API fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, cons
 
 /* Runs the model over a data set in eval mode and fills metrics. pred (n) and probs
  * (n, classes) receive per-image results when not NULL. */
-FNN_API fnn_status fnn_evaluate(fnn_model *m, const fnn_dataset *d, int threads, int *pred,
+FNN_API fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, int *pred,
                                 float *probs, fnn_metrics *out, fnn_error *err);
 
 /* scikit-learn's classification_report layout, as a malloc'd string. */
@@ -559,7 +595,7 @@ FNN_API char *fnn_format_confusion(const fnn_metrics *mt, const char *const *cla
 
 /* Gradient of each image's class score (the logit, before softmax) with respect to its input pixels,
  * in eval mode. x (n, c*h*w), classes (n), dx (n, c*h*w). Batched internally with bounded memory. */
-FNN_API fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *classes,
+FNN_API fnn_status fnn_input_gradient(const fnn_model *m, const float *x, int n, const int *classes,
                                       float *dx, int threads, fnn_error *err);
 
 typedef enum { FNN_SALIENCY_GRADIENT = 0, FNN_SALIENCY_SMOOTHGRAD, FNN_SALIENCY_INTEGRATED } fnn_saliency_method;
@@ -573,13 +609,13 @@ typedef struct {
 /* Per-class saliency: mean over d's images of class k of |gradient of class k's score|.
  * maps (nclasses, h*w); classes with no images get zeros. A colour pixel's value is the
  * largest |gradient| over its channels (Simonyan et al. 2014), so maps are (h, w) for any c. */
-FNN_API fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
+FNN_API fnn_status fnn_saliency(const fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
                                 int threads, float *maps, fnn_error *err);
 
 /* Occlusion: accuracy of d with a patch x patch square (value 0 in every channel) slid with
  * stride over the image; drop (h, w) receives, for each pixel, the mean accuracy drop of the
  * patches covering it. *base receives the unoccluded accuracy. */
-FNN_API fnn_status fnn_occlusion(fnn_model *m, const fnn_dataset *d, int patch, int stride,
+FNN_API fnn_status fnn_occlusion(const fnn_model *m, const fnn_dataset *d, int patch, int stride,
                                  int threads, float *drop, double *base, fnn_error *err);
 
 typedef enum { FNN_PERTURB_NOISE = 0, FNN_PERTURB_SHIFT, FNN_PERTURB_ROTATE, FNN_PERTURB_OCCLUDE,
@@ -592,7 +628,7 @@ FNN_API int fnn_perturbation_levels(fnn_perturbation p, const double **levels);
  * level the result equals plain fnn_evaluate accuracy exactly. Colour images: noise is drawn per
  * pixel of each channel; an image's shift, rotation or occluding square is drawn once and
  * applied to every channel plane; contrast scales about the mean of all its values. */
-FNN_API fnn_status fnn_robustness(fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
+FNN_API fnn_status fnn_robustness(const fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
                                   const double *levels, int nlevels, uint64_t seed, int threads,
                                   double *acc, fnn_error *err);
 

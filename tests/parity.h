@@ -9,9 +9,13 @@
 
 /* ---------------------------------------------------------------- the fixture */
 
+/* The most threads a test runs the fixture's model with. */
+#define PARITY_TEAM 4
+
 typedef struct {
     fnn_st_file st;
     fnn_model *m;
+    fnn_exec *ex;     /* the passes' memory, for up to PARITY_TEAM threads */
     int n;            /* batch rows */
     int k;            /* classes */
     size_t in;        /* floats per input sample */
@@ -138,7 +142,7 @@ static int setup(void **state)
         f->labels[i] = (uint8_t)v;
     }
     set_normalization(f);
-    assert_int_equal(fnn_model_reserve(f->m, f->n, &err), FNN_OK);
+    assert_int_equal(fnn_exec_create(f->m, f->n, PARITY_TEAM, f->m->grads, &f->ex, &err), FNN_OK);
     *state = f;
     return 0;
 }
@@ -146,6 +150,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    fnn_exec_free(f->ex);
     fnn_model_free(f->m);
     fnn_st_free(&f->st);
     free(f->labels);
@@ -188,17 +193,16 @@ static double compare_tensor(const fixture *f, int i, const float *base, const c
  * one thread). */
 static void team_step(fixture *f, const fnn_pass *pass, float *dx, double *loss)
 {
-    fnn_model *m = f->m;
-    const float *logits = fnn_model_forward(m, pass, f->x, f->n);
+    const float *logits = fnn_exec_forward(f->ex, pass, f->x, f->n);
 #pragma omp single
     {
         double sum;
         int hits;
         fnn_softmax_xent(logits, f->labels, f->n, f->k, 0.0f, 0, (size_t)f->n,
-                         fnn_model_logit_grad(m), &sum, &hits);
+                         fnn_exec_logit_grad(f->ex), &sum, &hits);
         *loss = sum / f->n;
     }
-    fnn_model_backward(m, pass, f->x, f->n, dx);
+    fnn_exec_backward(f->ex, pass, f->x, f->n, dx);
 }
 
 /* threads == 1 runs outside any parallel region, the team functions' one-thread path. */

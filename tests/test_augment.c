@@ -118,7 +118,7 @@ static float *augmented(const fnn_dataset *d, const fnn_augment_config *c, uint6
 {
     float *x = malloc((size_t)d->n * 784 * sizeof *x), scratch[784];
     fnn_batch_fill(d, NULL, 0, d->n, x, labels);
-    fnn_augment_batch(c, seed, step, x, d->n, 1, 28, 28, scratch);
+    fnn_augment_batch(c, seed, step, 0, x, d->n, 1, 28, 28, scratch);
     return x;
 }
 
@@ -138,7 +138,7 @@ static void test_augment_channels(void **state)
     fnn_augment_config c = {.shift = 3, .flip = 1, .rotate = 15.0f, .erase = 0.7f};
     float *x = malloc((size_t)N * C * HW * sizeof *x), scratch[HW];
     fnn_batch_fill(&rgb, NULL, 0, N, x, NULL);
-    fnn_augment_batch(&c, 5, 2, x, N, C, 28, 28, scratch);
+    fnn_augment_batch(&c, 5, 2, 0, x, N, C, 28, 28, scratch);
     int differ = 0;
     for (int ch = 0; ch < C; ch++) {
         fnn_dataset grey = make_set(N);

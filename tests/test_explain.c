@@ -13,19 +13,22 @@
 #include <math.h>
 
 #include "fnn.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "util/rng.h"
 
 /* ---------------------------------------------------------------- input gradients */
 
 /* Logits (n, k) of x in eval mode, on the calling thread. */
-static void logits_of(fnn_model *m, const float *x, int n, float *out)
+static void logits_of(const fnn_model *m, const float *x, int n, float *out)
 {
     fnn_error err;
-    assert_int_equal(fnn_model_reserve(m, n, &err), FNN_OK);
+    fnn_exec *e;
+    assert_int_equal(fnn_exec_create(m, n, 1, NULL, &e, &err), FNN_OK);
     fnn_pass pass = {.train = 0};
-    const float *z = fnn_model_forward(m, &pass, x, n);
+    const float *z = fnn_exec_forward(e, &pass, x, n);
     memcpy(out, z, (size_t)n * m->nclasses * sizeof *out);
+    fnn_exec_free(e);
 }
 
 /* Every layer type the gradient passes through, batch norm with non-trivial moving statistics;

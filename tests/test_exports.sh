@@ -11,9 +11,10 @@ work=$(mktemp -d "${2:-/tmp}/exports.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # The header's declarations, comments stripped by the preprocessor: every fnn_ name followed by
-# a parenthesis is a function (the header has no function-like fnn_ macros).
-${CC:-cc} -E -P "$header" | grep -oE '\bfnn_[A-Za-z0-9_]+[[:space:]]*\(' |
-    tr -d '( \t' | sort -u >"$work/declared"
+# a parenthesis is a function (the header has no function-like fnn_ macros), unless the
+# parenthesis opens a function pointer's name: a return type, as in "fnn_status (*hook)(...)".
+${CC:-cc} -E -P "$header" | grep -oE '\bfnn_[A-Za-z0-9_]+[[:space:]]*\([[:space:]]*\*?' |
+    grep -v '\*$' | tr -d '( \t' | sort -u >"$work/declared"
 # What the library exports, less the symbols the linker and the sanitizers' instrumentation
 # add by themselves.
 nm -D --defined-only "$lib" | awk '{ print $NF }' |

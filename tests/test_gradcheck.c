@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include "fnn.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "nn/layer.h"
 #include "optim/optim.h"
@@ -346,17 +347,17 @@ static void ref_fd(ref_net *r, double *v, size_t count, double *g)
 /* Forward, loss and backward, outside a parallel region (threads == 1: the team functions'
  * one-thread path) or in a team of `threads`, where each thread takes a share of the loss rows
  * as the training loop would. Returns the mean loss. */
-static double model_step(fnn_model *m, const fnn_pass *pass, const float *x,
+static double model_step(fnn_exec *e, const fnn_pass *pass, const float *x,
                          const uint8_t *labels, int n, float *dx, int threads)
 {
-    float *dlogits = fnn_model_logit_grad(m);
-    int k = m->nclasses;
+    float *dlogits = fnn_exec_logit_grad(e);
+    int k = e->m->nclasses;
     double loss = 0.0;
     if (threads == 1) {
-        const float *logits = fnn_model_forward(m, pass, x, n);
+        const float *logits = fnn_exec_forward(e, pass, x, n);
         int hits;
         fnn_softmax_xent(logits, labels, n, k, 0.0f, 0, (size_t)n, dlogits, &loss, &hits);
-        fnn_model_backward(m, pass, x, n, dx);
+        fnn_exec_backward(e, pass, x, n, dx);
         return loss / n;
     }
     int team = 0;
@@ -365,7 +366,7 @@ static double model_step(fnn_model *m, const fnn_pass *pass, const float *x,
     {
 #pragma omp master
         team = omp_get_num_threads();
-        const float *logits = fnn_model_forward(m, pass, x, n);
+        const float *logits = fnn_exec_forward(e, pass, x, n);
         size_t lo, hi;
         fnn_team_range((size_t)n, 1, &lo, &hi);
         double part;
@@ -374,7 +375,7 @@ static double model_step(fnn_model *m, const fnn_pass *pass, const float *x,
 #pragma omp atomic
         loss += part;
 #pragma omp barrier
-        fnn_model_backward(m, pass, x, n, dx);
+        fnn_exec_backward(e, pass, x, n, dx);
     }
     assert_int_equal(team, threads); /* else the test would not test threads */
     return loss / n;
@@ -434,7 +435,8 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
         }
         assert_int_equal(fnn_model_set_normalization(m, mean, std, &err), FNN_OK);
     }
-    assert_int_equal(fnn_model_reserve(m, n, &err), FNN_OK);
+    fnn_exec *ex;
+    assert_int_equal(fnn_exec_create(m, n, threads, m->grads, &ex, &err), FNN_OK);
 
     /* Glorot kernels; biases are made non-zero so that their gradients carry information. */
     fnn_rng rng;
@@ -481,9 +483,9 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
     /* The dropout masks depend on the key, the layer and the batch size, not on the data:
      * one forward pass draws them for the reference. */
     fnn_pass pass = {.train = gc->train, .key = fnn_hash64(gc->seed ^ 0xD0u)};
-    fnn_model_forward(m, &pass, x, n);
+    fnn_exec_forward(ex, &pass, x, n);
     for (int i = 0; i < m->nlayers; i++) {
-        const fnn_layer *l = &m->layers[i];
+        const fnn_layer *l = &ex->layers[i];
         if (is_kind(l, "dropout") && gc->train) {
             size_t size = (size_t)n * fnn_shape_size(l->in);
             r.masks[i] = malloc(size * sizeof *r.masks[i]);
@@ -515,15 +517,15 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
         m->grads[i] = 7.0f;
     for (size_t i = 0; i < (size_t)n * in; i++)
         dx[i] = 7.0f;
-    double loss = model_step(m, &pass, x, labels, n, dx, threads);
+    double loss = model_step(ex, &pass, x, labels, n, dx, threads);
 
     /* Same key, same mask, whatever the thread count. */
     for (int i = 0; i < m->nlayers; i++)
         if (r.masks[i])
-            assert_memory_equal(r.masks[i], m->layers[i].scratch,
+            assert_memory_equal(r.masks[i], ex->layers[i].scratch,
                                 (size_t)n * fnn_shape_size(m->layers[i].in) * sizeof(float));
 
-    const float *logits = m->act[m->src[m->nlayers]];
+    const float *logits = ex->act[m->src[m->nlayers]];
     double worst = 0.0;
     expect_grad("logits", logits, r.logits, (size_t)n * k, 1e-5, NULL);
     if (!(fabs(loss - loss_ref) < 1e-5 * fmax(1.0, loss_ref)))
@@ -590,6 +592,7 @@ static void run_gradcheck(const gc_case *gc, int threads, gc_result *res)
     free(x);
     free(dx);
     free(labels);
+    fnn_exec_free(ex);
     fnn_model_free(m);
 }
 

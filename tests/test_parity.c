@@ -16,6 +16,7 @@
 
 #include "fnn.h"
 #include "io/safetensors.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "nn/layer.h"
 #include "optim/optim.h"
@@ -41,7 +42,7 @@ static void check_forward_backward(fixture *f, int threads)
 
     const fnn_st_tensor *logits = need(f, "logits");
     assert_int_equal(logits->size, (size_t)f->n * f->k);
-    double d_logits = max_diff(m->act[m->src[m->nlayers]], logits->data, logits->size);
+    double d_logits = max_diff(f->ex->act[m->src[m->nlayers]], logits->data, logits->size);
     double d_loss = fabs(loss - need(f, "loss")->data[0]);
     double d_grad = 0.0;
     for (int i = 0; i < fnn_model_num_tensors(m); i++)

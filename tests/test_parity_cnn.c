@@ -19,6 +19,7 @@
 
 #include "fnn.h"
 #include "io/safetensors.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "nn/layer.h"
 #include "optim/optim.h"
@@ -64,7 +65,7 @@ static void check_forward_backward(fixture *f, int threads)
 
     const fnn_st_tensor *logits = need(f, "logits");
     assert_int_equal(logits->size, (size_t)f->n * f->k);
-    double d_logits = max_diff(m->act[m->src[m->nlayers]], logits->data, logits->size);
+    double d_logits = max_diff(f->ex->act[m->src[m->nlayers]], logits->data, logits->size);
     double d_loss = fabs(loss - need(f, "loss")->data[0]);
     /* Frozen tensors have no gradient in the fixture; their training forward moved them. */
     double d_grad = compare_tensors(f, 0, m->grads, "grad.");
@@ -99,12 +100,12 @@ static void test_eval_logits(void **state)
         fnn_pass pass = {.train = 0};
         const float *logits = NULL;
         if (threads == 1) {
-            logits = fnn_model_forward(m, &pass, f->x, f->n);
+            logits = fnn_exec_forward(f->ex, &pass, f->x, f->n);
         } else {
             fnn_blas_single_threaded();
 #pragma omp parallel num_threads(threads)
             {
-                const float *l = fnn_model_forward(m, &pass, f->x, f->n);
+                const float *l = fnn_exec_forward(f->ex, &pass, f->x, f->n);
 #pragma omp single
                 logits = l;
             }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fnn.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "nn/layer.h"
 #include "util/rng.h"
@@ -27,6 +28,7 @@
 
 typedef struct {
     fnn_model *m;
+    fnn_exec *ex;             /* for up to 4 threads */
     int in;                   /* input size per sample */
     float x[N * MAX_IN];      /* (N, in) */
     uint8_t y[N];
@@ -39,7 +41,7 @@ static int setup_spec(void **state, const char *spec, int h)
     f->in = h * h;
     f->m = fnn_model_create(spec, 1, h, h, &err);
     assert_non_null(f->m);
-    assert_int_equal(fnn_model_reserve(f->m, N, &err), FNN_OK);
+    assert_int_equal(fnn_exec_create(f->m, N, 4, f->m->grads, &f->ex, &err), FNN_OK);
     fnn_model_init(f->m, 3);
     fnn_rng rng;
     fnn_rng_seed(&rng, 11);
@@ -61,6 +63,7 @@ static int setup_proj(void **state) { return setup_spec(state, PROJ_SPEC, 6); }
 static int teardown(void **state)
 {
     fixture *f = *state;
+    fnn_exec_free(f->ex);
     fnn_model_free(f->m);
     free(f);
     return 0;
@@ -73,15 +76,15 @@ static double run(fixture *f, float *dx, int threads)
     fnn_pass pass = {.train = 1};
 #pragma omp parallel num_threads(threads)
     {
-        const float *logits = fnn_model_forward(f->m, &pass, f->x, N);
+        const float *logits = fnn_exec_forward(f->ex, &pass, f->x, N);
 #pragma omp single
         {
             int hits;
-            fnn_softmax_xent(logits, f->y, N, 3, 0.0f, 0, N, fnn_model_logit_grad(f->m), &loss,
+            fnn_softmax_xent(logits, f->y, N, 3, 0.0f, 0, N, fnn_exec_logit_grad(f->ex), &loss,
                              &hits);
         }
         if (dx)
-            fnn_model_backward(f->m, &pass, f->x, N, dx);
+            fnn_exec_backward(f->ex, &pass, f->x, N, dx);
     }
     return loss / N;
 }
@@ -93,7 +96,7 @@ static void test_block_adds_its_input(void **state)
     fnn_model *m = f->m;
     /* Layers: 0 dense, 1 residual, 2 dense, 3 dense, 4 end, 5 dense. */
     for (int i = 0; i < N * 6; i++)
-        assert_float_equal(m->act[4][i], m->act[0][i] + m->act[3][i], 1e-6);
+        assert_float_equal(f->ex->act[4][i], f->ex->act[0][i] + f->ex->act[3][i], 1e-6);
     assert_ptr_equal(m->layers[1].partner, &m->layers[4]);
     assert_ptr_equal(m->layers[4].partner, &m->layers[1]);
 }

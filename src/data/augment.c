@@ -87,14 +87,14 @@ static void apply_transform(const fnn_augment_config *c, const transform *t, flo
         fnn_img_erase(img, h, w, t->ey, t->ex, t->eh, t->ew, 0.0f);
 }
 
-void fnn_augment_batch(const fnn_augment_config *c, uint64_t seed, uint64_t step, float *x,
-                       int n, int channels, int h, int w, float *scratch)
+void fnn_augment_batch(const fnn_augment_config *c, uint64_t seed, uint64_t step, size_t row0,
+                       float *x, int n, int channels, int h, int w, float *scratch)
 {
     size_t lo, hi, plane = (size_t)h * w;
     fnn_team_range((size_t)n, 1, &lo, &hi);
     uint64_t key = fnn_hash64(seed ^ fnn_hash64(step));
     for (size_t r = lo; r < hi; r++) {
-        uint64_t rs = fnn_hash64(key + r);
+        uint64_t rs = fnn_hash64(key + row0 + r);
         transform t = draw_transform(c, &rs, h, w);
         for (int ch = 0; ch < channels; ch++)
             apply_transform(c, &t, x + (r * channels + ch) * plane, h, w, scratch);

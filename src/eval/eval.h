@@ -5,7 +5,7 @@
 #include "fnn.h"
 
 /* probs (d->n, classes): the model's class probabilities for every image, in eval mode. */
-fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *probs,
+fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, float *probs,
                      fnn_error *err);
 
 /* Mean cross-entropy (probabilities clipped as Keras does) and accuracy of probs (n, k). */

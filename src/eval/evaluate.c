@@ -1,6 +1,7 @@
 /* Running a model over a data set: probabilities, predictions and metrics. */
 #include "data/batch.h"
 #include "eval/eval.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/gemm.h"
@@ -26,7 +27,7 @@ fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *
     return FNN_OK;
 }
 
-fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *probs,
+fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, float *probs,
                      fnn_error *err)
 {
     fnn_status s = fnn_check_data(m, d, "evaluation", err);
@@ -34,24 +35,27 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
         return s;
     if (d->n == 0)
         return FNN_OK;
-    int cap = d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH;
-    if ((s = fnn_model_reserve(m, cap, err)) != FNN_OK)
+    int cap = d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH, nt = fnn_threads_resolve(threads);
+    fnn_exec *e;
+    if ((s = fnn_exec_create(m, cap, nt, NULL, &e, err)) != FNN_OK)
         return s;
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
     float *x = malloc((size_t)cap * in * sizeof *x); /* (cap, in) */
-    if (!x)
+    if (!x) {
+        fnn_exec_free(e);
         return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
+    }
     fnn_blas_single_threaded();
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
-#pragma omp parallel num_threads(fnn_threads_resolve(threads))
+#pragma omp parallel num_threads(nt)
     {
         fnn_team_begin(&team);
         for (int start = 0; start < d->n; start += cap) {
             int rows = d->n - start < cap ? d->n - start : cap;
             fnn_batch_fill(d, NULL, start, rows, x, NULL);
             fnn_team_sync(&team);
-            const float *logits = fnn_model_forward(m, &pass, x, rows);
+            const float *logits = fnn_exec_forward(e, &pass, x, rows);
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
@@ -60,6 +64,7 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
         fnn_team_end(&team);
     }
     free(x);
+    fnn_exec_free(e);
     if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
         return s;
     return fnn_check_probs(probs, d->n, k, "evaluation", err);
@@ -89,7 +94,7 @@ void fnn_loss_accuracy(const float *probs, const uint8_t *labels, int n, int k, 
     *accuracy = n ? (double)hits / n : NAN;
 }
 
-fnn_status fnn_evaluate(fnn_model *m, const fnn_dataset *d, int threads, int *pred, float *probs,
+fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, int *pred, float *probs,
                         fnn_metrics *out, fnn_error *err)
 {
     int k = m->nclasses;

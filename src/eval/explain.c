@@ -2,6 +2,7 @@
  * SmoothGrad, integrated gradients) and occlusion maps. */
 #include "data/transform.h"
 #include "eval/robustness.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/gemm.h"
@@ -16,7 +17,7 @@
 #define INTEGRATED_STEPS 32
 #define SMOOTHGRAD_NOISE 0.15f
 
-fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *classes,
+fnn_status fnn_input_gradient(const fnn_model *m, const float *x, int n, const int *classes,
                               float *dx, int threads, fnn_error *err)
 {
     int k = m->nclasses;
@@ -29,24 +30,32 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
                             "classes", i, classes[i], k);
     if (n == 0)
         return FNN_OK;
-    fnn_status s = fnn_model_reserve(m, n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, err);
-    if (s != FNN_OK)
+    int cap = n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, nt = fnn_threads_resolve(threads);
+    /* Backward writes parameter gradients too; nothing reads them, and they go to an arena of
+     * this call's own, not the model's. */
+    float *grads = malloc(m->arena_size * sizeof *grads);
+    if (!grads)
+        return fnn_fail(err, FNN_ERR_NOMEM, "input gradient: out of memory");
+    fnn_exec *e;
+    fnn_status s = fnn_exec_create(m, cap, nt, grads, &e, err);
+    if (s != FNN_OK) {
+        free(grads);
         return s;
+    }
     fnn_blas_single_threaded();
     size_t in = fnn_shape_size(m->input);
-    int cap = m->capacity;
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
     int bad = INT_MAX; /* the first image whose logits are not finite */
-#pragma omp parallel num_threads(fnn_threads_resolve(threads)) reduction(min : bad)
+#pragma omp parallel num_threads(nt) reduction(min : bad)
     {
         fnn_team_begin(&team);
         for (int start = 0; start < n; start += cap) {
             int rows = n - start < cap ? n - start : cap;
             const float *xb = x + (size_t)start * in;
-            const float *logits = fnn_model_forward(m, &pass, xb, rows); // (rows, k)
+            const float *logits = fnn_exec_forward(e, &pass, xb, rows); // (rows, k)
             /* d score_c / d logits is the one-hot row of c: the score is the logit itself. */
-            float *g = fnn_model_logit_grad(m); // (rows, k)
+            float *g = fnn_exec_logit_grad(e); // (rows, k)
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             int mine_bad = fnn_nonfinite_row(logits + lo * k, (int)(hi - lo), (size_t)k);
@@ -57,11 +66,12 @@ fnn_status fnn_input_gradient(fnn_model *m, const float *x, int n, const int *cl
                 g[r * k + classes[start + r]] = 1.0f;
             }
             fnn_team_sync(&team);
-            /* Also writes parameter gradients into the model's arena; nothing reads them. */
-            fnn_model_backward(m, &pass, xb, rows, dx + (size_t)start * in);
+            fnn_exec_backward(e, &pass, xb, rows, dx + (size_t)start * in);
         }
         fnn_team_end(&team);
     }
+    fnn_exec_free(e);
+    free(grads);
     if ((s = fnn_gemm_check(&team, "input gradient", err)) != FNN_OK)
         return s;
     /* A finite score can still have an overflowing gradient: the maps must hold numbers too. */
@@ -95,7 +105,7 @@ static void make_variants(const fnn_saliency_config *cfg, int variants, float no
     }
 }
 
-fnn_status fnn_saliency(fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
+fnn_status fnn_saliency(const fnn_model *m, const fnn_dataset *d, const fnn_saliency_config *cfg,
                         int threads, float *maps, fnn_error *err)
 {
     fnn_status s = fnn_check_data(m, d, "saliency", err);
@@ -205,7 +215,7 @@ static int origins(int n, int patch, int stride, int *out)
     return count;
 }
 
-fnn_status fnn_occlusion(fnn_model *m, const fnn_dataset *d, int patch, int stride, int threads,
+fnn_status fnn_occlusion(const fnn_model *m, const fnn_dataset *d, int patch, int stride, int threads,
                          float *drop, double *base, fnn_error *err)
 {
     if (d->n <= 0)

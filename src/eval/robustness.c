@@ -5,6 +5,7 @@
 #include "data/batch.h"
 #include "data/transform.h"
 #include "eval/robustness.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/gemm.h"
@@ -31,7 +32,7 @@ static int argmax(const float *p, int k)
     return best;
 }
 
-fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
+fnn_status fnn_count_correct(const fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
                              const void *ctx, int threads, int64_t *hits, fnn_error *err)
 {
     *hits = 0;
@@ -40,18 +41,17 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
         return s;
     /* The same batches as fnn_infer: a forward pass's sums may depend on the batch's rows. */
     int cap = d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH;
-    if ((s = fnn_model_reserve(m, cap, err)) != FNN_OK)
-        return s;
     int nt = fnn_threads_resolve(threads), k = m->nclasses, c = d->c, h = d->h, w = d->w;
     size_t in = fnn_shape_size(m->input);
     float *x = malloc((size_t)cap * in * sizeof *x);                 /* (cap, in) */
     float *probs = malloc((size_t)cap * k * sizeof *probs);          /* (cap, k) */
     float *scratch = malloc((size_t)nt * h * w * sizeof *scratch);   /* (nt, h, w) */
-    if (!x || !probs || !scratch) {
+    fnn_exec *e = NULL;
+    if (!x || !probs || !scratch || (s = fnn_exec_create(m, cap, nt, NULL, &e, err)) != FNN_OK) {
         free(x);
         free(probs);
         free(scratch);
-        return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
+        return s != FNN_OK ? s : fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
     }
     fnn_blas_single_threaded();
     fnn_barrier team;
@@ -70,7 +70,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
             for (size_t r = lo; edit && r < hi; r++)
                 edit(ctx, start + (int)r, x + r * in, mine, c, h, w);
             fnn_team_sync(&team);
-            const float *logits = fnn_model_forward(m, &pass, x, rows);
+            const float *logits = fnn_exec_forward(e, &pass, x, rows);
             fnn_softmax_rows(logits, k, lo, hi, probs);
             for (size_t r = lo; r < hi; r++)
                 total += argmax(probs + r * k, k) == d->labels[start + r];
@@ -85,6 +85,7 @@ fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit 
     free(x);
     free(probs);
     free(scratch);
+    fnn_exec_free(e);
     if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
         return s;
     return bad == INT_MAX ? FNN_OK : fnn_nonfinite_fail(err, "evaluation", bad);
@@ -189,7 +190,7 @@ static void perturb(const void *ctx, int i, float *x, float *scratch, int channe
 /* The level at which a perturbation leaves images unchanged. */
 static double identity_level(fnn_perturbation p) { return p == FNN_PERTURB_CONTRAST ? 1.0 : 0.0; }
 
-fnn_status fnn_robustness(fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
+fnn_status fnn_robustness(const fnn_model *m, const fnn_dataset *d, fnn_perturbation p,
                           const double *levels, int nlevels, uint64_t seed, int threads,
                           double *acc, fnn_error *err)
 {

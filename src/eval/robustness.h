@@ -14,7 +14,7 @@ typedef void (*fnn_image_edit)(const void *ctx, int i, float *x, float *scratch,
 /* *hits receives the number of images of d that m classifies correctly after `edit` (NULL: no
  * edit). Batches, softmax and argmax are fnn_evaluate's, so that without an edit
  * *hits / d->n is fnn_evaluate's accuracy exactly. */
-fnn_status fnn_count_correct(fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
+fnn_status fnn_count_correct(const fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
                              const void *ctx, int threads, int64_t *hits, fnn_error *err);
 
 /* A standard normal deviate from r (Box-Muller). */

@@ -6,7 +6,6 @@
 #include "io/normalization.h"
 #include "io/safetensors.h"
 #include "model/model.h"
-#include "train/train.h"
 #include "util/error.h"
 
 #include <cjson/cJSON.h>

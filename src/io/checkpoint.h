@@ -1,26 +1,11 @@
-/* Training checkpoints: everything a run needs to continue bit for bit, as safetensors. */
+/* Training checkpoints: everything a run needs to continue bit for bit, as safetensors. The
+ * file format lives here; what it holds is the training loop's (train/state.h). */
 #ifndef FNN_IO_CHECKPOINT_H
 #define FNN_IO_CHECKPOINT_H
 
 #include "fnn.h"
 #include "optim/optim.h"
-#include "util/rng.h"
-
-/* Where a run stands between two steps. */
-typedef struct {
-    int epoch;             /* epochs completed */
-    int step;              /* steps done into epoch + 1 (an interrupted epoch), else 0 */
-    int64_t t;             /* optimizer steps taken */
-    fnn_rng shuffle;       /* the shuffle generator as it was before epoch + 1's shuffle */
-    double loss_sum;       /* epoch + 1's running sums over its first `step` steps */
-    long correct, seen;
-    float plateau_scale;   /* the plateau schedule's cuts so far (1: none) */
-    double plateau_best;   /* best validation loss seen, +inf before any */
-    int plateau_wait;
-    double es_best;        /* early stopping: best monitored value, NaN before any */
-    int es_epoch;          /* its epoch, 0 before any */
-    int es_wait;
-} fnn_train_state;
+#include "train/state.h"
 
 /* Writes path atomically: m's tensors, o's moments, best (the arena of the best epoch, or
  * NULL), cfg's settings and st with stats (st->epoch entries). */

@@ -1,5 +1,6 @@
-/* The sequential model: a stack of layers over one parameter arena and one gradient arena,
- * with activation buffers sized once per batch capacity. */
+/* The sequential model: a stack of layers over one parameter arena and one gradient arena.
+ * The memory of its passes is an executor's (model/exec.c). */
+#include "model/exec.h"
 #include "model/model.h"
 #include "util/error.h"
 #include "util/gemm.h"
@@ -91,9 +92,7 @@ fnn_model *fnn_model_create(const char *spec, int c, int h, int w, fnn_error *er
     m->grads = alloc_floats(m->arena_size);
     m->src = malloc((size_t)(m->nlayers + 1) * sizeof *m->src);
     m->params_below = malloc((size_t)m->nlayers * sizeof *m->params_below);
-    m->act = calloc((size_t)m->nlayers, sizeof *m->act);
-    m->dact = calloc((size_t)m->nlayers, sizeof *m->dact);
-    if (!m->params || !m->grads || !m->src || !m->params_below || !m->act || !m->dact) {
+    if (!m->params || !m->grads || !m->src || !m->params_below) {
         fnn_fail(err, FNN_ERR_NOMEM, "model: out of memory for %zu parameters", m->nparams);
         goto fail;
     }
@@ -127,9 +126,6 @@ void fnn_model_free(fnn_model *m)
     free(m->grads);
     free(m->src);
     free(m->params_below);
-    free(m->act);
-    free(m->dact);
-    free(m->buffers);
     free(m->norm_mean);
     free(m->norm_std);
     free(m);
@@ -146,131 +142,6 @@ void fnn_model_init(fnn_model *m, uint64_t seed)
         fnn_rng_seed(&rng, seed ^ fnn_hash64((uint64_t)i));
         l->ops->init(l, &rng);
     }
-}
-
-fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err)
-{
-    if (n <= m->capacity)
-        return FNN_OK;
-    size_t total = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const fnn_layer *l = &m->layers[i];
-        size_t out = l->ops->alias ? 0 : round_up((size_t)n * fnn_shape_size(l->out));
-        total += 2 * out + round_up((size_t)n * l->scratch_per_sample) +
-                 round_up(l->team_scratch_size);
-    }
-    size_t norm = m->normalized ? round_up((size_t)n * fnn_shape_size(m->input)) : 0;
-    total += norm;
-    float *buf = alloc_floats(total);
-    if (!buf)
-        return fnn_fail(err, FNN_ERR_NOMEM, "model: out of memory for a batch of %d (%zu MB)",
-                        n, total * sizeof(float) >> 20);
-    free(m->buffers);
-    m->buffers = buf;
-    m->capacity = n;
-    for (int i = 0; i < m->nlayers; i++) {
-        fnn_layer *l = &m->layers[i];
-        size_t out = l->ops->alias ? 0 : round_up((size_t)n * fnn_shape_size(l->out));
-        m->act[i] = out ? buf : NULL;
-        l->output = m->act[i];
-        m->dact[i] = out ? buf + out : NULL;
-        buf += 2 * out;
-        l->scratch = l->scratch_per_sample ? buf : NULL;
-        buf += round_up((size_t)n * l->scratch_per_sample);
-        l->team_scratch = l->team_scratch_size ? buf : NULL;
-        buf += round_up(l->team_scratch_size);
-    }
-    m->norm_x = norm ? buf : NULL;
-    return FNN_OK;
-}
-
-static unsigned sharing(const fnn_layer *l, int n)
-{
-    return l->ops->sharing ? l->ops->sharing(l, n, omp_get_num_threads()) : 0;
-}
-
-/* The next layer after i that does any work (aliases pass their input on), or -1. */
-static int next_working(const fnn_model *m, int i, int step)
-{
-    for (i += step; i >= 0 && i < m->nlayers; i += step)
-        if (!m->layers[i].ops->alias)
-            return i;
-    return -1;
-}
-
-const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n)
-{
-    int first = next_working(m, -1, 1);
-    if (m->normalized) {
-        fnn_model_normalize_rows(m, x, n);
-        if (!(sharing(&m->layers[first], n) & FNN_FWD_ROWS_IN))
-            fnn_team_sync(p->sync);
-        x = m->norm_x;
-    }
-    for (int i = first; i >= 0;) {
-        fnn_layer *l = &m->layers[i];
-        l->ops->forward(l, p, m->src[i] < 0 ? x : m->act[m->src[i]], m->act[i], n);
-        int next = next_working(m, i, 1);
-        /* No barrier where the next reader reads only the rows this thread just wrote. */
-        unsigned mine = sharing(l, n) & FNN_FWD_ROWS_OUT;
-        int rows_next = next < 0 ? p->rows_after
-                                 : (sharing(&m->layers[next], n) & FNN_FWD_ROWS_IN) != 0;
-        if (!mine || !rows_next)
-            fnn_team_sync(p->sync);
-        i = next;
-    }
-    return m->act[m->src[m->nlayers]];
-}
-
-float *fnn_model_logit_grad(fnn_model *m) { return m->dact[m->src[m->nlayers]]; }
-
-void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx)
-{
-    /* unsynced: per-thread partial gradients may not all be written yet (no barrier since);
-     * synced: the pass has held a barrier, so everything written before it is visible. */
-    int unsynced = 0, reducing = 0, synced = 0;
-    if (m->normalized)
-        x = m->norm_x; /* what the first layer saw in forward */
-    for (int i = next_working(m, m->nlayers, -1); i >= 0;) {
-        fnn_layer *l = &m->layers[i];
-        int from = m->src[i];
-        /* The first layers with parameters need no input gradient unless the caller asks. */
-        float *din = NULL;
-        if (dx || m->params_below[i])
-            din = from < 0 ? dx : m->dact[from];
-        unsigned mine = sharing(l, n);
-        if (mine & FNN_BWD_SYNCS) {
-            unsynced = 0;
-            synced = 1;
-        }
-        l->ops->backward(l, p, from < 0 ? x : m->act[from], m->act[i], m->dact[i], din, n);
-        if (mine & FNN_BWD_PARTIAL) {
-            unsynced = 1;
-            reducing = 1;
-        }
-        int next = next_working(m, i, -1);
-        if (next >= 0 && (!(mine & FNN_BWD_ROWS_OUT) ||
-                          !(sharing(&m->layers[next], n) & FNN_BWD_ROWS_IN))) {
-            fnn_team_sync(p->sync);
-            unsynced = 0;
-            synced = 1;
-        }
-        i = next;
-    }
-    if (dx && m->normalized) {
-        if (!(sharing(&m->layers[next_working(m, -1, 1)], n) & FNN_BWD_ROWS_OUT))
-            fnn_team_sync(p->sync);
-        fnn_model_normalize_grad_rows(m, dx, n);
-    }
-    /* Callers rely on one barrier inside the pass: what they wrote before it is then visible
-     * to the whole team once it returns (the training loop's per-thread loss sums). */
-    if (unsynced || !synced)
-        fnn_team_sync(p->sync);
-    for (int i = 0; reducing && i < m->nlayers; i++)
-        if (sharing(&m->layers[i], n) & FNN_BWD_PARTIAL)
-            m->layers[i].ops->reduce(&m->layers[i], p, n);
-    if (!p->rows_after)
-        fnn_team_sync(p->sync);
 }
 
 /* ---------------------------------------------------------------- inspection */
@@ -340,25 +211,38 @@ void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out)
 
 /* ---------------------------------------------------------------- prediction */
 
-fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, int threads,
-                             fnn_error *err)
+fnn_status fnn_predictor_create(const fnn_model *m, int max_batch, int threads,
+                                fnn_exec **out, fnn_error *err)
+{
+    *out = NULL;
+    if (max_batch < 1)
+        return fnn_fail(err, FNN_ERR_ARG, "predictor: the batch must be at least 1, got %d",
+                        max_batch);
+    if (threads < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "predictor: threads must be 0 (all cores) or more, "
+                        "got %d", threads);
+    return fnn_exec_create(m, max_batch < FNN_EVAL_BATCH ? max_batch : FNN_EVAL_BATCH,
+                           fnn_threads_resolve(threads), NULL, out, err);
+}
+
+fnn_status fnn_predictor_run(fnn_exec *e, const float *x, int n, float *probs, fnn_error *err)
 {
     if (n < 0)
         return fnn_fail(err, FNN_ERR_ARG, "predict: negative image count %d", n);
-    fnn_status s = fnn_model_reserve(m, n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, err);
-    if (s != FNN_OK)
-        return s;
+    if (n == 0)
+        return FNN_OK;
+    const fnn_model *m = e->m;
+    int cap = e->capacity;
     fnn_blas_single_threaded();
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
-    int cap = m->capacity;
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
-#pragma omp parallel num_threads(fnn_threads_resolve(threads))
+#pragma omp parallel num_threads(e->team)
     {
         fnn_team_begin(&team);
         for (int start = 0; start < n; start += cap) {
             int rows = n - start < cap ? n - start : cap;
-            const float *logits = fnn_model_forward(m, &pass, x + (size_t)start * in, rows);
+            const float *logits = fnn_exec_forward(e, &pass, x + (size_t)start * in, rows);
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
@@ -366,9 +250,25 @@ fnn_status fnn_model_predict(fnn_model *m, const float *x, int n, float *probs, 
         }
         fnn_team_end(&team);
     }
-    if ((s = fnn_gemm_check(&team, "prediction", err)) != FNN_OK)
+    fnn_status s = fnn_gemm_check(&team, "prediction", err);
+    if (s != FNN_OK)
         return s;
     return fnn_check_probs(probs, n, k, "prediction", err);
+}
+
+fnn_status fnn_model_predict(const fnn_model *m, const float *x, int n, float *probs,
+                             int threads, fnn_error *err)
+{
+    if (n < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "predict: negative image count %d", n);
+    if (n == 0)
+        return FNN_OK;
+    fnn_exec *e;
+    fnn_status s = fnn_predictor_create(m, n, threads, &e, err);
+    if (s == FNN_OK)
+        s = fnn_predictor_run(e, x, n, probs, err);
+    fnn_exec_free(e);
+    return s;
 }
 
 int fnn_nonfinite_row(const float *v, int n, size_t k)

@@ -11,7 +11,8 @@ struct fnn_model {
     char *spec;          /* canonical architecture spec */
     fnn_shape input;     /* per-sample input shape */
     int nlayers;
-    fnn_layer *layers;   /* (nlayers) */
+    fnn_layer *layers;   /* (nlayers) the weights' views; buffers are NULL here: each executor
+                            (model/exec.h) holds copies pointing at its own */
     int nclasses;
     size_t nparams;      /* parameters, without the alignment padding */
     size_t arena_size;   /* floats in params and grads: each layer's block starts 64-byte aligned */
@@ -20,40 +21,19 @@ struct fnn_model {
     int *src;            /* (nlayers + 1) layer whose output feeds layer i (the model output at
                             nlayers); -1 for the model input */
     int *params_below;   /* (nlayers) 1 if a layer before i has parameters */
-    int capacity;        /* rows the buffers below hold */
-    float **act;         /* (nlayers) act[i]: output of layer i, (capacity, out_i); NULL for aliases */
-    float **dact;        /* (nlayers) gradient with respect to act[i], same shapes */
-    float *buffers;      /* backs act, dact, every layer's scratch and norm_x */
     /* Per-channel input normalisation (fnn_model_set_normalization): the first layer sees
      * (x - norm_mean[ch]) / norm_std[ch]. Off (normalized 0) the input goes in untouched. */
     int normalized;
     float *norm_mean;    /* (input.c) */
     float *norm_std;     /* (input.c) */
-    float *norm_x;       /* (capacity, input) the normalised batch; NULL when not normalized */
 };
 
 /* Parses a spec (or a preset name such as "mlp") into layers with ops, cfg and index set. */
 fnn_status fnn_spec_parse(const char *spec, fnn_layer **layers, int *nlayers, fnn_error *err);
 
-/* Makes the activation buffers hold at least n rows. Not a team function. */
-fnn_status fnn_model_reserve(fnn_model *m, int n, fnn_error *err);
-
-/* Team function: runs x (n, input) through the model; returns the logits (n, nclasses),
- * complete after a barrier unless p->rows_after lets it end without one. */
-const float *fnn_model_forward(fnn_model *m, const fnn_pass *p, const float *x, int n);
-
-/* The buffer (capacity, nclasses) into which the loss writes its gradient before backward. */
-float *fnn_model_logit_grad(fnn_model *m);
-
-/* Team function: back-propagates the logit gradient through the forward pass just run on x,
- * writing every parameter gradient, and the input gradient (n, input) into dx when not NULL.
- * With p->rows_after it ends without a barrier: each thread then holds only the gradients of
- * its optimizer share (each tensor's fnn_team_param_rows). */
-void fnn_model_backward(fnn_model *m, const fnn_pass *p, const float *x, int n, float *dx);
-
-/* Team function: this thread's rows (fnn_team_range(n, 1)) of m->norm_x = the per-channel
- * normalisation of x (n, input). */
-void fnn_model_normalize_rows(fnn_model *m, const float *x, int n);
+/* Team function: this thread's rows (fnn_team_range(n, 1)) of out (n, input) = the
+ * per-channel normalisation of x (n, input). */
+void fnn_model_normalize_rows(const fnn_model *m, const float *x, int n, float *out);
 
 /* Team function: this thread's rows of dx (n, input), the gradient with respect to the
  * normalised input, become the gradient with respect to x: divided by the channel's std. */

@@ -16,8 +16,6 @@ fnn_status fnn_model_set_normalization(fnn_model *m, const float *mean, const fl
         return fnn_fail(err, FNN_ERR_ARG,
                         "normalization: mean and std are both given or both NULL");
     if (!mean) {
-        if (m->normalized)
-            m->capacity = 0; /* the next fnn_model_reserve drops norm_x */
         m->normalized = 0;
         return FNN_OK;
     }
@@ -42,8 +40,6 @@ fnn_status fnn_model_set_normalization(fnn_model *m, const float *mean, const fl
     }
     memcpy(m->norm_mean, mean, (size_t)c * sizeof *mean);
     memcpy(m->norm_std, std, (size_t)c * sizeof *std);
-    if (!m->normalized)
-        m->capacity = 0; /* the next fnn_model_reserve makes room for norm_x */
     m->normalized = 1;
     return FNN_OK;
 }
@@ -59,14 +55,14 @@ int fnn_model_normalization(const fnn_model *m, float *mean, float *std)
     return m->normalized;
 }
 
-void fnn_model_normalize_rows(fnn_model *m, const float *x, int n)
+void fnn_model_normalize_rows(const fnn_model *m, const float *x, int n, float *out)
 {
     size_t plane = (size_t)m->input.h * m->input.w, in = (size_t)m->input.c * plane, lo, hi;
     fnn_team_range((size_t)n, 1, &lo, &hi);
     for (size_t r = lo; r < hi; r++)
         for (int ch = 0; ch < m->input.c; ch++) {
             const float *src = x + r * in + (size_t)ch * plane;
-            float *dst = m->norm_x + r * in + (size_t)ch * plane;
+            float *dst = out + r * in + (size_t)ch * plane;
             float mu = m->norm_mean[ch], sd = m->norm_std[ch];
             /* A division, not a product with 1 / std: the ONNX export's Div and PyTorch's
              * Normalize give the same floats. */

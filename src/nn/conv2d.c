@@ -24,13 +24,10 @@
 #include <string.h>
 
 /* Threads share the batch by images, each with its own column buffer and, past thread 0, its
- * own partial gradient in team_scratch. Teams larger than this would need more buffers: their
- * threads t >= CONV_MAX_TEAM do nothing, and the images are shared among the first
- * CONV_MAX_TEAM threads (sharing() then reports no row flags, so the model keeps its barriers).
- * An evaluation pass over fewer images than that (a single image's prediction) shares each
+ * own partial gradient in team_scratch, which the executor sizes for its team (conv_team_floats).
+ * An evaluation pass over fewer images than threads (a single image's prediction) shares each
  * image instead, by output rows (im2col; Winograd when the image is large enough) or filters
  * (Winograd): by images, the other threads would wait. */
-#define CONV_MAX_TEAM 4
 
 /* A Winograd pass shared within images goes by rows of tiles, each thread on its own, when
  * every thread gets at least this many; otherwise the team shares each chunk's products by
@@ -91,16 +88,19 @@ static size_t thread_floats(const geometry *g)
     return (g->ckk * g->ohw + 15) & ~(size_t)15;
 }
 
-/* Buffers of thread t: Winograd's, or the column matrix (ckk, ohw). */
+static size_t cache_floats(const geometry *g);
+
+/* Buffers of thread t: Winograd's, or the column matrix (ckk, ohw), after the cache. */
 static float *thread_buffer(const fnn_layer *l, const geometry *g, int t)
 {
-    return l->team_scratch + (size_t)t * thread_floats(g);
+    return l->team_scratch + cache_floats(g) + (size_t)t * thread_floats(g);
 }
 
-/* Partial gradient of thread t >= 1, laid out as l->grads. */
+/* Partial gradient of thread t >= 1, laid out as l->grads, after the threads' buffers. */
 static float *partial(const fnn_layer *l, const geometry *g, int t)
 {
-    return l->team_scratch + CONV_MAX_TEAM * thread_floats(g) + (size_t)(t - 1) * l->nparams;
+    return l->team_scratch + cache_floats(g) + (size_t)l->team * thread_floats(g) +
+           (size_t)(t - 1) * l->nparams;
 }
 
 /* Evaluation keeps the kernels' Winograd transform from one pass to the next: transforming
@@ -118,18 +118,17 @@ static size_t cache_floats(const geometry *g)
     return fnn_wino_kernel_floats(&w) + ((g->f * g->ckk + 15) & ~(size_t)15);
 }
 
-/* The cache, after the threads' buffers and partial gradients. */
+/* The cache, first: where it lies does not depend on the team. */
 static float *cache(const fnn_layer *l, const geometry *g)
 {
-    return l->team_scratch + CONV_MAX_TEAM * thread_floats(g) +
-           (CONV_MAX_TEAM - 1) * l->nparams;
+    (void)g;
+    return l->team_scratch;
 }
 
-/* The threads that take part in a pass: at most CONV_MAX_TEAM. */
+/* The threads that take part in a pass: the whole team (the executor sized it, l->team). */
 static int parts(void)
 {
-    int nt = omp_get_num_threads();
-    return nt < CONV_MAX_TEAM ? nt : CONV_MAX_TEAM;
+    return omp_get_num_threads();
 }
 
 /* Part t's share [*lo, *hi) of [0, n) among np parts; empty for t >= np. */
@@ -149,20 +148,10 @@ static int within_images(const fnn_pass *p, int n)
     return !p->train && n < parts();
 }
 
-/* This thread's images [*lo, *hi) of n; empty for threads past CONV_MAX_TEAM. */
+/* This thread's images [*lo, *hi) of n. */
 static void image_range(int n, size_t *lo, size_t *hi)
 {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    if (nt <= CONV_MAX_TEAM) {
-        fnn_team_range((size_t)n, 1, lo, hi);
-        return;
-    }
-    if (t >= CONV_MAX_TEAM) {
-        *lo = *hi = 0;
-        return;
-    }
-    *lo = (size_t)n * t / CONV_MAX_TEAM;
-    *hi = (size_t)n * (t + 1) / CONV_MAX_TEAM;
+    fnn_team_range((size_t)n, 1, lo, hi);
 }
 
 /* Output pixels [*lo, *hi) of a row of `out` whose input index o*s - pad + kk is inside [0, in). */
@@ -272,11 +261,14 @@ static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
     l->nparams = (size_t)f * ckk + (l->cfg.conv.bias ? (size_t)f : 0);
     l->ntensors = l->cfg.conv.bias ? 2 : 1;
     l->scratch_per_sample = 0;
+    return FNN_OK;
+}
+
+static size_t conv_team_floats(const fnn_layer *l, int team)
+{
     geometry g = geom(l);
     /* Thread 0 writes l->grads directly, so only the others need a partial. */
-    l->team_scratch_size = CONV_MAX_TEAM * thread_floats(&g) + (CONV_MAX_TEAM - 1) * l->nparams +
-                           cache_floats(&g);
-    return FNN_OK;
+    return cache_floats(&g) + (size_t)team * thread_floats(&g) + (size_t)(team - 1) * l->nparams;
 }
 
 static void conv_init(fnn_layer *l, fnn_rng *rng)
@@ -476,8 +468,6 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
     int t = omp_get_thread_num();
     size_t in_size = (size_t)g.c * g.h * g.w, out_size = g.f * g.ohw, lo, hi;
     image_range(n, &lo, &hi);
-    if (t >= CONV_MAX_TEAM)
-        return;
     /* Thread 0 writes the gradients, the others partials that `reduce` adds up. */
     float *dw = t ? partial(l, &g, t) : l->grads;                 /* (f, ckk) */
     float *db = l->cfg.conv.bias ? dw + g.f * g.ckk : NULL;        /* (f) */
@@ -516,8 +506,7 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
 static void conv_reduce(fnn_layer *l, const fnn_pass *p, int n)
 {
     geometry g = geom(l);
-    int nt = omp_get_num_threads();
-    int parts = (nt < CONV_MAX_TEAM ? nt : CONV_MAX_TEAM) - 1;
+    int parts = omp_get_num_threads() - 1;
     size_t lo, hi, ranges[2][2];
     fnn_team_param_rows((size_t)g.f, &lo, &hi);
     ranges[0][0] = lo * g.ckk;
@@ -535,8 +524,6 @@ static void conv_reduce(fnn_layer *l, const fnn_pass *p, int n)
 
 static unsigned conv_sharing(const fnn_layer *l, int n, int nt)
 {
-    if (nt > CONV_MAX_TEAM) /* images are not shared as fnn_team_range would */
-        return FNN_BWD_PARTIAL;
     unsigned backward = FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT | FNN_BWD_PARTIAL;
     /* Fewer images than threads: an evaluation pass shares them by filters (the flags do not
      * know the mode; training only gets a barrier more). */
@@ -580,4 +567,5 @@ const fnn_layer_ops fnn_conv2d_ops = {
     .format = conv_format,
     .sharing = conv_sharing,
     .reduce = conv_reduce,
+    .team_floats = conv_team_floats,
 };

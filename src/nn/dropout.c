@@ -27,18 +27,21 @@ static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, flo
     float rate = l->cfg.dropout.rate, scale = 1.0f / (1.0f - rate);
     uint64_t key = p->key ^ fnn_hash64((uint64_t)l->index);
     float *mask = l->scratch; /* (n, size) */
-    /* Element i's uniform is the 16-bit chunk i % 4 of hash(key + i / 4), whichever thread
-     * computes it. Hashing groups of 64 at once lets both loops vectorise. */
+    /* Element i of the step's whole batch (a shard's rows start at p->row0) takes the 16-bit
+     * chunk i % 4 of hash(key + i / 4) as its uniform, whichever thread or shard computes it.
+     * Hashing groups of 64 at once lets both loops vectorise. */
     uint16_t threshold = (uint16_t)(rate * 65536.0f);
-    for (size_t g0 = lo / 64 * 64; g0 < hi; g0 += 64) {
+    size_t base = p->row0 * fnn_shape_size(l->in); /* g below counts from the whole batch's start */
+    for (size_t g0 = (base + lo) / 64 * 64; g0 < base + hi; g0 += 64) {
         uint64_t bits[16];
         uint16_t u[64];
         for (int j = 0; j < 16; j++)
             bits[j] = fnn_hash64(key + g0 / 4 + (uint64_t)j);
         memcpy(u, bits, sizeof u); /* little-endian: u[j] is bits j/4, chunk j%4 */
-        size_t a = g0 < lo ? lo - g0 : 0, b = hi - g0 < 64 ? hi - g0 : 64;
+        size_t a = g0 < base + lo ? base + lo - g0 : 0;
+        size_t b = base + hi - g0 < 64 ? base + hi - g0 : 64;
         for (size_t j = a; j < b; j++)
-            mask[g0 + j] = u[j] >= threshold ? scale : 0.0f;
+            mask[g0 + j - base] = u[j] >= threshold ? scale : 0.0f;
     }
 #pragma omp simd
     for (size_t i = lo; i < hi; i++)

@@ -31,6 +31,10 @@ typedef enum {
 typedef struct {
     int train;      /* 1: training mode (dropout active) */
     uint64_t key;   /* dropout stream of this step: a hash of the seed and the step number */
+    /* The batch's first row within the step's whole batch: a shard of data-parallel training
+     * (fnn_train_config.shard_count) passes its slice's offset, so that dropout's draws depend
+     * on the sample's place in the whole batch, not on the shard. 0 for one process. */
+    size_t row0;
     fnn_barrier *sync; /* the team's barrier; NULL: OpenMP's */
     /* 1: after the forward pass the caller reads only this thread's rows of the logits, and
      * after the backward pass only this thread's share of the gradients (the optimizer's rows),
@@ -73,6 +77,9 @@ typedef struct {
      * thread is past it: adds up the per-thread partial gradients into l->grads, each thread
      * its optimizer share. NULL for layers that always write l->grads directly. */
     void (*reduce)(fnn_layer *l, const fnn_pass *p, int n);
+    /* Floats of team_scratch for a team of `team` threads, for layers whose per-thread
+     * buffers grow with the team; NULL: team_scratch_size, whatever the team. */
+    size_t (*team_floats)(const fnn_layer *l, int team);
     /* 1 if the output is the input itself (no copy, no buffer). */
     int alias;
 } fnn_layer_ops;
@@ -114,10 +121,13 @@ struct fnn_layer {
     int ntensors;
     float *params;        /* view into the model's parameter arena */
     float *grads;         /* view into the model's gradient arena, same layout */
+    /* The buffers below belong to the executor (model/exec.h) whose copy of the layer this is;
+     * they are NULL in the model's own layers, which hold only the weights' views. */
     size_t scratch_per_sample;
-    float *scratch;       /* (capacity, scratch_per_sample), owned by the model */
+    float *scratch;       /* (capacity, scratch_per_sample) */
     size_t team_scratch_size;
-    float *team_scratch;  /* (team_scratch_size) independent of the batch, owned by the model */
+    float *team_scratch;  /* (ops->team_floats(l, team) or team_scratch_size) batch-independent */
+    int team;             /* threads team_scratch is sized for: a pass's team is no larger */
     float *output;        /* (capacity, out) this layer's output buffer; NULL for aliases */
     fnn_layer *partner;   /* the other end of a residual block, set by the model */
 };
@@ -144,10 +154,12 @@ extern const fnn_layer_ops fnn_batchnorm_ops;
 extern const fnn_layer_ops fnn_residual_begin_ops;
 extern const fnn_layer_ops fnn_residual_end_ops;
 
-/* Fused softmax and cross-entropy over rows [lo, hi) of logits (n, k) against the targets
- * q = (1 - smoothing) onehot + smoothing / k (smoothing 0: plain cross-entropy). Writes the row
- * gradient (p - q) / n into dlogits, and returns the summed loss and correct count of those
- * rows. */
+/* Fused softmax and cross-entropy over rows [lo, hi) of logits (at least hi rows, k) against
+ * the targets q = (1 - smoothing) onehot + smoothing / k (smoothing 0: plain cross-entropy).
+ * Writes the row gradient (p - q) / n into dlogits, and returns the summed loss and correct
+ * count of those rows. n is the batch the mean loss is over: a shard of data-parallel training
+ * holds fewer rows than that, and dividing by the whole batch lets the shards' gradients add
+ * up to the one-process gradient. */
 void fnn_softmax_xent(const float *logits, const uint8_t *labels, int n, int k, float smoothing,
                       size_t lo, size_t hi, float *dlogits, double *loss_sum, int *correct);
 

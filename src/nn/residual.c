@@ -44,9 +44,6 @@ static void begin_backward(fnn_layer *l, const fnn_pass *p, const float *x, cons
     }
 }
 
-/* Threads beyond this many leave the projection's images to the first ones. */
-#define PROJ_MAX_TEAM 4
-
 /* The projection's sizes: input (ci, hi, wi) to output (co, ho, wo) with stride s. */
 typedef struct {
     int ci, co, s;
@@ -83,8 +80,13 @@ static fnn_status end_setup(fnn_layer *l, fnn_error *err)
     l->nparams = (size_t)p.co * p.ci + (size_t)p.co;
     l->ntensors = 2;
     l->scratch_per_sample += (size_t)p.ci * p.hw;                 /* strided input */
-    l->team_scratch_size = (PROJ_MAX_TEAM - 1) * l->nparams;       /* partial gradients */
     return FNN_OK;
+}
+
+/* The projection's partial gradients, one per thread past the first. */
+static size_t end_team_floats(const fnn_layer *l, int team)
+{
+    return projects(l) ? (size_t)(team - 1) * l->nparams : 0;
 }
 
 static void end_init(fnn_layer *l, fnn_rng *rng)
@@ -98,14 +100,10 @@ static void end_init(fnn_layer *l, fnn_rng *rng)
     memset(l->params + (size_t)p.co * p.ci, 0, (size_t)p.co * sizeof *l->params);
 }
 
-/* This thread's images for the projection: the first PROJ_MAX_TEAM threads share them. */
+/* This thread's images for the projection: its rows, as fnn_team_range(n, 1) gives them. */
 static int proj_rows(int n, size_t *lo, size_t *hi)
 {
     int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    nt = nt < PROJ_MAX_TEAM ? nt : PROJ_MAX_TEAM;
-    *lo = *hi = 0;
-    if (t >= nt)
-        return t;
     *lo = (size_t)n * t / nt;
     *hi = (size_t)n * (t + 1) / nt;
     return t;
@@ -160,8 +158,7 @@ static void end_backward(fnn_layer *l, const fnn_pass *p, const float *x, const 
     const float *w = l->params;
     int t = proj_rows(n, &lo, &hi);
     float *g = t ? l->team_scratch + (size_t)(t - 1) * l->nparams : l->grads;
-    if (t < PROJ_MAX_TEAM)
-        memset(g, 0, l->nparams * sizeof *g);
+    memset(g, 0, l->nparams * sizeof *g);
     for (size_t r = lo; r < hi; r++) {
         const float *dyr = dy + r * out;
         const float *sub = l->scratch + r * skip + pr.in_size;
@@ -191,7 +188,6 @@ static void end_backward(fnn_layer *l, const fnn_pass *p, const float *x, const 
 static void end_reduce(fnn_layer *l, const fnn_pass *p, int n)
 {
     int nt = omp_get_num_threads();
-    nt = nt < PROJ_MAX_TEAM ? nt : PROJ_MAX_TEAM;
     projection pr = proj_of(l);
     size_t lo, hi, ranges[2][2];
     fnn_team_param_rows((size_t)pr.co, &lo, &hi);
@@ -226,13 +222,10 @@ static unsigned rows(const fnn_layer *l, int n, int nt)
     return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
 }
 
-/* The projection shares images its own way (at most PROJ_MAX_TEAM threads), so it claims rows
- * only where that matches fnn_team_range's; its gradients are partials either way. */
+/* The projection shares images by rows too; its gradients are partials. */
 static unsigned end_sharing(const fnn_layer *l, int n, int nt)
 {
-    if (!projects(l))
-        return rows(l, n, nt);
-    return (nt <= PROJ_MAX_TEAM ? rows(l, n, nt) : 0) | FNN_BWD_PARTIAL;
+    return rows(l, n, nt) | (projects(l) ? FNN_BWD_PARTIAL : 0);
 }
 
 static void begin_format(const fnn_layer *l, char *buf, size_t size)
@@ -266,4 +259,5 @@ const fnn_layer_ops fnn_residual_end_ops = {
     .format = end_format,
     .sharing = end_sharing,
     .reduce = end_reduce,
+    .team_floats = end_team_floats,
 };

@@ -1,11 +1,13 @@
-/* The training loop. Each step is forward, loss, backward (every gradient lands in the model's
- * gradient arena), then the optimizer update: the point where gradients could be summed across
- * processes. One OpenMP team runs a whole epoch; layers share the work inside it. Around it:
- * augmentation, the learning-rate schedule, clipping, early stopping and checkpoints. */
+/* The training loop. Each step is forward, loss and backward on this shard's rows of the batch,
+ * then the gradient hook (on_gradients, where data-parallel shards sum their gradients), then
+ * clipping and the optimizer update. One OpenMP team runs a whole epoch; layers share the work
+ * inside it. Around it: augmentation, the learning-rate schedule, clipping, early stopping and
+ * checkpoints. */
 #include "data/augment.h"
 #include "data/batch.h"
 #include "eval/eval.h"
 #include "io/checkpoint.h"
+#include "model/exec.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"
@@ -38,6 +40,7 @@ fnn_train_config fnn_train_default(void)
         .threads = 0,
         .optim = fnn_optim_default(FNN_OPT_ADAM),
         .progress_interval_s = 0.1,
+        .shard_count = 1,
     };
 }
 
@@ -93,6 +96,11 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
     if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
         return fnn_fail(err, FNN_ERR_ARG, "training: label smoothing must be in [0, 1), got %g",
                         (double)c->label_smoothing);
+    if (c->shard_count < 0 || c->shard_count > MAX_BATCH || c->shard_index < 0 ||
+        c->shard_index >= (c->shard_count > 1 ? c->shard_count : 1))
+        return fnn_fail(err, FNN_ERR_ARG, "training: shard %d of %d: the shard count must be in "
+                        "0..%d and the index in 0..count - 1", c->shard_index, c->shard_count,
+                        MAX_BATCH);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -108,8 +116,12 @@ typedef struct {
     float *aug;       /* (threads, in) each thread's augmentation scratch; NULL when off */
     float *best;      /* (arena_size) early stopping's best weights; NULL when off */
     fnn_optimizer opt;
+    /* The run's own pass memory: an on_epoch callback that evaluates the model with a larger
+     * batch uses another executor, and cannot move these buffers under the loop. */
+    fnn_exec *ex;
     fnn_barrier team;
     int stop;         /* set by thread 0 before a barrier: the interrupt was seen */
+    fnn_status hook;  /* set by thread 0 before a barrier: what on_gradients returned */
     struct {
         _Alignas(64) double loss; /* summed over this thread's rows of the batch */
         int hits;
@@ -161,6 +173,7 @@ static void release(run_buffers *b)
     free(b->aug);
     free(b->best);
     free(b->part);
+    fnn_exec_free(b->ex);
     fnn_optimizer_release(&b->opt);
 }
 
@@ -168,6 +181,19 @@ fnn_status fnn_train(fnn_model *m, const fnn_dataset *train, const fnn_dataset *
                      const fnn_train_config *cfg, fnn_epoch_stats *stats, fnn_error *err)
 {
     return fnn_train_run(m, train, val, cfg, stats, NULL, err);
+}
+
+/* Starts loading this shard's rows of the step after `step` into the cache, while this one's
+ * backward pass runs. */
+static void prefetch_next(const fnn_dataset *train, const int *perm, int n, int batch, int step,
+                          int steps, int shard, int shards)
+{
+    if (step + 1 >= steps)
+        return;
+    int next = (step + 1) * batch, rows = n - next < batch ? n - next : batch;
+    int row0 = (int)((int64_t)rows * shard / shards);
+    fnn_batch_prefetch(train, perm + next + row0,
+                       (int)((int64_t)rows * (shard + 1) / shards) - row0);
 }
 
 /* Keras's EarlyStopping (min_delta 0): 1 if value improves on best for the monitor. */
@@ -241,10 +267,6 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
     size_t in = fnn_shape_size(m->input);
     int threads = fnn_threads_resolve(cfg->threads);
     int augment = fnn_augment_active(&cfg->augment);
-    /* Room for validation batches too: a later reserve would move the buffers. */
-    int val_rows = nval < FNN_EVAL_BATCH ? nval : FNN_EVAL_BATCH;
-    if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK)
-        return s;
 
     run_buffers b = {0};
     for (int i = 0; i < 2; i++) {
@@ -284,19 +306,20 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                             "are missing", cfg->resume, ts.es_epoch);
         }
         res.resumed_epoch = ts.epoch;
-        /* The checkpoint's input normalisation may have replaced the model's, and with it
-         * the room a batch needs. */
-        if ((s = fnn_model_reserve(m, batch > val_rows ? batch : val_rows, err)) != FNN_OK) {
-            release(&b);
-            return s;
-        }
+    }
+    /* After the resume: the checkpoint's input normalisation may have replaced the model's,
+     * and with it the room a batch needs. */
+    if ((s = fnn_exec_create(m, batch, threads, m->grads, &b.ex, err)) != FNN_OK) {
+        release(&b);
+        return s;
     }
     fnn_blas_single_threaded();
 
     uint64_t dropout_seed = fnn_hash64(cfg->seed ^ 0xD50F0u);
     uint64_t augment_seed = fnn_hash64(cfg->seed ^ 0xA06u);
-    float *dlogits = fnn_model_logit_grad(m);
+    float *dlogits = fnn_exec_logit_grad(b.ex);
     int clip = cfg->clip_norm > 0.0f;
+    int shards = cfg->shard_count > 1 ? cfg->shard_count : 1, shard = cfg->shard_index;
     res.epochs = ts.epoch;
 
     for (int epoch = ts.epoch + 1; epoch <= cfg->epochs; epoch++) {
@@ -315,8 +338,10 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         double t0 = now_s(), last_report = t0, loss_sum = ts.loss_sum;
         long correct = ts.correct, seen = ts.seen;
         int bad_step = 0;  /* 1-based step whose loss was not finite */
+        int bad_grads = 0; /* 1-based step whose gradients were not finite after the hook */
         int done = first;  /* steps finished, when interrupted */
         b.stop = 0;
+        b.hook = FNN_OK;
 
 #pragma omp parallel num_threads(threads)
         {
@@ -334,6 +359,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                 if (step > first) {
                     double loss = 0.0;
                     int hits = 0, prev = (step - 1) * batch;
+                    int prev_rows = n - prev < batch ? n - prev : batch;
                     for (int j = 0; j < nt; j++) {
                         loss += b.part[j].loss;
                         hits += b.part[j].hits;
@@ -346,7 +372,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     if (tid == 0) {
                         loss_sum += loss;
                         correct += hits;
-                        seen += n - prev < batch ? n - prev : batch;
+                        seen += (int)((int64_t)prev_rows * (shard + 1) / shards -
+                                      (int64_t)prev_rows * shard / shards);
                         double t = now_s();
                         if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
                                                  step == steps)) {
@@ -369,27 +396,54 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                     b.stop = 1;
                     done = step;
                 }
+                /* This shard's rows [row0, row0 + mine) of the batch (all of it for one). */
+                int row0 = (int)((int64_t)rows * shard / shards);
+                int mine = (int)((int64_t)rows * (shard + 1) / shards) - row0;
                 float *x = b.x[step & 1];
                 uint8_t *labels = b.labels[step & 1];
-                fnn_batch_fill(train, b.perm + start, 0, rows, x, labels);
+                fnn_batch_fill(train, b.perm + start + row0, 0, mine, x, labels);
                 if (augment)
-                    fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step, x,
-                                      rows, train->c, train->h, train->w, aug_scratch);
+                    fnn_augment_batch(&cfg->augment, augment_seed, step_base + (uint64_t)step,
+                                      (size_t)row0, x, mine, train->c, train->h, train->w,
+                                      aug_scratch);
                 fnn_team_sync(&b.team);
                 if (b.stop)
                     break;
-                fnn_pass pass = {.train = 1, .key = fnn_hash64(dropout_seed + step_base + step),
-                                 .sync = &b.team, .rows_after = 1};
-                const float *logits = fnn_model_forward(m, &pass, x, rows);
-                size_t lo, hi;
-                fnn_team_range((size_t)rows, 1, &lo, &hi);
-                fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi, dlogits,
-                                 &b.part[tid].loss, &b.part[tid].hits);
-                if (step + 1 < steps) {
-                    int next = start + rows;
-                    fnn_batch_prefetch(train, b.perm + next, n - next < batch ? n - next : batch);
+                if (mine) {
+                    fnn_pass pass = {.train = 1,
+                                     .key = fnn_hash64(dropout_seed + step_base + step),
+                                     .row0 = (size_t)row0, .sync = &b.team, .rows_after = 1};
+                    const float *logits = fnn_exec_forward(b.ex, &pass, x, mine);
+                    size_t lo, hi;
+                    fnn_team_range((size_t)mine, 1, &lo, &hi);
+                    /* Divided by the whole batch: the shards' gradients add up to one. */
+                    fnn_softmax_xent(logits, labels, rows, k, cfg->label_smoothing, lo, hi,
+                                     dlogits, &b.part[tid].loss, &b.part[tid].hits);
+                    prefetch_next(train, b.perm, n, batch, step, steps, shard, shards);
+                    fnn_exec_backward(b.ex, &pass, x, mine, NULL);
+                } else {
+                    /* A shard left without rows (a last batch smaller than the shard count)
+                     * still takes part in the hook, with a gradient of zero. */
+                    b.part[tid].loss = 0.0;
+                    b.part[tid].hits = 0;
+                    if (tid == 0)
+                        memset(m->grads, 0, m->arena_size * sizeof *m->grads);
                 }
-                fnn_model_backward(m, &pass, x, rows, NULL);
+                if (cfg->on_gradients) {
+                    /* Backward leaves each thread its share of the gradients (rows_after): the
+                     * barrier makes the arena whole for the hook, the second one its result
+                     * visible to the team's update. */
+                    fnn_team_sync(&b.team);
+                    if (tid == 0) {
+                        b.hook = cfg->on_gradients(cfg->grad_user, m->grads, m->arena_size, err);
+                        if (b.hook == FNN_OK &&
+                            fnn_nonfinite_row(m->grads, 1, m->arena_size) >= 0)
+                            bad_grads = step + 1;
+                    }
+                    fnn_team_sync(&b.team);
+                    if (b.hook != FNN_OK || bad_grads)
+                        break;
+                }
                 int64_t t = (int64_t)(step_base + (uint64_t)step);
                 float lr = fnn_lr_at(&cfg->schedule, cfg->optim.lr, cfg->epochs, steps,
                                      epoch - 1, t, ts.plateau_scale);
@@ -413,6 +467,21 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         if ((s = fnn_gemm_check(&b.team, "training", err)) != FNN_OK) {
             release(&b);
             return s;
+        }
+        if (b.hook != FNN_OK) {
+            release(&b);
+            if (result)
+                *result = res;
+            return b.hook;
+        }
+        if (bad_grads) {
+            release(&b);
+            if (result)
+                *result = res;
+            return fnn_fail(err, FNN_ERR_NUMERIC,
+                            "training: the gradients became NaN or infinite at epoch %d, step "
+                            "%d (after on_gradients); try a smaller learning rate", epoch,
+                            bad_grads);
         }
         if (bad_step) {
             release(&b);
