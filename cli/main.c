@@ -46,7 +46,10 @@ int main(int argc, char **argv)
         int rc = dist_init(cmd);
         if (rc == EXIT_OK)
             rc = cmd[0] == 't' ? cmd_train(argc - 1, argv + 1) : cmd_search(argc - 1, argv + 1);
-        dist_finalize();
+        /* A rank that failed leaves without MPI_Finalize, which would wait for ranks that may
+         * be waiting for it: mpirun sees the exit status and ends the others. */
+        if (rc == EXIT_OK)
+            dist_finalize();
         return rc;
     }
     static const struct {

@@ -1147,7 +1147,7 @@ static int check_ranks_alike(int argc, char **argv, const search_opts *o)
     for (int i = 1; i < argc; i++)
         parts[1].hash = dist_hash_str(parts[1].hash, argv[i]);
     char what[600];
-    snprintf(what, sizeof what, "the data at --data %s (its files' bytes)", o->data);
+    snprintf(what, sizeof what, "the data at --data %s", o->data);
     parts[2].name = what;
     if (rc == EXIT_OK && dist_hash_data(o->data, "train", &parts[2].hash, &err) != FNN_OK)
         rc = cli_lib_error("search", &err);
