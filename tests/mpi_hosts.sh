@@ -2,7 +2,7 @@
 # Several hosts for real: network namespaces on this machine, each with its own address on a
 # bridge of veth pairs, are the hosts of an mpirun job over TCP (Open MPI starts its daemon in
 # each through tests/mpi/netns-agent.sh instead of ssh). The search over three hosts must rank
-# as the single-process search does. Needs root and ip netns; skipped otherwise. The namespaces
+# as the single-process search does, and training over them must agree with one process. Needs root and ip netns; skipped otherwise. The namespaces
 # and links are removed however the test ends.
 # usage: mpi_hosts.sh FNN_BINARY TEST_DIR MPIRUN (from ctest; exit 77: skipped)
 . "$(dirname "$0")/mpi/common.sh"
@@ -68,4 +68,19 @@ diff <(ranking one/results.csv) <(ranking hosts/results.csv) >diff.txt ||
     { cat diff.txt; fail "the ranking over $hosts hosts differs from the single-process one"; }
 cmp -s one/trial-best.safetensors hosts/trial-best.safetensors ||
     fail "the best model over $hosts hosts differs from the single-process one"
+
+# ---- training: three hosts train what one process trains, up to the order of summation
+targs=(--data "$data" --limit 3000 --epochs 2 --threads 1 --seed 5 --json
+       --arch "flatten dense:32:relu dropout:0.2 dense:10:softmax")
+"$fnn" train "${targs[@]}" --out one.safetensors >one.json 2>one-train.log ||
+    { cat one-train.log; fail "the single-process training failed"; }
+on_hosts "$fnn" train "${targs[@]}" --out hosts.safetensors >hosts.json 2>hosts-train.log ||
+    { cat hosts-train.log; fail "fnn train over $hosts hosts failed"; }
+python3 - one.json hosts.json <<'PY' || fail "one process and $hosts hosts disagree"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert b["config"]["ranks"] == 3
+for k in ("accuracy", "loss"):
+    assert abs(a["test"][k] - b["test"][k]) < 0.01, (k, a["test"][k], b["test"][k])
+PY
 echo "$name: ok"
