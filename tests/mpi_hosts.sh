@@ -49,7 +49,10 @@ export FNN_NETNS_MAP=$map FNN_NETNS_TMP=$work/hosts-tmp
 export OMPI_MCA_btl_tcp_if_include=$net.0/24 OMPI_MCA_oob_tcp_if_include=$net.0/24
 export OMPI_MCA_plm_rsh_agent=$agent
 # mpirun runs on host 1, as a user's would on the first machine of the hostfile.
-on_hosts() { ip netns exec "${tag}h1" "$mpirun" --hostfile "$work/hostfile" -np $hosts "$@"; }
+on_hosts() {
+    ip netns exec "${tag}h1" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        "$mpirun_bin" --hostfile "$work/hostfile" -np $hosts "$@"
+}
 
 cd "$work"
 on_hosts sh -c 'echo "rank $OMPI_COMM_WORLD_RANK: $(ip -o -4 addr show scope global | awk "{print \$4}")"' \
