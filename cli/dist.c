@@ -279,17 +279,6 @@ fnn_status dist_allreduce_sum(float *buf, size_t n, fnn_error *err)
     return FNN_OK;
 }
 
-fnn_status dist_allreduce_mean(float *buf, size_t n, fnn_error *err)
-{
-    fnn_status s = dist_allreduce_sum(buf, n, err);
-    if (s != FNN_OK || g_size == 1)
-        return s;
-    float scale = 1.0f / (float)g_size;
-    for (size_t i = 0; i < n; i++)
-        buf[i] *= scale;
-    return FNN_OK;
-}
-
 fnn_status dist_gather_text(const char *text, char ***all, fnn_error *err)
 {
     *all = NULL;

@@ -59,10 +59,10 @@ typedef struct {
  * same on every rank (at most 8). */
 int dist_check_config(const char *cmd, const dist_part *parts, int nparts);
 
-/* buf (n floats) becomes the sum over ranks, in place (MPI_Allreduce, MPI_SUM); the _mean form
- * then divides by the number of ranks. On failure err names the rank. */
+/* buf (n floats) becomes the sum over ranks, in place (MPI_Allreduce, MPI_SUM). On failure err
+ * names the rank. A sum, not a mean: each shard's loss is divided by the whole batch already
+ * (fnn_train_config.shard_count), so the sum is the gradient of the batch. */
 fnn_status dist_allreduce_sum(float *buf, size_t n, fnn_error *err);
-fnn_status dist_allreduce_mean(float *buf, size_t n, fnn_error *err);
 /* Seconds this process has spent inside dist_allreduce_* so far. */
 double dist_allreduce_seconds(void);
 

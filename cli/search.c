@@ -65,6 +65,10 @@ static const char usage_end[] =
     "      --grid lr=0.0005,0.001,0.002 --grid dropout=0.2,0.5 --grid width=128,256\n"
     "and 5 of those 12, drawn at random: add --samples 5 --seed 1.\n"
     "\n"
+    "Over several machines (Open MPI): mpirun -np N fnn search ... deals the trials to the N\n"
+    "ranks (trial i to rank (i - 1) mod N); rank 0 ranks them, tests the best and writes the\n"
+    "results. --workers is per rank (default: its host's cores shared by its ranks there).\n"
+    "\n"
     "Exit status: 0 on success, 1 on a runtime error (every trial failed, the test evaluation\n"
     "failed, or the search was interrupted), 2 on a usage error.\n";
 

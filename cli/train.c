@@ -29,6 +29,12 @@ static const char usage[] =
 
 static const char usage_end[] =
     "\n"
+    "Over several processes or machines (Open MPI): mpirun -np N fnn train ... Each rank\n"
+    "computes its share of every batch and the gradients are summed before each update, so N\n"
+    "ranks train the model one process trains; --batch-size stays the whole batch (at least\n"
+    "N). Rank 0 alone validates, prints, tests and writes the files. Every rank must run the\n"
+    "same fnn with the same options on the same data, or all stop before training.\n"
+    "\n"
     "Exit status: 0 on success, 1 on a runtime error (a NaN loss included: the last good\n"
     "checkpoint is kept), 2 on a usage error, 130 when interrupted by Ctrl-C.\n";
 
