@@ -48,6 +48,11 @@ def main(argv):
                 ar = 2 * (n - 1) * alpha + 2 * (n - 1) / n * g / bw
                 step = batch / n * t_img + ar
                 b_star = ar / (t_img * (1 - 1 / n))
+                # fnn needs a row of the batch on every host (--batch-size >= N).
+                if n > batch:
+                    print(f"{n:5d} {ar * 1e3:12.3f} {'(batch < hosts)':>28} {b_star:19.0f} "
+                          f"{n * ar / t_img:14.0f}")
+                    continue
                 print(f"{n:5d} {ar * 1e3:12.3f} {step * 1e3:8.3f} {t1 / step:8.2f} "
                       f"{t1 / step / n:10.1%} {b_star:19.0f} {n * ar / t_img:14.0f}")
     return 0
