@@ -69,4 +69,10 @@ rc=0
 [ $rc -eq 2 ] || { cat data.log; fail "other data: exit $rc, expected 2"; }
 expect_refused "the data at --data d" data.log
 [ ! -e a/bad ] && [ ! -e b/bad ] || fail "a refused search made its directory"
+# ---- the other commands run as one process: several ranks of one are refused
+rc=0
+"$mpirun" -np 2 "$fnn" eval none.safetensors >eval.log 2>&1 || rc=$?
+[ $rc -eq 2 ] || { cat eval.log; fail "mpirun -np 2 fnn eval: exit $rc, expected 2"; }
+grep -q "fnn eval: started by mpirun as one of 2 ranks: only fnn train and fnn search" eval.log ||
+    { cat eval.log; fail "no message that fnn eval runs as one process"; }
 echo "$name: ok"
