@@ -243,6 +243,14 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.bn_lr_scale = (float)x;
             break;
+        case OPT_EMA:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.ema = (float)x;
+            break;
+        case OPT_EMA_EVERY:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
+            o->cfg.ema_every = (int)v;
+            break;
         case OPT_AUG_SHIFT:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.augment.shift = (int)v;
@@ -299,6 +307,8 @@ static int parse(int argc, char **argv, train_opts *o)
                              "continue to");
         return EXIT_OK; /* the rest is checked once the checkpoint has filled in the options */
     }
+    if (o->cfg.ema_every && o->cfg.ema == 0.0f)
+        return cli_error("train", EXIT_USAGE, "--ema-every applies to --ema only");
     if (o->reset_head && !o->init_from)
         return cli_error("train", EXIT_USAGE, "--reset-head applies to --init-from only");
     if (o->folds && (o->per_class || o->val_given))
@@ -654,6 +664,9 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_BN_LR_SCALE:
             REAL_(c->bn_lr_scale, k->bn_lr_scale > 0.0f ? k->bn_lr_scale : 1.0f);
             break;
+        case OPT_EMA: REAL_(c->ema, k->ema); break;
+        /* 0 in the library means 1. */
+        case OPT_EMA_EVERY: INT_(c->ema_every, k->ema_every ? k->ema_every : 1); break;
         case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
         case OPT_AUG_FLIP: same = k->augment.flip; break;
         case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
@@ -1076,6 +1089,10 @@ static void print_features(FILE *f, const fnn_train_config *c)
         fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
     if (c->bn_lr_scale > 0.0f && c->bn_lr_scale != 1.0f)
         fprintf(f, "learning rate of batch norm's parameters and biases: x %g\n", c->bn_lr_scale);
+    if (c->ema > 0.0f)
+        fprintf(f, "weight average: decay %g per step, updated every %d step%s (validation and "
+                "the saved model use it)\n", c->ema, c->ema_every > 1 ? c->ema_every : 1,
+                c->ema_every > 1 ? "s" : "");
     if (c->label_smoothing > 0.0f)
         fprintf(f, "label smoothing: %g (training loss smoothed; validation and test loss plain)\n",
                 c->label_smoothing);
@@ -1110,6 +1127,8 @@ static cJSON *features_json(const fnn_train_config *c)
     cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
     cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(j, "bn_lr_scale", c->bn_lr_scale > 0.0f ? c->bn_lr_scale : 1.0f);
+    cJSON_AddNumberToObject(j, "ema", c->ema);
+    cJSON_AddNumberToObject(j, "ema_every", c->ema_every > 1 ? c->ema_every : 1);
     cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
     cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);

@@ -442,6 +442,15 @@ typedef struct {
      * every bias: those without weight decay) is the schedule's times this, as airbench's
      * higher rate for batch norm's biases. 0 (or 1): the one rate for all. */
     float bn_lr_scale;
+    /* In (0, 1): keep an exponential moving average of the weights, every state in the arena
+     * (batch norm's moving statistics too, as timm's ModelEmaV2 and airbench's averaging of
+     * the whole state dict), updated after every ema_every-th optimizer step t as
+     * avg = d^N avg + (1 - d^N) w with N = ema_every and d = min(ema, (1 + t) / (10 + t))
+     * (TensorFlow's ExponentialMovingAverage with num_updates, so the average forgets the
+     * initial weights quickly). Validation and early stopping see the averaged weights, the
+     * model holds them when the run ends, and checkpoints keep the average. 0: off. */
+    float ema;
+    int ema_every;         /* steps between updates of the average; 0 means 1 */
     /* Polled once per step; when it reads non-zero the run ends after the current step with
      * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
      * The library installs no signal handler: a caller's handler sets the flag. */
