@@ -207,6 +207,14 @@ const cli_option cli_options[] = {
      "threads to use, 0 for every core", G_RUN,
      CLI_TRAIN | CLI_EVAL | CLI_PREDICT | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT,
      CLI_RUN_SETUP, 0},
+    {OPT_TTA, "tta", "NAME", CLI_CHOICE, 0, 0, "none,flip", "none",
+     "test-time augmentation of the validation set and of the final test evaluation: none, or "
+     "flip (each image's class probabilities averaged with its left-right mirror's); training "
+     "itself is unchanged", G_RUN, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_TTA, "tta", "NAME", CLI_CHOICE, 0, 0, "none,flip", "none",
+     "test-time augmentation: none, or flip (each image's class probabilities averaged with "
+     "those of its left-right mirror; the metrics, confusion matrix and calibration all read "
+     "the averaged ones)", G_RUN, CLI_EVAL | CLI_PREDICT | CLI_REPORT, 0, 0},
 
     /* ---------------------------------------------------------------- schedule */
     {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0,

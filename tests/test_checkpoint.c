@@ -70,6 +70,7 @@ static fnn_train_config config(void)
     c.bn_lr_scale = 2.0f;
     c.ema = 0.9f;
     c.ema_every = 2;
+    c.tta = FNN_TTA_FLIP;
     c.early_stopping = 100; /* keeps best weights without stopping */
     c.monitor = FNN_MONITOR_VAL_LOSS;
     return c;
@@ -134,6 +135,7 @@ static void test_info_round_trip(void **state)
     assert_true(info.cfg.bn_lr_scale == want.bn_lr_scale);
     assert_true(info.cfg.ema == want.ema);
     assert_int_equal(info.cfg.ema_every, want.ema_every);
+    assert_int_equal(info.cfg.tta, FNN_TTA_FLIP);
     assert_int_equal(info.cfg.early_stopping, 100);
     assert_null(info.cfg.checkpoint);
     fnn_checkpoint_info_free(&info);

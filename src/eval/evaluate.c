@@ -26,9 +26,12 @@ fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *
     return FNN_OK;
 }
 
-fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *probs,
+fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, fnn_tta tta, float *probs,
                      fnn_error *err)
 {
+    if ((unsigned)tta > FNN_TTA_FLIP)
+        return fnn_fail(err, FNN_ERR_ARG, "evaluation: unknown test-time augmentation %d",
+                        (int)tta);
     fnn_status s = fnn_check_data(m, d, "evaluation", err);
     if (s != FNN_OK)
         return s;
@@ -39,8 +42,12 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
         return s;
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
     float *x = malloc((size_t)cap * in * sizeof *x); /* (cap, in) */
-    if (!x)
+    float *view = tta ? malloc((size_t)cap * k * sizeof *view) : NULL; /* (cap, k) the mirror's */
+    if (!x || (tta && !view)) {
+        free(x);
+        free(view);
         return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
+    }
     fnn_blas_single_threaded();
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
@@ -55,11 +62,20 @@ fnn_status fnn_infer(fnn_model *m, const fnn_dataset *d, int threads, float *pro
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
+            if (tta == FNN_TTA_FLIP) {
+                /* Every thread is past the first layer, so x is free to change. */
+                fnn_tta_flip_rows(x, rows, d->c, d->h, d->w);
+                fnn_team_sync(&team);
+                logits = fnn_model_forward(m, &pass, x, rows);
+                fnn_softmax_rows(logits, (int)k, lo, hi, view);
+                fnn_tta_average_rows(probs + (size_t)start * k, view, rows, k);
+            }
             fnn_team_sync(&team);
         }
         fnn_team_end(&team);
     }
     free(x);
+    free(view);
     if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
         return s;
     return fnn_check_probs(probs, d->n, k, "evaluation", err);
@@ -92,6 +108,13 @@ void fnn_loss_accuracy(const float *probs, const uint8_t *labels, int n, int k, 
 fnn_status fnn_evaluate(fnn_model *m, const fnn_dataset *d, int threads, int *pred, float *probs,
                         fnn_metrics *out, fnn_error *err)
 {
+    fnn_eval_options o = {.threads = threads, .tta = FNN_TTA_NONE};
+    return fnn_evaluate_with(m, d, &o, pred, probs, out, err);
+}
+
+fnn_status fnn_evaluate_with(fnn_model *m, const fnn_dataset *d, const fnn_eval_options *o,
+                             int *pred, float *probs, fnn_metrics *out, fnn_error *err)
+{
     int k = m->nclasses;
     if (d->n <= 0)
         return fnn_fail(err, FNN_ERR_ARG, "evaluation: the data set is empty");
@@ -101,7 +124,7 @@ fnn_status fnn_evaluate(fnn_model *m, const fnn_dataset *d, int threads, int *pr
     if (!p || !y)
         s = fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory for %d images", d->n);
     if (s == FNN_OK)
-        s = fnn_infer(m, d, threads, p, err);
+        s = fnn_infer(m, d, o->threads, o->tta, p, err);
     if (s == FNN_OK) {
         for (int i = 0; i < d->n; i++)
             y[i] = argmax(p + (size_t)i * k, k);

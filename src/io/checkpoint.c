@@ -75,6 +75,7 @@ static cJSON *config_json(const fnn_train_config *c)
     add_double(j, "bn_lr_scale", c->bn_lr_scale);
     add_double(j, "ema", c->ema);
     cJSON_AddNumberToObject(j, "ema_every", c->ema_every);
+    cJSON_AddNumberToObject(j, "tta", c->tta);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
     cJSON_AddNumberToObject(j, "monitor", c->monitor);
     cJSON_AddNumberToObject(j, "freeze", c->freeze);
@@ -284,6 +285,9 @@ static void read_config(reader *r, const cJSON *j, fnn_train_config *c)
         c->ema = (float)get_num(r, j, "ema", 0, 1, 0);
         c->ema_every = (int)get_num(r, j, "ema_every", 0, 1 << 30, 1);
     }
+    /* Absent before test-time augmentation: those validated on the images alone. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "tta"))
+        c->tta = (fnn_tta)get_num(r, j, "tta", 0, FNN_TTA_FLIP, 1);
     c->early_stopping = (int)get_num(r, j, "early_stopping", 0, MAX_EPOCHS, 1);
     c->monitor = (fnn_monitor)get_num(r, j, "monitor", 0, FNN_MONITOR_VAL_ACCURACY, 1);
     c->freeze = (int)get_num(r, j, "freeze", 0, 4096, 1);

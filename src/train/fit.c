@@ -98,6 +98,9 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
         return fnn_fail(err, FNN_ERR_ARG, "training: weight averaging needs a decay in [0, 1) "
                         "(0: off) and steps between updates >= 0, got %g and %d", (double)c->ema,
                         c->ema_every);
+    if ((unsigned)c->tta > FNN_TTA_FLIP)
+        return fnn_fail(err, FNN_ERR_ARG, "training: unknown test-time augmentation %d",
+                        (int)c->tta);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -460,7 +463,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         fnn_ema_swap(&b.opt, m->params);
         if (nval) {
             double v0 = now_s();
-            if ((s = fnn_infer(m, val, threads, b.val_probs, err)) != FNN_OK) {
+            if ((s = fnn_infer(m, val, threads, cfg->tta, b.val_probs, err)) != FNN_OK) {
                 fnn_ema_swap(&b.opt, m->params);
                 release(&b);
                 return s;
