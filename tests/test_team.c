@@ -87,11 +87,44 @@ static void test_barrier_sleeps_through_a_long_wait(void **state)
     assert_true(used < 0.03);
 }
 
+/* Three long waits in a row, with the spin capped at 200 ms: the first spins out the cap and
+ * sleeps, and each wait that ends asleep quarters the thread's next spin, so the third costs
+ * well under half the first's CPU time. A fixed budget spends the cap every time: on a busy
+ * machine that holds a core that a woken partner waits for. */
+static void test_spin_shrinks_after_sleeping(void **state)
+{
+    (void)state;
+    setenv("FNN_SPIN_NS", "200000000", 1);
+    fnn_barrier team;
+    double used[3] = {-1.0, -1.0, -1.0};
+#pragma omp parallel num_threads(2)
+    {
+        fnn_team_begin(&team);
+        if (omp_get_num_threads() == 2)
+            for (int r = 0; r < 3; r++) {
+                if (omp_get_thread_num() == 1) {
+                    struct timespec late = {0, 300000000};
+                    nanosleep(&late, NULL);
+                    fnn_team_sync(&team);
+                } else {
+                    double t0 = thread_cpu_s();
+                    fnn_team_sync(&team);
+                    used[r] = thread_cpu_s() - t0;
+                }
+            }
+        fnn_team_end(&team);
+    }
+    unsetenv("FNN_SPIN_NS");
+    assert_true(used[2] >= 0.0); /* the region had its two threads */
+    assert_true(used[2] < 0.5 * used[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_barrier_orders_rounds),
         cmocka_unit_test(test_barrier_sleeps_through_a_long_wait),
+        cmocka_unit_test(test_spin_shrinks_after_sleeping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,14 +24,14 @@
  * core that the scheduler could give it (bench/contention.sh). */
 #define SPIN_NS_DEFAULT 50000
 
-/* Each thread's own budget adapts between that cap and nothing: a wait that ends asleep
- * quarters it, one that ends spinning doubles it. On a busy machine most waits end asleep, and
- * a long spin there is worse than none: a waiter spinning on a core keeps a woken partner
- * queued behind it (the study with ten other processes on the two cores: 2.5 s spinning up to
- * 50 us, 1.4-1.9 s with no spin, FNN_SPIN_NS=0). On a quiet one waits end spinning and the
- * budget stays at its cap. */
+/* Each thread's own budget in a team adapts between that cap and nothing: a wait that ends
+ * asleep quarters it, one that ends spinning doubles it. On a busy machine most waits end
+ * asleep, and a long spin there is worse than none: a waiter spinning on a core keeps a woken
+ * partner queued behind it (the study with ten other processes on the two cores: 2.5 s
+ * spinning up to 50 us, 1.4-1.9 s with no spin, FNN_SPIN_NS=0). On a quiet one waits end
+ * spinning and the budget stays at its cap. */
 #define SPIN_NS_MIN 1000
-static _Thread_local unsigned spin_budget = UINT_MAX;
+static _Thread_local unsigned spin_budget; /* set to the cap by fnn_team_begin */
 
 static inline void cpu_relax(void)
 {
@@ -89,6 +89,7 @@ void fnn_team_begin(fnn_barrier *b)
         b->spin_ns = omp_get_num_threads() <= omp_get_num_procs() ? spin_ns() : 0;
     }
 #pragma omp barrier
+    spin_budget = b->spin_ns;
 }
 
 void fnn_team_end(fnn_barrier *b)
@@ -116,7 +117,7 @@ void fnn_team_sync(fnn_barrier *b)
         return;
     }
     /* Spin first, reading the clock only every 64 rounds and only once a wait is not short. */
-    unsigned budget = spin_budget < b->spin_ns ? spin_budget : b->spin_ns;
+    unsigned budget = spin_budget;
     uint64_t deadline = 0;
     for (unsigned spins = 1; atomic_load_explicit(&b->generation, memory_order_acquire) == gen;
          spins++) {
