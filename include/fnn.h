@@ -258,9 +258,9 @@ FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
  * fnn_model_init, fnn_model_set_normalization, a caller writing through fnn_model_tensor) must
  * not run alongside anything else on that model. Each call parallelises by itself over its
  * `threads` argument. Load models one at a time (cJSON, which reads the file's header, keeps its
- * last parse error in a global), and with OpenBLAS make the first fnn_model_predict or
- * fnn_evaluate call before starting threads: that call sets OpenBLAS to one thread for the
- * whole process (see "Threads" at fnn_train), and OpenBLAS does not document
+ * last parse error in a global), and with OpenBLAS make the first fnn_predictor_create,
+ * fnn_model_predict or fnn_evaluate call before starting threads: it sets OpenBLAS to one
+ * thread for the whole process (see "Threads" at fnn_train), and OpenBLAS does not document
  * openblas_set_num_threads as safe to call from two threads at once. */
 
 /* Class probabilities for n images of the input shape, in eval mode, using up to `threads`
