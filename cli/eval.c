@@ -21,6 +21,7 @@ int cmd_eval(int argc, char **argv)
     const char *split = "test";
     long limit = 0, threads = 0;
     int json = 0, c, choice;
+    fnn_tta tta = FNN_TTA_NONE;
     while ((c = cli_next_option("eval", CLI_EVAL, argc, argv)) != -1) {
         switch (c) {
         case 0: return EXIT_USAGE;
@@ -38,6 +39,10 @@ int cmd_eval(int argc, char **argv)
             break;
         case OPT_THREADS:
             if (!cli_opt_int("eval", CLI_EVAL, c, optarg, &threads)) return EXIT_USAGE;
+            break;
+        case OPT_TTA:
+            if (!cli_opt_choice("eval", CLI_EVAL, c, optarg, &choice)) return EXIT_USAGE;
+            tta = (fnn_tta)choice;
             break;
         default:
             switch (cli_data_option("eval", CLI_EVAL, c, optarg, &data)) {
@@ -71,7 +76,8 @@ int cmd_eval(int argc, char **argv)
                                  meta.class_names_json ? (const char *const *)names : NULL, &d,
                                  &how)))
         goto done;
-    if (fnn_evaluate(m, &d, (int)threads, NULL, NULL, &mt, &err) != FNN_OK) {
+    fnn_eval_options eo = {.threads = (int)threads, .tta = tta};
+    if (fnn_evaluate_with(m, &d, &eo, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("eval", &err);
         goto done;
     }
@@ -80,6 +86,7 @@ int cmd_eval(int argc, char **argv)
         cJSON_AddStringToObject(doc, "model_file", path);
         cJSON_AddStringToObject(doc, "arch", fnn_model_spec(m));
         cJSON_AddStringToObject(doc, "split", split);
+        cJSON_AddStringToObject(doc, "tta", tta == FNN_TTA_FLIP ? "flip" : "none");
         cJSON *dj = cJSON_AddObjectToObject(doc, "data");
         cJSON_AddStringToObject(dj, "path", how.path);
         cJSON_AddStringToObject(dj, "format", fnn_data_format_name(how.format));
@@ -90,6 +97,8 @@ int cmd_eval(int argc, char **argv)
     } else {
         printf("model: %s (%s)\n", path, fnn_model_spec(m));
         printf("data: %s %s, %s split", fnn_data_format_name(how.format), how.path, split);
+        if (tta == FNN_TTA_FLIP)
+            printf(", test-time augmentation: flip");
         if (how.skipped)
             printf(", %d bad image%s skipped", how.skipped, how.skipped == 1 ? "" : "s");
         printf("\n");

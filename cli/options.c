@@ -207,6 +207,14 @@ const cli_option cli_options[] = {
      "threads to use, 0 for every core", G_RUN,
      CLI_TRAIN | CLI_EVAL | CLI_PREDICT | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT,
      CLI_RUN_SETUP, 0},
+    {OPT_TTA, "tta", "NAME", CLI_CHOICE, 0, 0, "none,flip", "none",
+     "test-time augmentation of the validation set and of the final test evaluation: none, or "
+     "flip (each image's class probabilities averaged with its left-right mirror's); training "
+     "itself is unchanged", G_RUN, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_TTA, "tta", "NAME", CLI_CHOICE, 0, 0, "none,flip", "none",
+     "test-time augmentation: none, or flip (each image's class probabilities averaged with "
+     "those of its left-right mirror; the metrics, confusion matrix and calibration all read "
+     "the averaged ones)", G_RUN, CLI_EVAL | CLI_PREDICT | CLI_REPORT, 0, 0},
 
     /* ---------------------------------------------------------------- schedule */
     {OPT_LR_SCHEDULE, "lr-schedule", "NAME", CLI_CHOICE, 0, 0,
@@ -250,6 +258,15 @@ const cli_option cli_options[] = {
      "the learning rate of batch norm's scale and shift and of every bias (the tensors without "
      "weight decay) is the schedule's times X (airbench trains batch norm's biases faster)",
      G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_EMA, "ema", "DECAY", CLI_REAL, 1e-6, 0.999999, NULL, "off",
+     "keep an exponential moving average of the weights and of batch norm's statistics, with "
+     "this decay per step (e.g. 0.999), warmed up as min(DECAY, (1 + t) / (10 + t)) at step t "
+     "(TensorFlow's ExponentialMovingAverage). Validation, early stopping and the saved model "
+     "use the averaged weights; checkpoints keep them", G_REG, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_EMA_EVERY, "ema-every", "N", CLI_INT, 1, 1000000, NULL, "1",
+     "with --ema: update the average after every N-th step only, at decay DECAY^N (the same "
+     "horizon in steps for N times fewer passes over the weights; airbench's is 5)", G_REG,
+     CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_AUG_SHIFT, "aug-shift", "N", CLI_INT, 0, 64, NULL, "0",
      "augment training batches: shift by up to N pixels each way", G_REG, CLI_TRAIN,
      CLI_RUN_SETUP, 0},

@@ -181,7 +181,8 @@ static void top_classes(const float *p, int k, int top, int *out)
 int cmd_predict(int argc, char **argv)
 {
     long top = 3, limit = 0, threads = 0;
-    int json = 0, invert = 0, c;
+    int json = 0, invert = 0, c, choice;
+    fnn_tta tta = FNN_TTA_NONE;
     while ((c = cli_next_option("predict", CLI_PREDICT, argc, argv)) != -1) {
         switch (c) {
         case 0: return EXIT_USAGE;
@@ -200,6 +201,10 @@ int cmd_predict(int argc, char **argv)
             break;
         case OPT_THREADS:
             if (!cli_opt_int("predict", CLI_PREDICT, c, optarg, &threads)) return EXIT_USAGE;
+            break;
+        case OPT_TTA:
+            if (!cli_opt_choice("predict", CLI_PREDICT, c, optarg, &choice)) return EXIT_USAGE;
+            tta = (fnn_tta)choice;
             break;
         default:
             return cli_unhandled_option("predict", CLI_PREDICT, c);
@@ -236,11 +241,12 @@ int cmd_predict(int argc, char **argv)
     }
     /* In chunks, for the progress bar over a large IDX file. */
     cli_progress bar;
+    fnn_eval_options eo = {.threads = (int)threads, .tta = tta};
     progress_begin(&bar, "predict", in.n);
     for (int start = 0; start < in.n; start += 1024) {
         int rows = in.n - start < 1024 ? in.n - start : 1024;
-        if (fnn_model_predict(m, in.x + (size_t)start * ch * h * w, rows, probs + (size_t)start * k,
-                              (int)threads, &err) != FNN_OK) {
+        if (fnn_model_predict_with(m, in.x + (size_t)start * ch * h * w, rows, &eo,
+                                   probs + (size_t)start * k, &err) != FNN_OK) {
             progress_end(&bar);
             rc = cli_lib_error("predict", &err);
             goto done;
@@ -251,6 +257,7 @@ int cmd_predict(int argc, char **argv)
     cJSON *doc = json ? cJSON_CreateObject() : NULL, *list = NULL;
     if (doc) {
         cJSON_AddStringToObject(doc, "model_file", path);
+        cJSON_AddStringToObject(doc, "tta", tta == FNN_TTA_FLIP ? "flip" : "none");
         list = cJSON_AddArrayToObject(doc, "images");
     }
     for (int i = 0; i < in.n; i++) {

@@ -161,7 +161,8 @@ int cmd_report(int argc, char **argv)
     cli_data_opts data = CLI_DATA_DEFAULT;
     const char *out = "report.html";
     long limit = 0, threads = 0, sal = 100, occ = 1000, patch = 4, stride = 2, seed = 42;
-    int json = 0, c;
+    int json = 0, c, choice;
+    fnn_tta tta = FNN_TTA_NONE;
     while ((c = cli_next_option("report", CLI_REPORT, argc, argv)) != -1) {
         long *value = NULL;
         switch (c) {
@@ -180,6 +181,10 @@ int cmd_report(int argc, char **argv)
         case OPT_STRIDE: value = &stride; break;
         case OPT_SEED: value = &seed; break;
         case OPT_THREADS: value = &threads; break;
+        case OPT_TTA:
+            if (!cli_opt_choice("report", CLI_REPORT, c, optarg, &choice)) return EXIT_USAGE;
+            tta = (fnn_tta)choice;
+            break;
         default:
             switch (cli_data_option("report", CLI_REPORT, c, optarg, &data)) {
             case 1: break;
@@ -243,10 +248,10 @@ int cmd_report(int argc, char **argv)
     if (rc)
         goto done;
     progress_state ps = {.nmodels = n, .tty = isatty(2)};
-    fnn_report_options opts = {.threads = (int)threads, .saliency_images = (int)sal,
-                               .occlusion_images = (int)occ, .patch = (int)patch,
-                               .stride = (int)stride, .seed = (uint64_t)seed,
-                               .progress = on_step, .user = &ps};
+    fnn_report_options opts = {.threads = (int)threads, .tta = tta,
+                               .saliency_images = (int)sal, .occlusion_images = (int)occ,
+                               .patch = (int)patch, .stride = (int)stride,
+                               .seed = (uint64_t)seed, .progress = on_step, .user = &ps};
     for (int i = 0; i < n; i++) {
         ps.model = i;
         ps.stem = argv[optind + i];
@@ -282,6 +287,7 @@ int cmd_report(int argc, char **argv)
         cJSON_AddStringToObject(doc, "report", out);
         cJSON_AddStringToObject(doc, "files_dir", files_dir);
         cJSON_AddNumberToObject(doc, "test_images", test.n);
+        cJSON_AddStringToObject(doc, "tta", tta == FNN_TTA_FLIP ? "flip" : "none");
         cJSON_AddNumberToObject(doc, "figures", nfig);
         cJSON *ms = cJSON_AddArrayToObject(doc, "models");
         for (int i = 0; i < n; i++)

@@ -284,6 +284,18 @@ static int parse(int argc, char **argv, train_opts *o)
             if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
             o->cfg.bn_lr_scale = (float)x;
             break;
+        case OPT_EMA:
+            if (!cli_opt_real("train", CLI_TRAIN, c, optarg, &x)) return EXIT_USAGE;
+            o->cfg.ema = (float)x;
+            break;
+        case OPT_EMA_EVERY:
+            if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
+            o->cfg.ema_every = (int)v;
+            break;
+        case OPT_TTA:
+            if (!cli_opt_choice("train", CLI_TRAIN, c, optarg, &choice)) return EXIT_USAGE;
+            o->cfg.tta = (fnn_tta)choice;
+            break;
         case OPT_AUG_SHIFT:
             if (!cli_opt_int("train", CLI_TRAIN, c, optarg, &v)) return EXIT_USAGE;
             o->cfg.augment.shift = (int)v;
@@ -340,6 +352,8 @@ static int parse(int argc, char **argv, train_opts *o)
                              "continue to");
         return EXIT_OK; /* the rest is checked once the checkpoint has filled in the options */
     }
+    if (o->cfg.ema_every && o->cfg.ema == 0.0f)
+        return cli_error("train", EXIT_USAGE, "--ema-every applies to --ema only");
     if (o->reset_head && !o->init_from)
         return cli_error("train", EXIT_USAGE, "--reset-head applies to --init-from only");
     if (o->folds && (o->per_class || o->val_given))
@@ -642,6 +656,7 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
     static const char *const schedules[] = {"constant", "step", "cosine", "plateau",
                                             "onecycle"};
     static const char *const monitors[] = {"val_loss", "val_accuracy"};
+    static const char *const ttas[] = {"none", "flip"};
     const fnn_train_config *c = &cli->cfg, *k = &info->cfg;
     for (const cli_option *opt = cli_options; opt->name; opt++) {
         if (!(opt->cmds & CLI_TRAIN) || !(opt->flags & CLI_RUN_SETUP) ||
@@ -674,6 +689,7 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_VAL_SPLIT: REAL_(cli->val_split, o->val_split); break;
         case OPT_SEED: INT_(c->seed, k->seed); break;
         case OPT_THREADS: INT_(c->threads, k->threads); break;
+        case OPT_TTA: NAME_(c->tta, k->tta, ttas); break;
         case OPT_LIMIT: ALL_(cli->limit, o->limit); break;
         case OPT_TEST_LIMIT: ALL_(cli->test_limit, o->test_limit); break;
         case OPT_OPTIMIZER: NAME_(c->optim.kind, k->optim.kind, optimizers); break;
@@ -695,6 +711,9 @@ static int check_setup(const train_opts *cli, const train_opts *o, const fnn_che
         case OPT_BN_LR_SCALE:
             REAL_(c->bn_lr_scale, k->bn_lr_scale > 0.0f ? k->bn_lr_scale : 1.0f);
             break;
+        case OPT_EMA: REAL_(c->ema, k->ema); break;
+        /* 0 in the library means 1. */
+        case OPT_EMA_EVERY: INT_(c->ema_every, k->ema_every ? k->ema_every : 1); break;
         case OPT_AUG_SHIFT: INT_(c->augment.shift, k->augment.shift); break;
         case OPT_AUG_FLIP: same = k->augment.flip; break;
         case OPT_AUG_ROTATE: REAL_(c->augment.rotate, k->augment.rotate); break;
@@ -1117,6 +1136,13 @@ static void print_features(FILE *f, const fnn_train_config *c)
         fprintf(f, "gradient clipping: global norm %g\n", c->clip_norm);
     if (c->bn_lr_scale > 0.0f && c->bn_lr_scale != 1.0f)
         fprintf(f, "learning rate of batch norm's parameters and biases: x %g\n", c->bn_lr_scale);
+    if (c->ema > 0.0f)
+        fprintf(f, "weight average: decay %g per step, updated every %d step%s (validation and "
+                "the saved model use it)\n", c->ema, c->ema_every > 1 ? c->ema_every : 1,
+                c->ema_every > 1 ? "s" : "");
+    if (c->tta == FNN_TTA_FLIP)
+        fprintf(f, "test-time augmentation: flip (validation and test probabilities averaged "
+                "with the mirrored images')\n");
     if (c->label_smoothing > 0.0f)
         fprintf(f, "label smoothing: %g (training loss smoothed; validation and test loss plain)\n",
                 c->label_smoothing);
@@ -1151,6 +1177,9 @@ static cJSON *features_json(const fnn_train_config *c)
     cJSON_AddNumberToObject(j, "clip_norm", c->clip_norm);
     cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(j, "bn_lr_scale", c->bn_lr_scale > 0.0f ? c->bn_lr_scale : 1.0f);
+    cJSON_AddNumberToObject(j, "ema", c->ema);
+    cJSON_AddNumberToObject(j, "ema_every", c->ema_every > 1 ? c->ema_every : 1);
+    cJSON_AddStringToObject(j, "tta", c->tta == FNN_TTA_FLIP ? "flip" : "none");
     cJSON_AddBoolToObject(j, "nesterov", c->optim.nesterov);
     cJSON_AddNumberToObject(j, "momentum", c->optim.momentum);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
@@ -1536,7 +1565,8 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     double t_eval = now_s();
-    if (d.has_test && fnn_evaluate(m, test, o.cfg.threads, NULL, NULL, &mt, &err) != FNN_OK) {
+    fnn_eval_options eo = {.threads = o.cfg.threads, .tta = o.cfg.tta};
+    if (d.has_test && fnn_evaluate_with(m, test, &eo, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }

@@ -258,9 +258,9 @@ FNN_API void fnn_model_tensor(const fnn_model *m, int i, fnn_tensor *out);
  * fnn_model_init, fnn_model_set_normalization, a caller writing through fnn_model_tensor) must
  * not run alongside anything else on that model. Each call parallelises by itself over its
  * `threads` argument. Load models one at a time (cJSON, which reads the file's header, keeps its
- * last parse error in a global), and with OpenBLAS make the first fnn_model_predict or
- * fnn_evaluate call before starting threads: that call sets OpenBLAS to one thread for the
- * whole process (see "Threads" at fnn_train), and OpenBLAS does not document
+ * last parse error in a global), and with OpenBLAS make the first fnn_predictor_create,
+ * fnn_model_predict or fnn_evaluate call before starting threads: it sets OpenBLAS to one
+ * thread for the whole process (see "Threads" at fnn_train), and OpenBLAS does not document
  * openblas_set_num_threads as safe to call from two threads at once. */
 
 /* Class probabilities for n images of the input shape, in eval mode, using up to `threads`
@@ -286,6 +286,27 @@ FNN_API fnn_status fnn_predictor_run(fnn_exec *e, const float *x, int n, float *
                                      fnn_error *err);
 /* Frees e; NULL is a no-op. */
 FNN_API void fnn_exec_free(fnn_exec *e);
+
+/* Test-time augmentation: the views of each image whose class probabilities are averaged. */
+typedef enum {
+    FNN_TTA_NONE, /* the image alone: bit for bit the plain prediction */
+    FNN_TTA_FLIP, /* the image and its left-right mirror, probabilities averaged (not logits,
+                     as airbench does: the mean of two distributions stays one, so loss and
+                     calibration read it as they read the model's own output) */
+} fnn_tta;
+
+/* How to run a model over images, for every consumer of its predictions (metrics, confusion
+ * matrix, calibration, the report, validation in training). */
+typedef struct {
+    int threads; /* 0: all cores */
+    fnn_tta tta;
+} fnn_eval_options;
+
+/* fnn_model_predict with o's test-time augmentation; FNN_TTA_FLIP needs room for a mirrored
+ * copy of x, allocated per call. */
+FNN_API fnn_status fnn_model_predict_with(const fnn_model *m, const float *x, int n,
+                                          const fnn_eval_options *o, float *probs,
+                                          fnn_error *err);
 
 /* ---------------------------------------------------------------- model files */
 
@@ -452,6 +473,16 @@ typedef struct {
      * every bias: those without weight decay) is the schedule's times this, as airbench's
      * higher rate for batch norm's biases. 0 (or 1): the one rate for all. */
     float bn_lr_scale;
+    /* In (0, 1): keep an exponential moving average of the weights, every state in the arena
+     * (batch norm's moving statistics too, as timm's ModelEmaV2 and airbench's averaging of
+     * the whole state dict), updated after every ema_every-th optimizer step t as
+     * avg = d^N avg + (1 - d^N) w with N = ema_every and d = min(ema, (1 + t) / (10 + t))
+     * (TensorFlow's ExponentialMovingAverage with num_updates, so the average forgets the
+     * initial weights quickly). Validation and early stopping see the averaged weights, the
+     * model holds them when the run ends, and checkpoints keep the average. 0: off. */
+    float ema;
+    int ema_every;         /* steps between updates of the average; 0 means 1 */
+    fnn_tta tta;           /* validation's test-time augmentation (a test set's: the caller's) */
     /* Polled once per step; when it reads non-zero the run ends after the current step with
      * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
      * The library installs no signal handler: a caller's handler sets the flag. */
@@ -584,6 +615,10 @@ FNN_API fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, cons
  * (n, classes) receive per-image results when not NULL. */
 FNN_API fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, int *pred,
                                 float *probs, fnn_metrics *out, fnn_error *err);
+/* fnn_evaluate with o's threads and test-time augmentation. */
+FNN_API fnn_status fnn_evaluate_with(const fnn_model *m, const fnn_dataset *d,
+                                     const fnn_eval_options *o, int *pred, float *probs,
+                                     fnn_metrics *out, fnn_error *err);
 
 /* scikit-learn's classification_report layout, as a malloc'd string. */
 FNN_API char *fnn_format_report(const fnn_metrics *mt, const char *const *class_names, int digits);

@@ -367,10 +367,52 @@ static void test_format_and_sharing(void **state)
     assert_int_equal(fnn_activation_ops.alias, 0);
 }
 
+/* One image on two threads (a single prediction): each thread takes a non-empty part of the
+ * image, the parts tile it, the result is the single thread's bit for bit, and the layer then
+ * asks the model for its barriers (no forward row flags). Split by rows, one thread would do
+ * the whole image while the other waited. */
+static void test_one_image_shared_by_two_threads(void **state)
+{
+    (void)state;
+    act_case one, two;
+    case_make(&one, FNN_ACT_RELU, 0.0f, 32, 28, 28, 1);
+    case_make(&two, FNN_ACT_RELU, 0.0f, 32, 28, 28, 1);
+    size_t size = case_size(&one), share[2][2] = {{0, 0}, {0, 0}};
+    fnn_rng rng;
+    fnn_rng_seed(&rng, 5);
+    for (size_t i = 0; i < size; i++)
+        one.x[i] = two.x[i] = 2.0f * fnn_rng_uniform(&rng) - 1.0f;
+    int team = 0;
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        fnn_layer_forward_elements(&two.l, 1, &share[t][0], &share[t][1]);
+#pragma omp master
+        team = omp_get_num_threads();
+    }
+    if (team == 2) {
+        assert_true(share[0][0] < share[0][1]);
+        assert_true(share[1][0] < share[1][1]);
+        assert_int_equal(share[0][0], 0);
+        assert_int_equal(share[0][1], share[1][0]);
+        assert_int_equal(share[1][1], size);
+    }
+    case_run(&one, 1);
+    case_run(&two, 2);
+    assert_memory_equal(one.y, two.y, size * sizeof *one.y);
+    unsigned flags = fnn_activation_ops.sharing(&two.l, 1, 2);
+    assert_int_equal(flags & (FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT), 0);
+    flags = fnn_activation_ops.sharing(&two.l, 2, 2);
+    assert_int_equal(flags & (FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT), FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT);
+    case_free(&one);
+    case_free(&two);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_relu),
+        cmocka_unit_test(test_one_image_shared_by_two_threads),
         cmocka_unit_test(test_forward_leaky_relu),
         cmocka_unit_test(test_forward_elu),
         cmocka_unit_test(test_forward_tanh),

@@ -68,6 +68,9 @@ static fnn_train_config config(void)
     c.clip_norm = 1.0f;
     c.label_smoothing = 0.1f;
     c.bn_lr_scale = 2.0f;
+    c.ema = 0.9f;
+    c.ema_every = 2;
+    c.tta = FNN_TTA_FLIP;
     c.early_stopping = 100; /* keeps best weights without stopping */
     c.monitor = FNN_MONITOR_VAL_LOSS;
     return c;
@@ -130,6 +133,9 @@ static void test_info_round_trip(void **state)
     assert_true(info.cfg.clip_norm == want.clip_norm);
     assert_true(info.cfg.label_smoothing == want.label_smoothing);
     assert_true(info.cfg.bn_lr_scale == want.bn_lr_scale);
+    assert_true(info.cfg.ema == want.ema);
+    assert_int_equal(info.cfg.ema_every, want.ema_every);
+    assert_int_equal(info.cfg.tta, FNN_TTA_FLIP);
     assert_int_equal(info.cfg.early_stopping, 100);
     assert_null(info.cfg.checkpoint);
     fnn_checkpoint_info_free(&info);

@@ -248,6 +248,80 @@ static void test_text_output(void **state)
     run_free(&r);
 }
 
+/* --tta in predict and eval: none prints what no option prints, byte for byte; flip prints the
+ * library's mirrored-and-averaged probabilities and metrics, and says so. */
+static void test_tta(void **state)
+{
+    NEED_MODEL();
+    char idx[PATH_CAP], lim[16];
+    pathf(idx, "%s/t10k-images-idx3-ubyte.gz", FNN_DEFAULT_DATA_DIR);
+    if (!file_exists(idx))
+        pathf(idx, "%s/t10k-images-idx3-ubyte", FNN_DEFAULT_DATA_DIR);
+    snprintf(lim, sizeof lim, "%d", NIMG);
+    fnn_error err;
+    fnn_model *m = fnn_model_load(g_model, NULL, &err);
+    assert_non_null(m);
+    float x[NIMG * 28 * 28], flip[NIMG * 10];
+    for (int i = 0; i < NIMG * 28 * 28; i++)
+        x[i] = g_test.images[i] / 255.0f;
+    fnn_eval_options o = {.threads = 1, .tta = FNN_TTA_FLIP};
+    assert_int_equal(fnn_model_predict_with(m, x, NIMG, &o, flip, &err), FNN_OK);
+    fnn_metrics mt = {0};
+    assert_int_equal(fnn_evaluate_with(m, &g_test, &o, NULL, NULL, &mt, &err), FNN_OK);
+
+    run_t plain = FNN("predict", g_model, idx, "--limit", lim, "--top", "10", "--json");
+    run_t none = FNN("predict", g_model, idx, "--limit", lim, "--top", "10", "--json", "--tta",
+                     "none");
+    run_t r = FNN("predict", g_model, idx, "--limit", lim, "--top", "10", "--json", "--tta",
+                  "flip", "--threads", "1");
+    expect_code(&plain, 0);
+    expect_code(&none, 0);
+    expect_code(&r, 0);
+    assert_string_equal(plain.out, none.out);
+    cJSON *doc = parse_json(r.out);
+    assert_string_equal(get(doc, "tta")->valuestring, "flip");
+    cJSON *images = get(doc, "images");
+    double moved = 0.0;
+    for (int i = 0; i < NIMG; i++) {
+        cJSON *t;
+        cJSON_ArrayForEach(t, get(cJSON_GetArrayItem(images, i), "top"))
+        {
+            int c = (int)get_number(t, "index");
+            double p = get_number(t, "probability");
+            assert_true(fabs(p - flip[i * 10 + c]) < 1e-6);
+            moved = fmax(moved, fabs(p - g_probs[i * 10 + c]));
+        }
+    }
+    assert_true(moved > 1e-4); /* the mirror changed something */
+    cJSON_Delete(doc);
+    run_free(&plain);
+    run_free(&none);
+    run_free(&r);
+
+    plain = FNN("eval", g_model, "--limit", lim, "--json");
+    none = FNN("eval", g_model, "--limit", lim, "--json", "--tta", "none");
+    r = FNN("eval", g_model, "--limit", lim, "--json", "--tta", "flip", "--threads", "1");
+    expect_code(&plain, 0);
+    expect_code(&none, 0);
+    expect_code(&r, 0);
+    /* Only the tta field differs between the two. */
+    cJSON *a = parse_json(plain.out), *b = parse_json(none.out);
+    assert_string_equal(get(b, "tta")->valuestring, "none");
+    assert_true(cJSON_Compare(a, b, 1));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    doc = parse_json(r.out);
+    assert_string_equal(get(doc, "tta")->valuestring, "flip");
+    assert_true(fabs(get_number(get(doc, "test"), "loss") - mt.loss) < 1e-9);
+    assert_true(get_number(get(doc, "test"), "accuracy") == mt.accuracy);
+    cJSON_Delete(doc);
+    run_free(&plain);
+    run_free(&none);
+    run_free(&r);
+    fnn_metrics_free(&mt);
+    fnn_model_free(m);
+}
+
 /* 100 wide, 60 high: the left half bright, the right half black. Area averaging keeps the
  * halves; a 56x56 checkerboard of single pixels averages to grey, where sampling would not. */
 static void test_resize(void **state)
@@ -388,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_decodes),
         cmocka_unit_test(test_idx_file_batch),
         cmocka_unit_test(test_text_output),
+        cmocka_unit_test(test_tta),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_colour_model_keeps_colour),

@@ -386,6 +386,57 @@ static void test_report_colour_galleries(void **state)
     fnn_dataset_free(&test);
 }
 
+/* --tta flip: the report's probabilities, predictions, metrics and calibration are those of
+ * fnn_evaluate_with on the image and its mirror; none gives fnn_evaluate's. */
+static void test_report_tta(void **state)
+{
+    enum { H = 6, W = 7, N = 50, K = 3 };
+    fnn_dataset test = {.n = N, .c = 1, .h = H, .w = W, .nclasses = K, .owns = 1};
+    test.images = malloc((size_t)N * H * W);
+    test.labels = malloc(N);
+    assert_true(test.images && test.labels);
+    uint32_t seed = 5;
+    for (int i = 0; i < N; i++) {
+        test.labels[i] = (uint8_t)(i % K);
+        for (int p = 0; p < H * W; p++) {
+            seed = seed * 1664525u + 1013904223u;
+            test.images[i * H * W + p] = (uint8_t)(seed >> 24);
+        }
+    }
+    fnn_error err = {0};
+    fnn_model *m = fnn_model_create("flatten dense:3:softmax", 1, H, W, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 3);
+    char path[PATH_CAP];
+    assert_int_equal(fnn_model_save(m, NULL, pathf(path, "%s/tta.safetensors", g_base), &err),
+                     FNN_OK);
+    float want[2][N * K];
+    int pred[N];
+    for (int t = 0; t < 2; t++) {
+        fnn_eval_options eo = {.threads = 1, .tta = (fnn_tta)t};
+        fnn_metrics mt = {0};
+        assert_int_equal(fnn_evaluate_with(m, &test, &eo, pred, want[t], &mt, &err), FNN_OK);
+        fnn_report_options o = {.threads = 1, .tta = (fnn_tta)t, .saliency_images = 1,
+                                .occlusion_images = 2, .patch = 2, .stride = 2, .seed = 1};
+        fnn_report_model r;
+        if (fnn_report_collect(path, &test, &o, &r, &err) != FNN_OK)
+            fail_msg("%s", err.msg);
+        assert_memory_equal(r.probs, want[t], sizeof want[t]);
+        assert_memory_equal(r.pred, pred, sizeof pred);
+        assert_true(r.mt.loss == mt.loss && r.mt.accuracy == mt.accuracy);
+        fnn_calibration cal;
+        assert_int_equal(fnn_calibration_compute(test.labels, want[t], N, K, r.cal.nbins, &cal,
+                                                 &err), FNN_OK);
+        assert_true(cal.ece == r.cal.ece);
+        fnn_calibration_free(&cal);
+        fnn_metrics_free(&mt);
+        fnn_report_model_free(&r);
+    }
+    assert_memory_not_equal(want[0], want[1], sizeof want[0]);
+    fnn_model_free(m);
+    fnn_dataset_free(&test);
+}
+
 /* ================================================================ findings */
 
 typedef struct {
@@ -931,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_gallery),
         cmocka_unit_test(test_gallery_colour),
         cmocka_unit_test(test_report_colour_galleries),
+        cmocka_unit_test(test_report_tta),
         cmocka_unit_test(test_report_large_images_scaled_down),
         cmocka_unit_test(test_findings_follow_numbers),
         cmocka_unit_test(test_top_confusions_order),

@@ -77,7 +77,8 @@ static cJSON *meta_json(const char *path, const char *key)
 /* ---------------------------------------------------------------- resume */
 
 /* 3 epochs straight and 2 + a resume to 3 end in the same file, byte for byte, with dropout,
- * augmentation, a step schedule and clipping all drawing on the seed and the step. */
+ * augmentation, a step schedule and clipping all drawing on the seed and the step, and the
+ * weights' average (in the checkpoint) and flip-averaged validation in the history. */
 static void test_resume_equals_straight(void **state)
 {
     char straight[PATH_CAP], part[PATH_CAP], resumed[PATH_CAP], ck[PATH_CAP];
@@ -87,7 +88,8 @@ static void test_resume_equals_straight(void **state)
     pathf(ck, "%s/resume.ckpt", g_base);
 #define FEATURES "--aug-shift", "2", "--aug-flip", "--aug-rotate", "10", "--aug-erase", "0.5", \
                  "--lr-schedule", "step", "--lr-step-epochs", "1", "--lr-gamma", "0.5",      \
-                 "--clip-norm", "2", "--optimizer", "adamw"
+                 "--clip-norm", "2", "--optimizer", "adamw", "--ema", "0.9", "--ema-every", "2", \
+                 "--tta", "flip"
     run_t r = FNN("train", SYN, FEATURES, "--epochs", "3", "--out", straight);
     expect_code(&r, 0);
     run_free(&r);
@@ -123,6 +125,19 @@ static void test_resume_refuses_options(void **state)
     r = FNN("train", "--resume", ck);
     expect_code(&r, 2);
     expect_contains(r.err, "stderr", "--epochs");
+    run_free(&r);
+    /* Trained without the average and validated without the mirror. */
+    r = FNN("train", "--resume", ck, "--epochs", "2", "--ema", "0.99");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "--ema");
+    run_free(&r);
+    r = FNN("train", "--resume", ck, "--epochs", "2", "--tta", "flip");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "--tta");
+    run_free(&r);
+    r = FNN("train", SYN, "--epochs", "1", "--ema-every", "5");
+    expect_code(&r, 2);
+    expect_contains(r.err, "stderr", "--ema-every applies to --ema");
     run_free(&r);
     /* Already at epoch 1: asking for 1 is nothing to do. */
     r = FNN("train", "--resume", ck, "--epochs", "1", "--out", out);

@@ -5,11 +5,10 @@
  *     cc -O2 classify.c $(pkg-config --cflags --libs fnn) -pthread -o classify
  *     ./classify model.safetensors shirt.png boot.png
  *
- * The images are classified by a few threads that share one model. A model is not safe for
- * two calls at once (it holds the memory its passes work in: "Threads and models" in fnn.h),
- * so every call that uses it runs under a lock, while reading and resizing the images, which
- * touches no model, runs in parallel. To run the model itself in parallel, give each thread a
- * model of its own, loaded one after another before the threads start (fnn.h says why). */
+ * The images are classified by a few threads that share one model, with no lock: inference
+ * only reads a model ("Threads and models" in fnn.h). Each thread runs its predictions in an
+ * executor of its own (fnn_predictor_create), the memory of its passes, made before the threads
+ * start and kept across its images. */
 #include <fnn.h>
 
 #include <pthread.h>
@@ -25,25 +24,26 @@ typedef struct {
 } result;
 
 typedef struct {
-    fnn_model *model;     /* shared by the workers */
-    pthread_mutex_t lock; /* held around every use of model, and of next */
+    pthread_mutex_t lock; /* held around every use of next */
     int h, w, nclasses;   /* the model's input size and classes */
     char **paths;         /* (n) image files */
     result *results;      /* (n) */
     int n, next;          /* images, and the next one a worker takes */
 } job;
 
-static void classify_one(job *j, int i, float *x, float *probs)
+typedef struct {
+    job *job;
+    fnn_exec *predictor; /* this worker's: one image at a time, one thread */
+} worker_arg;
+
+static void classify_one(job *j, fnn_exec *predictor, int i, float *x, float *probs)
 {
     result *r = &j->results[i];
     r->best = -1;
     /* Grey, resized to the model's input, in [0, 1]: as fnn's training data. */
     if (fnn_image_load(j->paths[i], 1, j->h, j->w, 0, x, &r->err) != FNN_OK)
         return;
-    pthread_mutex_lock(&j->lock);
-    fnn_status s = fnn_model_predict(j->model, x, 1, probs, 1, &r->err);
-    pthread_mutex_unlock(&j->lock);
-    if (s != FNN_OK)
+    if (fnn_predictor_run(predictor, x, 1, probs, &r->err) != FNN_OK)
         return;
     r->best = 0;
     for (int k = 1; k < j->nclasses; k++)
@@ -54,7 +54,8 @@ static void classify_one(job *j, int i, float *x, float *probs)
 
 static void *worker(void *arg)
 {
-    job *j = arg;
+    worker_arg *a = arg;
+    job *j = a->job;
     float *x = malloc((size_t)j->h * j->w * sizeof *x);      // (h, w)
     float *probs = malloc((size_t)j->nclasses * sizeof *probs); // (nclasses)
     for (;;) {
@@ -64,7 +65,7 @@ static void *worker(void *arg)
         if (i >= j->n)
             break;
         if (x && probs) {
-            classify_one(j, i, x, probs);
+            classify_one(j, a->predictor, i, x, probs);
         } else {
             j->results[i].best = -1;
             snprintf(j->results[i].err.msg, sizeof j->results[i].err.msg,
@@ -84,31 +85,45 @@ int main(int argc, char **argv)
     }
     fnn_error err;
     job j = {.paths = argv + 2, .n = argc - 2};
-    j.model = fnn_model_load(argv[1], NULL, &err);
-    if (!j.model) {
+    fnn_model *model = fnn_model_load(argv[1], NULL, &err);
+    if (!model) {
         fprintf(stderr, "classify: %s\n", err.msg);
         return 1;
     }
     int c;
-    fnn_model_input_shape(j.model, &c, &j.h, &j.w);
-    j.nclasses = fnn_model_num_classes(j.model);
+    fnn_model_input_shape(model, &c, &j.h, &j.w);
+    j.nclasses = fnn_model_num_classes(model);
     j.results = calloc((size_t)j.n, sizeof *j.results);
     if (c != 1 || !j.results) {
         fprintf(stderr, "classify: %s\n", c != 1 ? "the model takes colour input; this example "
                                                    "reads images grey" : "out of memory");
-        fnn_model_free(j.model);
+        fnn_model_free(model);
         free(j.results);
         return 1;
+    }
+    /* The executors are made before any thread starts (fnn.h says why). */
+    worker_arg args[MAX_WORKERS] = {0};
+    int workers = j.n < MAX_WORKERS ? j.n : MAX_WORKERS;
+    for (int t = 0; t < workers; t++) {
+        args[t].job = &j;
+        if (fnn_predictor_create(model, 1, 1, &args[t].predictor, &err) != FNN_OK) {
+            fprintf(stderr, "classify: %s\n", err.msg);
+            for (int u = 0; u < t; u++)
+                fnn_exec_free(args[u].predictor);
+            fnn_model_free(model);
+            free(j.results);
+            return 1;
+        }
     }
     pthread_mutex_init(&j.lock, NULL);
 
     pthread_t threads[MAX_WORKERS];
     int started = 0;
-    while (started < MAX_WORKERS && started < j.n &&
-           pthread_create(&threads[started], NULL, worker, &j) == 0)
+    while (started < workers &&
+           pthread_create(&threads[started], NULL, worker, &args[started]) == 0)
         started++;
     if (started == 0) /* no thread could start: do the work here */
-        worker(&j);
+        worker(&args[0]);
     for (int t = 0; t < started; t++)
         pthread_join(threads[t], NULL);
 
@@ -124,7 +139,9 @@ int main(int argc, char **argv)
                j.results[i].prob);
 
     pthread_mutex_destroy(&j.lock);
+    for (int t = 0; t < workers; t++)
+        fnn_exec_free(args[t].predictor);
     free(j.results);
-    fnn_model_free(j.model);
+    fnn_model_free(model);
     return rc;
 }

@@ -27,9 +27,13 @@ fnn_status fnn_check_data(const fnn_model *m, const fnn_dataset *d, const char *
     return FNN_OK;
 }
 
-fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, float *probs,
+fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, fnn_tta tta,
+                     float *probs,
                      fnn_error *err)
 {
+    if ((unsigned)tta > FNN_TTA_FLIP)
+        return fnn_fail(err, FNN_ERR_ARG, "evaluation: unknown test-time augmentation %d",
+                        (int)tta);
     fnn_status s = fnn_check_data(m, d, "evaluation", err);
     if (s != FNN_OK)
         return s;
@@ -41,8 +45,11 @@ fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, floa
         return s;
     size_t in = fnn_shape_size(m->input), k = (size_t)m->nclasses;
     float *x = malloc((size_t)cap * in * sizeof *x); /* (cap, in) */
-    if (!x) {
+    float *view = tta ? malloc((size_t)cap * k * sizeof *view) : NULL; /* (cap, k) the mirror's */
+    if (!x || (tta && !view)) {
         fnn_exec_free(e);
+        free(x);
+        free(view);
         return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
     }
     fnn_blas_single_threaded();
@@ -59,12 +66,21 @@ fnn_status fnn_infer(const fnn_model *m, const fnn_dataset *d, int threads, floa
             size_t lo, hi;
             fnn_team_range((size_t)rows, 1, &lo, &hi);
             fnn_softmax_rows(logits, (int)k, lo, hi, probs + (size_t)start * k);
+            if (tta == FNN_TTA_FLIP) {
+                /* Every thread is past the first layer, so x is free to change. */
+                fnn_tta_flip_rows(x, rows, d->c, d->h, d->w);
+                fnn_team_sync(&team);
+                logits = fnn_exec_forward(e, &pass, x, rows);
+                fnn_softmax_rows(logits, (int)k, lo, hi, view);
+                fnn_tta_average_rows(probs + (size_t)start * k, view, rows, k);
+            }
             fnn_team_sync(&team);
         }
         fnn_team_end(&team);
     }
     free(x);
     fnn_exec_free(e);
+    free(view);
     if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
         return s;
     return fnn_check_probs(probs, d->n, k, "evaluation", err);
@@ -94,8 +110,16 @@ void fnn_loss_accuracy(const float *probs, const uint8_t *labels, int n, int k, 
     *accuracy = n ? (double)hits / n : NAN;
 }
 
-fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, int *pred, float *probs,
-                        fnn_metrics *out, fnn_error *err)
+fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, int *pred,
+                        float *probs, fnn_metrics *out, fnn_error *err)
+{
+    fnn_eval_options o = {.threads = threads, .tta = FNN_TTA_NONE};
+    return fnn_evaluate_with(m, d, &o, pred, probs, out, err);
+}
+
+fnn_status fnn_evaluate_with(const fnn_model *m, const fnn_dataset *d,
+                             const fnn_eval_options *o, int *pred, float *probs,
+                             fnn_metrics *out, fnn_error *err)
 {
     int k = m->nclasses;
     if (d->n <= 0)
@@ -106,7 +130,7 @@ fnn_status fnn_evaluate(const fnn_model *m, const fnn_dataset *d, int threads, i
     if (!p || !y)
         s = fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory for %d images", d->n);
     if (s == FNN_OK)
-        s = fnn_infer(m, d, threads, p, err);
+        s = fnn_infer(m, d, o->threads, o->tta, p, err);
     if (s == FNN_OK) {
         for (int i = 0; i < d->n; i++)
             y[i] = argmax(p + (size_t)i * k, k);

@@ -1,7 +1,7 @@
 /* Training checkpoints as safetensors: the model's tensors under their own names, the
- * optimizer's moments and the best epoch's weights as whole arenas, and the settings, position,
- * generator state and history as JSON metadata. Reading checks every field before use, since
- * a checkpoint is a file from outside like any other. */
+ * optimizer's moments, the weights' average and the best epoch's weights as whole arenas, and
+ * the settings, position, generator state and history as JSON metadata. Reading checks every
+ * field before use, since a checkpoint is a file from outside like any other. */
 #include "io/checkpoint.h"
 #include "io/normalization.h"
 #include "io/safetensors.h"
@@ -72,6 +72,9 @@ static cJSON *config_json(const fnn_train_config *c)
     add_double(j, "clip_norm", c->clip_norm);
     add_double(j, "label_smoothing", c->label_smoothing);
     add_double(j, "bn_lr_scale", c->bn_lr_scale);
+    add_double(j, "ema", c->ema);
+    cJSON_AddNumberToObject(j, "ema_every", c->ema_every);
+    cJSON_AddNumberToObject(j, "tta", c->tta);
     cJSON_AddNumberToObject(j, "early_stopping", c->early_stopping);
     cJSON_AddNumberToObject(j, "monitor", c->monitor);
     cJSON_AddNumberToObject(j, "freeze", c->freeze);
@@ -122,7 +125,7 @@ fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_
                                 const fnn_optimizer *o, const float *best, fnn_error *err)
 {
     int nt = fnn_model_num_tensors(m);
-    fnn_st_tensor *t = calloc((size_t)nt + 3, sizeof *t);
+    fnn_st_tensor *t = calloc((size_t)nt + 4, sizeof *t);
     fnn_tensor *mt = malloc(((size_t)nt + 1) * sizeof *mt);
     cJSON *jc = config_json(cfg), *js = state_json(st), *jh = history_json(stats, st->epoch);
     char *config = cJSON_PrintUnformatted(jc), *state = cJSON_PrintUnformatted(js),
@@ -148,9 +151,9 @@ fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_
     }
     /* Whole arenas, padding included: the moments of frozen tensors stay zero, and the
      * layout is the model's, which the arch fixes. */
-    const float *arenas[] = {o->m, o->v, best};
-    const char *names[] = {"optimizer.m", "optimizer.v", "best.params"};
-    for (int i = 0; i < 3; i++)
+    const float *arenas[] = {o->m, o->v, best, o->ema};
+    const char *names[] = {"optimizer.m", "optimizer.v", "best.params", "ema.params"};
+    for (int i = 0; i < 4; i++)
         if (arenas[i])
             t[n++] = (fnn_st_tensor){.name = names[i], .rank = 1, .shape = {m->arena_size},
                                      .size = m->arena_size, .data = arenas[i]};
@@ -276,6 +279,14 @@ static void read_config(reader *r, const cJSON *j, fnn_train_config *c)
     /* Absent before per-group rates: those trained with one rate. */
     if (cJSON_GetObjectItemCaseSensitive(j, "bn_lr_scale"))
         c->bn_lr_scale = (float)get_num(r, j, "bn_lr_scale", 0, 1e6, 0);
+    /* Absent before weight averaging: those trained without. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "ema")) {
+        c->ema = (float)get_num(r, j, "ema", 0, 1, 0);
+        c->ema_every = (int)get_num(r, j, "ema_every", 0, 1 << 30, 1);
+    }
+    /* Absent before test-time augmentation: those validated on the images alone. */
+    if (cJSON_GetObjectItemCaseSensitive(j, "tta"))
+        c->tta = (fnn_tta)get_num(r, j, "tta", 0, FNN_TTA_FLIP, 1);
     c->early_stopping = (int)get_num(r, j, "early_stopping", 0, MAX_EPOCHS, 1);
     c->monitor = (fnn_monitor)get_num(r, j, "monitor", 0, FNN_MONITOR_VAL_ACCURACY, 1);
     c->freeze = (int)get_num(r, j, "freeze", 0, 4096, 1);
@@ -485,7 +496,9 @@ fnn_status fnn_checkpoint_load(const char *path, fnn_model *m, const fnn_train_c
     const float *om = get_tensor(&r, &file, "optimizer.m", 1, arena, 1);
     const float *ov = get_tensor(&r, &file, "optimizer.v", 1, arena, o->v != NULL);
     const float *ob = get_tensor(&r, &file, "best.params", 1, arena, 0);
-    if (r.status == FNN_OK && file.ntensors != nt + 1 + (o->v != NULL) + (ob != NULL))
+    const float *oe = get_tensor(&r, &file, "ema.params", 1, arena, o->ema != NULL);
+    if (r.status == FNN_OK &&
+        file.ntensors != nt + 1 + (o->v != NULL) + (ob != NULL) + (o->ema != NULL))
         bad(&r, "tensors", "include some that are not part of this model and optimizer");
     /* The run continues with the input normalisation it had, whatever the model was given;
      * checkpoints written before it was stored had none. */
@@ -512,6 +525,8 @@ fnn_status fnn_checkpoint_load(const char *path, fnn_model *m, const fnn_train_c
         memcpy(o->m, om, m->arena_size * sizeof *om);
         if (o->v)
             memcpy(o->v, ov, m->arena_size * sizeof *ov);
+        if (o->ema)
+            memcpy(o->ema, oe, m->arena_size * sizeof *oe);
         o->t = st->t;
         *has_best = ob != NULL;
         if (ob)

@@ -7,8 +7,8 @@
 #include "optim/optim.h"
 #include "train/state.h"
 
-/* Writes path atomically: m's tensors, o's moments, best (the arena of the best epoch, or
- * NULL), cfg's settings and st with stats (st->epoch entries). */
+/* Writes path atomically: m's tensors, o's moments and weight average, best (the arena of
+ * the best epoch, or NULL), cfg's settings and st with stats (st->epoch entries). */
 fnn_status fnn_checkpoint_write(const char *path, const fnn_model *m, const fnn_train_config *cfg,
                                 const fnn_train_state *st, const fnn_epoch_stats *stats,
                                 const fnn_optimizer *o, const float *best, fnn_error *err);

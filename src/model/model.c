@@ -221,6 +221,9 @@ fnn_status fnn_predictor_create(const fnn_model *m, int max_batch, int threads,
     if (threads < 0)
         return fnn_fail(err, FNN_ERR_ARG, "predictor: threads must be 0 (all cores) or more, "
                         "got %d", threads);
+    /* Here, not only in fnn_predictor_run: callers make their executors before their threads
+     * start (fnn.h, "Threads and models"). */
+    fnn_blas_single_threaded();
     return fnn_exec_create(m, max_batch < FNN_EVAL_BATCH ? max_batch : FNN_EVAL_BATCH,
                            fnn_threads_resolve(threads), NULL, out, err);
 }

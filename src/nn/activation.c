@@ -50,7 +50,7 @@ static fnn_status activation_setup(fnn_layer *l, fnn_error *err)
 static void activation_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     size_t lo, hi;
-    fnn_layer_row_elements(l, n, &lo, &hi);
+    fnn_layer_forward_elements(l, n, &lo, &hi);
     float alpha = l->cfg.act.alpha;
     switch (l->cfg.act.kind) {
     case FNN_ACT_RELU:
@@ -128,7 +128,8 @@ static void activation_backward(fnn_layer *l, const fnn_pass *p, const float *x,
 
 static unsigned activation_sharing(const fnn_layer *l, int n, int nt)
 {
-    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
+    unsigned fwd = fnn_layer_splits_elements(l, n, nt) ? 0 : FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT;
+    return fwd | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
 }
 
 /* The spec tokens the parser reads back: relu, leakyrelu:ALPHA, elu:ALPHA, tanh, sigmoid. */

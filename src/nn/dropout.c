@@ -19,7 +19,7 @@ static fnn_status dropout_setup(fnn_layer *l, fnn_error *err)
 static void dropout_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     size_t lo, hi;
-    fnn_layer_row_elements(l, n, &lo, &hi);
+    fnn_layer_forward_elements(l, n, &lo, &hi);
     if (!p->train || l->cfg.dropout.rate == 0.0f) {
         memcpy(y + lo, x + lo, (hi - lo) * sizeof *y);
         return;
@@ -67,7 +67,8 @@ static void dropout_backward(fnn_layer *l, const fnn_pass *p, const float *x, co
 
 static unsigned dropout_sharing(const fnn_layer *l, int n, int nt)
 {
-    return FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
+    unsigned fwd = fnn_layer_splits_elements(l, n, nt) ? 0 : FNN_FWD_ROWS_IN | FNN_FWD_ROWS_OUT;
+    return fwd | FNN_BWD_ROWS_IN | FNN_BWD_ROWS_OUT;
 }
 
 static void dropout_format(const fnn_layer *l, char *buf, size_t size)

@@ -142,6 +142,28 @@ static inline void fnn_layer_row_elements(const fnn_layer *l, int n, size_t *lo,
     *hi *= size;
 }
 
+/* Forward passes over fewer images than threads share the elements of an image at least this
+ * large, not its rows: by rows, one thread of two would do a single image's ReLU alone. */
+#define FNN_ELEMENT_SPLIT_MIN 2048
+
+/* 1: an element-wise layer's forward pass over n images shares elements among nt threads,
+ * rather than rows; it then sets no FNN_FWD_ROWS_* flag. */
+static inline int fnn_layer_splits_elements(const fnn_layer *l, int n, int nt)
+{
+    return n < nt && fnn_shape_size(l->in) >= FNN_ELEMENT_SPLIT_MIN;
+}
+
+/* This thread's elements [*lo, *hi) of an element-wise layer's forward pass over n images:
+ * its rows, or its run of 16-element blocks where fnn_layer_splits_elements says so. Each
+ * element's result does not depend on the thread that computes it. */
+static inline void fnn_layer_forward_elements(const fnn_layer *l, int n, size_t *lo, size_t *hi)
+{
+    if (fnn_layer_splits_elements(l, n, omp_get_num_threads()))
+        fnn_team_range((size_t)n * fnn_shape_size(l->in), 16, lo, hi);
+    else
+        fnn_layer_row_elements(l, n, lo, hi);
+}
+
 extern const fnn_layer_ops fnn_flatten_ops;
 extern const fnn_layer_ops fnn_dense_ops;
 extern const fnn_layer_ops fnn_dropout_ops;

@@ -83,7 +83,8 @@ void fnn_optimizer_release(fnn_optimizer *o)
     free(o->m);
     free(o->v);
     free(o->blocks);
-    o->m = o->v = NULL;
+    free(o->ema);
+    o->m = o->v = o->ema = NULL;
     o->blocks = NULL;
     o->nblocks = 0;
 }

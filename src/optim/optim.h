@@ -25,6 +25,11 @@ typedef struct {
     int nblocks;
     fnn_param_block *blocks; /* (nblocks) in order, without overlaps, within [0, n); gaps are
                                 left alone. One block of n rows, decayed, by default */
+    /* The weights' moving average (optim/ema.h), optimizer state as Keras 3's use_ema is:
+     * checkpoints keep it with the moments. */
+    float *ema;      /* (n) the whole arena averaged, gaps included; NULL when off */
+    float ema_decay; /* per step, in (0, 1) */
+    int ema_every;   /* steps between updates, >= 1 */
 } fnn_optimizer;
 
 fnn_status fnn_optimizer_init(fnn_optimizer *o, const fnn_optim_config *cfg, size_t n,

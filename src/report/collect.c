@@ -184,7 +184,8 @@ static fnn_status measure(fnn_model *m, fnn_report_model *r, const fnn_report_op
     r->pred = malloc((size_t)d->n * sizeof *r->pred);
     if (!r->probs || !r->pred)
         return fnn_fail(err, FNN_ERR_NOMEM, "report: out of memory for %d test images", d->n);
-    if ((s = fnn_evaluate(m, d, o->threads, r->pred, r->probs, &r->mt, err)) != FNN_OK)
+    fnn_eval_options eo = {.threads = o->threads, .tta = o->tta};
+    if ((s = fnn_evaluate_with(m, d, &eo, r->pred, r->probs, &r->mt, err)) != FNN_OK)
         return s;
     if ((s = per_class_means(r, err)) != FNN_OK)
         return s;

@@ -44,6 +44,9 @@ typedef struct {
 
 typedef struct {
     int threads;
+    /* The evaluation's (metrics, confusion matrix, calibration, confidence); saliency,
+     * occlusion and robustness measure the model on the images alone. */
+    fnn_tta tta;
     int saliency_images;  /* per class, for the saliency maps */
     int occlusion_images; /* the first N test images for the occlusion map */
     int patch, stride;    /* occlusion square and its step */

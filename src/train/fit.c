@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "model/exec.h"
 #include "model/model.h"
+#include "optim/ema.h"
 #include "optim/optim.h"
 #include "train/train.h"
 #include "util/error.h"
@@ -101,6 +102,13 @@ static fnn_status check_config(const fnn_train_config *c, const fnn_model *m, in
         return fnn_fail(err, FNN_ERR_ARG, "training: shard %d of %d: the shard count must be in "
                         "0..%d and the index in 0..count - 1", c->shard_index, c->shard_count,
                         MAX_BATCH);
+    if (!(c->ema >= 0.0f && c->ema < 1.0f) || c->ema_every < 0)
+        return fnn_fail(err, FNN_ERR_ARG, "training: weight averaging needs a decay in [0, 1) "
+                        "(0: off) and steps between updates >= 0, got %g and %d", (double)c->ema,
+                        c->ema_every);
+    if ((unsigned)c->tta > FNN_TTA_FLIP)
+        return fnn_fail(err, FNN_ERR_ARG, "training: unknown test-time augmentation %d",
+                        (int)c->tta);
     if (c->freeze < 0 || c->freeze > m->nlayers)
         return fnn_fail(err, FNN_ERR_ARG, "training: cannot freeze %d layers of a model with %d",
                         c->freeze, m->nlayers);
@@ -286,7 +294,9 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
     }
     if ((s = fnn_optimizer_init(&b.opt, &cfg->optim, m->arena_size, err)) != FNN_OK ||
         (s = partition(&b.opt, m, cfg->freeze,
-                       cfg->bn_lr_scale > 0.0f ? cfg->bn_lr_scale : 1.0f, err)) != FNN_OK) {
+                       cfg->bn_lr_scale > 0.0f ? cfg->bn_lr_scale : 1.0f, err)) != FNN_OK ||
+        (cfg->ema > 0.0f &&
+         (s = fnn_ema_start(&b.opt, cfg->ema, cfg->ema_every, m->params, err)) != FNN_OK)) {
         release(&b);
         return s;
     }
@@ -460,6 +470,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                         scale = (float)(cfg->clip_norm / norm);
                 }
                 fnn_optimizer_step_lr(&b.opt, m->params, m->grads, t + 1, lr, scale);
+                fnn_ema_update(&b.opt, m->params, t + 1, &b.team);
             }
             fnn_denormals_restore(fp_state);
             fnn_team_end(&b.team);
@@ -517,9 +528,12 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         fnn_epoch_stats st = {.epoch = epoch, .train_loss = loss_sum / seen,
                               .train_acc = (double)correct / seen, .seconds = now_s() - t0,
                               .val_loss = NAN, .val_acc = NAN};
+        /* Validation and early stopping's best weights are the average's, when there is one. */
+        fnn_ema_swap(&b.opt, m->params);
         if (nval) {
             double v0 = now_s();
-            if ((s = fnn_infer(m, val, threads, b.val_probs, err)) != FNN_OK) {
+            if ((s = fnn_infer(m, val, threads, cfg->tta, b.val_probs, err)) != FNN_OK) {
+                fnn_ema_swap(&b.opt, m->params);
                 release(&b);
                 return s;
             }
@@ -530,6 +544,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
             stats[epoch - 1] = st;
         res.epochs = epoch;
         int stop = after_epoch(cfg, m, &b, &ts, &st);
+        fnn_ema_swap(&b.opt, m->params);
         ts = (fnn_train_state){.epoch = epoch, .t = (int64_t)(step_base + (uint64_t)steps),
                                .shuffle = shuffle, .plateau_scale = ts.plateau_scale,
                                .plateau_best = ts.plateau_best, .plateau_wait = ts.plateau_wait,
@@ -549,6 +564,8 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         if (user_stop)
             break;
     }
+    /* The model ends on the average; the raw weights go where the average was, and die. */
+    fnn_ema_swap(&b.opt, m->params);
     /* Keras's restore_best_weights, also when the run reached its last epoch. */
     if (cfg->early_stopping && ts.es_epoch) {
         memcpy(m->params, b.best, m->arena_size * sizeof *m->params);

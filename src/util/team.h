@@ -8,13 +8,18 @@
 #include <omp.h>
 
 /* A spinning barrier for one team. libgomp's takes about 1.5 us on this project's machine and
- * a training step needs a dozen; this one takes a cache-line round trip (about 0.3 us). It
- * yields the core after a while, so an oversubscribed machine still makes progress. */
+ * a training step needs a dozen; this one takes a cache-line round trip (about 0.3 us). A wait
+ * that outlasts a bounded spin (at most 50 us, less on a thread whose waits keep ending asleep;
+ * the environment's FNN_SPIN_NS, in nanoseconds, overrides the 50) sleeps on a futex until the
+ * last thread arrives: the thread waited for has then lost its core to another process, and a
+ * spinning or yielding waiter would keep the core it could run on. With `yes` holding one of two cores, the study's two threads took 6 s (yielding) where
+ * one took 3.3 s (bench/contention.sh). */
 typedef struct {
     _Alignas(64) atomic_uint arrived;
     _Alignas(64) atomic_uint generation;
+    atomic_uint sleepers; /* threads asleep on generation, or about to be */
     unsigned nthreads;
-    unsigned spins;    /* busy-wait rounds before yielding; none when threads outnumber cores */
+    unsigned spin_ns;  /* busy-wait before sleeping; none when threads outnumber cores */
     atomic_int failed; /* set by fnn_team_end: a product failed on a thread (util/gemm.h) */
 } fnn_barrier;
 
