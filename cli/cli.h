@@ -32,6 +32,10 @@ extern const char *cli_options_from;
  * fnn train's option checks, to quote their message in its own. */
 extern FILE *cli_error_stream;
 
+/* Under mpirun with several ranks, "rank R of N" (cli/dist.c sets it), which cli_error puts
+ * after the command's name: every rank's messages reach one terminal. "" otherwise. */
+extern const char *cli_where;
+
 /* Prints "fnn CMD: message" to stderr (cli_error_stream), text from files made printable, and returns `code`. */
 int cli_error(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

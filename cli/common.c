@@ -17,6 +17,7 @@
 
 const char *cli_options_from;
 FILE *cli_error_stream;
+const char *cli_where = "";
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
@@ -36,12 +37,14 @@ int cli_error(const char *cmd, int code, const char *fmt, ...)
         msg = small;
     fnn_text_printable(msg, "\n\t");
     FILE *f = cli_error_stream ? cli_error_stream : stderr;
+    /* Under mpirun every rank's messages reach one terminal: each says whose it is. */
+    const char *where = *cli_where ? " (" : "";
     if (cli_options_from && code == EXIT_USAGE) {
-        fprintf(f, "fnn %s: %s: the options stored in it are invalid: %s\n", cmd,
-                cli_options_from, msg);
+        fprintf(f, "fnn %s%s%s%s: %s: the options stored in it are invalid: %s\n", cmd, where,
+                cli_where, *where ? ")" : "", cli_options_from, msg);
         code = EXIT_RUNTIME;
     } else {
-        fprintf(f, "fnn %s: %s\n", cmd, msg);
+        fprintf(f, "fnn %s%s%s%s: %s\n", cmd, where, cli_where, *where ? ")" : "", msg);
     }
     if (msg != small)
         free(msg);

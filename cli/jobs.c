@@ -57,7 +57,7 @@ static int start(job *j)
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dflt);
-    int rc = posix_spawn(&j->pid, j->argv[0], &fa, &at, j->argv, environ);
+    int rc = posix_spawn(&j->pid, j->argv[0], &fa, &at, j->argv, j->envp ? j->envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     return rc;

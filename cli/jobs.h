@@ -10,6 +10,7 @@ typedef struct {
     char **argv;          /* NULL-terminated; argv[0] is the program's path */
     const char *out_path; /* receives stdout (created or truncated) */
     const char *err_path; /* receives stderr */
+    char **envp;          /* the job's environment; NULL: this process's */
     /* Set by jobs_run: */
     pid_t pid;
     int code;             /* exit status, -1 when a signal ended it */

@@ -1,5 +1,6 @@
 /* fnn: the command-line tool. Dispatches to one file per subcommand. */
 #include "cli.h"
+#include "dist.h"
 
 #include <string.h>
 
@@ -40,24 +41,31 @@ int main(int argc, char **argv)
         printf("fnn %s (matrix products: %s)\n", FNN_VERSION, fnn_gemm_library());
         return EXIT_OK;
     }
-    if (!strcmp(cmd, "train"))
-        return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval"))
-        return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "summary"))
-        return cmd_summary(argc - 1, argv + 1);
-    if (!strcmp(cmd, "search"))
-        return cmd_search(argc - 1, argv + 1);
-    if (!strcmp(cmd, "predict"))
-        return cmd_predict(argc - 1, argv + 1);
-    if (!strcmp(cmd, "explain"))
-        return cmd_explain(argc - 1, argv + 1);
-    if (!strcmp(cmd, "robustness"))
-        return cmd_robustness(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report"))
-        return cmd_report(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export"))
-        return cmd_export(argc - 1, argv + 1);
+    /* train and search run over mpirun's ranks; the other commands are one process. */
+    if (!strcmp(cmd, "train") || !strcmp(cmd, "search")) {
+        int rc = dist_init(cmd);
+        if (rc == EXIT_OK)
+            rc = cmd[0] == 't' ? cmd_train(argc - 1, argv + 1) : cmd_search(argc - 1, argv + 1);
+        /* A rank that failed leaves without MPI_Finalize, which would wait for ranks that may
+         * be waiting for it: mpirun sees the exit status and ends the others. */
+        if (rc == EXIT_OK)
+            dist_finalize();
+        return rc;
+    }
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } single[] = {
+        {"eval", cmd_eval},         {"summary", cmd_summary},
+        {"predict", cmd_predict},   {"explain", cmd_explain},
+        {"robustness", cmd_robustness}, {"report", cmd_report},
+        {"export", cmd_export},
+    };
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        if (!strcmp(cmd, single[i].name)) {
+            int rc = dist_single(cmd);
+            return rc ? rc : single[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "fnn: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

@@ -2,6 +2,7 @@
  * process of its own, scored on the validation split; the test set is read once, at the end. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "dist.h"
 #include "options.h"
 #include "grid.h"
 #include "jobs.h"
@@ -63,6 +64,10 @@ static const char usage_end[] =
     "      --arch \"flatten dense:{width}:relu dropout:{dropout} dense:64:relu dense:10:softmax\" \\\n"
     "      --grid lr=0.0005,0.001,0.002 --grid dropout=0.2,0.5 --grid width=128,256\n"
     "and 5 of those 12, drawn at random: add --samples 5 --seed 1.\n"
+    "\n"
+    "Over several machines (Open MPI): mpirun -np N fnn search ... deals the trials to the N\n"
+    "ranks (trial i to rank (i - 1) mod N); rank 0 ranks them, tests the best and writes the\n"
+    "results. --workers is per rank (default: its host's cores shared by its ranks there).\n"
     "\n"
     "Exit status: 0 on success, 1 on a runtime error (every trial failed, the test evaluation\n"
     "failed, or the search was interrupted), 2 on a usage error.\n";
@@ -767,11 +772,9 @@ static double number_at(const cJSON *arr, int i)
 
 /* Reads fnn train's --json document. The score is the validation accuracy of the epoch whose
  * weights were saved: the last one, or under --early-stopping the one restored. */
-static int read_result(trial *t, const char *path)
+static int read_result_text(trial *t, const char *text)
 {
-    char *text = read_file(path, NULL, NULL);
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
-    free(text);
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(doc, "history");
     const cJSON *val = cJSON_GetObjectItemCaseSensitive(h, "val_accuracy");
     const cJSON *restored = cJSON_GetObjectItemCaseSensitive(h, "restored_epoch");
@@ -798,6 +801,14 @@ static int read_result(trial *t, const char *path)
     cJSON_ArrayForEach(part, secs)
         t->seconds += cJSON_IsNumber(part) ? part->valuedouble : 0.0;
     cJSON_Delete(doc);
+    return ok;
+}
+
+static int read_result(trial *t, const char *path)
+{
+    char *text = read_file(path, NULL, NULL);
+    int ok = read_result_text(t, text);
+    free(text);
     return ok;
 }
 
@@ -984,26 +995,17 @@ static cJSON *trial_json(const search_opts *o, const trial *t, int rank)
 
 /* ---------------------------------------------------------------- the one test evaluation */
 
-static int copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = read_file(from, &len, NULL);
-    if (!data)
-        return cli_error("search", EXIT_RUNTIME, "%s: %s", from, strerror(errno));
-    fnn_error err = {0};
-    fnn_status s = fnn_write_atomic(to, data, len, &err);
-    free(data);
-    return s == FNN_OK ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
-}
-
-/* Copies the best model to trial-best.safetensors and runs fnn eval on it. On success *test
- * receives eval's "test" object; otherwise *error says why. */
-static int final_test(const search_opts *o, const char *exe, const trial *best, cJSON **test,
-                      char **error)
+/* Writes the best model (its file's bytes: a trial run by another rank may have written it on
+ * another host) to trial-best.safetensors and runs fnn eval on it. On success *test receives
+ * eval's "test" object; otherwise *error says why. */
+static int final_test(const search_opts *o, const char *exe, const trial *best,
+                      const char *bytes, size_t nbytes, char **envp, cJSON **test, char **error)
 {
     char *model = xasprintf("%s/trial-best.safetensors", o->out_dir);
     char *out = xasprintf("%s/test.json", o->out_dir), *log = xasprintf("%s/test.log", o->out_dir);
-    int rc = copy_file(best->model, model);
+    fnn_error err = {0};
+    int rc = fnn_write_atomic(model, bytes, nbytes, &err) == FNN_OK
+                 ? EXIT_OK : cli_error("search", EXIT_RUNTIME, "%s", err.msg);
     if (!rc) {
         char **argv = NULL;
         int argc = 0;
@@ -1027,7 +1029,7 @@ static int final_test(const search_opts *o, const char *exe, const trial *best, 
             if (row && row->metavar && !a[2 + len])
                 i++;
         }
-        job j = {.argv = argv, .out_path = out, .err_path = log};
+        job j = {.argv = argv, .out_path = out, .err_path = log, .envp = envp};
         char msg[256];
         int r = jobs_run(&j, 1, 1, NULL, NULL, msg, sizeof msg);
         free(argv);
@@ -1128,6 +1130,118 @@ static void trials_free(trial *t, int n)
     free(t);
 }
 
+/* ---------------------------------------------------------------- over mpirun's ranks */
+
+/* The rank that runs trial t: trials are dealt round-robin, so a search resumed with the same
+ * number of ranks finds each trial's files where it left them. */
+static int trial_rank(const trial *t) { return (t->number - 1) % dist_size(); }
+
+/* Every rank must run this fnn with these options on these data, or the trials the ranks run
+ * would belong to different searches. */
+static int check_ranks_alike(int argc, char **argv, const search_opts *o)
+{
+    if (dist_size() == 1)
+        return EXIT_OK;
+    dist_part parts[3] = {{"the fnn executable", 0}, {"the command line", DIST_HASH_SEED},
+                          {"the data", 0}};
+    fnn_error err = {0};
+    int rc = EXIT_OK;
+    if (dist_hash_binary(&parts[0].hash, &err) != FNN_OK)
+        rc = cli_lib_error("search", &err);
+    for (int i = 1; i < argc; i++)
+        parts[1].hash = dist_hash_str(parts[1].hash, argv[i]);
+    char what[600];
+    snprintf(what, sizeof what, "the data at --data %s", o->data);
+    parts[2].name = what;
+    if (rc == EXIT_OK && dist_hash_data(o->data, "train", &parts[2].hash, &err) != FNN_OK)
+        rc = cli_lib_error("search", &err);
+    if ((rc = dist_agree("search", rc)))
+        return rc;
+    return dist_check_config("search", parts, 3);
+}
+
+/* This rank's trials as JSON text, for rank 0: their outcome, and a finished trial's fnn train
+ * output, which holds its scores. */
+static char *own_results(const trial *t, int n)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        if (trial_rank(&t[i]) != dist_rank() || !t[i].ok)
+            continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "trial", t[i].number);
+        cJSON_AddNumberToObject(e, "ok", t[i].ok);
+        cJSON_AddBoolToObject(e, "resumed", t[i].resumed);
+        cJSON_AddNumberToObject(e, "seconds", t[i].seconds);
+        if (t[i].error)
+            cJSON_AddStringToObject(e, "error", t[i].error);
+        char *text = t[i].ok > 0 ? read_file(t[i].result, NULL, NULL) : NULL;
+        if (text)
+            cJSON_AddStringToObject(e, "result", text);
+        free(text);
+        cJSON_AddItemToArray(list, e);
+    }
+    char *out = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    if (!out) {
+        fputs("fnn search: out of memory\n", stderr);
+        exit(EXIT_RUNTIME);
+    }
+    return out;
+}
+
+/* Rank 0 takes the other ranks' trials into t, and keeps a copy of each finished one's fnn train
+ * output beside its own (on a file system the ranks share, the same bytes again). */
+static int take_results(trial *t, int n, char **texts)
+{
+    for (int r = 1; r < dist_size(); r++) {
+        cJSON *list = cJSON_Parse(texts[r]), *e;
+        if (!cJSON_IsArray(list)) {
+            cJSON_Delete(list);
+            return cli_error("search", EXIT_RUNTIME, "rank %d sent unreadable results", r);
+        }
+        cJSON_ArrayForEach(e, list) {
+            const cJSON *num = cJSON_GetObjectItemCaseSensitive(e, "trial");
+            int k = cJSON_IsNumber(num) ? num->valueint - 1 : -1;
+            if (k < 0 || k >= n || trial_rank(&t[k]) != r)
+                continue;
+            trial *x = &t[k];
+            const char *result = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "result"));
+            const char *error = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "error"));
+            x->ok = cJSON_GetObjectItemCaseSensitive(e, "ok")->valueint > 0 ? 1 : -1;
+            x->resumed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "resumed"));
+            if (x->ok > 0 && !read_result_text(x, result))
+                x->ok = -1;
+            if (x->ok < 0)
+                x->error = xasprintf("%s", error ? error : "no result from its rank");
+            x->seconds = cJSON_GetObjectItemCaseSensitive(e, "seconds")->valuedouble;
+            fnn_error err = {0};
+            if (x->ok > 0 && fnn_write_atomic(x->result, result, strlen(result), &err) != FNN_OK) {
+                cJSON_Delete(list);
+                return cli_error("search", EXIT_RUNTIME, "%s", err.msg);
+            }
+        }
+        cJSON_Delete(list);
+    }
+    return EXIT_OK;
+}
+
+/* The best trial's model file, on rank 0, from the rank that trained it. */
+static int fetch_best(const trial *t, int best_number, char **bytes, size_t *len)
+{
+    const trial *b = &t[best_number - 1];
+    int from = trial_rank(b), rc = EXIT_OK;
+    if (dist_rank() == from && !(*bytes = read_file(b->model, len, NULL)))
+        rc = cli_error("search", EXIT_RUNTIME, "%s: %s", b->model, strerror(errno));
+    /* Every rank learns whether the sender has the file before anything is sent. */
+    if ((rc = dist_agree("search", rc)))
+        return rc;
+    fnn_error err = {0};
+    if (dist_send_to_root(from, bytes, len, &err) != FNN_OK)
+        return cli_lib_error("search", &err);
+    return EXIT_OK;
+}
+
 int cmd_search(int argc, char **argv)
 {
     char exe[4096];
@@ -1136,50 +1250,75 @@ int cmd_search(int argc, char **argv)
         return cli_error("search", EXIT_RUNTIME, "cannot find the fnn executable: %s",
                          strerror(errno));
     exe[elen] = '\0';
-    search_opts o = {.data = FNN_DEFAULT_DATA_DIR, .seed = 42,
-                     .workers = sysconf(_SC_NPROCESSORS_ONLN)};
+    /* Ranks that mpirun put on one host share its cores. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();
+    search_opts o = {.data = FNN_DEFAULT_DATA_DIR, .seed = 42, .workers = cores > 1 ? cores : 1};
     trial *t = NULL;
     trial **ranked = NULL;
     job *jobs = NULL;
     uint64_t *configs = NULL;
     cJSON *doc = NULL, *test = NULL;
-    char *test_error = NULL;
+    char *test_error = NULL, *own = NULL, **texts = NULL, *best_bytes = NULL;
+    size_t best_len = 0;
+    /* Trials are fnn train processes of their own, not more ranks of this job. */
+    char **envp = dist_child_environ();
     int n = 0, rc = parse(argc, argv, &o);
     if (rc) {
         rc = rc < 0 ? EXIT_OK : rc;
         goto done;
     }
-    if ((rc = check_keys(&o)) || (rc = pick_configs(&o, &configs, &n)))
-        goto done;
-    if (!(t = calloc((size_t)n, sizeof *t)) || !(ranked = calloc((size_t)n, sizeof *ranked)) ||
-        !(jobs = calloc((size_t)n, sizeof *jobs))) {
+    if (!envp)
         rc = cli_error("search", EXIT_RUNTIME, "out of memory");
+    if (!rc && !(rc = check_keys(&o)) && !(rc = pick_configs(&o, &configs, &n))) {
+        if (!(t = calloc((size_t)n, sizeof *t)) || !(ranked = calloc((size_t)n, sizeof *ranked)) ||
+            !(jobs = calloc((size_t)n, sizeof *jobs)))
+            rc = cli_error("search", EXIT_RUNTIME, "out of memory");
+        for (int i = 0; i < n && !rc; i++) {
+            t[i].number = i + 1;
+            t[i].config = configs[i];
+            rc = build_trial(&o, exe, &t[i]);
+        }
+        if (!rc)
+            rc = check_trials(&o, t, n);
+    }
+    if ((rc = dist_agree("search", rc)) || (rc = check_ranks_alike(argc, argv, &o)))
         goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        t[i].number = i + 1;
-        t[i].config = configs[i];
-        if ((rc = build_trial(&o, exe, &t[i])))
-            goto done;
-    }
-    if ((rc = check_trials(&o, t, n)) || (rc = prepare_dir(&o, t, n)))
+    /* Rank 0 makes the directory; the others then find it theirs (or make their own on a host
+     * that does not share it). */
+    if (dist_rank() == 0)
+        rc = prepare_dir(&o, t, n);
+    if ((rc = dist_agree("search", rc)))
+        goto done;
+    if (dist_rank() != 0)
+        rc = prepare_dir(&o, t, n);
+    if ((rc = dist_agree("search", rc)))
         goto done;
 
     FILE *progress = o.json ? stderr : stdout;
     int to_run = 0, resumed = 0;
     for (int i = 0; i < n; i++) {
+        if (trial_rank(&t[i]) != dist_rank())
+            continue;
         if (access(t[i].model, R_OK) == 0 && read_result(&t[i], t[i].result)) {
             t[i].ok = 1;
             t[i].resumed = 1;
             resumed++;
         } else {
-            jobs[to_run++] = (job){.argv = t[i].argv, .out_path = t[i].part, .err_path = t[i].log};
+            jobs[to_run++] = (job){.argv = t[i].argv, .out_path = t[i].part, .err_path = t[i].log,
+                                   .envp = envp};
         }
     }
     long workers = o.workers < to_run ? o.workers : to_run;
-    fprintf(progress, "fnn search: %d trial%s (%s); %d to run, %ld at a time; results in %s\n",
-            n, n == 1 ? "" : "s", o.samples ? "a random sample of the grid" : "the whole grid",
-            to_run, workers, o.out_dir);
+    if (dist_size() == 1)
+        fprintf(progress, "fnn search: %d trial%s (%s); %d to run, %ld at a time; results in %s\n",
+                n, n == 1 ? "" : "s", o.samples ? "a random sample of the grid" : "the whole grid",
+                to_run, workers, o.out_dir);
+    else
+        fprintf(progress, "fnn search: %d trial%s (%s) over %d ranks; rank %d runs every %d%s "
+                "from trial %d: %d to run, %ld at a time; results in %s\n", n, n == 1 ? "" : "s",
+                o.samples ? "a random sample of the grid" : "the whole grid", dist_size(),
+                dist_rank(), dist_size(), dist_size() == 2 ? "nd" : dist_size() == 3 ? "rd" : "th",
+                dist_rank() + 1, to_run, workers, o.out_dir);
     if (resumed)
         fprintf(progress, "resuming: %d of %d trials are already finished in %s\n", resumed, n,
                 o.out_dir);
@@ -1189,28 +1328,49 @@ int cmd_search(int argc, char **argv)
     int r = jobs_run(jobs, to_run, (int)o.workers, on_trial_done, &rs, msg, sizeof msg);
     if (r == JOBS_FAILED) {
         rc = cli_error("search", EXIT_RUNTIME, "%s", msg);
-        goto done;
-    }
-    if (r == JOBS_INTERRUPTED) {
+    } else if (r == JOBS_INTERRUPTED) {
         int finished = 0;
         for (int i = 0; i < n; i++)
             finished += t[i].ok > 0;
         rc = cli_error("search", EXIT_RUNTIME,
                        "interrupted: %d of %d trials are finished in %s; run the same command "
                        "again to go on", finished, n, o.out_dir);
-        goto done;
-    }
-    if (r == JOBS_STOPPED) {
+    } else if (r == JOBS_STOPPED) {
         char *params = params_text(&o.g, rs.rejected->choice);
         rc = cli_error("search", EXIT_USAGE, "trial %d (%s) is refused by fnn train: %s",
                        rs.rejected->number, params, rs.rejected->error);
         free(params);
-        goto done;
     }
+    /* Every rank's trials to rank 0, which alone ranks them, tests the best and writes the
+     * results. */
+    if (dist_size() > 1) {
+        fnn_error err = {0};
+        own = own_results(t, n);
+        if (dist_gather_text(own, &texts, &err) != FNN_OK && !rc)
+            rc = cli_lib_error("search", &err);
+        if (!rc && dist_rank() == 0)
+            rc = take_results(t, n, texts);
+    }
+    if ((rc = dist_agree("search", rc)))
+        goto done;
+    to_run = 0;
+    for (int i = 0; i < n; i++)
+        to_run += !t[i].resumed;
 
     for (int i = 0; i < n; i++)
         ranked[i] = &t[i];
     qsort(ranked, (size_t)n, sizeof *ranked, cmp_rank);
+    const trial *best = ranked[0]->ok > 0 ? ranked[0] : NULL;
+    int best_number = best && !o.no_final_test ? best->number : 0;
+    fnn_error err = {0};
+    if (dist_bcast_int(&best_number, &err) != FNN_OK) {
+        rc = cli_lib_error("search", &err);
+        goto done;
+    }
+    if (best_number && (rc = fetch_best(t, best_number, &best_bytes, &best_len)))
+        goto done;
+    if (dist_rank() != 0)
+        goto done;
     if ((rc = write_csv(&o, ranked, n)))
         goto done;
     FILE *out = o.json ? NULL : stdout;
@@ -1219,12 +1379,11 @@ int cmd_search(int argc, char **argv)
                      "epoch)\n");
         print_table(out, &o, ranked, n);
     }
-    const trial *best = ranked[0]->ok > 0 ? ranked[0] : NULL;
     if (!best)
         rc = cli_error("search", EXIT_RUNTIME, "every trial failed; see the *.log files in %s",
                        o.out_dir);
     else if (!o.no_final_test)
-        rc = final_test(&o, exe, best, &test, &test_error);
+        rc = final_test(&o, exe, best, best_bytes, best_len, envp, &test, &test_error);
 
     doc = results_doc(&o, ranked, n, to_run, best, test, test_error);
     test = NULL; /* now part of doc */
@@ -1239,6 +1398,12 @@ int cmd_search(int argc, char **argv)
     if (!rc)
         rc = wrc;
 done:
+    for (int i = 0; texts && i < dist_size(); i++)
+        free(texts[i]);
+    free(texts);
+    free(own);
+    free(best_bytes);
+    free(envp);
     cJSON_Delete(doc);
     cJSON_Delete(test);
     free(test_error);

@@ -2,8 +2,10 @@
  * prints the report and writes the model and its history; the experiment options (augmentation,
  * schedules, early stopping, checkpoints, k-fold, transfer learning) map onto fnn_train_config. */
 #include "cli.h"
+#include "dist.h"
 #include "options.h"
 #include "util/atomic.h"
+#include "util/input.h"
 #include "util/outputs.h"
 #include "util/text.h"
 
@@ -26,6 +28,12 @@ static const char usage[] =
     "\n";
 
 static const char usage_end[] =
+    "\n"
+    "Over several processes or machines (Open MPI): mpirun -np N fnn train ... Each rank\n"
+    "computes its share of every batch and the gradients are summed before each update, so N\n"
+    "ranks train the model one process trains; --batch-size stays the whole batch (at least\n"
+    "N). Rank 0 alone validates, prints, tests and writes the files. Every rank must run the\n"
+    "same fnn with the same options on the same data, or all stop before training.\n"
     "\n"
     "Exit status: 0 on success, 1 on a runtime error (a NaN loss included: the last good\n"
     "checkpoint is kept), 2 on a usage error, 130 when interrupted by Ctrl-C.\n";
@@ -62,7 +70,37 @@ typedef struct {
     const train_opts *o;
     int tty;           /* stderr is a terminal: draw a progress bar */
     int nepochs;
+    /* Over several ranks (cli/dist.c): each rank's stats are its shard's; the epoch's are
+     * summed over the ranks into stats, which the history is written from. */
+    fnn_epoch_stats *stats; /* (nepochs) */
+    double shard_rows;      /* this rank's rows of the epoch so far */
+    fnn_error dist_err;     /* why summing them failed */
 } progress_state;
+
+/* The rows of each batch that this rank's shard computes, as the library splits them. */
+static void on_step(void *user, const fnn_step_info *si)
+{
+    progress_state *ps = user;
+    int64_t i = dist_rank(), n = dist_size();
+    ps->shard_rows += (double)((int64_t)si->rows * (i + 1) / n - (int64_t)si->rows * i / n);
+}
+
+/* The epoch's training loss and accuracy over every rank's rows, in place of this rank's own:
+ * every rank calls it once per epoch, as the library calls on_epoch on each. 0 when the ranks
+ * could not be reached. */
+static int sum_over_ranks(progress_state *ps, fnn_epoch_stats *s)
+{
+    float sums[3] = {(float)(s->train_loss * ps->shard_rows),
+                     (float)(s->train_acc * ps->shard_rows), (float)ps->shard_rows};
+    ps->shard_rows = 0.0;
+    if (dist_allreduce_sum(sums, 3, &ps->dist_err) != FNN_OK)
+        return 0;
+    s->train_loss = sums[2] > 0.0f ? sums[0] / sums[2] : NAN;
+    s->train_acc = sums[2] > 0.0f ? sums[1] / sums[2] : NAN;
+    ps->stats[s->epoch - 1].train_loss = s->train_loss;
+    ps->stats[s->epoch - 1].train_acc = s->train_acc;
+    return 1;
+}
 
 static void on_progress(void *user, const fnn_progress *p)
 {
@@ -80,9 +118,12 @@ static void on_progress(void *user, const fnn_progress *p)
     fflush(stderr);
 }
 
-static int on_epoch(void *user, const fnn_epoch_stats *s)
+static int on_epoch(void *user, const fnn_epoch_stats *given)
 {
-    const progress_state *ps = user;
+    progress_state *ps = user;
+    fnn_epoch_stats all = *given, *s = &all;
+    if (dist_size() > 1 && !sum_over_ranks(ps, s))
+        return 1;
     if (ps->tty)
         fprintf(stderr, "\r\033[K");
     if (ps->o->quiet || ps->o->json)
@@ -1225,6 +1266,91 @@ static train_opts train_defaults(void)
     return o;
 }
 
+/* ---------------------------------------------------------------- over mpirun's ranks */
+
+/* The gradient hook: every rank's gradients summed in place (the library divides each shard's
+ * loss by the whole batch, so the sum is the one-process gradient). */
+static fnn_status sum_gradients(void *user, float *grads, size_t n, fnn_error *err)
+{
+    (void)user;
+    return dist_allreduce_sum(grads, n, err);
+}
+
+/* Set before training: what a rank says when mpirun stops it (SIGTERM), which Open MPI does to
+ * every rank when one of them dies. Written with write(2), the one safe call in a handler. */
+static char term_msg[1024];
+static size_t term_len;
+
+static void on_sigterm(int sig)
+{
+    if (write(STDERR_FILENO, term_msg, term_len) < 0) {
+        /* Nothing left to tell. */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* The ranks' options for the job: each rank computes its shard of every batch, rank 0 alone
+ * validates (unless early stopping or the plateau schedule need the numbers on every rank),
+ * prints, tests and writes files. */
+static int setup_ranks(train_opts *o)
+{
+    if (o->cfg.batch_size < dist_size())
+        return cli_error("train", EXIT_USAGE, "--batch-size %d is smaller than the %d ranks: "
+                         "the batch size is the global batch, split over the ranks, and each "
+                         "needs at least one image of it", o->cfg.batch_size, dist_size());
+    if (o->folds)
+        return cli_error("train", EXIT_USAGE, "--folds runs one process; run it without mpirun");
+    if (o->cfg.threads == 0) {
+        /* The ranks mpirun put on this host share its cores. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();
+        o->cfg.threads = cores > 1 ? (int)cores : 1;
+    }
+    o->cfg.shard_index = dist_rank();
+    o->cfg.shard_count = dist_size();
+    o->cfg.on_gradients = sum_gradients;
+    if (dist_rank() != 0) {
+        o->quiet = 1;
+        o->json = 0;
+        o->no_test = 1;
+        o->cfg.checkpoint = NULL;
+    }
+    return EXIT_OK;
+}
+
+/* Every rank must run this fnn with these options on these data (and this checkpoint), or
+ * they would train different models while summing their gradients. */
+static int check_ranks_alike(int argc, char **argv, const train_opts *o, const run_data *d)
+{
+    dist_part parts[4] = {{"the fnn executable", 0}, {"the command line", DIST_HASH_SEED},
+                          {"the training data", DIST_HASH_SEED}, {"the --resume checkpoint", 0}};
+    fnn_error err = {0};
+    if (dist_hash_binary(&parts[0].hash, &err) != FNN_OK)
+        return cli_lib_error("train", &err);
+    for (int i = 1; i < argc; i++)
+        parts[1].hash = dist_hash_str(parts[1].hash, argv[i]);
+    const fnn_dataset *t = &d->full;
+    int shape[4] = {t->n, t->c, t->h, t->w};
+    parts[2].hash = dist_hash(parts[2].hash, shape, sizeof shape);
+    parts[2].hash = dist_hash(parts[2].hash, t->images, (size_t)t->n * t->c * t->h * t->w);
+    parts[2].hash = dist_hash(parts[2].hash, t->labels, (size_t)t->n);
+    if (o->resume) {
+        size_t len = 0;
+        FILE *f;
+        if (fnn_input_open(o->resume, &f, NULL, &err) != FNN_OK)
+            return cli_error("train", EXIT_RUNTIME, "--resume %s", err.msg);
+        char buf[1 << 14];
+        parts[3].hash = DIST_HASH_SEED;
+        while ((len = fread(buf, 1, sizeof buf, f)) > 0)
+            parts[3].hash = dist_hash(parts[3].hash, buf, len);
+        int bad = ferror(f);
+        fclose(f);
+        if (bad)
+            return cli_error("train", EXIT_RUNTIME, "--resume %s: read error", o->resume);
+    }
+    return dist_check_config("train", parts, 4);
+}
+
 int cmd_train_check(int argc, char **argv)
 {
     train_opts o = train_defaults();
@@ -1270,6 +1396,13 @@ int cmd_train(int argc, char **argv)
         o.init_from = NULL; /* the checkpoint's weights replace the initial ones */
     }
 
+    if (dist_size() > 1 && (rc = setup_ranks(&o))) {
+        cJSON_Delete(stored);
+        fnn_checkpoint_info_free(&info);
+        return rc;
+    }
+    out = (o.quiet || o.json) ? NULL : stdout;
+
     fnn_model *m = NULL;
     run_data d = {0};
     run_files files = {0};
@@ -1280,8 +1413,8 @@ int cmd_train(int argc, char **argv)
     double t_load = 0.0;
     struct sigaction old_int;
     int handler = 0;
-    /* --folds saves nothing. */
-    if (!o.folds && (rc = plan_files(&o, &files)))
+    /* --folds saves nothing; of several ranks, rank 0 alone saves. */
+    if (!o.folds && dist_rank() == 0 && (rc = plan_files(&o, &files)))
         goto done;
     /* From here a usage error can only come from an option the checkpoint stored. */
     cli_options_from = o.resume;
@@ -1301,6 +1434,8 @@ int cmd_train(int argc, char **argv)
         rc = cli_lib_error("train", &err);
         goto done;
     }
+    if (dist_size() > 1 && (rc = check_ranks_alike(argc, argv, &o, &d)))
+        goto done;
     if (out) {
         printf("fnn %s (%s): training on %s\n", FNN_VERSION, fnn_gemm_library(), o.data.data);
         print_data(stdout, &o, &d, m);
@@ -1331,10 +1466,14 @@ int cmd_train(int argc, char **argv)
         if (oc->weight_decay > 0.0f)
             printf(", weight decay %g", oc->weight_decay);
         printf(")");
-        printf(", batch size %d, %d epochs, seed %llu, %d thread%s\n", o.cfg.batch_size,
+        printf(", batch size %d, %d epochs, seed %llu, %d thread%s", o.cfg.batch_size,
                o.cfg.epochs, (unsigned long long)o.cfg.seed,
                o.cfg.threads ? o.cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
                o.cfg.threads == 1 ? "" : "s");
+        if (dist_size() > 1)
+            printf(" per rank; %d ranks (MPI), each computing its share of every batch",
+                   dist_size());
+        printf("\n");
         print_features(stdout, &o.cfg);
         if (transfer)
             print_transfer(stdout, transfer);
@@ -1348,9 +1487,35 @@ int cmd_train(int argc, char **argv)
         rc = cli_error("train", EXIT_RUNTIME, "out of memory");
         goto done;
     }
-    progress_state ps = {&o, !o.quiet && isatty(STDERR_FILENO), o.cfg.epochs};
+    progress_state ps = {.o = &o, .tty = !o.quiet && isatty(STDERR_FILENO), .nepochs = o.cfg.epochs,
+                         .stats = stats};
     o.cfg.on_progress = on_progress;
     o.cfg.on_epoch = on_epoch;
+    if (dist_size() > 1)
+        o.cfg.on_step = on_step;
+    /* Validation on rank 0 only, unless early stopping or the plateau schedule decide on it,
+     * which every rank must do alike (the same weights give them the same numbers). */
+    fnn_dataset no_val = d.val;
+    no_val.n = 0;
+    const fnn_dataset *val = dist_rank() == 0 || o.cfg.early_stopping ||
+                                     o.cfg.schedule.kind == FNN_LR_PLATEAU
+                                 ? &d.val : &no_val;
+    struct sigaction old_term;
+    int term_handler = 0;
+    if (dist_size() > 1) {
+        int n = snprintf(term_msg, sizeof term_msg,
+                         "fnn train (%s): stopped by mpirun (SIGTERM), most likely because "
+                         "another rank died or failed%s%s%s%s\n", dist_where(),
+                         o.cfg.checkpoint ? "; the checkpoint " : "",
+                         o.cfg.checkpoint ? o.cfg.checkpoint : "",
+                         o.cfg.checkpoint ? " holds the last finished epoch: continue with "
+                                            "mpirun -np N fnn train --resume " : "",
+                         o.cfg.checkpoint ? o.cfg.checkpoint : "");
+        term_len = n < 0 ? 0 : (size_t)n < sizeof term_msg ? (size_t)n : sizeof term_msg - 1;
+        struct sigaction st = {.sa_handler = on_sigterm};
+        sigemptyset(&st.sa_mask);
+        term_handler = sigaction(SIGTERM, &st, &old_term) == 0;
+    }
     o.cfg.user = &ps;
     o.cfg.checkpoint_user = user;
     /* SA_RESETHAND: a second Ctrl-C ends the process the usual way. */
@@ -1362,7 +1527,13 @@ int cmd_train(int argc, char **argv)
     fnn_train_result res;
     /* The checkpoint's own complaints name it ("N epochs done": the --epochs given); any
      * other bad argument is a stored option the command line could not have given. */
-    fnn_status ts = fnn_train_run(m, &d.tr, &d.val, &o.cfg, stats, &res, &err);
+    fnn_status ts = fnn_train_run(m, &d.tr, val, &o.cfg, stats, &res, &err);
+    if (term_handler)
+        sigaction(SIGTERM, &old_term, NULL);
+    if (ts == FNN_OK && ps.dist_err.status != FNN_OK) {
+        rc = cli_lib_error("train", &ps.dist_err);
+        goto done;
+    }
     if (!(ts == FNN_ERR_ARG && o.resume && !strstr(err.msg, o.resume)))
         cli_options_from = NULL;
     if (handler)
@@ -1389,6 +1560,10 @@ int cmd_train(int argc, char **argv)
         val_s += stats[i].val_seconds;
     }
 
+    if (dist_rank() != 0) {
+        rc = EXIT_OK;
+        goto done;
+    }
     double t_eval = now_s();
     fnn_eval_options eo = {.threads = o.cfg.threads, .tta = o.cfg.tta};
     if (d.has_test && fnn_evaluate_with(m, test, &eo, NULL, NULL, &mt, &err) != FNN_OK) {
@@ -1408,6 +1583,10 @@ int cmd_train(int argc, char **argv)
                                                               : stats[res.best_epoch - 1].val_loss);
         printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", ran,
                train_s, ran ? train_s / ran : 0.0, val_s);
+        if (dist_size() > 1)
+            printf(", summing gradients over the ranks (MPI_Allreduce) %.2fs (%.1f%%)",
+                   dist_allreduce_seconds(),
+                   train_s > 0.0 ? 100.0 * dist_allreduce_seconds() / train_s : 0.0);
         if (!d.has_test)
             printf("; no test set was read\n");
         else {
@@ -1496,6 +1675,10 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(t, "train", train_s);
         cJSON_AddNumberToObject(t, "validation", val_s);
         cJSON_AddNumberToObject(t, "test", t_eval);
+        if (dist_size() > 1) {
+            cJSON_AddNumberToObject(t, "allreduce", dist_allreduce_seconds());
+            cJSON_AddNumberToObject(c, "ranks", dist_size());
+        }
         cJSON_AddItemToObject(doc, "test", d.has_test ? metrics_json(&mt, names) : cJSON_CreateNull());
         cJSON_AddStringToObject(doc, "model_file", o.out);
         cJSON_AddItemToObject(doc, "history_file", files.history

@@ -5,8 +5,10 @@
 # with both.
 set -euo pipefail
 
+# Open MPI (libopenmpi-dev, openmpi-bin): mpirun -np N fnn train/search (FNN_MPI, on when found).
 packages=(cmake make gcc pkg-config zlib1g-dev libcjson-dev libcairo2-dev
-          libstb-dev fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+          libstb-dev fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          libopenmpi-dev openmpi-bin)
 if [ "${1:-run}" = test ]; then
     # cmocka runs the tests; chromium opens the HTML report headless and xmllint checks its
     # SVG figures; clang builds the fuzzers, with its OpenMP headers (libomp-dev) and its
@@ -14,6 +16,8 @@ if [ "${1:-run}" = test ]; then
     # checks a short training run for leaks.
     packages+=(libcmocka-dev chromium libxml2-utils clang libomp-dev libclang-rt-dev valgrind
                libdnnl-dev libopenblas-openmp-dev)
+    # The multi-host MPI test makes its hosts with network namespaces (ip netns, veth pairs).
+    packages+=(iproute2)
     # ONNX export's runtime checks; a nodejs from NodeSource brings npm and conflicts with Debian's.
     packages+=(python3-onnx python3-opencv nodejs); command -v npm >/dev/null || packages+=(npm)
 elif [ "${2:-dnnl}" = openblas ]; then
