@@ -2,8 +2,10 @@
 # Several hosts for real: network namespaces on this machine, each with its own address on a
 # bridge of veth pairs, are the hosts of an mpirun job over TCP (Open MPI starts its daemon in
 # each through tests/mpi/netns-agent.sh instead of ssh). The search over three hosts must rank
-# as the single-process search does, and training over them must agree with one process. Needs root and ip netns; skipped otherwise. The namespaces
-# and links are removed however the test ends.
+# as the single-process search does, and training over them must agree with one process. Needs
+# root and ip netns; skipped otherwise. The namespaces and links are removed however the test
+# ends. Processes enter a host with nsenter --net, not `ip netns exec`, which also remounts / and
+# fails where / is not a mount point (a chroot, as scripts/fresh-machine.sh runs the tests in).
 # usage: mpi_hosts.sh FNN_BINARY TEST_DIR MPIRUN (from ctest; exit 77: skipped)
 . "$(dirname "$0")/mpi/common.sh"
 agent=$(cd "$(dirname "$0")/mpi" && pwd)/netns-agent.sh
@@ -50,7 +52,7 @@ export OMPI_MCA_btl_tcp_if_include=$net.0/24 OMPI_MCA_oob_tcp_if_include=$net.0/
 export OMPI_MCA_plm_rsh_agent=$agent
 # mpirun runs on host 1, as a user's would on the first machine of the hostfile.
 on_hosts() {
-    ip netns exec "${tag}h1" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    nsenter --net="/run/netns/${tag}h1" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
         "$mpirun_bin" --hostfile "$work/hostfile" -np $hosts "$@"
 }
 

@@ -6,6 +6,7 @@
 # machine's name and /tmp, where each Open MPI daemon makes its session directory named after
 # the host: each "host" gets a directory of its own under FNN_NETNS_TMP, or their daemons race
 # for one ("mkdir: File exists").
+# nsenter --net switches the network namespace alone (see tests/mpi_hosts.sh).
 while [ $# -gt 0 ]; do
     case "$1" in
     -*) shift ;;
@@ -18,7 +19,7 @@ for pair in $FNN_NETNS_MAP; do
     if [ "${pair%%=*}" = "$host" ]; then
         ns=${pair#*=}
         mkdir -p "$FNN_NETNS_TMP/$ns" || exit 1
-        exec ip netns exec "$ns" env OMPI_MCA_orte_tmpdir_base="$FNN_NETNS_TMP/$ns" sh -c "$*"
+        exec nsenter --net="/run/netns/$ns" env OMPI_MCA_orte_tmpdir_base="$FNN_NETNS_TMP/$ns" sh -c "$*"
     fi
 done
 echo "netns-agent: no namespace for host '$host' in FNN_NETNS_MAP='$FNN_NETNS_MAP'" >&2
