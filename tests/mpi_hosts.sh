@@ -4,8 +4,9 @@
 # each through tests/mpi/netns-agent.sh instead of ssh). The search over three hosts must rank
 # as the single-process search does, and training over them must agree with one process. Needs
 # root and ip netns; skipped otherwise. The namespaces and links are removed however the test
-# ends. Processes enter a host with nsenter --net, not `ip netns exec`, which also remounts / and
-# fails where / is not a mount point (a chroot, as scripts/fresh-machine.sh runs the tests in).
+# ends. Commands enter a host with nsenter --net, not `ip netns exec` or `ip -n`, which also
+# remount / and fail where / is no mount point (a chroot, where scripts/fresh-machine.sh runs
+# the tests).
 # usage: mpi_hosts.sh FNN_BINARY TEST_DIR MPIRUN (from ctest; exit 77: skipped)
 . "$(dirname "$0")/mpi/common.sh"
 agent=$(cd "$(dirname "$0")/mpi" && pwd)/netns-agent.sh
@@ -28,20 +29,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# Runs a command in a namespace's network (nsenter; `ip -n NS` and `ip netns exec` remount /).
+in_ns() {
+    local ns=$1
+    shift
+    nsenter --net="/run/netns/$ns" "$@"
+}
+
 # A switch (a bridge in a namespace of its own) and one veth pair per host.
 ip netns add "${tag}sw" 2>/dev/null || skip "cannot make network namespaces here (ip netns add failed)"
-ip -n "${tag}sw" link add br0 type bridge
-ip -n "${tag}sw" link set br0 up
+in_ns "${tag}sw" ip link add br0 type bridge
+in_ns "${tag}sw" ip link set br0 up
 map=""
 printf '' >"$work/hostfile"
 for i in $(seq 1 $hosts); do
     ns=${tag}h$i
     ip netns add "$ns"
     ip link add "${tag}e$i" netns "$ns" type veth peer name "p$i" netns "${tag}sw"
-    ip -n "${tag}sw" link set "p$i" master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "$net.$i/24" dev "${tag}e$i"
-    ip -n "$ns" link set "${tag}e$i" up
+    in_ns "${tag}sw" ip link set "p$i" master br0 up
+    in_ns "$ns" ip link set lo up
+    in_ns "$ns" ip addr add "$net.$i/24" dev "${tag}e$i"
+    in_ns "$ns" ip link set "${tag}e$i" up
     map="$map $net.$i=$ns"
     echo "$net.$i slots=1" >>"$work/hostfile"
 done
@@ -52,7 +60,7 @@ export OMPI_MCA_btl_tcp_if_include=$net.0/24 OMPI_MCA_oob_tcp_if_include=$net.0/
 export OMPI_MCA_plm_rsh_agent=$agent
 # mpirun runs on host 1, as a user's would on the first machine of the hostfile.
 on_hosts() {
-    nsenter --net="/run/netns/${tag}h1" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    in_ns "${tag}h1" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
         "$mpirun_bin" --hostfile "$work/hostfile" -np $hosts "$@"
 }
 
