@@ -10,7 +10,9 @@
 /* Threads share channels, fnn_team_param_rows(c): each thread reduces its channels over the
  * whole batch, so no partial sums cross threads, and it updates the same rows of gamma, beta
  * and the moving statistics as the optimizer gives it. Reads and writes are then not by rows
- * of the batch, so `sharing` stays NULL and the model puts barriers around both passes. */
+ * of the batch, so `sharing` stays NULL and the model puts barriers around both passes.
+ * An evaluation executor folds a batchnorm that follows a conv2d or dense into that layer's
+ * output step (fnn_batchnorm_affine; model/exec.c): there this pass runs only where it cannot. */
 
 /* Parameter layout: gamma (c), beta (c), moving_mean (c), moving_variance (c). */
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VAR, NTENSORS };
