@@ -18,6 +18,36 @@ static size_t team_floats(const fnn_layer *l, int team)
     return l->ops->team_floats ? l->ops->team_floats(l, team) : l->team_scratch_size;
 }
 
+/* Stands in, in an evaluation executor, for a batchnorm or a ReLU folded into the layer before
+ * it: an alias, which the passes skip. */
+static const fnn_layer_ops folded_ops = {.kind = "folded", .type = "Folded", .alias = 1};
+
+static int is_relu(const fnn_layer *l)
+{
+    return l->ops == &fnn_activation_ops && l->cfg.act.kind == FNN_ACT_RELU;
+}
+
+/* An evaluation executor's layers: a batchnorm right after a layer that can take it in (its
+ * ops' fold: conv2d, dense), and a ReLU right after that, become part of that layer's output
+ * step, as onnxruntime folds them. On its own each would be one more pass over the
+ * activations with a barrier around it. The layer applies the map from the batchnorm's
+ * parameters on every pass, so changed weights or statistics take effect at once. */
+static void fold_layers(const fnn_model *m, fnn_layer *layers)
+{
+    for (int i = 0; i + 1 < m->nlayers; i++) {
+        fnn_layer *l = &layers[i];
+        const fnn_layer *bn = &m->layers[i + 1];
+        if (!l->ops->fold || bn->ops != &fnn_batchnorm_ops)
+            continue;
+        int relu = i + 2 < m->nlayers && is_relu(&m->layers[i + 2]);
+        if (!l->ops->fold(l, bn, relu))
+            continue;
+        layers[i + 1].ops = &folded_ops;
+        if (relu)
+            layers[i + 2].ops = &folded_ops;
+    }
+}
+
 fnn_status fnn_exec_create(const fnn_model *m, int rows, int team, float *grads, fnn_exec **out,
                            fnn_error *err)
 {
@@ -26,24 +56,39 @@ fnn_status fnn_exec_create(const fnn_model *m, int rows, int team, float *grads,
         return fnn_fail(err, FNN_ERR_ARG, "executor: %d rows for %d threads; both must be >= 1",
                         rows, team);
     int nl = m->nlayers, dual = grads != NULL;
-    size_t total = 0;
-    for (int i = 0; i < nl; i++) {
-        const fnn_layer *l = &m->layers[i];
-        size_t size = l->ops->alias ? 0 : round_up((size_t)rows * fnn_shape_size(l->out));
-        total += (1 + (size_t)dual) * size + round_up((size_t)rows * l->scratch_per_sample) +
-                 round_up(team_floats(l, team));
-    }
-    size_t norm = m->normalized ? round_up((size_t)rows * fnn_shape_size(m->input)) : 0;
-    total += norm;
     fnn_exec *e = calloc(1, sizeof *e);
     if (e) {
         e->layers = malloc((size_t)nl * sizeof *e->layers);
+        e->src = malloc((size_t)(nl + 1) * sizeof *e->src);
         e->act = calloc((size_t)nl, sizeof *e->act);
         e->dact = calloc((size_t)nl, sizeof *e->dact);
-        e->buffers = aligned_alloc(ALIGN_FLOATS * sizeof(float),
-                                   round_up(total ? total : 1) * sizeof(float));
     }
-    if (!e || !e->layers || !e->act || !e->dact || !e->buffers) {
+    if (!e || !e->layers || !e->src || !e->act || !e->dact) {
+        fnn_exec_free(e);
+        return fnn_fail(err, FNN_ERR_NOMEM, "model: out of memory for an executor of %d layers",
+                        nl);
+    }
+    memcpy(e->layers, m->layers, (size_t)nl * sizeof *e->layers);
+    /* Passes with backward keep every layer: its gradient needs each one's output. */
+    if (!dual)
+        fold_layers(m, e->layers);
+    size_t total = 0;
+    int producer = -1;
+    for (int i = 0; i < nl; i++) {
+        const fnn_layer *l = &e->layers[i];
+        size_t size = l->ops->alias ? 0 : round_up((size_t)rows * fnn_shape_size(l->out));
+        total += (1 + (size_t)dual) * size + round_up((size_t)rows * l->scratch_per_sample) +
+                 round_up(team_floats(l, team));
+        e->src[i] = producer;
+        if (!l->ops->alias)
+            producer = i;
+    }
+    e->src[nl] = producer;
+    size_t norm = m->normalized ? round_up((size_t)rows * fnn_shape_size(m->input)) : 0;
+    total += norm;
+    e->buffers = aligned_alloc(ALIGN_FLOATS * sizeof(float),
+                               round_up(total ? total : 1) * sizeof(float));
+    if (!e->buffers) {
         fnn_exec_free(e);
         return fnn_fail(err, FNN_ERR_NOMEM, "model: out of memory for a batch of %d (%zu MB)",
                         rows, total * sizeof(float) >> 20);
@@ -54,7 +99,6 @@ fnn_status fnn_exec_create(const fnn_model *m, int rows, int team, float *grads,
     e->capacity = rows;
     e->team = team;
     e->backward = dual;
-    memcpy(e->layers, m->layers, (size_t)nl * sizeof *e->layers);
     float *buf = e->buffers;
     for (int i = 0; i < nl; i++) {
         fnn_layer *l = &e->layers[i];
@@ -86,6 +130,7 @@ void fnn_exec_free(fnn_exec *e)
     if (!e)
         return;
     free(e->layers);
+    free(e->src);
     free(e->act);
     free(e->dact);
     free(e->buffers);
@@ -118,7 +163,7 @@ const float *fnn_exec_forward(fnn_exec *e, const fnn_pass *p, const float *x, in
     }
     for (int i = first; i >= 0;) {
         fnn_layer *l = &e->layers[i];
-        l->ops->forward(l, p, m->src[i] < 0 ? x : e->act[m->src[i]], e->act[i], n);
+        l->ops->forward(l, p, e->src[i] < 0 ? x : e->act[e->src[i]], e->act[i], n);
         int next = next_working(e, i, 1);
         /* No barrier where the next reader reads only the rows this thread just wrote. */
         unsigned mine = sharing(l, n) & FNN_FWD_ROWS_OUT;
@@ -128,10 +173,10 @@ const float *fnn_exec_forward(fnn_exec *e, const fnn_pass *p, const float *x, in
             fnn_team_sync(p->sync);
         i = next;
     }
-    return e->act[m->src[m->nlayers]];
+    return e->act[e->src[m->nlayers]];
 }
 
-float *fnn_exec_logit_grad(fnn_exec *e) { return e->dact[e->m->src[e->m->nlayers]]; }
+float *fnn_exec_logit_grad(fnn_exec *e) { return e->dact[e->src[e->m->nlayers]]; }
 
 void fnn_exec_backward(fnn_exec *e, const fnn_pass *p, const float *x, int n, float *dx)
 {
@@ -143,7 +188,7 @@ void fnn_exec_backward(fnn_exec *e, const fnn_pass *p, const float *x, int n, fl
         x = e->norm_x; /* what the first layer saw in forward */
     for (int i = next_working(e, m->nlayers, -1); i >= 0;) {
         fnn_layer *l = &e->layers[i];
-        int from = m->src[i];
+        int from = e->src[i];
         /* The first layers with parameters need no input gradient unless the caller asks. */
         float *din = NULL;
         if (dx || m->params_below[i])

@@ -14,6 +14,10 @@ struct fnn_exec {
     /* (nlayers) copies of the model's layers: the same weights (params, and grads when
      * backward), with output and scratch pointing into this executor's buffers. */
     fnn_layer *layers;
+    /* (nlayers + 1) as the model's src, for these layers: an evaluation executor folds each
+     * batchnorm (and a ReLU after it) that follows a conv2d or dense into it, and makes them
+     * aliases (exec.c), so it has fewer buffers than the model has layers. */
+    int *src;
     float **act;         /* (nlayers) act[i]: output of layer i, (capacity, out_i); NULL for aliases */
     float **dact;        /* (nlayers) gradient with respect to act[i], same shapes; NULL without
                             backward */
@@ -24,8 +28,10 @@ typedef struct fnn_exec fnn_exec;
 
 /* *out = an executor for passes of up to `rows` rows by teams of up to `team` threads over m. With
  * grads (m's arena layout, arena_size floats; m->grads for training) it can run backward too,
- * which writes the parameter gradients there; NULL: forward only. m's input normalisation is
- * read now: an executor made before it changes must be made again. */
+ * which writes the parameter gradients there; NULL: evaluation passes (p->train 0) only,
+ * with each batchnorm that follows a conv2d or dense (and a ReLU after it) folded into that
+ * layer's output step. m's input normalisation is read now: an executor made before it
+ * changes must be made again. */
 fnn_status fnn_exec_create(const fnn_model *m, int rows, int team, float *grads, fnn_exec **out,
                            fnn_error *err);
 void fnn_exec_free(fnn_exec *e);

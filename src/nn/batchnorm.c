@@ -10,7 +10,9 @@
 /* Threads share channels, fnn_team_param_rows(c): each thread reduces its channels over the
  * whole batch, so no partial sums cross threads, and it updates the same rows of gamma, beta
  * and the moving statistics as the optimizer gives it. Reads and writes are then not by rows
- * of the batch, so `sharing` stays NULL and the model puts barriers around both passes. */
+ * of the batch, so `sharing` stays NULL and the model puts barriers around both passes.
+ * An evaluation executor folds a batchnorm that follows a conv2d or dense into that layer's
+ * output step (fnn_batchnorm_affine; model/exec.c): there this pass runs only where it cannot. */
 
 /* Parameter layout: gamma (c), beta (c), moving_mean (c), moving_variance (c). */
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VAR, NTENSORS };
@@ -95,22 +97,34 @@ static void bn_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y
     float momentum = l->cfg.bn.momentum, eps = l->cfg.bn.eps;
     fnn_team_param_rows((size_t)c, &lo, &hi);
     for (int ch = (int)lo; ch < (int)hi; ch++) {
-        float mu, is;
         if (p->train) {
             double dm, dv;
             channel_moments(x, n, c, hw, ch, &dm, &dv);
-            mu = (float)dm;
-            is = (float)(1.0 / sqrt(dv + eps));
+            float mu = (float)dm, is = (float)(1.0 / sqrt(dv + eps));
             mean[ch] = mu;
             inv_std[ch] = is;
             mm[ch] = momentum * mm[ch] + (1.0f - momentum) * mu;
             mv[ch] = momentum * mv[ch] + (1.0f - momentum) * (float)dv;
+            float scale = gamma[ch] * is;
+            channel_affine(x, y, n, c, hw, ch, scale, beta[ch] - mu * scale);
         } else {
-            mu = mm[ch];
-            is = 1.0f / sqrtf(mv[ch] + eps);
+            float scale, shift;
+            fnn_batchnorm_affine(l, ch, ch + 1, &scale, &shift);
+            channel_affine(x, y, n, c, hw, ch, scale, shift);
         }
-        float scale = gamma[ch] * is;
-        channel_affine(x, y, n, c, hw, ch, scale, beta[ch] - mu * scale);
+    }
+}
+
+void fnn_batchnorm_affine(const fnn_layer *bn, int ch0, int ch1, float *scale, float *shift)
+{
+    int c = bn->in.c;
+    const float *gamma = bn->params + (size_t)GAMMA * c, *beta = bn->params + (size_t)BETA * c;
+    const float *mm = bn->params + (size_t)MOVING_MEAN * c;
+    const float *mv = bn->params + (size_t)MOVING_VAR * c;
+    for (int ch = ch0; ch < ch1; ch++) {
+        float is = 1.0f / sqrtf(mv[ch] + bn->cfg.bn.eps);
+        scale[ch - ch0] = gamma[ch] * is;
+        shift[ch - ch0] = beta[ch] - mm[ch] * scale[ch - ch0];
     }
 }
 

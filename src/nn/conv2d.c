@@ -109,13 +109,15 @@ static float *partial(const fnn_layer *l, const geometry *g, int t)
  * the layer's own: nothing else tells it that the weights changed (an optimizer step, a model
  * file loaded, a caller writing through fnn_model_tensor). The model's buffers start zeroed,
  * and zero kernels transform to a zero U, so a fresh cache is already consistent. Training
- * changes the kernels every step; it transforms them on every thread and leaves this alone. */
+ * changes the kernels every step; it transforms them on every thread and leaves this alone.
+ * After them, a folded batchnorm's scale (f) and shift (f), made again on every pass (2 f
+ * floats from 4 f: cheaper than checking them), by the threads that check the kernels. */
 static size_t cache_floats(const geometry *g)
 {
     if (!winograd(g))
         return 0;
     fnn_wino w = wino_plan(g);
-    return fnn_wino_kernel_floats(&w) + ((g->f * g->ckk + 15) & ~(size_t)15);
+    return fnn_wino_kernel_floats(&w) + ((g->f * g->ckk + 2 * (size_t)g->f + 15) & ~(size_t)15);
 }
 
 /* The cache, first: where it lies does not depend on the team. */
@@ -306,18 +308,26 @@ static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const floa
     }
 }
 
-/* Team function: the evaluation cache's U, brought up to date with the kernels; each thread
- * checks and transforms its share of the filters. Complete after the team's next barrier. */
-static const float *eval_kernels(const fnn_layer *l, const geometry *g, const fnn_wino *w)
+/* Team function: the evaluation cache's U, brought up to date with the kernels, and a folded
+ * batchnorm's map into ep; each thread checks and transforms its share of the filters.
+ * Complete after the team's next barrier. */
+static const float *eval_kernels(const fnn_layer *l, const geometry *g, const fnn_wino *w,
+                                 fnn_wino_epilogue *ep)
 {
     float *u = cache(l, g);                              /* (16, f, c) */
     float *kept = u + fnn_wino_kernel_floats(w);         /* (f, c, 3, 3) */
+    float *scale = kept + g->f * g->ckk, *shift = scale + g->f; /* (f) each */
     size_t lo, hi;
     fnn_team_range((size_t)g->f, 1, &lo, &hi);
     size_t k0 = lo * g->ckk, nk = (hi - lo) * g->ckk;
     if (nk && memcmp(kept + k0, l->params + k0, nk * sizeof *kept) != 0) {
         fnn_wino_kernels(w, l->params, (int)lo, (int)hi, u);
         memcpy(kept + k0, l->params + k0, nk * sizeof *kept);
+    }
+    if (l->fold) {
+        fnn_batchnorm_affine(l->fold, (int)lo, (int)hi, scale + lo, shift + lo);
+        ep->scale = scale;
+        ep->shift = shift;
     }
     return u;
 }
@@ -329,16 +339,17 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
                          float *y, int n)
 {
     fnn_wino w = wino_plan(g);
-    const float *b = l->cfg.conv.bias ? l->params + g->f * g->ckk : NULL; /* (f) */
-    int relu = l->cfg.conv.act == FNN_ACT_RELU, t = omp_get_thread_num();
+    fnn_wino_epilogue ep = {.b = l->cfg.conv.bias ? l->params + g->f * g->ckk : NULL,
+                            .relu = l->cfg.conv.act == FNN_ACT_RELU};
+    int t = omp_get_thread_num();
     size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw, lo, hi;
-    const float *u = p->train ? NULL : eval_kernels(l, g, &w);
+    const float *u = p->train ? NULL : eval_kernels(l, g, &w, &ep);
     if (within_images(p, n) && w.th >= WINO_MIN_TILE_ROWS * parts()) {
         fnn_team_sync(p->sync); /* U is complete */
         size_t ty0, ty1;
         share((size_t)w.th, t, parts(), &ty0, &ty1);
         for (int i = 0; i < n && ty0 < ty1; i++)
-            fnn_wino_forward_rows(&w, u, x + i * in_size, b, relu, (int)ty0, (int)ty1,
+            fnn_wino_forward_rows(&w, u, x + i * in_size, &ep, (int)ty0, (int)ty1,
                                   y + i * out_size, thread_buffer(l, g, t));
         return;
     }
@@ -358,7 +369,7 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
                 fnn_wino_input(&w, x + i * in_size, nb, (int)c0, (int)c1, v, work);
             fnn_team_sync(p->sync);
             if (work)
-                fnn_wino_output(&w, u, v, b, relu, nb, (int)f0, (int)f1, y + i * out_size,
+                fnn_wino_output(&w, u, v, &ep, nb, (int)f0, (int)f1, y + i * out_size,
                                 work);
         }
         return;
@@ -376,7 +387,7 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
     }
     for (size_t i = lo; i < hi; i += (size_t)w.chunk) {
         int nb = hi - i < (size_t)w.chunk ? (int)(hi - i) : w.chunk;
-        fnn_wino_forward(&w, u, x + i * in_size, b, relu, nb, y + i * out_size, work);
+        fnn_wino_forward(&w, u, x + i * in_size, &ep, nb, y + i * out_size, work);
     }
 }
 
@@ -404,14 +415,23 @@ static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, co
     fnn_wino_kernel_grads(&w, work, dw);
 }
 
-/* Columns [j0, j1) of one image's output yi (f, ohw): the bias and the fused ReLU. */
-static void bias_relu(const geometry *g, const float *b, int relu, size_t j0, size_t j1,
-                      float *yi)
+/* Columns [j0, j1) of one image's output yi (f, ohw): the bias, a folded batchnorm's map
+ * (l->fold) and the fused ReLU. */
+static void bias_relu(const fnn_layer *l, const geometry *g, const float *b, int relu,
+                      size_t j0, size_t j1, float *yi)
 {
     for (int fi = 0; fi < g->f; fi++) {
         float *row = yi + fi * g->ohw;
         float bf = b ? b[fi] : 0.0f;
-        if (relu) {
+        if (l->fold) {
+            float scale, shift;
+            fnn_batchnorm_affine(l->fold, fi, fi + 1, &scale, &shift);
+#pragma omp simd
+            for (size_t j = j0; j < j1; j++) {
+                float v = (row[j] + bf) * scale + shift;
+                row[j] = !relu || v > 0.0f ? v : 0.0f;
+            }
+        } else if (relu) {
 #pragma omp simd
             for (size_t j = j0; j < j1; j++) {
                 float v = row[j] + bf;
@@ -456,7 +476,7 @@ static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float 
         }
         fnn_sgemm(0, 0, g.f, (int)(j1 - j0), (int)g.ckk, 1.0f, w, (int)g.ckk, ci + j0,
                   (int)g.ohw, 0.0f, yi + j0, (int)g.ohw);
-        bias_relu(&g, b, relu, j0, j1, yi);
+        bias_relu(l, &g, b, relu, j0, j1, yi);
     }
 }
 
@@ -556,6 +576,18 @@ static void conv_format(const fnn_layer *l, char *buf, size_t size)
              l->cfg.conv.he ? ":he" : "", l->cfg.conv.act == FNN_ACT_RELU ? ":relu" : "");
 }
 
+/* A following batchnorm's map goes between the bias and the ReLU (bias_relu, the Winograd
+ * epilogue), the ReLU being this layer's own fused one. */
+static int conv_fold(fnn_layer *l, const fnn_layer *bn, int relu)
+{
+    if (l->cfg.conv.act != FNN_ACT_LINEAR)
+        return 0;
+    l->fold = bn;
+    if (relu)
+        l->cfg.conv.act = FNN_ACT_RELU;
+    return 1;
+}
+
 const fnn_layer_ops fnn_conv2d_ops = {
     .kind = "conv2d",
     .type = "Conv2D",
@@ -568,4 +600,5 @@ const fnn_layer_ops fnn_conv2d_ops = {
     .sharing = conv_sharing,
     .reduce = conv_reduce,
     .team_floats = conv_team_floats,
+    .fold = conv_fold,
 };

@@ -67,12 +67,40 @@ static void dense_init(fnn_layer *l, fnn_rng *rng)
         l->params[in * out + j] = 0.0f;
 }
 
+/* Columns of a folded batchnorm's map made at once, on the stack. */
+#define FOLD_BLOCK 64
+
+/* Rows [r0, r1), columns [c0, c1) of y: the bias, a folded batchnorm's map and the ReLU. */
+static void bias_fold_act(const fnn_layer *l, float *y, int r0, int r1, int c0, int c1)
+{
+    int out = l->cfg.dense.units;
+    const float *b = l->params + fnn_shape_size(l->in) * out; /* (out) */
+    int relu = l->cfg.dense.act == FNN_ACT_RELU;
+    for (int cb = c0; cb < c1; cb += FOLD_BLOCK) {
+        int ce = c1 - cb < FOLD_BLOCK ? c1 : cb + FOLD_BLOCK;
+        float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
+        fnn_batchnorm_affine(l->fold, cb, ce, scale, shift);
+        for (int r = r0; r < r1; r++) {
+            float *row = y + (size_t)r * out;
+#pragma omp simd
+            for (int c = cb; c < ce; c++) {
+                float v = (row[c] + b[c]) * scale[c - cb] + shift[c - cb];
+                row[c] = !relu || v > 0.0f ? v : 0.0f;
+            }
+        }
+    }
+}
+
 /* Adds the bias and applies the activation to rows [r0, r1), columns [c0, c1) of y. */
 static void bias_act(const fnn_layer *l, float *y, int r0, int r1, int c0, int c1)
 {
     int out = l->cfg.dense.units;
     const float *b = l->params + fnn_shape_size(l->in) * out; /* (out) */
     int relu = l->cfg.dense.act == FNN_ACT_RELU;
+    if (l->fold) {
+        bias_fold_act(l, y, r0, r1, c0, c1);
+        return;
+    }
     for (int r = r0; r < r1; r++) {
         float *row = y + (size_t)r * out;
         if (relu) {
@@ -249,6 +277,18 @@ static void dense_format(const fnn_layer *l, char *buf, size_t size)
         snprintf(buf, size, "dense:%d:%s", l->cfg.dense.units, names[l->cfg.dense.act]);
 }
 
+/* A following batchnorm's map goes between the bias and the ReLU (bias_fold_act), the ReLU
+ * being this layer's own fused one. */
+static int dense_fold(fnn_layer *l, const fnn_layer *bn, int relu)
+{
+    if (l->cfg.dense.act != FNN_ACT_LINEAR)
+        return 0;
+    l->fold = bn;
+    if (relu)
+        l->cfg.dense.act = FNN_ACT_RELU;
+    return 1;
+}
+
 const fnn_layer_ops fnn_dense_ops = {
     .kind = "dense",
     .type = "Dense",
@@ -260,4 +300,5 @@ const fnn_layer_ops fnn_dense_ops = {
     .format = dense_format,
     .sharing = dense_sharing,
     .reduce = dense_reduce,
+    .fold = dense_fold,
 };

@@ -82,6 +82,11 @@ typedef struct {
     size_t (*team_floats)(const fnn_layer *l, int team);
     /* 1 if the output is the input itself (no copy, no buffer). */
     int alias;
+    /* For evaluation executors only (model/exec.c): makes l apply the batchnorm bn that
+     * follows it (l->fold), then a ReLU when relu, to its outputs, and returns 1; returns 0,
+     * leaving l as it was, where an activation of its own already follows its product.
+     * NULL: the layer cannot take a batchnorm in. */
+    int (*fold)(fnn_layer *l, const fnn_layer *bn, int relu);
 } fnn_layer_ops;
 
 struct fnn_layer {
@@ -130,6 +135,10 @@ struct fnn_layer {
     int team;             /* threads team_scratch is sized for: a pass's team is no larger */
     float *output;        /* (capacity, out) this layer's output buffer; NULL for aliases */
     fnn_layer *partner;   /* the other end of a residual block, set by the model */
+    /* The batchnorm whose evaluation map, y scale + shift per channel, this layer applies to
+     * its outputs after the bias and before its activation; set only in an evaluation
+     * executor's copy (model/exec.c), whose passes are then never training passes. */
+    const fnn_layer *fold;
 };
 
 /* This thread's rows of an (n, in) batch as element indices [*lo, *hi): the share of the
@@ -163,6 +172,10 @@ static inline void fnn_layer_forward_elements(const fnn_layer *l, int n, size_t 
     else
         fnn_layer_row_elements(l, n, lo, hi);
 }
+
+/* Batchnorm layer bn's evaluation map of channels [ch0, ch1): y = x scale[ch - ch0] +
+ * shift[ch - ch0], from the moving statistics, in the float order of its own forward pass. */
+void fnn_batchnorm_affine(const fnn_layer *bn, int ch0, int ch1, float *scale, float *shift);
 
 extern const fnn_layer_ops fnn_flatten_ops;
 extern const fnn_layer_ops fnn_dense_ops;

@@ -209,11 +209,25 @@ static inline void output_block(const float *restrict m, size_t xs, float *restr
     }
 }
 
-/* dst (n) = src + bias, through the ReLU when relu. */
-static inline void bias_relu(const float *restrict src, float bias, int relu, int n,
-                             float *restrict dst)
+/* dst (n) = src + filter fi's bias, its affine map and its ReLU (fnn_wino_epilogue). */
+static inline void epilogue(const float *restrict src, const fnn_wino_epilogue *ep, int fi,
+                            int n, float *restrict dst)
 {
-    if (relu) {
+    float bias = ep->b ? ep->b[fi] : 0.0f;
+    if (ep->scale) {
+        float scale = ep->scale[fi], shift = ep->shift[fi];
+        if (ep->relu) {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                float val = (src[j] + bias) * scale + shift;
+                dst[j] = val > 0.0f ? val : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < n; j++)
+                dst[j] = (src[j] + bias) * scale + shift;
+        }
+    } else if (ep->relu) {
 #pragma omp simd
         for (int j = 0; j < n; j++) {
             float val = src[j] + bias;
@@ -227,9 +241,10 @@ static inline void bias_relu(const float *restrict src, float bias, int relu, in
 }
 
 /* Filter fi of one image: A^T M A of its tiles in rows [ty0, ty1), from column t0 of m
- * (16, f, ld), plus the bias and the ReLU, into their rows of y (oh, ow). */
+ * (16, f, ld), through the epilogue, into their rows of y (oh, ow). */
 static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, size_t t0,
-                         int ty0, int ty1, float bias, int relu, const buffers *b, float *y)
+                         int ty0, int ty1, const fnn_wino_epilogue *ep, const buffers *b,
+                         float *y)
 {
     int tw = g->tw, ow = g->ow;
     size_t xs = (size_t)g->f * ld;
@@ -239,14 +254,14 @@ static void output_plane(const fnn_wino *g, const float *m, int fi, size_t ld, s
         for (int tx = 0; tx < tw; tx += LANES)
             output_block(mm + tx, xs, even + 2 * tx, odd + 2 * tx);
         float *y0 = y + (size_t)2 * ty * ow;
-        bias_relu(even, bias, relu, ow, y0);
+        epilogue(even, ep, fi, ow, y0);
         if (2 * ty + 1 < g->oh)
-            bias_relu(odd, bias, relu, ow, y0 + ow);
+            epilogue(odd, ep, fi, ow, y0 + ow);
     }
 }
 
-void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const float *bias,
-                     int relu, int nb, int f0, int f1, float *y, float *work)
+void fnn_wino_output(const fnn_wino *g, const float *u, const float *v,
+                     const fnn_wino_epilogue *ep, int nb, int f0, int f1, float *y, float *work)
 {
     buffers b = carve(g, work);
     int c = g->c, nt = nb * (int)g->tiles, ld = (int)stride(g, nb);
@@ -257,12 +272,12 @@ void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const fl
     size_t oplane = (size_t)g->oh * g->ow;
     for (int i = 0; i < nb; i++)
         for (int fi = f0; fi < f1; fi++)
-            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, 0, g->th,
-                         bias ? bias[fi] : 0.0f, relu, &b, y + ((size_t)i * g->f + fi) * oplane);
+            output_plane(g, b.m, fi, (size_t)ld, i * g->tiles, 0, g->th, ep, &b,
+                         y + ((size_t)i * g->f + fi) * oplane);
 }
 
 void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
-                           const float *bias, int relu, int ty0, int ty1, float *y, float *work)
+                           const fnn_wino_epilogue *ep, int ty0, int ty1, float *y, float *work)
 {
     buffers b = carve(g, work);
     int f = g->f, c = g->c, nt = (ty1 - ty0) * g->tw, ld = nt + LANES;
@@ -273,16 +288,15 @@ void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
         fnn_sgemm(0, 0, f, nt, c, 1.0f, u + xi * fc, c, b.dv + (size_t)xi * c * ld, ld, 0.0f,
                   b.m + (size_t)xi * f * ld, ld);
     for (int fi = 0; fi < f; fi++)
-        output_plane(g, b.m, fi, (size_t)ld, 0, ty0, ty1, bias ? bias[fi] : 0.0f, relu, &b,
-                     y + fi * oplane);
+        output_plane(g, b.m, fi, (size_t)ld, 0, ty0, ty1, ep, &b, y + fi * oplane);
 }
 
-void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x, const float *bias,
-                      int relu, int nb, float *y, float *work)
+void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x,
+                      const fnn_wino_epilogue *ep, int nb, float *y, float *work)
 {
     buffers b = carve(g, work);
     input(g, x, nb, 0, g->c, &b, b.dv);
-    fnn_wino_output(g, u, b.dv, bias, relu, nb, 0, g->f, y, work);
+    fnn_wino_output(g, u, b.dv, ep, nb, 0, g->f, y, work);
 }
 
 /* dM = A dY A^T of LANES tiles: the rows top and bottom (2 LANES each) of their output

@@ -30,6 +30,15 @@ typedef struct {
     size_t tiles;  /* th * tw per image */
 } fnn_wino;
 
+/* What filter fi's outputs get after the product: the bias b[fi] (b NULL: none), then
+ * y scale[fi] + shift[fi] (scale NULL: none; a batchnorm folded in), then the ReLU. */
+typedef struct {
+    const float *b;     /* (f) or NULL */
+    const float *scale; /* (f) or NULL */
+    const float *shift; /* (f), read only with scale */
+    int relu;
+} fnn_wino_epilogue;
+
 void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int pt, int pl);
 
 /* Floats of one thread's buffers (a cache-line multiple): its own copy of U, so that no
@@ -47,23 +56,23 @@ float *fnn_wino_thread_input(const fnn_wino *g, float *work);
 /* Rows [f0, f1) of U (16, f, c) from the kernels w (f, c, 3, 3); before any pass that uses U. */
 void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *u);
 
-/* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk, with the kernels' U; with
- * the bias b (f) or NULL and a fused ReLU. */
-void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x, const float *b,
-                      int relu, int nb, float *y, float *work);
+/* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk, with the kernels' U and
+ * the epilogue ep. */
+void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x,
+                      const fnn_wino_epilogue *ep, int nb, float *y, float *work);
 
 /* fnn_wino_forward in two halves, for a team that shares one chunk of images: channels
  * [c0, c1) of their V (16, c, chunk's columns) into v, which may be another thread's ...*/
 void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, float *v,
                     float *work);
 /* ... then, once the whole of v is written, filters [f0, f1) of y from U and v. */
-void fnn_wino_output(const fnn_wino *g, const float *u, const float *v, const float *b,
-                     int relu, int nb, int f0, int f1, float *y, float *work);
+void fnn_wino_output(const fnn_wino *g, const float *u, const float *v,
+                     const fnn_wino_epilogue *ep, int nb, int f0, int f1, float *y, float *work);
 
 /* Or a team that shares one image by rows of tiles: tile rows [ty0, ty1) of x (c, h, w),
  * which write y's rows [2 ty0, 2 ty1) (those of the oh there are). */
 void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
-                           const float *bias, int relu, int ty0, int ty1, float *y, float *work);
+                           const fnn_wino_epilogue *ep, int ty0, int ty1, float *y, float *work);
 
 /* The same nb images x backward, with their outputs y (nb, f, oh, ow): dy (same shape) is the
  * gradient of y, taken through the ReLU when relu. V is made again from x: that measured as
