@@ -8,7 +8,9 @@ usage="Usage (as root): scripts/fresh-machine.sh
 
 Tests the commit at HEAD of the repository this script is in: uncommitted changes are not
 tested. The root lives in a mktemp folder under \$TMPDIR (default /var/tmp; it grows to a
-few GB) and is removed at the end, also when the script is interrupted or killed with SIGTERM."
+few GB) and is removed at the end, also when the script is interrupted or killed with SIGTERM.
+Inputs the fuzzers found to crash are first copied out to a dated folder under
+\$FRESH_ARTIFACTS (default /var/tmp/fnn-fresh-artifacts)."
 set -euo pipefail
 
 case "${1:-}" in
@@ -38,6 +40,7 @@ sources=()
 # with symbolic links resolved.
 tmp="$(realpath "$(mktemp -d "${TMPDIR:-/var/tmp}/fnn-fresh.XXXXXX")")"
 root="$tmp/root"
+keep="${FRESH_ARTIFACTS:-/var/tmp/fnn-fresh-artifacts}/$(date +%Y%m%d-%H%M%S)"
 phase_pid=""
 start=$(date +%s)
 
@@ -71,6 +74,12 @@ cleanup() {
         kill -KILL -- "-$phase_pid" 2>/dev/null
     fi
     signal_inside KILL
+    # The fuzzers' findings outlive the root: an input that crashed once may not come again.
+    if compgen -G "$root/root/fnn/build/fuzz/artifacts/*" >/dev/null; then
+        mkdir -p "$keep"
+        cp -p "$root"/root/fnn/build/fuzz/artifacts/* "$keep/"
+        echo "fresh-machine: the fuzzers' findings are kept in $keep" >&2
+    fi
     mounts_under_tmp | while IFS= read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m"
     done

@@ -101,6 +101,69 @@ static fnn_status check_promised_size(const char *path, const unsigned char *b, 
     return FNN_OK;
 }
 
+/* The offset of the first marker at or after i outside entropy-coded data: 0xFF followed by
+ * neither a stuffed zero, a restart marker nor another fill byte; len when there is none. */
+static size_t jpeg_next_marker(const unsigned char *b, size_t len, size_t i)
+{
+    for (; i + 1 < len; i++)
+        if (b[i] == 0xFF && b[i + 1] != 0x00 && b[i + 1] != 0xFF &&
+            !(b[i + 1] >= 0xD0 && b[i + 1] <= 0xD7))
+            return i;
+    return len;
+}
+
+/* A JPEG scan may name Huffman tables that no DHT segment before it defines. stb_image
+ * (libstb 0.0~git20220908) then decodes with tables left in uninitialised memory and reads
+ * outside them (fuzz_image found it; upstream's later check is nothings/stb#1289), so every
+ * table a scan will use must have been defined: both of each component's in a sequential
+ * scan; in a progressive one, the DC table in a first DC scan and the AC table in an AC scan,
+ * as stb reads them. Malformed segments are left for stb to refuse. */
+static fnn_status check_jpeg_tables(const char *path, const unsigned char *b, size_t len,
+                                    fnn_error *err)
+{
+    int defined[2][4] = {{0}}, progressive = 0; /* [class: DC, AC][table] */
+    for (size_t i = jpeg_next_marker(b, len, 2); i + 4 <= len; i = jpeg_next_marker(b, len, i)) {
+        unsigned m = b[i + 1];
+        if (m == 0xD9)
+            break; /* end of image */
+        if (m == 0x01 || m == 0xD8) {
+            i += 2; /* markers without a segment */
+            continue;
+        }
+        size_t seg = (size_t)b[i + 2] << 8 | b[i + 3], end = i + 2 + seg;
+        if (seg < 2 || end > len)
+            return FNN_OK;
+        if (m == 0xC2)
+            progressive = 1;
+        for (size_t j = i + 4; m == 0xC4 && j + 17 <= end;) { /* DHT: one or more tables */
+            unsigned tc = b[j] >> 4, th = b[j] & 15, codes = 0;
+            for (int k = 1; k <= 16; k++)
+                codes += b[j + k];
+            if (tc < 2 && th < 4)
+                defined[tc][th] = 1;
+            j += 17 + codes;
+        }
+        if (m == 0xDA && seg >= 3) { /* SOS: n components, their tables, then Ss Se Ah/Al */
+            size_t n = b[i + 4], params = i + 5 + 2 * n;
+            if (params + 3 > end)
+                return FNN_OK;
+            unsigned ss = b[params], ah = b[params + 2] >> 4;
+            int dc = !progressive || (ss == 0 && ah == 0), ac = !progressive || ss > 0;
+            for (size_t k = 0; k < n; k++) {
+                unsigned td = b[i + 6 + 2 * k] >> 4, ta = b[i + 6 + 2 * k] & 15;
+                if ((dc && td < 4 && !defined[0][td]) || (ac && ta < 4 && !defined[1][ta]))
+                    return fnn_fail(err, FNN_ERR_FORMAT,
+                                    "%s: corrupt JPEG: scan component %zu uses Huffman table "
+                                    "%s %u, which no DHT segment before it defines", path, k + 1,
+                                    dc && td < 4 && !defined[0][td] ? "DC" : "AC",
+                                    dc && td < 4 && !defined[0][td] ? td : ta);
+            }
+        }
+        i = end; /* after a scan's header, its entropy-coded data up to the next marker */
+    }
+    return FNN_OK;
+}
+
 /* The whole file through its descriptor: no stdio stream, whose buffer and extra calls cost
  * as much as decoding a 28x28 PNG when a folder of 70,000 of them is read. */
 static fnn_status read_file(const char *path, unsigned char **out, size_t *len, fnn_error *err)
@@ -158,7 +221,8 @@ fnn_status fnn_image_decode(const char *path, int c, uint8_t **out, int *ih, int
         return fnn_fail(err, FNN_ERR_FORMAT, "%s: the header declares %dx%d pixels, outside 1x1 to %d",
                         path, *iw, *ih, MAX_PIXELS);
     }
-    if ((s = check_promised_size(path, bytes, len, err)) != FNN_OK) {
+    if ((s = check_promised_size(path, bytes, len, err)) != FNN_OK ||
+        (bytes[0] == 0xFF && (s = check_jpeg_tables(path, bytes, len, err)) != FNN_OK)) {
         free(bytes);
         return s;
     }
