@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2016,SC2034,SC2154 # jq programs single-quoted on purpose; variables shared with the sourcing script
-# What bench/mlp.sh, bench/cnn.sh and bench/fast.sh share: their common settings and checks, running one
-# configuration under GNU time, the load-average warnings and the jq helpers of their summaries.
+# What bench/mlp.sh, bench/cnn.sh and bench/fast.sh share: their common settings and checks,
+# running one configuration under GNU time, the load-average warnings and the jq helpers of
+# their summaries.
 # bench/onnx.sh uses die and positive_int alone.
 # A script sets `bench` (its name, for messages), sources this file, then calls bench_settings,
 # bench_check, bench_start, bench_run for every run and bench_finish.
