@@ -37,8 +37,9 @@
 
 #define MAX_R 64
 #define MAX_LIST 8
-/* Each sample repeats a pass until it has run about this long, so that small layers are not
- * timed at the clock's grain; every configuration of a row repeats it as often. */
+/* A sample is as many passes as fnn runs in about this long (at most MAX_ITERS), the same
+ * number for every configuration of a row: enough that a median pass of a small layer means
+ * something on a shared machine. */
 #define SAMPLE_US 20000.0
 #define MAX_ITERS 2000
 
