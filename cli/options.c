@@ -7,6 +7,10 @@
 /* Commands that read a data set: they share the data options. */
 #define DATA_READERS (CLI_TRAIN | CLI_EVAL | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT)
 #define ANALYSES (CLI_EVAL | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT)
+/* The `fast` recipe's training options (its architecture is the library's preset "fast"). */
+#define FAST_RECIPE                                                                            \
+    "--epochs 12 --batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 "    \
+    "--aug-flip --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip"
 #define SEED_RANGE 0, 2147483647.0
 #define COUNT_RANGE 1, 100000000.0
 
@@ -177,7 +181,8 @@ const cli_option cli_options[] = {
      "conv2d:FILTERS:KERNEL[:sSTRIDE][:same|valid][:nobias][:he][:relu], maxpool:SIZE[:STRIDE], "
      "avgpool:SIZE[:STRIDE], globalavgpool, batchnorm[:MOMENTUM[:EPS]], relu, leakyrelu[:ALPHA], "
      "elu[:ALPHA], tanh, sigmoid, and residual ... end around a block that keeps its input's "
-     "shape; presets: mlp, cnn, resnet (fnn summary --arch NAME)",
+     "shape; presets: mlp, cnn, resnet (fnn summary --arch NAME), and fast, a whole recipe: "
+     "its architecture with " FAST_RECIPE " (options given override these)",
      G_MODEL, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_ARCH, "arch", "SPEC", CLI_TEXT, 0, 0, NULL, NULL,
      "describe a spec or preset without a model file (see fnn train --help)", G_MODEL,
@@ -350,6 +355,19 @@ const cli_option cli_options[] = {
      G_OUTPUT, CLI_EXPORT, 0, 0},
     {0, NULL, NULL, CLI_FLAG, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0},
 };
+
+static const cli_recipe recipes[] = {
+    /* Chosen on the validation split (docs/experiments.md, "Time to accuracy"). */
+    {"fast", FAST_RECIPE},
+};
+
+const cli_recipe *cli_recipe_named(const char *arch)
+{
+    for (size_t i = 0; arch && i < sizeof recipes / sizeof recipes[0]; i++)
+        if (!strcmp(arch, recipes[i].name))
+            return &recipes[i];
+    return NULL;
+}
 
 const cli_option *cli_option_named(unsigned cmd, const char *name)
 {

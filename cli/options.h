@@ -92,6 +92,16 @@ typedef struct {
 /* All rows, ending with one whose name is NULL. */
 extern const cli_option cli_options[];
 
+/* A recipe: an architecture preset that also names the training options it was tuned with
+ * (fnn train --arch fast). fnn train reads them before the options given, which override them. */
+typedef struct {
+    const char *name;    /* the preset's name, as --arch takes it */
+    const char *options; /* fnn train options, separated by single spaces */
+} cli_recipe;
+
+/* The recipe of --arch's value, or NULL when it names none. */
+const cli_recipe *cli_recipe_named(const char *arch);
+
 /* The row of command `cmd` (one CLI_* bit) for a long name or an id, or NULL when it has none. */
 const cli_option *cli_option_named(unsigned cmd, const char *name);
 const cli_option *cli_option_of(unsigned cmd, int id);

@@ -63,6 +63,7 @@ typedef struct {
      * typed ("" for a flag), or NULL; with --resume they are checked against the checkpoint. */
     const char *setup[OPT_END - OPT_FIRST];
     int data_given, out_given, history_given, epochs_given, val_given;
+    const cli_recipe *recipe; /* the recipe --arch named, whose options were read first */
     fnn_train_config cfg;
 } train_opts;
 
@@ -162,7 +163,7 @@ static int parse_classes(const char *text, train_opts *o)
     return EXIT_OK;
 }
 
-static int parse(int argc, char **argv, train_opts *o)
+static int parse_options(int argc, char **argv, train_opts *o)
 {
     double lr = NAN, momentum = 0.0, decay = NAN, x;
     long v;
@@ -386,6 +387,35 @@ static int parse(int argc, char **argv, train_opts *o)
                          "--val-split above 0", o->cfg.early_stopping ? "early-stopping"
                                                                        : "lr-schedule plateau");
     return EXIT_OK;
+}
+
+#define RECIPE_MAX_ARGS 32
+
+/* The options, and before them those of a recipe that --arch names (cli_recipe_named): they
+ * are read first, so that the options given override them. */
+static int parse(int argc, char **argv, train_opts *o)
+{
+    train_opts given = *o;
+    int rc = parse_options(argc, argv, &given);
+    const cli_recipe *r = rc ? NULL : cli_recipe_named(given.arch);
+    if (!r) {
+        *o = given;
+        return rc;
+    }
+    static char text[512]; /* the recipe's words, which getopt hands out as optarg */
+    char *args[RECIPE_MAX_ARGS + 2] = {argv[0]};
+    int n = 1;
+    snprintf(text, sizeof text, "%s", r->options);
+    for (char *save, *w = strtok_r(text, " ", &save); w && n <= RECIPE_MAX_ARGS;
+         w = strtok_r(NULL, " ", &save))
+        args[n++] = w;
+    optind = 0;
+    if ((rc = parse_options(n, args, o)) != EXIT_OK)
+        return rc;
+    optind = 0;
+    rc = parse_options(argc, argv, o);
+    o->recipe = r;
+    return rc;
 }
 
 static char *default_history_path(const char *model_path)
@@ -1455,6 +1485,9 @@ int cmd_train(int argc, char **argv)
                    info.step ? " and part of the next" : "");
         printf("\n");
         print_summary(stdout, m);
+        if (o.recipe)
+            printf("recipe: %s (%s; the options given override these)\n", o.recipe->name,
+                   o.recipe->options);
         const fnn_optim_config *oc = &o.cfg.optim;
         if (oc->kind == FNN_OPT_SGD)
             printf("optimizer: sgd (lr %g, momentum %g%s", oc->lr, oc->momentum,
@@ -1648,6 +1681,10 @@ int cmd_train(int argc, char **argv)
                                                         : cJSON_CreateNull());
         cJSON_AddNumberToObject(dj, "per_class", (double)o.per_class);
         cJSON *c = cJSON_AddObjectToObject(doc, "config");
+        if (o.recipe)
+            cJSON_AddStringToObject(c, "recipe", o.recipe->name);
+        else
+            cJSON_AddNullToObject(c, "recipe");
         cJSON_AddNumberToObject(c, "epochs", o.cfg.epochs);
         cJSON_AddNumberToObject(c, "batch_size", o.cfg.batch_size);
         static const char *const optimizers[] = {"adam", "sgd", "adamw"};

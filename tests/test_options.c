@@ -10,6 +10,7 @@
 #include "../cli/options.c"
 #include "../cli/analysis.c"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -350,6 +351,57 @@ static void test_shapes_through_the_commands(void **state)
 /* --test-data: the test split from another directory, in train and in eval; it is an input
  * that no output may replace. The other new data options are refused until the library reads
  * more than IDX. */
+/* --arch fast names a recipe: its architecture and its training options, read before the
+ * options given, which override them; summary shows the same architecture. */
+static void test_recipe_options(void **state)
+{
+    (void)state;
+    char data[PATH_CAP], model[PATH_CAP];
+    pathf(data, "%s/recipe_data", g_base);
+    pathf(model, "%s/recipe.safetensors", g_base);
+    make_data_dir(data);
+    run_t r = FNN("train", "--data", data, "--arch", "fast", "--epochs", "1", "--lr", "0.001",
+                  "--no-test", "--out", model, "--json");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    const cJSON *c = get(doc, "config");
+    assert_string_equal(get(c, "recipe")->valuestring, "fast");
+    assert_int_equal((int)get_number(c, "epochs"), 1);              /* given */
+    assert_true(fabs(get_number(c, "lr") - 0.001) < 1e-9);          /* given */
+    assert_int_equal((int)get_number(c, "batch_size"), 64);         /* the recipe's */
+    assert_true(fabs(get_number(c, "label_smoothing") - 0.1) < 1e-6);
+    assert_true(fabs(get_number(c, "ema") - 0.999) < 1e-6);
+    assert_int_equal((int)get_number(c, "ema_every"), 5);
+    assert_string_equal(get(c, "tta")->valuestring, "flip");
+    assert_string_equal(get(get(c, "lr_schedule"), "kind")->valuestring, "onecycle");
+    assert_int_equal((int)get_number(get(c, "augment"), "shift"), 1);
+    assert_true(cJSON_IsTrue(get(get(c, "augment"), "flip")));
+    char *spec = strdup(get(get(doc, "model"), "arch")->valuestring);
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = FNN("summary", "--arch", "fast", "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    assert_string_equal(get(doc, "arch")->valuestring, spec);
+    assert_non_null(strstr(spec, "dropout:0.3"));
+    cJSON_Delete(doc);
+    run_free(&r);
+    free(spec);
+
+    /* Without a recipe, the plain defaults. */
+    r = FNN("train", "--data", data, "--arch", "cnn", "--epochs", "1", "--limit", "64",
+            "--no-test", "--out", model, "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    c = get(doc, "config");
+    assert_true(cJSON_IsNull(get(c, "recipe")));
+    assert_int_equal((int)get_number(c, "batch_size"), 32);
+    assert_string_equal(get(c, "tta")->valuestring, "none");
+    cJSON_Delete(doc);
+    run_free(&r);
+}
+
 static void test_test_data(void **state)
 {
     (void)state;
@@ -447,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_size_parser),
         cmocka_unit_test(test_shape_parser),
         cmocka_unit_test(test_shapes_through_the_commands),
+        cmocka_unit_test(test_recipe_options),
         cmocka_unit_test(test_test_data),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -34,6 +34,14 @@ static const struct {
                "residual conv2d:64:3:same:nobias:he batchnorm relu "
                "conv2d:64:3:same:nobias:he batchnorm end relu maxpool:2 "
                "globalavgpool dense:10:softmax"},
+    /* The cnn's layers without its two spatial dropouts and with a lighter dense dropout:
+     * the architecture of the `fast` recipe (fnn train --arch fast also sets its training
+     * options; docs/experiments.md has the ablation that chose it). */
+    {"fast", "conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm relu "
+             "maxpool:2 "
+             "conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu "
+             "maxpool:2 "
+             "flatten dense:128 batchnorm relu dropout:0.3 dense:10:softmax"},
 };
 
 /* A token's fields split at ':'; the pointers index into a copy of the token. */
@@ -216,7 +224,7 @@ static fnn_status parse_token(const token *t, fnn_layer *l, fnn_error *err)
                            "conv2d:FILTERS:KERNEL[:OPTIONS], maxpool:SIZE[:STRIDE], "
                            "avgpool:SIZE[:STRIDE], globalavgpool, batchnorm[:MOMENTUM[:EPS]], "
                            "relu, leakyrelu[:ALPHA], elu[:ALPHA], tanh, sigmoid, or residual ... end "
-                           "around a block (or a preset name: mlp, cnn, resnet)");
+                           "around a block (or a preset name: mlp, cnn, resnet, fast)");
     }
     return FNN_OK;
 }
