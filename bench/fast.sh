@@ -8,11 +8,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 
-# What `fnn train --arch fast` means (epochs apart, which EPOCHS sets); torch_fast.py builds
-# the same.
+# The architecture and options `fnn train --arch fast` stands for; torch_fast.py builds the
+# same (tests/test_torch_fast.sh checks the layers, check_recipe below the options).
 ARCH='conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm relu maxpool:2 conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu maxpool:2 flatten dense:128 batchnorm relu dropout:0.3 dense:10:softmax'
-RECIPE=(--batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 --aug-flip
-    --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip)
+RECIPE='--epochs 12 --batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 --aug-flip --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip'
 
 usage() {
     cat <<EOF
@@ -26,8 +25,11 @@ validation and test accuracy (with the weight average and flip TTA), peak memory
 of PyTorch's best training time to fnn's, and a final JSON line.
 Builds nothing: build fnn first (cmake -S . -B build && cmake --build build).
 
-The recipe: --arch "$ARCH"
-  ${RECIPE[*]}
+fnn runs \`fnn train --arch fast --epochs EPOCHS\`: the architecture
+  $ARCH
+with $RECIPE.
+Before the runs, one epoch of each tool on 100 images checks that fnn's recipe (its JSON
+config) is still the twin's, and stops the benchmark if not.
 
   --quick     smoke test: R=1 EPOCHS=1 LIMIT=2000 TEST_LIMIT=1000 (also QUICK=1)
 
@@ -79,6 +81,44 @@ data_args=(--val-split "$VAL_SPLIT")
 
 bench_start
 
+# check_recipe: stops unless fnn's recipe (fnn train --json's config) and torch_fast.py's
+# (its result's recipe) are the same training, numbers compared to float precision.
+fnn_recipe='{arch: .model.arch, batch_size: .config.batch_size, lr: .config.lr,
+    optimizer: .config.optimizer, weight_decay: .config.weight_decay,
+    schedule: .config.lr_schedule.kind, peak_at: .config.lr_schedule.peak_at,
+    warmup_epochs: .config.lr_schedule.warmup_epochs, label_smoothing: .config.label_smoothing,
+    shift: .config.augment.shift, flip: .config.augment.flip, rotate: .config.augment.rotate,
+    erase: .config.augment.erase, ema: .config.ema, ema_every: .config.ema_every,
+    tta: .config.tta, clip_norm: .config.clip_norm, bn_lr_scale: .config.bn_lr_scale,
+    freeze: .config.freeze}'
+torch_recipe='{arch: $arch, batch_size, lr, optimizer: "adam", weight_decay: 0,
+    schedule: (if .recipe.onecycle_peak_at > 0 then "onecycle" else "constant" end),
+    peak_at: .recipe.onecycle_peak_at, warmup_epochs: 0,
+    label_smoothing: .recipe.label_smoothing, shift: .recipe.shift, flip: .recipe.flip,
+    rotate: 0, erase: 0, ema: .recipe.ema, ema_every: .recipe.ema_every,
+    tta: (if .recipe.tta_flip then "flip" else "none" end), clip_norm: 0, bn_lr_scale: 1,
+    freeze: 0}'
+check_recipe() {
+    "$FNN" train --json --data "$DATA" --arch fast --epochs 1 --limit 100 --test-limit 10 \
+        --threads 1 --out "$tmp/check.safetensors" >"$tmp/check-fnn.json" 2>"$tmp/err" ||
+        { cat "$tmp/err" >&2; die "fnn train --arch fast failed"; }
+    # shellcheck disable=SC2086 # TORCH_ARGS is split into words on purpose
+    "$PYTHON" "$here/torch_fast.py" --json --data "$DATA" --epochs 1 --limit 100 \
+        --test-limit 10 --threads 1 $TORCH_ARGS >"$tmp/check-torch.json" 2>"$tmp/err" ||
+        { cat "$tmp/err" >&2; die "torch_fast.py failed"; }
+    local x y diff
+    x=$("$JQ" -c "$fnn_recipe" "$tmp/check-fnn.json") || die "cannot read fnn's recipe"
+    y=$("$JQ" -c --arg arch "$ARCH" "$torch_recipe" "$tmp/check-torch.json") ||
+        die "cannot read torch_fast.py's recipe"
+    diff=$("$JQ" -r -n --argjson x "$x" --argjson y "$y" '
+        def same(a; b): if (a | type) == "number" and (b | type) == "number"
+            then (a - b | fabs) <= 1e-6 * ([(a | fabs), (b | fabs)] | max) else a == b end;
+        [$x | keys[] | select(same($x[.]; $y[.]) | not)
+         | "\(.): fnn \($x[.]), torch_fast.py \($y[.])"] | join("; ")')
+    [[ -z $diff ]] || die "fnn's fast recipe is not its PyTorch twin's (update bench/torch_fast.py and ARCH here): $diff"
+}
+check_recipe
+
 # fnn: seconds.train sums the epochs' training (augmentation, schedule and averaging included,
 # validation not); the validation accuracy is the last epoch's, of the averaged model with TTA,
 # as the test's; null without validation.
@@ -97,7 +137,7 @@ echo "fast.sh: $R repetition(s) of $EPOCHS epoch(s)${LIMIT:+, --limit $LIMIT}${T
     "load average $load_start" >&2
 for ((rep = 1; rep <= R; rep++)); do
     bench_run fnn "$FNN_THREADS" "$rep" "$fnn_filter" "$report" \
-        "$FNN" train --json --data "$DATA" --arch "$ARCH" "${RECIPE[@]}" --epochs "$EPOCHS" \
+        "$FNN" train --json --data "$DATA" --arch fast --epochs "$EPOCHS" \
         --seed "$rep" --threads "$FNN_THREADS" "${data_args[@]}" --out "$tmp/model.safetensors"
     for t in $TORCH_THREADS; do
         # shellcheck disable=SC2086 # TORCH_ARGS is split into words on purpose
@@ -112,7 +152,7 @@ bench_finish
 # best configuration (lowest median training time) and fnn's ratios against it.
 summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" --arg arch "$ARCH" \
-    --arg recipe "${RECIPE[*]}" --arg torch_args "$TORCH_ARGS" \
+    --arg recipe "$RECIPE" --arg torch_args "$TORCH_ARGS" \
     --arg load_start "$load_start" --arg load_end "$load_end" \
     --arg cpu "$(bench_cpu)" --argjson cores "$(nproc)" "$JQ_DEFS"'
     def mean: add / length;

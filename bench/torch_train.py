@@ -244,6 +244,7 @@ def run(args, benchmark, load, build_model, recipe=None):
         "malloc": args.malloc,
         "seed": args.seed,
         "epochs": args.epochs,
+        "lr": args.lr,
         "batch_size": bs,
         "eval_batch_size": ebs,
         "params": n_params,

@@ -24,10 +24,8 @@ from torch import nn  # noqa: E402
 import torch_fast  # noqa: E402
 import torch_train  # noqa: E402
 
-FAST_SPEC = (b"conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm "
-             b"relu maxpool:2 conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he "
-             b"batchnorm relu maxpool:2 flatten dense:128 batchnorm relu dropout:0.3 "
-             b"dense:10:softmax")
+# The library's preset: its layers are what the twin must build.
+FAST_SPEC = b"fast"
 
 
 class Error(ctypes.Structure):
@@ -71,7 +69,7 @@ def load_lib():
 
 
 def check_model(lib):
-    """Tensor by tensor in order, fnn's model of the spec and the twin's: the same sizes, batch
+    """Tensor by tensor in order, fnn's preset `fast` and the twin's model: the same sizes, batch
     norm's moving statistics as buffers, the same initial biases and batch norm values, and
     kernels from the same distribution (He-uniform convolutions, Glorot-uniform dense)."""
     err = Error()
