@@ -9,7 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 
 # The architecture and options `fnn train --arch fast` stands for; torch_fast.py builds the
-# same (tests/test_torch_fast.sh checks the layers, check_recipe below the options).
+# same (bench/torch_fast_check.py checks the layers, check_recipe below the options).
 ARCH='conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm relu maxpool:2 conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu maxpool:2 flatten dense:128 batchnorm relu dropout:0.3 dense:10:softmax'
 RECIPE='--epochs 12 --batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 --aug-flip --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip'
 
@@ -28,8 +28,10 @@ Builds nothing: build fnn first (cmake -S . -B build && cmake --build build).
 fnn runs \`fnn train --arch fast --epochs EPOCHS\`: the architecture
   $ARCH
 with $RECIPE.
-Before the runs, one epoch of each tool on 100 images checks that fnn's recipe (its JSON
-config) is still the twin's, and stops the benchmark if not.
+Before the runs, bench/torch_fast_check.py checks the twin's layers, initial values, schedule,
+augmentation and averaging against libfnn.so and fnn's definitions, and one epoch of each tool
+on 100 images checks that fnn's recipe (its JSON config) is still the twin's; either stops the
+benchmark if not.
 
   --quick     smoke test: R=1 EPOCHS=1 LIMIT=2000 TEST_LIMIT=1000 (also QUICK=1)
 
@@ -99,6 +101,14 @@ torch_recipe='{arch: $arch, batch_size, lr, optimizer: "adam", weight_decay: 0,
     tta: (if .recipe.tta_flip then "flip" else "none" end), clip_norm: 0, bn_lr_scale: 1,
     freeze: 0}'
 check_recipe() {
+    # The twin's pieces against libfnn.so beside the fnn binary (tensors, initial values, the
+    # schedule) and fnn's definitions (augmentation, averaging, Adam): PyTorch stays out of
+    # fnn's tests, which never need Python's torch.
+    local lib
+    lib=$(dirname "$FNN")/libfnn.so
+    [[ -e $lib ]] || die "$lib is missing (built beside fnn); the twin is checked against it"
+    "$PYTHON" "$here/torch_fast_check.py" "$lib" >"$tmp/err" 2>&1 ||
+        { cat "$tmp/err" >&2; die "bench/torch_fast.py is not fnn's fast recipe"; }
     "$FNN" train --json --data "$DATA" --arch fast --epochs 1 --limit 100 --test-limit 10 \
         --threads 1 --out "$tmp/check.safetensors" >"$tmp/check-fnn.json" 2>"$tmp/err" ||
         { cat "$tmp/err" >&2; die "fnn train --arch fast failed"; }

@@ -20,8 +20,6 @@ if [ "${1:-run}" = test ]; then
     packages+=(iproute2)
     # ONNX export's runtime checks; a nodejs from NodeSource brings npm and conflicts with Debian's.
     packages+=(python3-onnx python3-opencv nodejs); command -v npm >/dev/null || packages+=(npm)
-    # tests/test_torch_fast.sh checks bench/torch_fast.py, the fast recipe's PyTorch twin.
-    packages+=(python3-torch)
 elif [ "${2:-dnnl}" = openblas ]; then
     packages+=(libopenblas-openmp-dev)
 else

@@ -3,7 +3,7 @@
 fnn itself where libfnn.so exposes the piece (the model's tensors and their initial values, the
 one-cycle schedule), against fnn's definitions where it does not (the augmentation's shift and
 flip, the weight average, Adam's epsilon). Exits 1 naming the first piece that differs.
-usage: torch_fast_check.py LIBFNN_SO (tests/test_torch_fast.sh runs it)
+usage: torch_fast_check.py LIBFNN_SO (bench/fast.sh runs it before its runs)
 """
 
 import ctypes
@@ -11,7 +11,7 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 LIB_PATH = sys.argv[1] if len(sys.argv) == 2 else sys.exit(__doc__.splitlines()[-1])
 # torch_fast parses its options on import: the defaults, but glibc's allocator as it is (this
 # times nothing, and under ASan mallopt refuses the tuning).
