@@ -11,7 +11,7 @@ root=$(dirname "$here")
 # The architecture and options `fnn train --arch fast` stands for; torch_fast.py builds the
 # same (bench/torch_fast_check.py checks the layers, check_recipe below the options).
 ARCH='conv2d:32:3:same:nobias:he batchnorm relu conv2d:32:3:same:nobias:he batchnorm relu maxpool:2 conv2d:64:3:same:nobias:he batchnorm relu conv2d:64:3:same:nobias:he batchnorm relu maxpool:2 flatten dense:128 batchnorm relu dropout:0.3 dense:10:softmax'
-RECIPE='--epochs 12 --batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 --aug-flip --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip'
+RECIPE='--epochs 12 --batch-size 64 --lr 0.002 --lr-schedule onecycle --label-smoothing 0.1 --aug-flip --aug-shift 1 --ema 0.999 --ema-every 5 --tta flip --val-split 0'
 
 usage() {
     cat <<EOF
@@ -43,7 +43,7 @@ environment (defaults in brackets):
   EPOCHS         epochs per run [12]
   LIMIT          train on the first N training images (--limit) [all: 60,000]
   TEST_LIMIT     test on the first N test images (--test-limit) [all: 10,000]
-  VAL_SPLIT      fraction of the (limited) training images held out at the end [0.2]; 0: none
+  VAL_SPLIT      fraction of the (limited) training images held out at the end [0: none, as the recipe]
   FNN_THREADS    fnn's --threads [2]
   TORCH_THREADS  PyTorch thread counts to run, space-separated ["1 2"]
   TORCH_ARGS     extra arguments for torch_fast.py, e.g. "--malloc default" [none]
@@ -70,7 +70,7 @@ bench_settings
 EPOCHS=${EPOCHS:-12}
 LIMIT=${LIMIT:-}
 TEST_LIMIT=${TEST_LIMIT:-}
-VAL_SPLIT=${VAL_SPLIT:-0.2}
+VAL_SPLIT=${VAL_SPLIT:-0}
 bench_check
 [[ -z $LIMIT ]] || positive_int LIMIT "$LIMIT"
 [[ -z $TEST_LIMIT ]] || positive_int TEST_LIMIT "$TEST_LIMIT"

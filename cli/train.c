@@ -412,6 +412,7 @@ static int parse(int argc, char **argv, train_opts *o)
     optind = 0;
     if ((rc = parse_options(n, args, o)) != EXIT_OK)
         return rc;
+    o->epochs_given = o->val_given = 0; /* given means given by the user */
     optind = 0;
     rc = parse_options(argc, argv, o);
     o->recipe = r;

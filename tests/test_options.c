@@ -376,6 +376,7 @@ static void test_recipe_options(void **state)
     assert_string_equal(get(get(c, "lr_schedule"), "kind")->valuestring, "onecycle");
     assert_int_equal((int)get_number(get(c, "augment"), "shift"), 1);
     assert_true(cJSON_IsTrue(get(get(c, "augment"), "flip")));
+    assert_int_equal((int)get_number(get(doc, "data"), "validation"), 0); /* --val-split 0 */
     char *spec = strdup(get(get(doc, "model"), "arch")->valuestring);
     cJSON_Delete(doc);
     run_free(&r);
@@ -388,6 +389,15 @@ static void test_recipe_options(void **state)
     cJSON_Delete(doc);
     run_free(&r);
     free(spec);
+
+    /* A validation split given overrides the recipe's none. */
+    r = FNN("train", "--data", data, "--arch", "fast", "--epochs", "1", "--val-split", "0.25",
+            "--no-test", "--out", model, "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    assert_int_equal((int)get_number(get(doc, "data"), "validation"), SYN_TRAIN / 4);
+    cJSON_Delete(doc);
+    run_free(&r);
 
     /* Without a recipe, the plain defaults. */
     r = FNN("train", "--data", data, "--arch", "cnn", "--epochs", "1", "--limit", "64",
