@@ -33,6 +33,23 @@ def common_parser(description, epochs):
     return p
 
 
+def add_limits(p, limit_help, test_limit_help):
+    """The evaluation batch and the two image limits, which every twin takes."""
+    p.add_argument("--eval-batch-size", type=int, default=256,
+                   help="batch size of validation and of the timed test inference [256, as fnn]")
+    p.add_argument("--limit", type=int, default=0, help=limit_help)
+    p.add_argument("--test-limit", type=int, default=0, help=test_limit_help)
+
+
+def check_ranges(p, a):
+    """Stops with a usage error unless the common options and add_limits' are in range."""
+    if (a.epochs < 1 or a.batch_size < 1 or a.eval_batch_size < 1 or a.threads < 1
+            or a.limit < 0 or a.test_limit < 0 or not 0.0 <= a.val_split < 1.0
+            or not a.lr > 0.0):
+        p.error("--epochs, --batch-size, --eval-batch-size and --threads must be >= 1, "
+                "--limit and --test-limit >= 0, --val-split in [0, 1), --lr above 0")
+
+
 def tune_malloc():
     """Stops glibc from handing freed heap memory back to the kernel after every step.
 

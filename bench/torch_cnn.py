@@ -12,23 +12,16 @@ Run with Debian's /usr/bin/python3 (the interpreter that has torch).
 
 import sys
 
-from fashion_bench import common_parser, set_threads, tune_malloc
+from fashion_bench import add_limits, check_ranges, common_parser, set_threads, tune_malloc
 from fashion_bench import load as load_idx
 
 
 def parse_args():
     p = common_parser(__doc__.splitlines()[0], epochs=1)
-    p.add_argument("--eval-batch-size", type=int, default=256,
-                   help="batch size of validation and of the timed test inference [256, as fnn]")
-    p.add_argument("--limit", type=int, default=0,
-                   help="use only the first N images of the training file, as fnn's --limit [all]")
-    p.add_argument("--test-limit", type=int, default=0,
-                   help="evaluate on the first N test images, as fnn's --test-limit [all]")
+    add_limits(p, "use only the first N images of the training file, as fnn's --limit [all]",
+               "evaluate on the first N test images, as fnn's --test-limit [all]")
     a = p.parse_args()
-    if (a.epochs < 1 or a.batch_size < 1 or a.eval_batch_size < 1 or a.threads < 1
-            or a.limit < 0 or a.test_limit < 0 or not 0.0 <= a.val_split < 1.0):
-        p.error("--epochs, --batch-size, --eval-batch-size and --threads must be >= 1, "
-                "--limit and --test-limit >= 0, --val-split in [0, 1)")
+    check_ranges(p, a)
     return a
 
 
