@@ -93,7 +93,8 @@ typedef struct {
 extern const cli_option cli_options[];
 
 /* A recipe: an architecture preset that also names the training options it was tuned with
- * (fnn train --arch fast). fnn train reads them before the options given, which override them. */
+ * (fnn train --arch fast, --arch best). fnn train reads them before the options given, which
+ * override them. */
 typedef struct {
     const char *name;    /* the preset's name, as --arch takes it */
     const char *options; /* fnn train options, separated by single spaces */

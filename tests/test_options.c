@@ -352,7 +352,8 @@ static void test_shapes_through_the_commands(void **state)
  * that no output may replace. The other new data options are refused until the library reads
  * more than IDX. */
 /* --arch fast names a recipe: its architecture and its training options, read before the
- * options given, which override them; summary shows the same architecture. */
+ * options given, which override them; summary shows the same architecture, which --arch best
+ * shares with options of its own. */
 static void test_recipe_options(void **state)
 {
     (void)state;
@@ -388,7 +389,6 @@ static void test_recipe_options(void **state)
     assert_non_null(strstr(spec, "dropout:0.3"));
     cJSON_Delete(doc);
     run_free(&r);
-    free(spec);
 
     /* A validation split given overrides the recipe's none. */
     r = FNN("train", "--data", data, "--arch", "fast", "--epochs", "1", "--val-split", "0.25",
@@ -398,6 +398,26 @@ static void test_recipe_options(void **state)
     assert_int_equal((int)get_number(get(doc, "data"), "validation"), SYN_TRAIN / 4);
     cJSON_Delete(doc);
     run_free(&r);
+
+    /* best: the same layers, its own options, and the validation split kept. */
+    r = FNN("train", "--data", data, "--arch", "best", "--epochs", "1", "--no-test", "--out",
+            model, "--json");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    c = get(doc, "config");
+    assert_string_equal(get(c, "recipe")->valuestring, "best");
+    assert_string_equal(get(get(doc, "model"), "arch")->valuestring, spec);
+    assert_true(fabs(get_number(get(c, "augment"), "erase") - 0.5) < 1e-6);
+    assert_true(fabs(get_number(c, "ema") - 0.999) < 1e-6);
+    assert_int_equal((int)get_number(c, "batch_size"), 64);
+    assert_int_equal((int)get_number(get(doc, "data"), "validation"), SYN_TRAIN / 5);
+    cJSON_Delete(doc);
+    run_free(&r);
+    r = FNN("train", "--help");
+    expect_code(&r, 0);
+    assert_non_null(strstr(r.out, "--epochs 50"));
+    run_free(&r);
+    free(spec);
 
     /* Without a recipe, the plain defaults. */
     r = FNN("train", "--data", data, "--arch", "cnn", "--epochs", "1", "--limit", "64",
