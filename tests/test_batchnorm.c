@@ -1,7 +1,7 @@
 /* Batch normalisation: normalised outputs, a double reference with random gamma and beta, the
  * moving statistics after one and two steps, eval mode, gradients of gamma, beta and the input
- * against central differences (training and eval), one thread against two, tensors, format and
- * setup errors. */
+ * against central differences (training and eval), one thread against two, the sums'
+ * order, tensors, format and setup errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -520,6 +520,83 @@ static void test_one_vs_two_threads(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- the sums' order */
+
+/* The statistics and the gamma and beta gradients are sums in double, each channel's terms
+ * added in order (image by image, then along the plane), each product rounded before it is
+ * added. The layer sums 8 channels at a time, one per vector lane; its sums must be this
+ * loop's bit for bit, so that results do not depend on how channels are grouped. `volatile`
+ * keeps the compiler from fusing a product into its sum. */
+static void sequential_sums(const float *x, const float *dy, int n, int c, size_t hw, int ch,
+                            float mu, float is, double out[4])
+{
+    double m = (double)n * hw, s = 0.0, ss = 0.0, sg = 0.0, sb = 0.0;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < hw; k++)
+            s += x[((size_t)i * c + ch) * hw + k];
+    out[0] = s / m;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < hw; k++) {
+            double d = x[((size_t)i * c + ch) * hw + k] - out[0];
+            volatile double d2 = d * d;
+            ss += d2;
+        }
+    out[1] = ss / m;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < hw; k++) {
+            size_t at = ((size_t)i * c + ch) * hw + k;
+            volatile double prod = (double)dy[at] * ((x[at] - mu) * is);
+            sg += prod;
+            sb += dy[at];
+        }
+    out[2] = sg;
+    out[3] = sb;
+}
+
+/* Channels [ch, ch + count) of a (n, c, h, w) batch, against the loop above. */
+static void sums_case(int c, int h, int w, int n, int ch, int count)
+{
+    fnn_rng rng;
+    fnn_rng_seed(&rng, 400u + (uint64_t)(c * 100 + h * w));
+    size_t hw = (size_t)h * w, size = (size_t)n * c * hw;
+    float *x = malloc(size * sizeof *x), *dy = malloc(size * sizeof *dy);
+    assert_true(x && dy);
+    fill_uniform(x, size, -1.0f, 3.0f, &rng);
+    fill_uniform(dy, size, -1.0f, 1.0f, &rng);
+    float mu[8], is[8];
+    double got[4][8], want[4];
+    for (int j = 0; j < count; j++) {
+        mu[j] = 0.9f + 0.01f * (float)j;
+        is[j] = 1.3f - 0.02f * (float)j;
+    }
+    fnn_batchnorm_moments(x, n, c, hw, ch, count, got[0], got[1]);
+    fnn_batchnorm_grad_sums(x, dy, n, c, hw, ch, count, mu, is, got[2], got[3]);
+    static const char *const names[4] = {"mean", "variance", "sum(dy x_hat)", "sum(dy)"};
+    for (int j = 0; j < count; j++) {
+        sequential_sums(x, dy, n, c, hw, ch + j, mu[j], is[j], want);
+        for (int q = 0; q < 4; q++)
+            if (memcmp(&got[q][j], &want[q], sizeof want[q]))
+                fail_msg("%dx%dx%d, batch %d, channel %d: %s %.17g, in order %.17g", c, h, w,
+                         n, ch + j, names[q], got[q][j], want[q]);
+    }
+    free(x);
+    free(dy);
+}
+
+/* Blocks of 8 channels and fewer, planes of whole groups of 4 elements (28x28) and with a
+ * rest (3x3, 1x5), and flat inputs (1x1). Many terms far from zero make any other order show
+ * in the sums' last bits. */
+static void test_sums_in_sequential_order(void **state)
+{
+    (void)state;
+    sums_case(8, 28, 28, 3, 0, 8);
+    sums_case(16, 28, 28, 2, 8, 8);
+    sums_case(13, 3, 3, 40, 8, 5);
+    sums_case(13, 3, 3, 40, 0, 8);
+    sums_case(16, 1, 5, 60, 8, 8);
+    sums_case(24, 1, 1, 300, 16, 8);
+}
+
 /* ---------------------------------------------------------------- tensors, format, setup */
 
 static void test_tensors_and_format(void **state)
@@ -626,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_grad_eval),
         cmocka_unit_test(test_grad_training_sums_to_zero),
         cmocka_unit_test(test_one_vs_two_threads),
+        cmocka_unit_test(test_sums_in_sequential_order),
         cmocka_unit_test(test_tensors_and_format),
         cmocka_unit_test(test_setup_errors),
     };

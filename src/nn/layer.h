@@ -177,6 +177,17 @@ static inline void fnn_layer_forward_elements(const fnn_layer *l, int n, size_t 
  * shift[ch - ch0], from the moving statistics, in the float order of its own forward pass. */
 void fnn_batchnorm_affine(const fnn_layer *bn, int ch0, int ch1, float *scale, float *shift);
 
+/* Batch norm's sums in training, over channels [ch, ch + count) of x (n, c, hw), count at
+ * most 8, each in double with its channel's terms added in order (image by image, along the
+ * plane) and each product rounded before it is added, however many channels go together:
+ * the batch mean and biased variance; sum(dy x_hat) and sum(dy) with x_hat = (x - mu[j])
+ * is[j] in float. */
+void fnn_batchnorm_moments(const float *x, int n, int c, size_t hw, int ch, int count,
+                           double *mean, double *var);
+void fnn_batchnorm_grad_sums(const float *x, const float *dy, int n, int c, size_t hw, int ch,
+                             int count, const float *mu, const float *is, double *sg,
+                             double *sb);
+
 extern const fnn_layer_ops fnn_flatten_ops;
 extern const fnn_layer_ops fnn_dense_ops;
 extern const fnn_layer_ops fnn_dropout_ops;
