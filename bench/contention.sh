@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # the jq programs are single-quoted on purpose
-# fnn's default threads against --threads 1, on a quiet machine and with another process holding
-# a core (`yes > /dev/null`), interleaved; prints a table of medians and one JSON line.
+# fnn's default threads against --threads 1 and against every core, on a quiet machine and with
+# another process holding a core (`yes > /dev/null`), interleaved; prints a table of medians and
+# one JSON line.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,10 +13,12 @@ usage() {
 usage: bench/contention.sh [--quick]
 
 Runs R repetitions of \`fnn train --seed SEED\` (the study's MLP) with the default thread
-count and with --threads 1, first on the machine as it is ("quiet"), then with LOAD busy
-processes (\`yes > /dev/null\`) running beside it ("loaded"), all four interleaved in every
-repetition, and prints the median training seconds, their range and the ratio of default
-threads to one thread in each condition. fnn's default threads should never lose to one.
+count (the cores other processes leave free), with --threads 1 and with --threads set to every
+core, first on the machine as it is ("quiet"), then with LOAD busy processes (\`yes >
+/dev/null\`) running beside it ("loaded"), all six interleaved in every repetition, and prints
+the median training seconds, their range, the thread counts the default chose, and the ratios
+of the default and of every core to one thread in each condition. fnn's default threads should
+never lose to one.
 Builds nothing: build fnn first (cmake -S . -B build && cmake --build build).
 
   --quick     smoke test: EPOCHS=1 R=1 (also QUICK=1)
@@ -78,13 +81,18 @@ stop_hogs() {
 }
 trap 'stop_hogs; rm -rf "$tmp"' EXIT
 
-filter='{train: .seconds.train, test_accuracy: .test.accuracy}'
-report='"train \(.train * 100 | round / 100) s, test accuracy \(.test_accuracy)"'
+filter='{train: .seconds.train, test_accuracy: .test.accuracy, chose: .config.threads}'
+report='"train \(.train * 100 | round / 100) s on \(.chose) thread(s), test accuracy \(.test_accuracy)"'
 
-# run CONDITION THREADS REP: one training run; THREADS "default" passes no --threads.
+# run CONDITION THREADS REP: one training run; THREADS "default" passes no --threads, "all"
+# passes every core.
 run() {
     local threads=()
-    [[ $2 == default ]] || threads=(--threads "$2")
+    case $2 in
+        default) ;;
+        all) threads=(--threads "$(nproc)") ;;
+        *) threads=(--threads "$2") ;;
+    esac
     # shellcheck disable=SC2086 # FNN_ARGS is split into words on purpose
     bench_run "$1" "\"$2\"" "$3" "$filter" "$report" \
         "$FNN" train --json --data "$DATA" --epochs "$EPOCHS" --seed "$SEED" "${threads[@]}" \
@@ -94,9 +102,12 @@ run() {
 echo "contention.sh: $R repetition(s) of $EPOCHS epoch(s), seed $SEED, $LOAD busy" \
     "process(es) when loaded; $(nproc) cores; load average $load_start" >&2
 for ((rep = 1; rep <= R; rep++)); do
-    # Alternate which thread count goes first, so neither always follows the same thing.
-    order=(default 1)
-    ((rep % 2)) || order=(1 default)
+    # Rotate which thread count goes first, so none always follows the same thing.
+    case $((rep % 3)) in
+        1) order=(default 1 all) ;;
+        2) order=(1 all default) ;;
+        0) order=(all default 1) ;;
+    esac
     for t in "${order[@]}"; do run quiet "$t" "$rep"; done
     for ((i = 0; i < LOAD; i++)); do
         yes >/dev/null &
@@ -114,22 +125,27 @@ summary=$("$JQ" -s -c --argjson epochs "$EPOCHS" --argjson reps "$R" --argjson s
         (.[0].tool) as $cond
         | (map(select(.threads == "default")) | map(.train)) as $d
         | (map(select(.threads == "1")) | map(.train)) as $one
+        | (map(select(.threads == "all")) | map(.train)) as $all
         | {key: $cond, value: {
-            default_threads: {median_s: ($d | median | r(3)), range_s: [($d | min | r(3)), ($d | max | r(3))]},
+            default_threads: {median_s: ($d | median | r(3)), range_s: [($d | min | r(3)), ($d | max | r(3))],
+                              chose: (map(select(.threads == "default")) | map(.chose))},
             one_thread: {median_s: ($one | median | r(3)), range_s: [($one | min | r(3)), ($one | max | r(3))]},
-            default_vs_one: (($d | median) / ($one | median) | r(3))}})
+            every_core: {median_s: ($all | median | r(3)), range_s: [($all | min | r(3)), ($all | max | r(3))]},
+            default_vs_one: (($d | median) / ($one | median) | r(3)),
+            every_core_vs_one: (($all | median) / ($one | median) | r(3))}})
     | from_entries
     | {bench: "contention", epochs: $epochs, reps: $reps, seed: $seed, busy_processes: $load,
        fnn_args: $fnn_args, conditions: ., cpu: $cpu, cores: $cores,
        load_start: ($load_start | tonumber), load_end: ($load_end | tonumber)}' "$runs")
 
 echo
-printf '%-8s %-9s %10s %20s %14s\n' condition threads "median s" "range s" "default/1"
+printf '%-8s %-22s %10s %20s %10s\n' condition threads "median s" "range s" "vs 1"
 "$JQ" -r '.conditions | to_entries[] | .key as $c | .value as $v
-    | ([$c, "default", $v.default_threads.median_s, "\($v.default_threads.range_s[0])-\($v.default_threads.range_s[1])", $v.default_vs_one] | @tsv),
+    | ([$c, "default (chose \($v.default_threads.chose | map(tostring) | join(",")))", $v.default_threads.median_s, "\($v.default_threads.range_s[0])-\($v.default_threads.range_s[1])", $v.default_vs_one] | @tsv),
+      ([$c, "every core", $v.every_core.median_s, "\($v.every_core.range_s[0])-\($v.every_core.range_s[1])", $v.every_core_vs_one] | @tsv),
       ([$c, "1", $v.one_thread.median_s, "\($v.one_thread.range_s[0])-\($v.one_thread.range_s[1])", ""] | @tsv)' \
     <<<"$summary" | while IFS=$'\t' read -r c t m rg ratio; do
-    printf '%-8s %-9s %10s %20s %14s\n' "$c" "$t" "$m" "$rg" "$ratio"
+    printf '%-8s %-22s %10s %20s %10s\n' "$c" "$t" "$m" "$rg" "$ratio"
 done
 bench_busy_warning
 echo "load average: $load_start at the start, $load_end at the end"

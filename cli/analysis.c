@@ -2,31 +2,25 @@
  * robustness; and the data read as a saved model takes it, for explain, robustness and report. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "cli.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 void progress_begin(cli_progress *p, const char *what, long total)
 {
     p->what = what;
     p->total = total > 0 ? total : 1;
-    p->start = now_s();
+    p->start = fnn_now_s();
     p->tty = isatty(STDERR_FILENO);
     p->shown = 0;
 }
 
 void progress_update(cli_progress *p, long done)
 {
-    double elapsed = now_s() - p->start;
+    double elapsed = fnn_now_s() - p->start;
     /* Quick runs stay silent: the bar appears once the work has taken half a second. */
     if (!p->tty || elapsed < 0.5)
         return;

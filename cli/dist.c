@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "dist.h"
 #include "cli.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/input.h"
 
@@ -20,15 +21,6 @@ extern char **environ;
 static int g_rank = 0, g_size = 1, g_joined = 0;
 static char g_where[48] = "";
 static double g_allreduce_s = 0.0;
-
-#ifdef FNN_MPI
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-#endif
 
 /* A positive integer from the environment mpirun gives its ranks, or 0 when unset. */
 static int env_count(const char *name)
@@ -260,7 +252,7 @@ fnn_status dist_allreduce_sum(float *buf, size_t n, fnn_error *err)
 #ifdef FNN_MPI
     if (g_size == 1)
         return FNN_OK;
-    double t0 = now_s();
+    double t0 = fnn_now_s();
     /* MPI counts are ints: a larger arena goes in pieces. */
     for (size_t at = 0; at < n;) {
         int count = n - at > (size_t)(INT_MAX / 2) ? INT_MAX / 2 : (int)(n - at);
@@ -270,7 +262,7 @@ fnn_status dist_allreduce_sum(float *buf, size_t n, fnn_error *err)
             return mpi_fail(err, "MPI_Allreduce of the gradients", code);
         at += (size_t)count;
     }
-    g_allreduce_s += now_s() - t0;
+    g_allreduce_s += fnn_now_s() - t0;
 #else
     (void)buf;
     (void)n;

@@ -2,6 +2,7 @@
  * and a one-shot run that captures output through a pipe. */
 #define _GNU_SOURCE
 #include "jobs.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,13 +27,6 @@ static void on_stop_signal(int sig)
 
 /* Only there so that sigsuspend returns when a child exits. */
 static void on_child(int sig) { (void)sig; }
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
@@ -100,7 +94,7 @@ int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, cha
                 result = JOBS_FAILED;
                 break;
             }
-            t0[next++] = now_s();
+            t0[next++] = fnn_now_s();
             running++;
         }
         if (result != JOBS_DONE && !killed) {
@@ -123,7 +117,7 @@ int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, cha
                 continue;
             j->pid = -1;
             j->code = exit_code(status);
-            j->seconds = now_s() - t0[i];
+            j->seconds = fnn_now_s() - t0[i];
             running--;
             /* After a stop, whatever ends was terminated or raced with the signal: its output is
              * not to be trusted. */

@@ -218,9 +218,13 @@ const cli_option cli_options[] = {
      "give the same numbers, bit for bit",
      G_MODEL, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_THREADS, "threads", "N", CLI_INT, 0, 1024, NULL, "0",
+     "threads to train with; 0: the cores that other processes leave free, measured while the "
+     "data loads (a team waits for its slowest thread, so one on a core another process holds "
+     "slows every step). The run's first lines say how many; give that count to repeat its "
+     "numbers", G_RUN, CLI_TRAIN, CLI_RUN_SETUP, 0},
+    {OPT_THREADS, "threads", "N", CLI_INT, 0, 1024, NULL, "0",
      "threads to use, 0 for every core", G_RUN,
-     CLI_TRAIN | CLI_EVAL | CLI_PREDICT | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT,
-     CLI_RUN_SETUP, 0},
+     CLI_EVAL | CLI_PREDICT | CLI_EXPLAIN | CLI_ROBUSTNESS | CLI_REPORT, CLI_RUN_SETUP, 0},
     {OPT_TTA, "tta", "NAME", CLI_CHOICE, 0, 0, "none,flip", "none",
      "test-time augmentation of the validation set and of the final test evaluation: none, or "
      "flip (each image's class probabilities averaged with its left-right mirror's); training "

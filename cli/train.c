@@ -5,6 +5,7 @@
 #include "dist.h"
 #include "options.h"
 #include "util/atomic.h"
+#include "util/clock.h"
 #include "util/input.h"
 #include "util/outputs.h"
 #include "util/text.h"
@@ -64,6 +65,11 @@ typedef struct {
     const char *setup[OPT_END - OPT_FIRST];
     int data_given, out_given, history_given, epochs_given, val_given;
     const cli_recipe *recipe; /* the recipe --arch named, whose options were read first */
+    /* --threads 0 (the default): cfg.threads is the count of the cores that other processes
+     * left free while the data loaded (fnn_cores_probe), of `cores`; they kept `cores_busy`
+     * busy on average. */
+    int threads_auto, cores;
+    double cores_busy;
     fnn_train_config cfg;
 } train_opts;
 
@@ -533,13 +539,6 @@ static void run_files_free(run_files *f)
     free(f->history);
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Set by the SIGINT handler; the library polls it once per step. */
 static volatile sig_atomic_t interrupted;
 _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "cfg.interrupt reads the flag as an int");
@@ -858,14 +857,14 @@ static int load_data(const train_opts *o, run_data *d, double *seconds)
 {
     fnn_error err = {0};
     int rc, all[FNN_MAX_CLASSES];
-    double t0 = now_s();
+    double t0 = fnn_now_s();
     if ((rc = cli_load("train", &o->data, "train", o->limit, &d->full, &d->how)))
         return rc;
     d->has_test = !o->no_test && !o->folds && cli_has_test_split(&o->data, d->how.format);
     if (d->has_test &&
         (rc = cli_load("train", &o->data, "test", o->test_limit, &d->test, &d->test_how)))
         return rc;
-    *seconds = now_s() - t0;
+    *seconds = fnn_now_s() - t0;
     char **names = cli_class_names(&d->full, d->how.format, d->how.path);
     if (!names)
         return cli_error("train", EXIT_RUNTIME, "out of memory");
@@ -1449,8 +1448,20 @@ int cmd_train(int argc, char **argv)
         goto done;
     /* From here a usage error can only come from an option the checkpoint stored. */
     cli_options_from = o.resume;
+    /* A team as large as the machine, one of whose cores another process holds, waits at
+     * every step for the thread that lost its core: the default team is the cores left free,
+     * measured while the data loads. The count is stored with a checkpoint, so a resumed run
+     * keeps it whatever the machine does then. */
+    fnn_cores_probe probe;
+    o.threads_auto = o.cfg.threads == 0;
+    if (o.threads_auto)
+        fnn_cores_probe_start(&probe);
     if ((rc = load_data(&o, &d, &t_load)))
         goto done;
+    if (o.threads_auto) {
+        o.cfg.threads = fnn_cores_probe_finish(&probe, 0.1, &o.cores_busy);
+        o.cores = probe.cores;
+    }
     if (o.folds) {
         rc = run_folds(&o, &d);
         goto done;
@@ -1501,9 +1512,13 @@ int cmd_train(int argc, char **argv)
             printf(", weight decay %g", oc->weight_decay);
         printf(")");
         printf(", batch size %d, %d epochs, seed %llu, %d thread%s", o.cfg.batch_size,
-               o.cfg.epochs, (unsigned long long)o.cfg.seed,
-               o.cfg.threads ? o.cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
+               o.cfg.epochs, (unsigned long long)o.cfg.seed, o.cfg.threads,
                o.cfg.threads == 1 ? "" : "s");
+        if (o.threads_auto && o.cfg.threads < o.cores)
+            printf(" (other processes kept %.1f of the %d cores busy; --threads %d for all)",
+                   o.cores_busy, o.cores, o.cores);
+        else if (o.threads_auto)
+            printf(" (every core)");
         if (dist_size() > 1)
             printf(" per rank; %d ranks (MPI), each computing its share of every batch",
                    dist_size());
@@ -1598,13 +1613,13 @@ int cmd_train(int argc, char **argv)
         rc = EXIT_OK;
         goto done;
     }
-    double t_eval = now_s();
+    double t_eval = fnn_now_s();
     fnn_eval_options eo = {.threads = o.cfg.threads, .tta = o.cfg.tta};
     if (d.has_test && fnn_evaluate_with(m, test, &eo, NULL, NULL, &mt, &err) != FNN_OK) {
         rc = cli_lib_error("train", &err);
         goto done;
     }
-    t_eval = now_s() - t_eval;
+    t_eval = fnn_now_s() - t_eval;
     int ran = res.epochs - res.resumed_epoch;
     if (out) {
         if (res.stopped_early)
@@ -1694,6 +1709,14 @@ int cmd_train(int argc, char **argv)
         cJSON_AddNumberToObject(c, "lr", o.cfg.optim.lr);
         cJSON_AddNumberToObject(c, "seed", (double)o.cfg.seed);
         cJSON_AddNumberToObject(c, "threads", o.cfg.threads);
+        cJSON *tj = cJSON_AddObjectToObject(c, "threads_chosen");
+        if (o.threads_auto) {
+            cJSON_AddStringToObject(tj, "by", "free cores");
+            cJSON_AddNumberToObject(tj, "cores", o.cores);
+            cJSON_AddNumberToObject(tj, "cores_busy", o.cores_busy);
+        } else {
+            cJSON_AddStringToObject(tj, "by", o.resume ? "checkpoint" : "--threads");
+        }
         cJSON *fj = features_json(&o.cfg);
         for (cJSON *it = fj->child; it; it = fj->child)
             cJSON_AddItemToObject(c, it->string, cJSON_DetachItemViaPointer(fj, it));

@@ -522,6 +522,31 @@ typedef struct {
 
 FNN_API fnn_train_config fnn_train_default(void);
 
+/* Sizing a team to the cores that other processes leave free. A team waits at every step for
+ * its slowest thread, so on a machine where another process holds one of the cores, a team as
+ * large as the machine loses to one thread (issue 18: the study took 4.6 s on 2 threads beside
+ * `yes`, 3.8 s on one; bench/contention.sh). The probe reads the cores' busy time from
+ * /proc/stat, less this process's own CPU time, over a window: start it, do other work (load the
+ * data), then finish it. Linux only; elsewhere, or when /proc/stat cannot be read, every core
+ * counts as free. A team's size changes a training's numbers (fnn_train_config.threads), so
+ * a caller that sizes teams this way should say how many threads it chose. */
+typedef struct {
+    double busy_s;   /* CPU time of every process on the cores this one may use */
+    double own_s;    /* this process's CPU time */
+    double wall_s;   /* monotonic clock */
+    int cores;       /* the cores this process may use (its affinity mask) */
+    int readable;    /* 0: /proc/stat could not be read; the probe finds every core free */
+} fnn_cores_probe;
+
+FNN_API void fnn_cores_probe_start(fnn_cores_probe *p);
+
+/* The cores free over the window since p started (at least 1, at most p->cores): the cores less
+ * the other processes' average use, rounded to the nearest core. Sleeps first until the window
+ * lasts at least min_seconds (/proc/stat counts in ticks of 10 ms: 0.1 s or more for a reliable
+ * figure). *others_busy, when not NULL, receives that average use in cores. */
+FNN_API int fnn_cores_probe_finish(const fnn_cores_probe *p, double min_seconds,
+                                   double *others_busy);
+
 /* Threads: training, evaluation and prediction run `threads` OpenMP threads of their own and
  * run each matrix product on the calling thread: oneDNN (the default) follows the team's OpenMP
  * thread count; with OpenBLAS (built with FNN_GEMM=openblas) they set it so, process-wide.

@@ -1,7 +1,7 @@
 /* End-to-end tests of fnn train's experiment features, run as a user would run them (spawned
  * processes on synthetic IDX data): exact resume, Ctrl-C, NaN handling, early stopping,
  * transfer learning with frozen layers, kept classes, k-fold cross-validation. */
-#define _XOPEN_SOURCE 700
+#define _GNU_SOURCE /* nftw; sched_getaffinity */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -73,6 +74,40 @@ static cJSON *meta_json(const char *path, const char *key)
 
 /* The training options every run here shares: synthetic data, two threads, small batches. */
 #define SYN "--data", g_syn, "--threads", "2", "--batch-size", "16", "--quiet"
+
+/* ---------------------------------------------------------------- threads */
+
+/* Without --threads the team is the cores other processes left free, counted among this
+ * process's own (its affinity), and said in the JSON; the checkpoint keeps the count, so a
+ * resumed run trains with it whatever the machine runs then. */
+static void test_default_threads_free_cores_kept_by_checkpoint(void **state)
+{
+    char ck[PATH_CAP];
+    pathf(ck, "%s/threads.ckpt", g_base);
+    run_t r = FNN("train", "--data", g_syn, "--batch-size", "16", "--quiet", "--json", "--epochs",
+                  "1", "--no-test", "--checkpoint", ck);
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out);
+    cJSON *cfg = get(doc, "config"), *how = get(cfg, "threads_chosen");
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int threads = (int)get_number(cfg, "threads");
+    assert_string_equal(get(how, "by")->valuestring, "free cores");
+    assert_int_equal((int)get_number(how, "cores"), CPU_COUNT(&mine));
+    assert_true(get_number(how, "cores_busy") >= 0.0);
+    assert_true(threads >= 1 && threads <= CPU_COUNT(&mine));
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = FNN("train", "--resume", ck, "--epochs", "2", "--quiet", "--json", "--no-test");
+    expect_code(&r, 0);
+    doc = parse_json(r.out);
+    cfg = get(doc, "config");
+    assert_int_equal((int)get_number(cfg, "threads"), threads);
+    assert_string_equal(get(get(cfg, "threads_chosen"), "by")->valuestring, "checkpoint");
+    cJSON_Delete(doc);
+    run_free(&r);
+}
 
 /* ---------------------------------------------------------------- resume */
 
@@ -559,6 +594,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_lists_options),
+        cmocka_unit_test(test_default_threads_free_cores_kept_by_checkpoint),
         cmocka_unit_test(test_resume_equals_straight),
         cmocka_unit_test(test_resume_refuses_options),
         cmocka_unit_test(test_resume_compares_options),

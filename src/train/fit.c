@@ -12,6 +12,7 @@
 #include "optim/ema.h"
 #include "optim/optim.h"
 #include "train/train.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/gemm.h"
 #include "util/rng.h"
@@ -24,13 +25,6 @@
 
 #define MAX_EPOCHS 100000
 #define MAX_BATCH 65536
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 fnn_train_config fnn_train_default(void)
 {
@@ -345,7 +339,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         }
         uint64_t step_base = (uint64_t)(epoch - 1) * (uint64_t)steps;
         int first = ts.step;
-        double t0 = now_s(), last_report = t0, loss_sum = ts.loss_sum;
+        double t0 = fnn_now_s(), last_report = t0, loss_sum = ts.loss_sum;
         long correct = ts.correct, seen = ts.seen;
         int bad_step = 0;  /* 1-based step whose loss was not finite */
         int bad_grads = 0; /* 1-based step whose gradients were not finite after the hook */
@@ -384,7 +378,7 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
                         correct += hits;
                         seen += (int)((int64_t)prev_rows * (shard + 1) / shards -
                                       (int64_t)prev_rows * shard / shards);
-                        double t = now_s();
+                        double t = fnn_now_s();
                         if (cfg->on_progress && (t - last_report >= cfg->progress_interval_s ||
                                                  step == steps)) {
                             last_report = t;
@@ -526,19 +520,19 @@ fnn_status fnn_train_run(fnn_model *m, const fnn_dataset *train, const fnn_datas
         }
 
         fnn_epoch_stats st = {.epoch = epoch, .train_loss = loss_sum / seen,
-                              .train_acc = (double)correct / seen, .seconds = now_s() - t0,
+                              .train_acc = (double)correct / seen, .seconds = fnn_now_s() - t0,
                               .val_loss = NAN, .val_acc = NAN};
         /* Validation and early stopping's best weights are the average's, when there is one. */
         fnn_ema_swap(&b.opt, m->params);
         if (nval) {
-            double v0 = now_s();
+            double v0 = fnn_now_s();
             if ((s = fnn_infer(m, val, threads, cfg->tta, b.val_probs, err)) != FNN_OK) {
                 fnn_ema_swap(&b.opt, m->params);
                 release(&b);
                 return s;
             }
             fnn_loss_accuracy(b.val_probs, val->labels, nval, k, &st.val_loss, &st.val_acc);
-            st.val_seconds = now_s() - v0;
+            st.val_seconds = fnn_now_s() - v0;
         }
         if (stats)
             stats[epoch - 1] = st;
