@@ -56,22 +56,32 @@ int fnn_cores_free_of(int cores, double busy_s, double own_s, double wall_s, dou
     return free_cores < 1.0 ? 1 : free_cores > cores ? cores : (int)free_cores;
 }
 
-/* /proc/stat in one read: it is a few kB even on large machines (64 kB is room for about 700
- * cores' lines; a longer file is cut, and the cores past the cut do not count). */
+/* /proc/stat's busy seconds on the allowed cores; -1 when it cannot be read. The file has a
+ * line of about 90 bytes per core: STAT_CAP is room for about 700 cores, and a longer file is
+ * cut after its last whole line, the cores past the cut not counting. */
+#define STAT_CAP 65536
+
 static double read_busy_s(const cpu_set_t *allowed)
 {
-    static _Thread_local char text[65536];
-    int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char *text = malloc(STAT_CAP);
+    int fd = text ? open("/proc/stat", O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) {
+        free(text);
         return -1.0;
+    }
     size_t len = 0;
     ssize_t got;
-    while (len < sizeof text - 1 &&
-           ((got = read(fd, text + len, sizeof text - 1 - len)) > 0 || (got < 0 && errno == EINTR)))
+    while (len < STAT_CAP - 1 &&
+           ((got = read(fd, text + len, STAT_CAP - 1 - len)) > 0 || (got < 0 && errno == EINTR)))
         len += got > 0 ? (size_t)got : 0;
     close(fd);
     text[len] = '\0';
+    if (len == STAT_CAP - 1) {
+        char *last = strrchr(text, '\n');
+        *(last ? last + 1 : text) = '\0';
+    }
     double ticks = fnn_proc_stat_busy_ticks(text, allowed);
+    free(text);
     long hz = sysconf(_SC_CLK_TCK);
     return ticks < 0.0 || hz <= 0 ? -1.0 : ticks / (double)hz;
 }
