@@ -3,6 +3,7 @@
 #define FNN_CLI_H
 
 #include "fnn.h"
+#include "signals.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -51,11 +52,6 @@ int cli_double(const char *cmd, const char *opt, const char *text, double lo, do
 /* The option getopt just rejected, as the user typed it ("-x" inside a cluster, "--foo"). */
 const char *cli_bad_option(char **argv);
 
-/* While set is not NULL, SIGINT, SIGTERM and SIGHUP remove its staged temporaries before they
- * end the process as usual; NULL restores the previous handlers. For commands that do not
- * handle those signals themselves. */
-struct fnn_outputs;
-void cli_discard_on_signal(struct fnn_outputs *set);
 
 
 /* v with a comma every three digits: "60,000". */

@@ -1,4 +1,4 @@
-/* Printing, option parsing and signal handling shared by the subcommands. */
+/* Printing and option parsing shared by the subcommands. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "options.h"
@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,35 +82,6 @@ int cli_double(const char *cmd, const char *opt, const char *text, double lo, do
     }
     *out = v;
     return 1;
-}
-
-static fnn_outputs *volatile pending;
-static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction previous[3];
-
-/* SA_RESETHAND has put back the default action: raising the signal again ends the process as it
- * would have ended without this handler, once the handler returns. */
-static void on_fatal_signal(int sig)
-{
-    fnn_outputs_discard(pending);
-    raise(sig);
-}
-
-void cli_discard_on_signal(fnn_outputs *set)
-{
-    static int installed;
-    pending = set;
-    if (set && !installed) {
-        struct sigaction sa = {.sa_handler = on_fatal_signal, .sa_flags = SA_RESETHAND};
-        sigemptyset(&sa.sa_mask);
-        for (int i = 0; i < 3; i++)
-            sigaction(fatal_signals[i], &sa, &previous[i]);
-        installed = 1;
-    } else if (!set && installed) {
-        for (int i = 0; i < 3; i++)
-            sigaction(fatal_signals[i], &previous[i], NULL);
-        installed = 0;
-    }
 }
 
 /* The path a split is read from, and the split of that path to read: --test-data for the test

@@ -2,6 +2,7 @@
  * and a one-shot run that captures output through a pipe. */
 #define _GNU_SOURCE
 #include "jobs.h"
+#include "signals.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -17,16 +18,14 @@
 
 extern char **environ;
 
+/* Set by the signal thread at a Ctrl-C or SIGTERM (signals.h). */
 static volatile sig_atomic_t g_interrupted;
 
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    g_interrupted = 1;
-}
-
-/* Only there so that sigsuspend returns when a child exits. */
+/* Only there so that sigsuspend returns when a child exits, or when a stop wakes it. */
 static void on_child(int sig) { (void)sig; }
+
+/* Called on the signal thread after a stop: the loop sleeps until a SIGCHLD. */
+static void wake_loop(void) { kill(getpid(), SIGCHLD); }
 
 static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
@@ -60,20 +59,16 @@ static int start(job *j)
 int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, char *msg,
              size_t msgsize)
 {
-    struct sigaction stop = {.sa_handler = on_stop_signal}, child = {.sa_handler = on_child};
-    struct sigaction old_int, old_term, old_chld;
+    struct sigaction child = {.sa_handler = on_child}, old_chld;
     sigset_t block, old_mask;
     sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGCHLD);
-    /* Blocked except inside sigsuspend, so that no signal slips in between a check and the
+    /* Blocked except inside sigsuspend, so that no SIGCHLD slips in between a check and the
      * wait. */
     sigprocmask(SIG_BLOCK, &block, &old_mask);
-    sigaction(SIGINT, &stop, &old_int);
-    sigaction(SIGTERM, &stop, &old_term);
     sigaction(SIGCHLD, &child, &old_chld);
     g_interrupted = 0;
+    cli_signals_stop_on(&g_interrupted, 1, NULL, wake_loop);
 
     double *t0 = calloc((size_t)(n ? n : 1), sizeof *t0);
     int next = 0, running = 0, result = JOBS_DONE, killed = 0;
@@ -127,8 +122,7 @@ int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, cha
         }
     }
     free(t0);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_stop_off();
     sigaction(SIGCHLD, &old_chld, NULL);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return result;

@@ -28,6 +28,8 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    /* Before anything starts a thread, so that every thread inherits the blocked signals. */
+    cli_signals_start();
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

@@ -539,19 +539,10 @@ static void run_files_free(run_files *f)
     free(f->history);
 }
 
-/* Set by the SIGINT handler; the library polls it once per step. */
+/* Set by the signal thread at the first Ctrl-C (cli/signals.h); the library polls it once per
+ * step. */
 static volatile sig_atomic_t interrupted;
 _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "cfg.interrupt reads the flag as an int");
-
-static void on_sigint(int sig)
-{
-    static const char msg[] = "\nfnn train: stopping after this step (Ctrl-C again to quit at "
-                              "once)\n";
-    interrupted = 1;
-    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)ignored;
-    (void)sig;
-}
 
 /* The options that rebuild a run's data and model, stored in its checkpoints. */
 static char *user_json(const train_opts *o)
@@ -1306,20 +1297,6 @@ static fnn_status sum_gradients(void *user, float *grads, size_t n, fnn_error *e
     return dist_allreduce_sum(grads, n, err);
 }
 
-/* Set before training: what a rank says when mpirun stops it (SIGTERM), which Open MPI does to
- * every rank when one of them dies. Written with write(2), the one safe call in a handler. */
-static char term_msg[1024];
-static size_t term_len;
-
-static void on_sigterm(int sig)
-{
-    if (write(STDERR_FILENO, term_msg, term_len) < 0) {
-        /* Nothing left to tell. */
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 /* The ranks' options for the job: each rank computes its shard of every batch, rank 0 alone
  * validates (unless early stopping or the plateau schedule need the numbers on every rank),
  * prints, tests and writes files. */
@@ -1441,8 +1418,6 @@ int cmd_train(int argc, char **argv)
     cJSON *doc = NULL;
     fnn_metrics mt = {0};
     double t_load = 0.0;
-    struct sigaction old_int;
-    int handler = 0;
     /* --folds saves nothing; of several ranks, rank 0 alone saves. */
     if (!o.folds && dist_rank() == 0 && (rc = plan_files(&o, &files)))
         goto done;
@@ -1549,45 +1524,38 @@ int cmd_train(int argc, char **argv)
     const fnn_dataset *val = dist_rank() == 0 || o.cfg.early_stopping ||
                                      o.cfg.schedule.kind == FNN_LR_PLATEAU
                                  ? &d.val : &no_val;
-    struct sigaction old_term;
-    int term_handler = 0;
     if (dist_size() > 1) {
-        int n = snprintf(term_msg, sizeof term_msg,
-                         "fnn train (%s): stopped by mpirun (SIGTERM), most likely because "
-                         "another rank died or failed%s%s%s%s\n", dist_where(),
-                         o.cfg.checkpoint ? "; the checkpoint " : "",
-                         o.cfg.checkpoint ? o.cfg.checkpoint : "",
-                         o.cfg.checkpoint ? " holds the last finished epoch: continue with "
-                                            "mpirun -np N fnn train --resume " : "",
-                         o.cfg.checkpoint ? o.cfg.checkpoint : "");
-        term_len = n < 0 ? 0 : (size_t)n < sizeof term_msg ? (size_t)n : sizeof term_msg - 1;
-        struct sigaction st = {.sa_handler = on_sigterm};
-        sigemptyset(&st.sa_mask);
-        term_handler = sigaction(SIGTERM, &st, &old_term) == 0;
+        /* What a rank says when mpirun stops it, which Open MPI does to every rank when one of
+         * them dies. */
+        char words[1024];
+        snprintf(words, sizeof words, "fnn train (%s): stopped by mpirun (SIGTERM), most likely "
+                 "because another rank died or failed%s%s%s%s\n", dist_where(),
+                 o.cfg.checkpoint ? "; the checkpoint " : "",
+                 o.cfg.checkpoint ? o.cfg.checkpoint : "",
+                 o.cfg.checkpoint ? " holds the last finished epoch: continue with "
+                                    "mpirun -np N fnn train --resume " : "",
+                 o.cfg.checkpoint ? o.cfg.checkpoint : "");
+        cli_signals_last_words(SIGTERM, words);
     }
     o.cfg.user = &ps;
     o.cfg.checkpoint_user = user;
-    /* SA_RESETHAND: a second Ctrl-C ends the process the usual way. */
-    struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND};
-    sigemptyset(&sa.sa_mask);
+    /* The first Ctrl-C stops training after the step; a second one ends the process. */
     interrupted = 0;
     o.cfg.interrupt = (const volatile int *)&interrupted;
-    handler = sigaction(SIGINT, &sa, &old_int) == 0;
+    cli_signals_stop_on(&interrupted, 0, "\nfnn train: stopping after this step (Ctrl-C again to "
+                        "quit at once)\n", NULL);
     fnn_train_result res;
     /* The checkpoint's own complaints name it ("N epochs done": the --epochs given); any
      * other bad argument is a stored option the command line could not have given. */
     fnn_status ts = fnn_train_run(m, &d.tr, val, &o.cfg, stats, &res, &err);
-    if (term_handler)
-        sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_stop_off();
+    cli_signals_last_words(SIGTERM, NULL);
     if (ts == FNN_OK && ps.dist_err.status != FNN_OK) {
         rc = cli_lib_error("train", &ps.dist_err);
         goto done;
     }
     if (!(ts == FNN_ERR_ARG && o.resume && !strstr(err.msg, o.resume)))
         cli_options_from = NULL;
-    if (handler)
-        sigaction(SIGINT, &old_int, NULL);
-    handler = 0;
     if (ts == FNN_ERR_INTERRUPTED) {
         if (ps.tty)
             fprintf(stderr, "\r\033[K");
@@ -1751,8 +1719,6 @@ int cmd_train(int argc, char **argv)
     }
     rc = EXIT_OK;
 done:
-    if (handler)
-        sigaction(SIGINT, &old_int, NULL);
     cJSON_Delete(doc);
     cJSON_Delete(transfer);
     fnn_metrics_free(&mt);

@@ -484,8 +484,11 @@ typedef struct {
     int ema_every;         /* steps between updates of the average; 0 means 1 */
     fnn_tta tta;           /* validation's test-time augmentation (a test set's: the caller's) */
     /* Polled once per step; when it reads non-zero the run ends after the current step with
-     * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL.
-     * The library installs no signal handler: a caller's handler sets the flag. */
+     * FNN_ERR_INTERRUPTED (a checkpoint written first if one is configured). May be NULL. The
+     * library installs no signal handler. Set the flag from a thread that waits for the signal
+     * (sigwait, as the fnn tool does), not from a handler: oneDNN's matrix products run with the
+     * stack pointer in a heap buffer (oneDNN issue #4845, fixed in March 2026), and a handler
+     * that runs on a thread inside one writes its frame over the heap. */
     const volatile int *interrupt;
     const char *checkpoint;      /* written atomically after every epoch and on interrupt */
     const char *checkpoint_user; /* a JSON object stored in the checkpoint for the caller */
