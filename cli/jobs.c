@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ extern char **environ;
 /* Set by the signal thread at a Ctrl-C or SIGTERM (signals.h). */
 static volatile sig_atomic_t g_interrupted;
 
-/* Only there so that sigsuspend returns when a child exits, or when a stop wakes it. */
+/* Only there so that the wait (ppoll) returns when a child exits, or when a stop wakes it. */
 static void on_child(int sig) { (void)sig; }
 
 /* Called on the signal thread after a stop: the loop sleeps until a SIGCHLD. */
@@ -63,7 +64,7 @@ int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, cha
     sigset_t block, old_mask;
     sigemptyset(&block);
     sigaddset(&block, SIGCHLD);
-    /* Blocked except inside sigsuspend, so that no SIGCHLD slips in between a check and the
+    /* Blocked except inside the wait, so that no SIGCHLD slips in between a check and the
      * wait. */
     sigprocmask(SIG_BLOCK, &block, &old_mask);
     sigaction(SIGCHLD, &child, &old_chld);
@@ -103,7 +104,10 @@ int jobs_run(job *jobs, int n, int workers, job_done_fn on_done, void *user, cha
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) {
-            sigsuspend(&old_mask);
+            /* As sigsuspend, but for 100 ms at most: a SIGCHLD that another thread of the
+             * process took (an OpenMP worker of a data source's loader) costs no more. */
+            struct timespec nap = {0, 100000000};
+            ppoll(NULL, 0, &nap, &old_mask);
             continue;
         }
         for (int i = 0; i < next; i++) {
