@@ -146,10 +146,12 @@ static int stage_out_dir(const char *dir, fnn_outputs **files)
     fnn_error err = {0};
     if (!(*files = fnn_outputs_new()))
         return cli_error("explain", EXIT_RUNTIME, "out of memory");
-    if (fnn_outputs_dir(*files, "--out-dir", dir, ".fnn-explain", FNN_OUT_STAGED, &err) != FNN_OK ||
-        fnn_outputs_stage(*files, &err) != FNN_OK)
+    if (fnn_outputs_dir(*files, "--out-dir", dir, ".fnn-explain", FNN_OUT_STAGED, &err) != FNN_OK)
         return cli_lib_error("explain", &err);
+    /* Before the temporary exists, so that no signal can come between the two. */
     cli_discard_on_signal(*files);
+    if (fnn_outputs_stage(*files, &err) != FNN_OK)
+        return cli_lib_error("explain", &err);
     return EXIT_OK;
 }
 

@@ -721,6 +721,60 @@ static void test_interrupt_without_checkpoint(void **state)
     assert_false(file_exists(out));
 }
 
+/* Entries of dir, less "." and "..". */
+static int entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* SIGTERM while explain's maps are staged (a temporary directory beside --out-dir, renamed into
+ * place at the end): the signal thread removes the temporary and the process ends by the
+ * signal, leaving nothing behind. explain is stopped (SIGSTOP) as soon as the temporary appears;
+ * a run that got as far as --out-dir itself is tried again. */
+static void test_signal_removes_staged_outputs(void **state)
+{
+    (void)state;
+    char parent[PATH_CAP], out_dir[PATH_CAP];
+    pathf(parent, "%s/signal", g_base);
+    pathf(out_dir, "%s/maps", parent);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        fresh_dir(parent);
+        unsigned id;
+        pid_t pid = spawn_fnn((const char *const[]){"explain", g_model, "--data", g_data,
+                                                    "--out-dir", out_dir, NULL},
+                              &id);
+        struct timespec nap = {0, 100000};
+        int status, ended = 0;
+        while (!entries(parent) && !(ended = waitpid(pid, &status, WNOHANG) == pid))
+            nanosleep(&nap, NULL);
+        if (!ended)
+            kill(pid, SIGSTOP);
+        int staged = !ended && entries(parent) == 1 && !file_exists(out_dir);
+        kill(pid, staged ? SIGTERM : SIGKILL);
+        kill(pid, SIGCONT);
+        if (!ended)
+            waitpid(pid, &status, 0);
+        char path[PATH_CAP];
+        unlink(pathf(path, "%s/run%u.stdout", g_base, id));
+        unlink(pathf(path, "%s/run%u.stderr", g_base, id));
+        if (!staged)
+            continue;
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+            fail_msg("fnn explain did not end by SIGTERM (status %#x)", (unsigned)status);
+        if (entries(parent))
+            fail_msg("SIGTERM left %d entries in %s: the staged maps were not removed",
+                     entries(parent), parent);
+        return;
+    }
+    fail_msg("fnn explain was never caught with its maps staged in 50 runs");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_empty_perturbation_lists),
         cmocka_unit_test(test_invalid_stored_options_name_the_checkpoint),
         cmocka_unit_test(test_interrupt_without_checkpoint),
+        cmocka_unit_test(test_signal_removes_staged_outputs),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
