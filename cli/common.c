@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "options.h"
+#include "signals.h"
 #include "util/outputs.h"
 #include "util/text.h"
 
@@ -34,6 +35,7 @@ int cli_error(const char *cmd, int code, const char *fmt, ...)
     }
     if (!msg) /* out of memory: the message cut short */
         msg = small;
+    cli_signals_hold(); /* a signal ending the process: its effects are no error of ours */
     fnn_text_printable(msg, "\n\t");
     FILE *f = cli_error_stream ? cli_error_stream : stderr;
     /* Under mpirun every rank's messages reach one terminal: each says whose it is. */

@@ -42,8 +42,9 @@ static void say(const char *text)
     }
 }
 
-/* Ends the process by sig, as its default action would have, with the lock held so that no
- * command changes what is discarded meanwhile. */
+/* Ends the process by sig, as its default action would have, with the lock held for good: no
+ * command changes what is discarded meanwhile, and cli_signals_hold keeps the command's threads
+ * from reporting an error or exiting first. */
 static void end_by(int sig)
 {
     fnn_outputs_discard(pending);
@@ -105,10 +106,18 @@ void cli_signals_start(void)
         ok = pthread_create(&thread, &at, take_signals, NULL) == 0;
         if (ok) /* by name in ps, top and /proc/PID/task/TID/comm */
             pthread_setname_np(thread, SIGNAL_THREAD_NAME);
+        if (ok) /* returning from main, or exit, while a signal ends the process */
+            atexit(cli_signals_hold);
         pthread_attr_destroy(&at);
     }
     if (!ok)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void cli_signals_hold(void)
+{
+    pthread_mutex_lock(&lock);
+    pthread_mutex_unlock(&lock);
 }
 
 void cli_discard_on_signal(struct fnn_outputs *set)

@@ -22,6 +22,12 @@ struct fnn_outputs;
  * thread (OpenMP, Open MPI); a process whose thread cannot start keeps the default actions. */
 void cli_signals_start(void);
 
+/* Returns at once, unless a signal is ending the process: then never (the process ends by the
+ * signal meanwhile). Called before an error is reported, and at exit, so that what the signal's
+ * ending does under a running command (its temporaries removed while it writes into them) is
+ * neither reported as an error of the command nor turned into an exit status. */
+void cli_signals_hold(void);
+
 /* While set is not NULL, a signal that ends the process first removes its staged temporaries. */
 void cli_discard_on_signal(struct fnn_outputs *set);
 

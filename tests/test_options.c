@@ -4,9 +4,11 @@
  * helpers are compiled into this test to be read and called directly; the commands are run as a
  * user would run them. */
 #define _GNU_SOURCE
-/* CLI code, not part of libfnn: cli_error and the data options, then the table and its helpers.
- * First, as common.c sets its own feature macros. */
+/* CLI code, not part of libfnn: cli_error and the data options (cli_error waits on the signal
+ * thread's lock), then the table and its helpers. First, as common.c sets its own feature
+ * macros. */
 #include "../cli/common.c"
+#include "../cli/signals.c"
 #include "../cli/options.c"
 #include "../cli/analysis.c"
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -614,6 +615,92 @@ static void test_commit_is_all_or_nothing(void **state)
     }
 }
 
+/* A discard (a signal's, from fnn's signal thread) ends the set: staging and commit refuse
+ * from then on, and the old file stays. */
+static void test_discard_ends_the_set(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], a[PATH_CAP], b[PATH_CAP];
+    fresh_dir(pathf(dir, "%s/discarded", g_base));
+    pathf(a, "%s/a", dir);
+    pathf(b, "%s/b", dir);
+    put_text(a, "old a");
+    for (int staged = 0; staged < 2; staged++) {
+        fnn_error err = {0};
+        fnn_outputs *s = fnn_outputs_new();
+        assert_non_null(s);
+        assert_int_equal(fnn_outputs_file(s, "out", a, FNN_OUT_STAGED, &err), FNN_OK);
+        assert_int_equal(fnn_outputs_dir(s, "--out-dir", b, ".fnn-test", FNN_OUT_STAGED, &err),
+                         FNN_OK);
+        if (staged) {
+            assert_int_equal(fnn_outputs_stage(s, &err), FNN_OK);
+            put_text(fnn_outputs_path(s, a), "new a");
+            fnn_outputs_discard(s);
+            assert_int_equal(fnn_outputs_commit(s, &err), FNN_ERR_IO);
+        } else {
+            fnn_outputs_discard(s);
+            assert_int_equal(fnn_outputs_stage(s, &err), FNN_ERR_IO);
+        }
+        expect_contains(err.msg, "the error", "discarded");
+        fnn_outputs_free(s);
+        expect_text(a, "old a");
+        expect_clean(dir, (const char *const[]){"a", NULL});
+    }
+}
+
+typedef struct {
+    const char *dir;
+    volatile int written; /* files written so far */
+} writer;
+
+/* Writes files into dir until it is gone (or a bound, so that a broken discard fails the test
+ * rather than hangs it). */
+static void *write_until_gone(void *arg)
+{
+    writer *w = arg;
+    char f[PATH_CAP + 16];
+    for (int i = 0; i < 1000000; i++) {
+        FILE *fp = fopen(pathf(f, "%s/%d.pgm", w->dir, i), "w");
+        if (!fp)
+            break;
+        fclose(fp);
+        w->written = i + 1;
+    }
+    return NULL;
+}
+
+/* A signal's discard runs on fnn's signal thread while the command's threads go on writing into
+ * the staged directory: files keep appearing between the emptying and the rmdir, and the
+ * directory is emptied again until it is gone. */
+static void test_discard_while_writing(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], out[PATH_CAP];
+    fresh_dir(pathf(dir, "%s/race", g_base));
+    pathf(out, "%s/maps", dir);
+    for (int round = 0; round < 20; round++) {
+        fnn_error err = {0};
+        fnn_outputs *s = fnn_outputs_new();
+        assert_non_null(s);
+        assert_int_equal(fnn_outputs_dir(s, "--out-dir", out, ".fnn-test", FNN_OUT_STAGED, &err),
+                         FNN_OK);
+        assert_int_equal(fnn_outputs_stage(s, &err), FNN_OK);
+        writer w = {fnn_outputs_path(s, out), 0};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, write_until_gone, &w), 0);
+        struct timespec nap = {0, 100000};
+        while (w.written < 50)
+            nanosleep(&nap, NULL);
+        fnn_outputs_discard(s);
+        pthread_join(t, NULL);
+        if (w.written == 1000000)
+            fail_msg("the discard never removed %s", fnn_outputs_path(s, out));
+        assert_int_equal(fnn_outputs_commit(s, &err), FNN_ERR_IO);
+        fnn_outputs_free(s);
+        expect_clean(dir, (const char *const[]){NULL});
+    }
+}
+
 /* ================================================================ setup */
 
 static int group_setup(void **state)
@@ -648,6 +735,8 @@ int main(void)
         cmocka_unit_test(test_report_figures_folder),
         cmocka_unit_test(test_explain_out_dir),
         cmocka_unit_test(test_commit_is_all_or_nothing),
+        cmocka_unit_test(test_discard_ends_the_set),
+        cmocka_unit_test(test_discard_while_writing),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,21 @@ struct fnn_outputs {
     /* Outputs among them: an input registered before any output has nothing to clash with,
      * which spares a data set of 70,000 image files a quadratic number of comparisons. */
     int outputs;
+    /* Staging, commit and discard, one at a time: a command's signal thread discards while its
+     * other threads run, and must find each temporary either not yet made or named in full. */
+    pthread_mutex_t lock;
+    int discarded; /* nothing is staged or committed after a discard */
 };
 
-fnn_outputs *fnn_outputs_new(void) { return calloc(1, sizeof(fnn_outputs)); }
+fnn_outputs *fnn_outputs_new(void)
+{
+    fnn_outputs *s = calloc(1, sizeof(fnn_outputs));
+    if (s && pthread_mutex_init(&s->lock, NULL) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
 
 /* The directory part and last component of path ("a/b/" -> "a", "b"; "b" -> ".", "b"). */
 static int split(const char *path, char **dir, char **name)
@@ -309,8 +322,10 @@ fnn_status fnn_outputs_dir(fnn_outputs *s, const char *what, const char *path, c
     return r;
 }
 
-fnn_status fnn_outputs_stage(fnn_outputs *s, fnn_error *err)
+static fnn_status stage_locked(fnn_outputs *s, fnn_error *err)
 {
+    if (s->discarded)
+        return fnn_fail(err, FNN_ERR_IO, "the outputs were discarded: the run was stopped");
     for (int i = 0; i < s->n; i++) {
         entry *e = &s->e[i];
         if (e->input || e->kind != FNN_OUT_STAGED || e->through || e->tmp)
@@ -325,6 +340,14 @@ fnn_status fnn_outputs_stage(fnn_outputs *s, fnn_error *err)
         }
     }
     return FNN_OK;
+}
+
+fnn_status fnn_outputs_stage(fnn_outputs *s, fnn_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    fnn_status r = stage_locked(s, err);
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 const char *fnn_outputs_path(const fnn_outputs *s, const char *path)
@@ -352,38 +375,63 @@ int fnn_outputs_through(const fnn_outputs *s, const char *path)
     return 0;
 }
 
-/* Empties and removes a directory of files with system calls only (no malloc, no stdio), so
- * that a signal handler can call it. Subdirectories are left, and so is the directory then. */
+/* Empties and removes a directory of files; subdirectories are left, and so is the directory
+ * then. A file created in it meanwhile makes it be emptied again. */
 static void remove_flat_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    char buf[4096];
-    long n;
-    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long at = 0; at < n;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + at);
-            if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
-                unlinkat(fd, d->d_name, 0);
-            at += d->d_reclen;
+    for (int pass = 0; pass < 100; pass++) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        char buf[4096];
+        long n;
+        while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+            for (long at = 0; at < n;) {
+                struct dirent64 *d = (struct dirent64 *)(buf + at);
+                if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
+                    unlinkat(fd, d->d_name, 0);
+                at += d->d_reclen;
+            }
         }
+        close(fd);
+        if (rmdir(dir) == 0 || errno != ENOTEMPTY)
+            return;
     }
-    close(fd);
-    rmdir(dir);
+}
+
+/* A signal's discard runs on fnn's signal thread while the run's threads may still be writing
+ * into a staged directory, until the process ends: the directory is renamed first, so that
+ * files they create by its name fail from then on instead of refilling it while it is emptied.
+ * (A staged file has no such guard: a writer that creates it again by its name in the moment
+ * before the process ends leaves it behind.) */
+static void discard_locked(fnn_outputs *s)
+{
+    s->discarded = 1;
+    for (int i = 0; i < s->n; i++) {
+        entry *e = &s->e[i];
+        if (!e->tmp || e->moved)
+            continue;
+        if (!e->dir) {
+            unlink(e->tmp);
+            continue;
+        }
+        char gone[PATH_MAX];
+        int n = snprintf(gone, sizeof gone, "%s.gone", e->tmp);
+        if (n > 0 && (size_t)n < sizeof gone &&
+            renameat2(AT_FDCWD, e->tmp, AT_FDCWD, gone, RENAME_NOREPLACE) == 0)
+            remove_flat_dir(gone);
+        else
+            remove_flat_dir(e->tmp);
+    }
 }
 
 void fnn_outputs_discard(fnn_outputs *s)
 {
-    for (int i = 0; s && i < s->n; i++) {
-        entry *e = &s->e[i];
-        if (!e->tmp || e->moved)
-            continue;
-        if (e->dir)
-            remove_flat_dir(e->tmp);
-        else
-            unlink(e->tmp);
-    }
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    discard_locked(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void fnn_outputs_free(fnn_outputs *s)
@@ -393,6 +441,7 @@ void fnn_outputs_free(fnn_outputs *s)
     fnn_outputs_discard(s);
     for (int i = 0; i < s->n; i++)
         entry_free(&s->e[i]);
+    pthread_mutex_destroy(&s->lock);
     free(s->e);
     free(s);
 }
@@ -496,8 +545,10 @@ static void merge_old_dir(const entry *e)
     rmdir(e->old); /* stays, under its temporary name, if anything could not be moved */
 }
 
-fnn_status fnn_outputs_commit(fnn_outputs *s, fnn_error *err)
+static fnn_status commit_locked(fnn_outputs *s, fnn_error *err)
 {
+    if (s->discarded)
+        return fnn_fail(err, FNN_ERR_IO, "the outputs were discarded: the run was stopped");
     fnn_status r = FNN_OK;
     int i;
     for (i = 0; i < s->n && r == FNN_OK; i++)
@@ -506,7 +557,7 @@ fnn_status fnn_outputs_commit(fnn_outputs *s, fnn_error *err)
     if (r != FNN_OK) {
         for (int j = i - 2; j >= 0; j--)
             move_back(&s->e[j]);
-        fnn_outputs_discard(s);
+        discard_locked(s);
         return r;
     }
     for (i = 0; i < s->n; i++) {
@@ -523,5 +574,13 @@ fnn_status fnn_outputs_commit(fnn_outputs *s, fnn_error *err)
             r = sync_err.status;
         }
     }
+    return r;
+}
+
+fnn_status fnn_outputs_commit(fnn_outputs *s, fnn_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    fnn_status r = commit_locked(s, err);
+    pthread_mutex_unlock(&s->lock);
     return r;
 }

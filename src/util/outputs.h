@@ -62,8 +62,9 @@ int fnn_outputs_through(const fnn_outputs *s, const char *path);
  * that the previous files stay; the temporaries are removed either way. */
 fnn_status fnn_outputs_commit(fnn_outputs *s, fnn_error *err);
 
-/* Removes the staged temporaries now, without freeing anything: async-signal-safe, for a handler
- * of a signal that ends the process. */
+/* Removes the staged temporaries now, without freeing anything, and marks s discarded: staging
+ * and commit fail from then on. Safe from another thread than the run's (fnn's signal thread):
+ * staging, commit and discard take turns. */
 void fnn_outputs_discard(fnn_outputs *s);
 
 #endif
