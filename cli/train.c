@@ -1549,7 +1549,8 @@ int cmd_train(int argc, char **argv)
      * other bad argument is a stored option the command line could not have given. */
     fnn_status ts = fnn_train_run(m, &d.tr, val, &o.cfg, stats, &res, &err);
     cli_signals_stop_off();
-    cli_signals_last_words(SIGTERM, NULL);
+    /* The last words stay: a rank that found another one gone ends training with an error
+     * that mpirun's SIGTERM may cut short before it is printed. */
     if (ts == FNN_OK && ps.dist_err.status != FNN_OK) {
         rc = cli_lib_error("train", &ps.dist_err);
         goto done;
