@@ -1,6 +1,7 @@
 /* SIGINT, SIGTERM and SIGHUP taken on a thread of their own (signals.h). */
 #define _GNU_SOURCE
 #include "signals.h"
+#include "util/atomic.h"
 #include "util/outputs.h"
 
 #include <pthread.h>
@@ -47,6 +48,9 @@ static void say(const char *text)
  * from reporting an error or exiting first. */
 static void end_by(int sig)
 {
+    /* The files being written first, then the staged outputs: a staged file that a write's
+     * rename puts in place before the first step is removed by the second. */
+    fnn_atomic_end();
     fnn_outputs_discard(pending);
     int i = index_of(sig);
     if (i >= 0)

@@ -733,10 +733,56 @@ static int entries(const char *dir)
     return n;
 }
 
+/* The entries of dir whose names hold ".tmp.": temporaries. */
+static int temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Runs fnn with argv, watching for the moment (polled every 0.1 ms) at which a signal is to
+ * come; stops it there (SIGSTOP), and when the moment still holds, sends SIGTERM and lets it
+ * go on. Returns 1 with *status once it has ended so; 0 when it ended before the moment, or
+ * the moment had passed by the stop (it is killed then), for the caller to try again. */
+static int terminate_at(const char *const *argv, int (*moment)(const char *const *paths),
+                        const char *const *paths, int *status)
+{
+    unsigned id;
+    pid_t pid = spawn_fnn(argv, &id);
+    struct timespec nap = {0, 100000};
+    int ended = 0, caught = 0;
+    for (long i = 0; i < 600000 && !moment(paths); i++) { /* at most a minute */
+        if ((ended = waitpid(pid, status, WNOHANG) == pid))
+            break;
+        nanosleep(&nap, NULL);
+    }
+    if (!ended) {
+        kill(pid, SIGSTOP);
+        caught = moment(paths);
+        kill(pid, caught ? SIGTERM : SIGKILL);
+        kill(pid, SIGCONT);
+        waitpid(pid, status, 0);
+    }
+    char path[PATH_CAP];
+    unlink(pathf(path, "%s/run%u.stdout", g_base, id));
+    unlink(pathf(path, "%s/run%u.stderr", g_base, id));
+    return caught;
+}
+
+/* paths: the parent of --out-dir, then --out-dir. Its temporary is there, not yet renamed. */
+static int maps_staged(const char *const *paths)
+{
+    return entries(paths[0]) == 1 && !file_exists(paths[1]);
+}
+
 /* SIGTERM while explain's maps are staged (a temporary directory beside --out-dir, renamed into
  * place at the end): the signal thread removes the temporary and the process ends by the
- * signal, leaving nothing behind. explain is stopped (SIGSTOP) as soon as the temporary appears;
- * a run that got as far as --out-dir itself is tried again. */
+ * signal, leaving nothing behind. */
 static void test_signal_removes_staged_outputs(void **state)
 {
     (void)state;
@@ -745,25 +791,10 @@ static void test_signal_removes_staged_outputs(void **state)
     pathf(out_dir, "%s/maps", parent);
     for (int attempt = 0; attempt < 50; attempt++) {
         fresh_dir(parent);
-        unsigned id;
-        pid_t pid = spawn_fnn((const char *const[]){"explain", g_model, "--data", g_data,
-                                                    "--out-dir", out_dir, NULL},
-                              &id);
-        struct timespec nap = {0, 100000};
-        int status, ended = 0;
-        while (!entries(parent) && !(ended = waitpid(pid, &status, WNOHANG) == pid))
-            nanosleep(&nap, NULL);
-        if (!ended)
-            kill(pid, SIGSTOP);
-        int staged = !ended && entries(parent) == 1 && !file_exists(out_dir);
-        kill(pid, staged ? SIGTERM : SIGKILL);
-        kill(pid, SIGCONT);
-        if (!ended)
-            waitpid(pid, &status, 0);
-        char path[PATH_CAP];
-        unlink(pathf(path, "%s/run%u.stdout", g_base, id));
-        unlink(pathf(path, "%s/run%u.stderr", g_base, id));
-        if (!staged)
+        int status;
+        if (!terminate_at((const char *const[]){"explain", g_model, "--data", g_data,
+                                                "--out-dir", out_dir, NULL},
+                          maps_staged, (const char *const[]){parent, out_dir}, &status))
             continue;
         if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
             fail_msg("fnn explain did not end by SIGTERM (status %#x)", (unsigned)status);
@@ -773,6 +804,40 @@ static void test_signal_removes_staged_outputs(void **state)
         return;
     }
     fail_msg("fnn explain was never caught with its maps staged in 50 runs");
+}
+
+/* paths: the run's directory. A file is being written there. */
+static int writing(const char *const *paths) { return temporaries(paths[0]) == 1; }
+
+/* SIGTERM while train writes its checkpoint (a temporary beside it, renamed over it once
+ * written): the signal thread removes the temporary (fnn_atomic_end) and the process ends by
+ * the signal, leaving the checkpoint of the epoch before. The model is large (tens of MB with
+ * Adam's moments) so that a write lasts long enough to be caught. */
+static void test_signal_removes_file_being_written(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], ck[PATH_CAP], out[PATH_CAP];
+    pathf(dir, "%s/writing", g_base);
+    pathf(ck, "%s/ck.ckpt", dir);
+    pathf(out, "%s/m.safetensors", dir);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        fresh_dir(dir);
+        int status;
+        if (!terminate_at((const char *const[]){"train", "--data", g_data, "--epochs", "1000",
+                                                "--arch",
+                                                "flatten dense:2048:relu dense:10:softmax",
+                                                "--threads", "1", "--checkpoint", ck, "--out",
+                                                out, NULL},
+                          writing, (const char *const[]){dir}, &status))
+            continue;
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+            fail_msg("fnn train did not end by SIGTERM (status %#x)", (unsigned)status);
+        if (temporaries(dir))
+            fail_msg("SIGTERM left %d temporaries in %s: the file being written was not removed",
+                     temporaries(dir), dir);
+        return;
+    }
+    fail_msg("fnn train was never caught writing its checkpoint in 20 runs");
 }
 
 int main(void)
@@ -793,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_invalid_stored_options_name_the_checkpoint),
         cmocka_unit_test(test_interrupt_without_checkpoint),
         cmocka_unit_test(test_signal_removes_staged_outputs),
+        cmocka_unit_test(test_signal_removes_file_being_written),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

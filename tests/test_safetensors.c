@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fnn.h"
@@ -524,6 +525,45 @@ static void test_atomic_failures_keep_old_file(void **state)
     assert_int_equal(fnn_write_atomic("", "x", 1, &err), FNN_ERR_ARG);
 }
 
+/* fnn_atomic_end, as a signal ending the process calls it: the temporaries of the handles still
+ * open go, their commits fail and leave the old file, and nothing opens after it. It ends
+ * atomic writing for the rest of the process, so a child runs it; the child's exit status
+ * names the first check that failed. */
+static void test_atomic_end_removes_open_temporaries(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("ended.txt");
+    fnn_error err = {FNN_OK, ""};
+    assert_int_equal(fnn_write_atomic(path, "old", 3, &err), FNN_OK);
+    int stale = count_temps(path);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fnn_atomic_file *a, *b;
+        if (fnn_atomic_open(path, &a, &err) != FNN_OK || fnn_atomic_open(path, &b, &err) != FNN_OK ||
+            fnn_atomic_write(a, "new", 3, &err) != FNN_OK)
+            _exit(1);
+        if (count_temps(path) != stale + 2)
+            _exit(2);
+        fnn_atomic_end();
+        if (count_temps(path) != stale)
+            _exit(3); /* the two temporaries are still there */
+        if (fnn_atomic_commit(a, &err) == FNN_OK)
+            _exit(4); /* a commit put something in place */
+        fnn_atomic_abort(b);
+        if (fnn_write_atomic(path, "newer", 5, &err) == FNN_OK || !strstr(err.msg, "cancel"))
+            _exit(5); /* a write opened after the end */
+        _exit(count_temps(path) == stale ? 0 : 6);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child failed check %d (status %#x)", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                 (unsigned)status);
+    assert_file_is(path, "old", 3);
+    assert_int_equal(count_temps(path), stale);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_writer_rejects_bad_arguments),
         cmocka_unit_test(test_atomic_write_replaces),
         cmocka_unit_test(test_atomic_failures_keep_old_file),
+        cmocka_unit_test(test_atomic_end_removes_open_temporaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include "util/atomic.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -23,6 +24,14 @@ struct fnn_atomic_file {
                      * filesystems; NULL when writing straight to a device or FIFO */
     int failed;     /* a write failed: the content is incomplete and must not be published */
 };
+
+/* The temporaries of the handles now open (their tmp_path), for fnn_atomic_end. */
+static struct {
+    pthread_mutex_t lock;
+    char **path;
+    size_t n, cap;
+    int ended; /* fnn_atomic_end has run: no temporary is made any more */
+} open_temps = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A splitmix64 step: spreads clock, pid and attempt number over the whole name suffix. */
 static uint64_t mix64(uint64_t x)
@@ -144,8 +153,63 @@ static int open_through(const char *path)
     return fd;
 }
 
+/* Room in open_temps for one more; -1 (errno ENOMEM) when there is none. */
+static int room_for_one(void)
+{
+    if (open_temps.n < open_temps.cap)
+        return 0;
+    size_t cap = open_temps.cap ? 2 * open_temps.cap : 8;
+    char **grown = realloc(open_temps.path, cap * sizeof *grown);
+    if (!grown) {
+        errno = ENOMEM;
+        return -1;
+    }
+    open_temps.path = grown;
+    open_temps.cap = cap;
+    return 0;
+}
+
+/* fnn_atomic_temp for a handle, recorded in open_temps in the same turn of its lock, so that
+ * fnn_atomic_end finds every temporary that exists. */
+static char *open_temp(const char *target, int *fd)
+{
+    char *tmp = NULL;
+    pthread_mutex_lock(&open_temps.lock);
+    if (open_temps.ended)
+        errno = ECANCELED;
+    else if (room_for_one() == 0 && (tmp = fnn_atomic_temp(target, 0, fd)))
+        open_temps.path[open_temps.n++] = tmp;
+    pthread_mutex_unlock(&open_temps.lock);
+    return tmp;
+}
+
+/* Forgets a handle's temporary, once it is renamed or removed. */
+static void close_temp(const char *tmp)
+{
+    pthread_mutex_lock(&open_temps.lock);
+    for (size_t i = 0; i < open_temps.n; i++)
+        if (open_temps.path[i] == tmp) {
+            open_temps.path[i] = open_temps.path[--open_temps.n];
+            break;
+        }
+    pthread_mutex_unlock(&open_temps.lock);
+}
+
+void fnn_atomic_end(void)
+{
+    pthread_mutex_lock(&open_temps.lock);
+    open_temps.ended = 1;
+    /* A handle whose commit renamed its temporary a moment ago still lists the old name, which
+     * names nothing now: unlink fails, harmlessly. */
+    for (size_t i = 0; i < open_temps.n; i++)
+        unlink(open_temps.path[i]);
+    pthread_mutex_unlock(&open_temps.lock);
+}
+
 static void atomic_free(fnn_atomic_file *f)
 {
+    if (f->tmp_path)
+        close_temp(f->tmp_path);
     free(f->path);
     free(f->target);
     free(f->tmp_path);
@@ -178,7 +242,7 @@ fnn_status fnn_atomic_open(const char *path, fnn_atomic_file **out, fnn_error *e
             atomic_free(f);
             return FNN_ERR_IO;
         }
-    } else if (!(f->tmp_path = fnn_atomic_temp(f->target, 0, &fd))) {
+    } else if (!(f->tmp_path = open_temp(f->target, &fd))) {
         int e = errno;
         fnn_fail(err, e == ENOMEM ? FNN_ERR_NOMEM : FNN_ERR_IO,
                  "%s: cannot create temporary file %s.tmp.XXXXXX: %s", path, f->target,

@@ -35,6 +35,13 @@ fnn_status fnn_atomic_commit(fnn_atomic_file *f, fnn_error *err);
 /* Closes and removes the temporary file; path is untouched. Frees f; NULL is allowed. */
 void fnn_atomic_abort(fnn_atomic_file *f);
 
+/* For a process that a signal is ending: removes the temporary of every handle still open, in
+ * whatever thread it is being written, and makes every fnn_atomic_open from then on fail
+ * (ECANCELED), for the rest of the process; a commit whose temporary was removed fails. Called
+ * by fnn's signal thread (cli/signals.c) before the process ends, so that a file being written
+ * (a checkpoint, a model) leaves no "T.tmp.XXXXXX" behind. */
+void fnn_atomic_end(void);
+
 /* Writes the whole of data to path through open, write and commit. */
 fnn_status fnn_write_atomic(const char *path, const void *data, size_t size, fnn_error *err);
 

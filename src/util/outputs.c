@@ -402,8 +402,9 @@ static void remove_flat_dir(const char *dir)
 /* A signal's discard runs on fnn's signal thread while the run's threads may still be writing
  * into a staged directory, until the process ends: the directory is renamed first, so that
  * files they create by its name fail from then on instead of refilling it while it is emptied.
- * (A staged file has no such guard: a writer that creates it again by its name in the moment
- * before the process ends leaves it behind.) */
+ * A staged file needs no such step when fnn_atomic_end ran first, as it does on fnn's signal
+ * thread: files are written through atomic handles, and after it none opens, and none whose
+ * temporary it removed can rename that into the staged file's place. */
 static void discard_locked(fnn_outputs *s)
 {
     s->discarded = 1;
