@@ -39,7 +39,7 @@ void fnn_atomic_abort(fnn_atomic_file *f);
  * whatever thread it is being written, and makes every fnn_atomic_open from then on fail
  * (ECANCELED), for the rest of the process; a commit whose temporary was removed fails. Called
  * by fnn's signal thread (cli/signals.c) before the process ends, so that a file being written
- * (a checkpoint, a model) leaves no "T.tmp.XXXXXX" behind. */
+ * (a checkpoint, a model) leaves no temporary behind. */
 void fnn_atomic_end(void);
 
 /* Writes the whole of data to path through open, write and commit. */
