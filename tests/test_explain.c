@@ -274,6 +274,73 @@ static void test_saliency_per_class_means(void **state)
     fnn_dataset_free(&d);
 }
 
+/* Occlusion by hand: for every position of the patch, the accuracy of a copy of the data with
+ * that square blacked out in every channel, by fnn_evaluate; each pixel's drop is the mean over
+ * the positions covering it. One executor serves all of fnn_occlusion's positions, so this
+ * fails if a pass sees anything of an earlier one (a stale batch, an edit carried over). */
+static void test_occlusion_matches_evaluations(void **state)
+{
+    enum { N = 300, C = 3, PATCH = 6, STRIDE = 4 }; /* two batches; origins 0, 4, 8 and 10 */
+    fnn_dataset d;
+    make_region_set(&d, N, 6);
+    /* In colour: three planes, the second and third the first's inverse and half. */
+    uint8_t *rgb = malloc((size_t)N * C * SIDE * SIDE);
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < SIDE * SIDE; p++) {
+            uint8_t v = d.images[(size_t)i * SIDE * SIDE + p];
+            uint8_t *px = rgb + (size_t)i * C * SIDE * SIDE + p;
+            px[0] = v;
+            px[SIDE * SIDE] = (uint8_t)(255 - v);
+            px[2 * SIDE * SIDE] = (uint8_t)(v / 2);
+        }
+    free(d.images);
+    d.images = rgb;
+    d.c = C;
+    fnn_error err;
+    fnn_model *m = fnn_model_create("conv2d:4:3:same:relu maxpool:2 flatten dense:2:softmax", C,
+                                    SIDE, SIDE, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 4);
+    float drop[SIDE * SIDE];
+    double base;
+    assert_int_equal(fnn_occlusion(m, &d, PATCH, STRIDE, 2, drop, &base, &err), FNN_OK);
+
+    fnn_metrics mt = {0};
+    assert_int_equal(fnn_evaluate(m, &d, 2, NULL, NULL, &mt, &err), FNN_OK);
+    assert_true(base == mt.accuracy);
+    fnn_metrics_free(&mt);
+    const int origin[] = {0, 4, 8, SIDE - PATCH};
+    double sum[SIDE * SIDE] = {0};
+    int cover[SIDE * SIDE] = {0}, changed = 0;
+    fnn_dataset o = d;
+    o.owns = 0;
+    o.images = malloc((size_t)N * C * SIDE * SIDE);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            memcpy(o.images, d.images, (size_t)N * C * SIDE * SIDE);
+            for (int i = 0; i < N * C; i++)
+                for (int y = origin[a]; y < origin[a] + PATCH; y++)
+                    memset(o.images + (size_t)i * SIDE * SIDE + y * SIDE + origin[b], 0, PATCH);
+            assert_int_equal(fnn_evaluate(m, &o, 2, NULL, NULL, &mt, &err), FNN_OK);
+            double dropped = base - mt.accuracy;
+            changed += dropped != 0.0;
+            fnn_metrics_free(&mt);
+            for (int y = origin[a]; y < origin[a] + PATCH; y++)
+                for (int x = origin[b]; x < origin[b] + PATCH; x++) {
+                    sum[y * SIDE + x] += dropped;
+                    cover[y * SIDE + x]++;
+                }
+        }
+    assert_true(changed > 0); /* else every map would be zeros, and this proves nothing */
+    for (int p = 0; p < SIDE * SIDE; p++)
+        if (drop[p] != (float)(sum[p] / cover[p]))
+            fail_msg("occlusion at row %d column %d: %g, by hand %g", p / SIDE, p % SIDE,
+                     (double)drop[p], sum[p] / cover[p]);
+    free(o.images);
+    fnn_model_free(m);
+    fnn_dataset_free(&d);
+}
+
 static void test_occlusion_arguments(void **state)
 {
     fnn_dataset d;
@@ -300,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_gradient_rejects_bad_class),
         cmocka_unit_test(test_maps_find_the_region),
         cmocka_unit_test(test_saliency_per_class_means),
+        cmocka_unit_test(test_occlusion_matches_evaluations),
         cmocka_unit_test(test_occlusion_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -228,20 +228,25 @@ fnn_status fnn_occlusion(const fnn_model *m, const fnn_dataset *d, int patch, in
     int *ys = malloc((size_t)(h + 1) * sizeof *ys), *xs = malloc((size_t)(w + 1) * sizeof *xs);
     double *sum = calloc((size_t)h * w, sizeof *sum); /* (h, w) summed drops */
     int *cover = calloc((size_t)h * w, sizeof *cover); /* (h, w) patches over each pixel */
+    fnn_counter *counter = NULL;
     fnn_status s = FNN_OK;
     if (!ys || !xs || !sum || !cover) {
         s = fnn_fail(err, FNN_ERR_NOMEM, "occlusion: out of memory");
         goto done;
     }
+    /* One executor for every position: making it costs a pass over its memory, which on
+     * colour 32x32 images took longer than the pass itself. */
+    if ((s = fnn_counter_create(m, d, threads, &counter, err)) != FNN_OK)
+        goto done;
     int64_t hits;
-    if ((s = fnn_count_correct(m, d, NULL, NULL, threads, &hits, err)) != FNN_OK)
+    if ((s = fnn_counter_run(counter, NULL, NULL, &hits, err)) != FNN_OK)
         goto done;
     *base = (double)hits / d->n;
     int ny = origins(h, patch, stride, ys), nx = origins(w, patch, stride, xs);
     for (int a = 0; a < ny && s == FNN_OK; a++)
         for (int b = 0; b < nx && s == FNN_OK; b++) {
             occlusion_ctx ctx = {ys[a], xs[b], patch};
-            if ((s = fnn_count_correct(m, d, occlude, &ctx, threads, &hits, err)) != FNN_OK)
+            if ((s = fnn_counter_run(counter, occlude, &ctx, &hits, err)) != FNN_OK)
                 break;
             double dropped = *base - (double)hits / d->n;
             for (int y = ys[a]; y < ys[a] + patch; y++)
@@ -253,6 +258,7 @@ fnn_status fnn_occlusion(const fnn_model *m, const fnn_dataset *d, int patch, in
     for (size_t p = 0; s == FNN_OK && p < (size_t)h * w; p++)
         drop[p] = cover[p] ? (float)(sum[p] / cover[p]) : 0.0f;
 done:
+    fnn_counter_free(counter);
     free(ys);
     free(xs);
     free(sum);

@@ -32,36 +32,73 @@ static int argmax(const float *p, int k)
     return best;
 }
 
-fnn_status fnn_count_correct(const fnn_model *m, const fnn_dataset *d, fnn_image_edit edit,
-                             const void *ctx, int threads, int64_t *hits, fnn_error *err)
+struct fnn_counter {
+    const fnn_model *m;
+    const fnn_dataset *d;
+    int cap;        /* images per batch: fnn_evaluate's */
+    float *x;       /* (cap, in) a batch's inputs */
+    float *probs;   /* (cap, k) */
+    float *scratch; /* (team, h, w) each thread's plane for the edits */
+    fnn_exec *e;
+};
+
+void fnn_counter_free(fnn_counter *c)
 {
-    *hits = 0;
+    if (!c)
+        return;
+    free(c->x);
+    free(c->probs);
+    free(c->scratch);
+    fnn_exec_free(c->e);
+    free(c);
+}
+
+fnn_status fnn_counter_create(const fnn_model *m, const fnn_dataset *d, int threads,
+                              fnn_counter **out, fnn_error *err)
+{
+    *out = NULL;
     fnn_status s = fnn_check_data(m, d, "evaluation", err);
-    if (s != FNN_OK || d->n == 0)
+    if (s != FNN_OK)
         return s;
+    fnn_counter *c = calloc(1, sizeof *c);
+    if (!c)
+        return fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
     /* The same batches as fnn_infer: a forward pass's sums may depend on the batch's rows. */
-    int cap = d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH;
-    int nt = fnn_threads_resolve(threads), k = m->nclasses, c = d->c, h = d->h, w = d->w;
-    size_t in = fnn_shape_size(m->input);
-    float *x = malloc((size_t)cap * in * sizeof *x);                 /* (cap, in) */
-    float *probs = malloc((size_t)cap * k * sizeof *probs);          /* (cap, k) */
-    float *scratch = malloc((size_t)nt * h * w * sizeof *scratch);   /* (nt, h, w) */
-    fnn_exec *e = NULL;
-    if (!x || !probs || !scratch || (s = fnn_exec_create(m, cap, nt, NULL, &e, err)) != FNN_OK) {
-        free(x);
-        free(probs);
-        free(scratch);
+    c->m = m;
+    c->d = d;
+    c->cap = d->n < 1 ? 1 : d->n < FNN_EVAL_BATCH ? d->n : FNN_EVAL_BATCH;
+    int nt = fnn_threads_resolve(threads);
+    c->x = malloc((size_t)c->cap * fnn_shape_size(m->input) * sizeof *c->x);
+    c->probs = malloc((size_t)c->cap * m->nclasses * sizeof *c->probs);
+    c->scratch = malloc((size_t)nt * d->h * d->w * sizeof *c->scratch);
+    if (!c->x || !c->probs || !c->scratch ||
+        (s = fnn_exec_create(m, c->cap, nt, NULL, &c->e, err)) != FNN_OK) {
+        fnn_counter_free(c);
         return s != FNN_OK ? s : fnn_fail(err, FNN_ERR_NOMEM, "evaluation: out of memory");
     }
+    *out = c;
+    return FNN_OK;
+}
+
+fnn_status fnn_counter_run(fnn_counter *cn, fnn_image_edit edit, const void *ctx, int64_t *hits,
+                           fnn_error *err)
+{
+    const fnn_dataset *d = cn->d;
+    *hits = 0;
+    if (d->n == 0)
+        return FNN_OK;
+    int cap = cn->cap, k = cn->m->nclasses, c = d->c, h = d->h, w = d->w;
+    size_t in = fnn_shape_size(cn->m->input);
+    float *x = cn->x, *probs = cn->probs;
     fnn_blas_single_threaded();
     fnn_barrier team;
     fnn_pass pass = {.train = 0, .sync = &team};
     int64_t total = 0;
     int bad = INT_MAX; /* the first image whose probabilities are not finite */
-#pragma omp parallel num_threads(nt) reduction(+ : total) reduction(min : bad)
+#pragma omp parallel num_threads(cn->e->team) reduction(+ : total) reduction(min : bad)
     {
         fnn_team_begin(&team);
-        float *mine = scratch + (size_t)omp_get_thread_num() * h * w;
+        float *mine = cn->scratch + (size_t)omp_get_thread_num() * h * w;
         for (int start = 0; start < d->n; start += cap) {
             int rows = d->n - start < cap ? d->n - start : cap;
             size_t lo, hi;
@@ -70,7 +107,7 @@ fnn_status fnn_count_correct(const fnn_model *m, const fnn_dataset *d, fnn_image
             for (size_t r = lo; edit && r < hi; r++)
                 edit(ctx, start + (int)r, x + r * in, mine, c, h, w);
             fnn_team_sync(&team);
-            const float *logits = fnn_exec_forward(e, &pass, x, rows);
+            const float *logits = fnn_exec_forward(cn->e, &pass, x, rows);
             fnn_softmax_rows(logits, k, lo, hi, probs);
             for (size_t r = lo; r < hi; r++)
                 total += argmax(probs + r * k, k) == d->labels[start + r];
@@ -82,11 +119,8 @@ fnn_status fnn_count_correct(const fnn_model *m, const fnn_dataset *d, fnn_image
         fnn_team_end(&team);
     }
     *hits = total;
-    free(x);
-    free(probs);
-    free(scratch);
-    fnn_exec_free(e);
-    if ((s = fnn_gemm_check(&team, "evaluation", err)) != FNN_OK)
+    fnn_status s = fnn_gemm_check(&team, "evaluation", err);
+    if (s != FNN_OK)
         return s;
     return bad == INT_MAX ? FNN_OK : fnn_nonfinite_fail(err, "evaluation", bad);
 }
@@ -207,15 +241,16 @@ fnn_status fnn_robustness(const fnn_model *m, const fnn_dataset *d, fnn_perturba
             return fnn_fail(err, FNN_ERR_ARG, "robustness: %s level %g is out of range",
                             names[p], v);
     }
-    for (int j = 0; j < nlevels; j++) {
+    fnn_counter *counter;
+    fnn_status s = fnn_counter_create(m, d, threads, &counter, err);
+    for (int j = 0; j < nlevels && s == FNN_OK; j++) {
         perturb_ctx ctx = {p, levels[j], fnn_hash64(seed ^ fnn_hash64((uint64_t)j + 1))};
         /* The identity level runs no edit at all, so it reproduces fnn_evaluate bit for bit. */
         int none = levels[j] == identity_level(p);
         int64_t hits;
-        fnn_status s = fnn_count_correct(m, d, none ? NULL : perturb, &ctx, threads, &hits, err);
-        if (s != FNN_OK)
-            return s;
-        acc[j] = (double)hits / d->n;
+        if ((s = fnn_counter_run(counter, none ? NULL : perturb, &ctx, &hits, err)) == FNN_OK)
+            acc[j] = (double)hits / d->n;
     }
-    return FNN_OK;
+    fnn_counter_free(counter);
+    return s;
 }
