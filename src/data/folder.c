@@ -203,7 +203,8 @@ static fnn_status split_root(const char *path, const char *split, char *root, fn
     if (!layout && strcmp(split, "test") == 0)
         return fnn_fail(err, FNN_ERR_IO,
                         "%s: no test split: the folder tree has no train/ and test/ folders at "
-                        "the top, so all of it is the training split",
+                        "the top, so all of it is the training split (fnn: --test-data PATH "
+                        "names a test set; --test-data with this folder reads all of it)",
                         path);
     snprintf(root, FOLDER_PATH_CAP, "%s", !layout ? path : strcmp(split, "train") == 0 ? train : test);
     st = class_dirs(layout ? train : path, classes, err);
