@@ -1486,9 +1486,9 @@ int cmd_train(int argc, char **argv)
         if (oc->weight_decay > 0.0f)
             printf(", weight decay %g", oc->weight_decay);
         printf(")");
-        printf(", batch size %d, %d epochs, seed %llu, %d thread%s", o.cfg.batch_size,
-               o.cfg.epochs, (unsigned long long)o.cfg.seed, o.cfg.threads,
-               o.cfg.threads == 1 ? "" : "s");
+        printf(", batch size %d, %d epoch%s, seed %llu, %d thread%s", o.cfg.batch_size,
+               o.cfg.epochs, o.cfg.epochs == 1 ? "" : "s", (unsigned long long)o.cfg.seed,
+               o.cfg.threads, o.cfg.threads == 1 ? "" : "s");
         if (o.threads_auto && o.cfg.threads < o.cores)
             printf(" (other processes kept %.1f of the %d cores busy; --threads %d for all)",
                    o.cores_busy, o.cores, o.cores);
@@ -1592,15 +1592,15 @@ int cmd_train(int argc, char **argv)
     int ran = res.epochs - res.resumed_epoch;
     if (out) {
         if (res.stopped_early)
-            printf("\nearly stopping: no improvement for %d epochs after epoch %d",
-                   o.cfg.early_stopping, res.best_epoch);
+            printf("\nearly stopping: no improvement for %d epoch%s after epoch %d",
+                   o.cfg.early_stopping, o.cfg.early_stopping == 1 ? "" : "s", res.best_epoch);
         if (res.best_epoch)
             printf("\nrestored the weights of epoch %d (best %s %.4f)\n", res.best_epoch,
                    o.cfg.monitor == FNN_MONITOR_VAL_ACCURACY ? "val_accuracy" : "val_loss",
                    o.cfg.monitor == FNN_MONITOR_VAL_ACCURACY ? stats[res.best_epoch - 1].val_acc
                                                               : stats[res.best_epoch - 1].val_loss);
-        printf("\ntraining: %d epochs in %.2fs (%.3fs per epoch), validation %.2fs", ran,
-               train_s, ran ? train_s / ran : 0.0, val_s);
+        printf("\ntraining: %d epoch%s in %.2fs (%.3fs per epoch), validation %.2fs", ran,
+               ran == 1 ? "" : "s", train_s, ran ? train_s / ran : 0.0, val_s);
         if (dist_size() > 1)
             printf(", summing gradients over the ranks (MPI_Allreduce) %.2fs (%.1f%%)",
                    dist_allreduce_seconds(),

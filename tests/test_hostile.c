@@ -613,7 +613,7 @@ static void test_invalid_stored_options_name_the_checkpoint(void **state)
         if (i == 0) { /* the sound checkpoint: the command line's mistake is a usage error */
             r = FNN("train", "--resume", ck, "--epochs", "1");
             expect_code(&r, 2);
-            expect_contains(r.err, "stderr", "epochs done");
+            expect_contains(r.err, "stderr", "has 1 epoch done;");
             run_free(&r);
         }
         snprintf(user, sizeof user,

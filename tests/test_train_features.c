@@ -177,7 +177,7 @@ static void test_resume_refuses_options(void **state)
     /* Already at epoch 1: asking for 1 is nothing to do. */
     r = FNN("train", "--resume", ck, "--epochs", "1", "--out", out);
     expect_code(&r, 2);
-    expect_contains(r.err, "stderr", "1 epochs done");
+    expect_contains(r.err, "stderr", "has 1 epoch done;");
     run_free(&r);
 }
 

@@ -475,8 +475,9 @@ fnn_status fnn_checkpoint_load(const char *path, fnn_model *m, const fnn_train_c
         read_state(&r, state, steps_per_epoch, st);
     if (r.status == FNN_OK && st->epoch >= cfg->epochs)
         r.status = fnn_fail(err, FNN_ERR_ARG,
-                            "%s: the checkpoint has %d epochs done%s; ask for more than that",
-                            path, st->epoch, st->step ? " and part of the next" : "");
+                            "%s: the checkpoint has %d epoch%s done%s; ask for more than that",
+                            path, st->epoch, st->epoch == 1 ? "" : "s",
+                            st->step ? " and part of the next" : "");
     if (history && r.status == FNN_OK)
         read_history(&r, history, stats, st->epoch);
 
