@@ -1040,8 +1040,9 @@ static void print_data(FILE *f, const train_opts *o, const run_data *d, const fn
     const fnn_dataset *x = &d->full;
     char n[32], v[32];
     cli_thousands((size_t)x->n, n, sizeof n);
-    fprintf(f, "data: %s %s (%d classes, %s images, %dx%dx%d%s", fnn_data_format_name(d->how.format),
-            d->how.path, x->nclasses, n, x->c, x->h, x->w,
+    fprintf(f, "data: %s %s (%d classes, %s image%s, %dx%dx%d%s",
+            fnn_data_format_name(d->how.format), d->how.path, x->nclasses, n, x->n == 1 ? "" : "s",
+            x->c, x->h, x->w,
             o->data.height && d->how.format == FNN_FORMAT_FOLDER ? " resized" : "");
     if (d->how.skipped)
         fprintf(f, ", %d bad image%s skipped", d->how.skipped, d->how.skipped == 1 ? "" : "s");
@@ -1049,10 +1050,11 @@ static void print_data(FILE *f, const train_opts *o, const run_data *d, const fn
     if (o->val_split == 0.0)
         fprintf(f, "); validation: none (--val-split 0)\n");
     else if (d->stratified)
-        fprintf(f, "); validation: stratified %g%% (%s images), seed %llu\n", 100.0 * o->val_split,
-                v, (unsigned long long)o->cfg.seed);
+        fprintf(f, "); validation: stratified %g%% (%s image%s), seed %llu\n",
+                100.0 * o->val_split, v, d->val.n == 1 ? "" : "s", (unsigned long long)o->cfg.seed);
     else
-        fprintf(f, "); validation: last %g%% (%s images)\n", 100.0 * o->val_split, v);
+        fprintf(f, "); validation: last %g%% (%s image%s)\n", 100.0 * o->val_split, v,
+                d->val.n == 1 ? "" : "s");
     if (d->has_test) {
         char path[4096];
         test_path(o, d, path, sizeof path);
