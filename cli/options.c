@@ -167,7 +167,7 @@ const cli_option cli_options[] = {
     {OPT_LIMIT, "limit", "N", CLI_INT, COUNT_RANGE, NULL, "all 10000",
      "use the first N test images for everything", G_DATA, CLI_REPORT, 0, 0},
     {OPT_LIMIT, "limit", "N", CLI_INT, COUNT_RANGE, NULL, "all",
-     "from an IDX file, the first N images only", G_DATA, CLI_PREDICT, 0, 0},
+     "from a folder or an IDX file, the first N images only", G_DATA, CLI_PREDICT, 0, 0},
     {OPT_TEST_LIMIT, "test-limit", "N", CLI_INT, COUNT_RANGE, NULL, "all",
      "evaluate on the first N test images", G_DATA, CLI_TRAIN, CLI_RUN_SETUP, 0},
     {OPT_NO_TEST, "no-test", NULL, CLI_FLAG, 0, 0, NULL, NULL,

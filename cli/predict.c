@@ -1,4 +1,5 @@
-/* fnn predict: classifies image files (or every image of an IDX file) with a saved model. */
+/* fnn predict: classifies image files (every image of a folder, or of an IDX file) with a
+ * saved model. */
 #include "cli.h"
 #include "options.h"
 #include "util/text.h"
@@ -6,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -19,9 +21,11 @@ static const char usage[] =
     "model applies its own input normalisation.\n"
     "--invert is for grey models trained on light things on a dark background, as\n"
     "Fashion-MNIST and MNIST are: it turns photos of dark things on a light background round.\n"
-    "An IMAGE may also be an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz)\n"
-    "of images of the model's size, classified one by one as \"FILE[i]\"; a colour model\n"
-    "takes each of its grey images as three equal planes.\n"
+    "An IMAGE may also be a folder: its image files (by extension, any case; hidden files and\n"
+    "others skipped) and those of its subfolders, in name order, as fnn train reads a class\n"
+    "folder; or an IDX image file (gzipped or plain, e.g. t10k-images-idx3-ubyte.gz) of\n"
+    "images of the model's size, classified one by one as \"FILE[i]\"; a colour model takes\n"
+    "each of its grey images as three equal planes.\n"
     "\n";
 
 static const char usage_end[] =
@@ -145,21 +149,51 @@ done:
 }
 
 /* Appends the image file or IDX file at path, read as the model's input (c, h, w). */
-static int add_input(const char *path, int c, int h, int w, int invert, long limit, inputs *in)
+static int add_image(const char *path, int c, int h, int w, int invert, inputs *in)
 {
-    int idx = is_idx(path);
-    if (idx < 0)
-        return EXIT_RUNTIME;
-    if (idx)
-        return read_idx(path, c, h, w, limit, in);
     size_t chw = (size_t)c * h * w;
     if (!grow(in, 1, chw))
         return cli_error("predict", EXIT_RUNTIME, "out of memory");
     fnn_error err = {0};
     if (fnn_image_load(path, c, h, w, invert, in->x + (size_t)in->n * chw, &err) != FNN_OK)
         return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
-    in->names[in->n++] = strdup(path);
+    if (!(in->names[in->n] = strdup(path)))
+        return cli_error("predict", EXIT_RUNTIME, "out of memory");
+    in->n++;
     return EXIT_OK;
+}
+
+/* Appends the image files below the folder dir (the first `limit` when limit > 0). */
+static int read_folder(const char *dir, int c, int h, int w, int invert, long limit, inputs *in)
+{
+    fnn_error err = {0};
+    char **files;
+    int n, rc = EXIT_OK;
+    if (fnn_image_files(dir, &files, &n, &err) != FNN_OK)
+        return cli_error("predict", EXIT_RUNTIME, "%s", err.msg);
+    if (n == 0)
+        rc = cli_error("predict", EXIT_RUNTIME,
+                       "%s: no image files in the folder or below it (PNG, JPEG, BMP, PGM or "
+                       "PPM, by extension)", dir);
+    for (int i = 0; i < n && rc == EXIT_OK && (limit <= 0 || i < limit); i++)
+        rc = add_image(files[i], c, h, w, invert, in);
+    for (int i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    return rc;
+}
+
+static int add_input(const char *path, int c, int h, int w, int invert, long limit, inputs *in)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return read_folder(path, c, h, w, invert, limit, in);
+    int idx = is_idx(path);
+    if (idx < 0)
+        return EXIT_RUNTIME;
+    if (idx)
+        return read_idx(path, c, h, w, limit, in);
+    return add_image(path, c, h, w, invert, in);
 }
 
 /* Indices of the `top` largest probabilities of p (k), largest first. */

@@ -191,6 +191,12 @@ FNN_API fnn_status fnn_data_load(const char *path, const char *split, const fnn_
 FNN_API fnn_status fnn_data_files(const char *path, const char *split, const fnn_data_options *opt,
                                   char ***paths, int *n, fnn_error *err);
 
+/* The image files below dir, as a folder tree's class folder is read: PNG, JPEG, BMP, PGM and
+ * PPM by extension (any case; hidden files and others skipped), in name order, subfolders
+ * included and symbolic links followed (a link to a folder above is an error). A malloc'd
+ * array of *n malloc'd paths, as fnn_data_files; *n may be 0. For fnn predict DIR. */
+FNN_API fnn_status fnn_image_files(const char *dir, char ***paths, int *n, fnn_error *err);
+
 /* ---------------------------------------------------------------- model */
 
 typedef struct fnn_model fnn_model;

@@ -1,7 +1,7 @@
 /* fnn predict and image input: test images written out as PNG get the classes fnn_evaluate
  * gives them; JPEG, PGM and BMP decode; --invert; odd sizes are resized by area averaging; a
- * colour model reads image files in colour and IDX files as three equal planes; bad or missing
- * files fail with their name. The CLI runs as a user would run it (posix_spawn). */
+ * colour model reads image files in colour and IDX files as three equal planes; a folder's
+ * image files are read in name order; bad or missing files fail with their name. The CLI runs as a user would run it (posix_spawn). */
 #define _XOPEN_SOURCE 700
 
 #include <setjmp.h>
@@ -358,6 +358,70 @@ static void test_resize(void **state)
     }
 }
 
+/* Test image i written at path: a BMP when the name ends in .BMP, else a PNG. */
+static void write_image_at(const char *path, int i)
+{
+    const uint8_t *pix = g_test.images + i * 28 * 28;
+    size_t len = strlen(path);
+    int bmp = len > 4 && strcmp(path + len - 4, ".BMP") == 0;
+    int ok = bmp ? stbi_write_bmp(path, 28, 28, 1, pix) : stbi_write_png(path, 28, 28, 1, pix, 28);
+    if (!ok)
+        fail_msg("cannot write %s", path);
+}
+
+/* A folder is read as a class folder is: image files by extension in any case, subfolders in
+ * their place in name order, hidden and other files skipped; --limit takes the first N. An
+ * empty folder and a symbolic link loop fail, naming the folder, with nothing printed. */
+static void test_folder_input(void **state)
+{
+    NEED_MODEL();
+    char dir[PATH_CAP], sub[PATH_CAP], path[PATH_CAP], want[3][PATH_CAP];
+    fresh_dir(pathf(dir, "%s/folder", g_base));
+    fresh_dir(pathf(sub, "%s/2sub", dir));
+    write_image_at(pathf(want[0], "%s/0.png", dir), 0);
+    write_image_at(pathf(want[1], "%s/3.png", sub), 1);
+    write_image_at(pathf(want[2], "%s/4.BMP", dir), 2);
+    write_image_at(pathf(path, "%s/.hidden.png", sub), 3);
+    write_file(pathf(path, "%s/notes.txt", dir), "not an image\n", 13);
+    run_t r = FNN("predict", g_model, dir, "--json", "--top", "1");
+    expect_code(&r, 0);
+    cJSON *doc = parse_json(r.out), *images = get(doc, "images");
+    assert_int_equal(cJSON_GetArraySize(images), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_GetArrayItem(images, i);
+        assert_string_equal(get(o, "path")->valuestring, want[i]);
+        cJSON *first = cJSON_GetArrayItem(get(o, "top"), 0);
+        assert_int_equal((int)get_number(first, "index"), g_pred[i]);
+    }
+    cJSON_Delete(doc);
+    run_free(&r);
+
+    r = FNN("predict", g_model, dir, "--limit", "2", "--top", "1");
+    expect_code(&r, 0);
+    expect_contains(r.out, "stdout", want[1]);
+    if (strstr(r.out, want[2]))
+        fail_msg("--limit 2 printed the third image:\n%s", r.out);
+    run_free(&r);
+
+    char empty[PATH_CAP];
+    fresh_dir(pathf(empty, "%s/empty-folder", g_base));
+    r = FNN("predict", g_model, empty);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", empty);
+    expect_contains(r.err, "stderr", "no image files");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+
+    char loop[PATH_CAP];
+    if (symlink("..", pathf(loop, "%s/up", sub)) != 0)
+        fail_msg("symlink %s: %s", loop, strerror(errno));
+    r = FNN("predict", g_model, dir);
+    expect_code(&r, 1);
+    expect_contains(r.err, "stderr", "symbolic link loop");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+}
+
 static void test_bad_files(void **state)
 {
     char text[PATH_CAP], missing[PATH_CAP];
@@ -464,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_text_output),
         cmocka_unit_test(test_tta),
         cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_folder_input),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_colour_model_keeps_colour),
     };

@@ -450,6 +450,25 @@ fnn_status fnn_folder_source_load(const char *path, const char *split,
     return st;
 }
 
+fnn_status fnn_image_files(const char *dir, char ***paths, int *n, fnn_error *err)
+{
+    if (!dir || !paths || !n)
+        return fnn_fail(err, FNN_ERR_ARG, "fnn_image_files: NULL argument");
+    *paths = NULL;
+    *n = 0;
+    folder_stack stack = {.n = 0};
+    folder_list l = {0};
+    fnn_status st = walk(dir, 0, 0, &stack, &l, err);
+    free(l.labels);
+    if (st != FNN_OK) {
+        fnn_paths_free(&l.files);
+        return st;
+    }
+    *paths = l.files.v;
+    *n = l.files.n;
+    return FNN_OK;
+}
+
 fnn_status fnn_folder_source_files(const char *path, const char *split, fnn_paths *p,
                                    fnn_error *err)
 {
