@@ -274,6 +274,60 @@ static void test_saliency_per_class_means(void **state)
     fnn_dataset_free(&d);
 }
 
+/* Integrated gradients by hand, image by image: the path's 32 points a x for a = (v + 0.5) / 32,
+ * each one's gradient by fnn_input_gradient, their mean times the pixel. fnn_saliency takes
+ * 8 images a call here, so each class's map sums several calls made with one executor, and
+ * the classes follow one another through it. */
+static void test_integrated_gradients_by_hand(void **state)
+{
+    enum { STEPS = 32, HW = SIDE * SIDE };
+    fnn_dataset d;
+    make_region_set(&d, 60, 8);
+    fnn_error err;
+    fnn_model *m = fnn_model_create("conv2d:4:3:same:relu maxpool:2 flatten dense:2:softmax", 1,
+                                    SIDE, SIDE, &err);
+    assert_non_null(m);
+    fnn_model_init(m, 2);
+    float maps[2 * HW];
+    fnn_saliency_config cfg = {.method = FNN_SALIENCY_INTEGRATED};
+    assert_int_equal(fnn_saliency(m, &d, &cfg, 2, maps, &err), FNN_OK);
+    for (int c = 0; c < 2; c++) {
+        double manual[HW] = {0};
+        int count = 0;
+        for (int i = 0; i < d.n; i++) {
+            if (d.labels[i] != c)
+                continue;
+            float x[HW], xv[HW], g[HW];
+            double sum[HW] = {0};
+            for (int p = 0; p < HW; p++)
+                x[p] = d.images[i * HW + p] / 255.0f;
+            for (int v = 0; v < STEPS; v++) {
+                float a = ((float)v + 0.5f) / (float)STEPS;
+                for (int p = 0; p < HW; p++)
+                    xv[p] = a * x[p];
+                assert_int_equal(fnn_input_gradient(m, xv, 1, &c, g, 1, &err), FNN_OK);
+                for (int p = 0; p < HW; p++)
+                    sum[p] += g[p];
+            }
+            for (int p = 0; p < HW; p++)
+                manual[p] += fabs(sum[p] / STEPS * (d.images[i * HW + p] / 255.0));
+            count++;
+        }
+        assert_true(count > 8); /* more than one call's images */
+        double total = 0;
+        for (int p = 0; p < HW; p++) {
+            double want = manual[p] / count;
+            if (fabs(maps[c * HW + p] - want) > 1e-5 + 1e-4 * fabs(want))
+                fail_msg("class %d pixel %d: %g, by hand %g", c, p, (double)maps[c * HW + p],
+                         want);
+            total += want;
+        }
+        assert_true(total > 0);
+    }
+    fnn_model_free(m);
+    fnn_dataset_free(&d);
+}
+
 /* Occlusion by hand: for every position of the patch, the accuracy of a copy of the data with
  * that square blacked out in every channel, by fnn_evaluate; each pixel's drop is the mean over
  * the positions covering it. One executor serves all of fnn_occlusion's positions, so this
@@ -367,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_gradient_rejects_bad_class),
         cmocka_unit_test(test_maps_find_the_region),
         cmocka_unit_test(test_saliency_per_class_means),
+        cmocka_unit_test(test_integrated_gradients_by_hand),
         cmocka_unit_test(test_occlusion_matches_evaluations),
         cmocka_unit_test(test_occlusion_arguments),
     };

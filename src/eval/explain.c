@@ -17,6 +17,80 @@
 #define INTEGRATED_STEPS 32
 #define SMOOTHGRAD_NOISE 0.15f
 
+/* Input gradients in batches of up to cap images, with memory made once for any number of
+ * calls: a backward executor's buffers (a pass over them costs more than the pass itself on
+ * small images) and a gradient arena of its own, which backward writes and nothing reads. */
+typedef struct {
+    const fnn_model *m;
+    float *grads; // (m->arena_size)
+    fnn_exec *e;
+} gradient_runner;
+
+/* Frees what g holds and leaves it empty, so that a second call frees nothing. */
+static void runner_free(gradient_runner *g)
+{
+    fnn_exec_free(g->e);
+    free(g->grads);
+    g->e = NULL;
+    g->grads = NULL;
+}
+
+static fnn_status runner_create(const fnn_model *m, int cap, int threads, gradient_runner *g,
+                                fnn_error *err)
+{
+    *g = (gradient_runner){.m = m};
+    if (!(g->grads = malloc(m->arena_size * sizeof *g->grads)))
+        return fnn_fail(err, FNN_ERR_NOMEM, "input gradient: out of memory");
+    fnn_status s = fnn_exec_create(m, cap, fnn_threads_resolve(threads), g->grads, &g->e, err);
+    if (s != FNN_OK)
+        runner_free(g);
+    return s;
+}
+
+/* dx (n, in) for images x (n, in) and their classes, checked by the caller. */
+static fnn_status runner_run(const gradient_runner *g, const float *x, int n, const int *classes,
+                             float *dx, fnn_error *err)
+{
+    const fnn_model *m = g->m;
+    fnn_exec *e = g->e;
+    int k = m->nclasses, cap = e->capacity;
+    fnn_blas_single_threaded();
+    size_t in = fnn_shape_size(m->input);
+    fnn_barrier team;
+    fnn_pass pass = {.train = 0, .sync = &team};
+    int bad = INT_MAX; /* the first image whose logits are not finite */
+#pragma omp parallel num_threads(e->team) reduction(min : bad)
+    {
+        fnn_team_begin(&team);
+        for (int start = 0; start < n; start += cap) {
+            int rows = n - start < cap ? n - start : cap;
+            const float *xb = x + (size_t)start * in;
+            const float *logits = fnn_exec_forward(e, &pass, xb, rows); // (rows, k)
+            /* d score_c / d logits is the one-hot row of c: the score is the logit itself. */
+            float *gl = fnn_exec_logit_grad(e); // (rows, k)
+            size_t lo, hi;
+            fnn_team_range((size_t)rows, 1, &lo, &hi);
+            int mine_bad = fnn_nonfinite_row(logits + lo * k, (int)(hi - lo), (size_t)k);
+            if (mine_bad >= 0 && start + (int)lo + mine_bad < bad)
+                bad = start + (int)lo + mine_bad;
+            for (size_t r = lo; r < hi; r++) {
+                memset(gl + r * k, 0, (size_t)k * sizeof *gl);
+                gl[r * k + classes[start + r]] = 1.0f;
+            }
+            fnn_team_sync(&team);
+            fnn_exec_backward(e, &pass, xb, rows, dx + (size_t)start * in);
+        }
+        fnn_team_end(&team);
+    }
+    fnn_status s = fnn_gemm_check(&team, "input gradient", err);
+    if (s != FNN_OK)
+        return s;
+    /* A finite score can still have an overflowing gradient: the maps must hold numbers too. */
+    if (bad == INT_MAX && (bad = fnn_nonfinite_row(dx, n, in)) < 0)
+        return FNN_OK;
+    return fnn_nonfinite_fail(err, "input gradient", bad);
+}
+
 fnn_status fnn_input_gradient(const fnn_model *m, const float *x, int n, const int *classes,
                               float *dx, int threads, fnn_error *err)
 {
@@ -30,54 +104,13 @@ fnn_status fnn_input_gradient(const fnn_model *m, const float *x, int n, const i
                             "classes", i, classes[i], k);
     if (n == 0)
         return FNN_OK;
-    int cap = n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, nt = fnn_threads_resolve(threads);
-    /* Backward writes parameter gradients too; nothing reads them, and they go to an arena of
-     * this call's own, not the model's. */
-    float *grads = malloc(m->arena_size * sizeof *grads);
-    if (!grads)
-        return fnn_fail(err, FNN_ERR_NOMEM, "input gradient: out of memory");
-    fnn_exec *e;
-    fnn_status s = fnn_exec_create(m, cap, nt, grads, &e, err);
-    if (s != FNN_OK) {
-        free(grads);
+    gradient_runner g;
+    fnn_status s = runner_create(m, n < FNN_EVAL_BATCH ? n : FNN_EVAL_BATCH, threads, &g, err);
+    if (s != FNN_OK)
         return s;
-    }
-    fnn_blas_single_threaded();
-    size_t in = fnn_shape_size(m->input);
-    fnn_barrier team;
-    fnn_pass pass = {.train = 0, .sync = &team};
-    int bad = INT_MAX; /* the first image whose logits are not finite */
-#pragma omp parallel num_threads(nt) reduction(min : bad)
-    {
-        fnn_team_begin(&team);
-        for (int start = 0; start < n; start += cap) {
-            int rows = n - start < cap ? n - start : cap;
-            const float *xb = x + (size_t)start * in;
-            const float *logits = fnn_exec_forward(e, &pass, xb, rows); // (rows, k)
-            /* d score_c / d logits is the one-hot row of c: the score is the logit itself. */
-            float *g = fnn_exec_logit_grad(e); // (rows, k)
-            size_t lo, hi;
-            fnn_team_range((size_t)rows, 1, &lo, &hi);
-            int mine_bad = fnn_nonfinite_row(logits + lo * k, (int)(hi - lo), (size_t)k);
-            if (mine_bad >= 0 && start + (int)lo + mine_bad < bad)
-                bad = start + (int)lo + mine_bad;
-            for (size_t r = lo; r < hi; r++) {
-                memset(g + r * k, 0, (size_t)k * sizeof *g);
-                g[r * k + classes[start + r]] = 1.0f;
-            }
-            fnn_team_sync(&team);
-            fnn_exec_backward(e, &pass, xb, rows, dx + (size_t)start * in);
-        }
-        fnn_team_end(&team);
-    }
-    fnn_exec_free(e);
-    free(grads);
-    if ((s = fnn_gemm_check(&team, "input gradient", err)) != FNN_OK)
-        return s;
-    /* A finite score can still have an overflowing gradient: the maps must hold numbers too. */
-    if (bad == INT_MAX && (bad = fnn_nonfinite_row(dx, n, in)) < 0)
-        return FNN_OK;
-    return fnn_nonfinite_fail(err, "input gradient", bad);
+    s = runner_run(&g, x, n, classes, dx, err);
+    runner_free(&g);
+    return s;
 }
 
 /* ---------------------------------------------------------------- saliency */
@@ -131,10 +164,22 @@ fnn_status fnn_saliency(const fnn_model *m, const fnn_dataset *d, const fnn_sali
     int *classes = malloc(rows * sizeof *classes);
     int *members = malloc((size_t)d->n * sizeof *members); /* images of the class at hand */
     float *img = malloc(in * sizeof *img);
+    gradient_runner runner = {0};
     if (!x || !dx || !classes || !members || !img) {
         s = fnn_fail(err, FNN_ERR_NOMEM, "saliency: out of memory");
         goto done;
     }
+    /* One executor for every call (the report's SmoothGrad and integrated gradients make a
+     * call for every 8 to 10 images of a class), as large as the largest call. */
+    int largest = 0, per_class[FNN_MAX_CLASSES] = {0};
+    for (int i = 0; i < d->n; i++)
+        if (++per_class[d->labels[i]] > largest)
+            largest = per_class[d->labels[i]];
+    if (cfg->max_images && largest > cfg->max_images)
+        largest = cfg->max_images;
+    largest = largest < per_call ? largest : per_call;
+    if (largest && (s = runner_create(m, largest * variants, threads, &runner, err)) != FNN_OK)
+        goto done;
     memset(maps, 0, (size_t)k * hw * sizeof *maps);
     for (int c = 0; c < k && s == FNN_OK; c++) {
         int count = 0;
@@ -153,7 +198,7 @@ fnn_status fnn_saliency(const fnn_model *m, const fnn_dataset *d, const fnn_sali
             }
             for (size_t r = 0; r < (size_t)nimg * variants; r++)
                 classes[r] = c;
-            s = fnn_input_gradient(m, x, nimg * variants, classes, dx, threads, err);
+            s = runner_run(&runner, x, nimg * variants, classes, dx, err);
             for (int j = 0; s == FNN_OK && j < nimg; j++) {
                 const float *g = dx + (size_t)j * variants * in;
                 const uint8_t *src = d->images + (size_t)members[first + j] * in;
@@ -181,6 +226,7 @@ fnn_status fnn_saliency(const fnn_model *m, const fnn_dataset *d, const fnn_sali
             map[p] /= (float)count;
     }
 done:
+    runner_free(&runner);
     free(x);
     free(dx);
     free(classes);
