@@ -148,7 +148,7 @@ done:
     return rc;
 }
 
-/* Appends the image file or IDX file at path, read as the model's input (c, h, w). */
+/* Appends the image file at path, read as the model's input (c, h, w). */
 static int add_image(const char *path, int c, int h, int w, int invert, inputs *in)
 {
     size_t chw = (size_t)c * h * w;
@@ -183,6 +183,8 @@ static int read_folder(const char *dir, int c, int h, int w, int invert, long li
     return rc;
 }
 
+/* Appends what the IMAGE argument path names: a folder's image files, an IDX file's images (the
+ * first `limit` of either when limit > 0) or one image file. */
 static int add_input(const char *path, int c, int h, int w, int invert, long limit, inputs *in)
 {
     struct stat sb;
