@@ -378,34 +378,50 @@ static float grad_output_plane(const fnn_wino *g, const float *dy, const float *
     }
 
 /* B dV B^T of LANES tiles, added to the four plane rows from p (pw apart): tile k's patch
- * covers columns 2k..2k + 3, so columns 2k and 2k + 1 take columns 0 and 1 of tile k and 2
+ * covers columns 2k..2k + 3, so columns 2k and 2k + 1 take columns 0 and 1 of tile k, then 2
  * and 3 of tile k - 1, each lane adding to its own columns only. dv is tile 0's gradient
  * (16 rows xs apart); tiles before `lo` or from `hi` on count as zero, whatever the memory
- * there holds. */
+ * there holds. The halves are worked out, masked and added in separate loops: GCC 12 left
+ * the loop that did all three scalar ("control flow in loop"), 14 % of a CIFAR CNN's step. */
 static inline void grad_input_block(const float *restrict dv, size_t xs, int lo, int hi,
                                     float *restrict p, int pw)
 {
+    float left[4][2][LANES], right[4][2][LANES]; /* tile k's columns 0, 1; tile k - 1's 2, 3 */
 #pragma omp simd
-    for (int k = 0; k < LANES; k++) { /* tile k: columns 0 and 1 */
+    for (int k = 0; k < LANES; k++) {
         float z[4][4];
         B_DV(dv + k, xs, z)
-        int keep = k >= lo && k < hi;
         for (int i = 0; i < 4; i++) {
-            float *row = p + (size_t)i * pw + 2 * k;
-            row[0] += keep ? z[i][0] : 0.0f;
-            row[1] += keep ? z[i][1] - z[i][2] + z[i][3] : 0.0f;
+            left[i][0][k] = z[i][0];
+            left[i][1][k] = z[i][1] - z[i][2] + z[i][3];
         }
     }
     const float *before = dv - 1;
 #pragma omp simd
-    for (int k = 0; k < LANES; k++) { /* tile k - 1: columns 2 and 3 */
+    for (int k = 0; k < LANES; k++) {
         float z[4][4];
         B_DV(before + k, xs, z)
-        int keep = k - 1 >= lo && k - 1 < hi;
         for (int i = 0; i < 4; i++) {
-            float *row = p + (size_t)i * pw + 2 * k;
-            row[0] += keep ? z[i][1] + z[i][2] - z[i][0] : 0.0f;
-            row[1] += keep ? -z[i][3] : 0.0f;
+            right[i][0][k] = z[i][1] + z[i][2] - z[i][0];
+            right[i][1][k] = -z[i][3];
+        }
+    }
+    if (lo > -1 || hi < LANES) /* a row's first or last block: the tiles outside */
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 2; j++) {
+#pragma omp simd
+                for (int k = 0; k < LANES; k++) {
+                    float l = left[i][j][k], r = right[i][j][k];
+                    left[i][j][k] = (k >= lo) & (k < hi) ? l : 0.0f;
+                    right[i][j][k] = (k - 1 >= lo) & (k - 1 < hi) ? r : 0.0f;
+                }
+            }
+    for (int i = 0; i < 4; i++) {
+        float *row = p + (size_t)i * pw;
+#pragma omp simd
+        for (int k = 0; k < LANES; k++) {
+            row[2 * k] = row[2 * k] + left[i][0][k] + right[i][0][k];
+            row[2 * k + 1] = row[2 * k + 1] + left[i][1][k] + right[i][1][k];
         }
     }
 }
