@@ -76,6 +76,7 @@ static const conv_case CASES[] = {
     {4, 19, 21, 3, 3, 1, 0, 1, FNN_ACT_RELU},   /* 90 tiles: chunks of 2 images */
     {4, 20, 20, 2, 3, 1, 1, 1, FNN_ACT_LINEAR}, /* 100 tiles: chunks of 1 image */
     {4, 5, 38, 2, 3, 1, 1, 1, FNN_ACT_RELU},    /* 19 tiles a row: three vector blocks */
+    {4, 6, 18, 3, 3, 1, 0, 0, FNN_ACT_LINEAR},  /* valid, 8 tiles a row: one whole vector block */
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 

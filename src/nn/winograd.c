@@ -426,6 +426,20 @@ static inline void grad_input_block(const float *restrict dv, size_t xs, int lo,
     }
 }
 
+/* Columns 2 and 3 of one tile's B dV B^T, added to the four plane rows from p (pw apart) as
+ * grad_input_block's lane 0 adds them in a block of tiles outside: after a zero for the tile
+ * that is not there, which turns a -0 to +0 as that lane does. */
+static void grad_input_spill(const float *dv, size_t xs, float *p, int pw)
+{
+    float z[4][4];
+    B_DV(dv, xs, z)
+    for (int i = 0; i < 4; i++) {
+        float *row = p + (size_t)i * pw;
+        row[0] = row[0] + 0.0f + (z[i][1] + z[i][2] - z[i][0]);
+        row[1] = row[1] + 0.0f + -z[i][3];
+    }
+}
+
 /* Channel ci of one image: B dV B^T of its tiles, from column t0 of dv (16, c, ld), added up
  * over the overlapping patches and cropped to dx (h, w). */
 static void grad_input_plane(const fnn_wino *g, const float *dv, int ci, size_t ld, size_t t0,
@@ -437,10 +451,13 @@ static void grad_input_plane(const fnn_wino *g, const float *dv, int ci, size_t 
     memset(pad, 0, (size_t)g->ph * pw * sizeof *pad);
     for (int ty = 0; ty < g->th; ty++) {
         const float *src = dv + (size_t)ci * ld + t0 + (size_t)ty * tw;
-        /* Tiles 0..tw: the last block spreads tile tw - 1's right half. */
-        for (int tx = 0; tx <= tw; tx += LANES)
-            grad_input_block(src + tx, xs, -tx, tw - tx, pad + (size_t)2 * ty * pw + 2 * tx,
-                             pw);
+        float *p = pad + (size_t)2 * ty * pw;
+        for (int tx = 0; tx < tw; tx += LANES)
+            grad_input_block(src + tx, xs, -tx, tw - tx, p + 2 * tx, pw);
+        /* The last block spreads tile tw - 1's right half in a lane past tw; a row of whole
+         * blocks has no such lane. */
+        if (tw % LANES == 0)
+            grad_input_spill(src + tw - 1, xs, p + 2 * tw, pw);
     }
     int cols = g->w < pw - g->pl ? g->w : pw - g->pl;
     for (int y = 0; y < g->h; y++) {
