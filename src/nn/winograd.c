@@ -324,38 +324,35 @@ static inline void grad_output_block(const float *restrict top, const float *res
     }
 }
 
-/* dst (n) = src where the ReLU passed y (y > 0), else 0; returns the sum of dst. */
-static inline float relu_grad(const float *restrict src, const float *restrict y, int relu,
-                                  int n, float *restrict dst)
+/* Filter fi of one image: dM = A dY A^T of its tiles, from dy (oh, ow), taken through the ReLU
+ * that gave y (oh, ow) when relu, into column t0 of dm (16, f, ld). Returns the sum of that
+ * gradient, the bias's, when `bias` (else 0). */
+static float grad_output_plane(const fnn_wino *g, const float *dy, const float *y, int relu,
+                               int bias, int fi, size_t ld, size_t t0, const buffers *b,
+                               float *dm)
 {
-    /* Two plain loops: GCC leaves the fused one scalar and branchy. */
+    int tw = g->tw, oh = g->oh, ow = g->ow, n = oh * ow, w2 = 2 * g->twv;
+    size_t xs = (size_t)g->f * ld;
+    const float *grad = dy; /* (oh, ow) the gradient through the ReLU */
     if (relu) {
+        float *masked = b->plane;
 #pragma omp simd
         for (int j = 0; j < n; j++)
-            dst[j] = y[j] > 0.0f ? src[j] : 0.0f;
-    } else {
-        memcpy(dst, src, (size_t)n * sizeof *dst);
+            masked[j] = y[j] > 0.0f ? dy[j] : 0.0f;
+        grad = masked;
     }
     float sum = 0.0f;
+    if (bias) {
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++)
-        sum += dst[j];
-    return sum;
-}
-
-/* Filter fi of one image: dM = A dY A^T of its tiles, from dy (oh, ow) through the ReLU that
- * gave y (oh, ow), into column t0 of dm (16, f, ld). Returns the sum of the ReLU's gradient,
- * the bias's. */
-static float grad_output_plane(const fnn_wino *g, const float *dy, const float *y, int relu,
-                               int fi, size_t ld, size_t t0, const buffers *b, float *dm)
-{
-    int tw = g->tw, ow = g->ow, w2 = 2 * g->twv;
-    size_t xs = (size_t)g->f * ld;
+        for (int j = 0; j < n; j++)
+            sum += grad[j];
+    }
     float *pd = b->pad; /* (2 th, 2 twv): the gradient, zero past (oh, ow) */
-    float sum = relu_grad(dy, y, relu, g->oh * ow, b->plane);
-    memset(pd, 0, (size_t)2 * g->th * w2 * sizeof *pd);
-    for (int r = 0; r < g->oh; r++)
-        memcpy(pd + (size_t)r * w2, b->plane + (size_t)r * ow, (size_t)ow * sizeof *pd);
+    for (int r = 0; r < oh; r++) {
+        memcpy(pd + (size_t)r * w2, grad + (size_t)r * ow, (size_t)ow * sizeof *pd);
+        memset(pd + (size_t)r * w2 + ow, 0, (size_t)(w2 - ow) * sizeof *pd);
+    }
+    memset(pd + (size_t)oh * w2, 0, (size_t)(2 * g->th - oh) * w2 * sizeof *pd);
     for (int ty = 0; ty < g->th; ty++) {
         const float *top = pd + (size_t)2 * ty * w2;
         float *out = dm + (size_t)fi * ld + t0 + (size_t)ty * tw;
@@ -485,8 +482,8 @@ void fnn_wino_backward(const fnn_wino *g, const float *u, const float *x, const 
     for (int i = 0; i < nb; i++)
         for (int fi = 0; fi < f; fi++) {
             size_t o = ((size_t)i * f + fi) * oplane;
-            float s = grad_output_plane(g, dy + o, y + o, relu, fi, (size_t)ld, i * g->tiles,
-                                        &b, b.m);
+            float s = grad_output_plane(g, dy + o, y + o, relu, db != NULL, fi, (size_t)ld,
+                                        i * g->tiles, &b, b.m);
             if (db)
                 db[fi] += s;
         }
