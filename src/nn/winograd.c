@@ -342,7 +342,7 @@ static float grad_output_plane(const fnn_wino *g, const float *dy, const float *
         grad = masked;
     }
     float sum = 0.0f;
-    if (bias) {
+    if (bias) { /* a loop of its own: fused with the mask's, GCC left both scalar */
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < n; j++)
             sum += grad[j];
