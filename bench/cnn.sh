@@ -100,7 +100,8 @@ summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" --arg arch "$ARCH" \
     --arg torch_args "$TORCH_ARGS" --arg load_start "$load_start" --arg load_end "$load_end" \
     --arg cpu "$(bench_cpu)" --argjson cores "$(nproc)" "$JQ_DEFS"'
-    (group_by([.tool, .threads]) | map({
+    (paired(.epoch) | ratios) as $paired
+    | (group_by([.tool, .threads]) | map({
         tool: .[0].tool, version: .[0].version, threads: .[0].threads, runs: length,
         train_images: .[0].train_images, test_images: .[0].test_images,
         epoch_s: (map(.epoch) | median | r(3)), epoch_range_s: spread(.epoch; 3),
@@ -120,6 +121,7 @@ summary=$("$JQ" -s -c \
        pytorch_best_threads: {train: $bt.threads, infer: $bi.threads},
        vs_pytorch_best: {
            train_speedup: ($bt.epoch_s / $fnn.epoch_s | r(2)),
+           train_speedup_paired: $paired,
            infer_speedup: ($fnn.infer_images_per_s / $bi.infer_images_per_s | r(2)),
            peak_memory_ratio: ($fnn.peak_mb / $bt.peak_mb | r(3)),
            test_accuracy_diff: ($fnn.test_accuracy - $bt.test_accuracy | r(4))}}
@@ -141,5 +143,6 @@ printf '%-22s %9s %13s %11s %9s %9s %14s %14s\n' configuration "epoch s" "epoch 
             "$name" "$epoch" "$lo" "$hi" "$infer" "$acc" "$mb" "$ratio" "$iratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best: trains \(.vs_pytorch_best.train_speedup)x as fast (PyTorch \(.pytorch_best_threads.train) thread(s)), infers \(.vs_pytorch_best.infer_speedup)x as fast (PyTorch \(.pytorch_best_threads.infer) thread(s)), uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; test accuracy differs by \(.vs_pytorch_best.test_accuracy_diff)"' <<<"$summary"
+"$JQ" -r '"paired by repetition (its best PyTorch run over its fnn run): \(.vs_pytorch_best.train_speedup_paired.median)x median, \(.vs_pytorch_best.train_speedup_paired.range[0])x-\(.vs_pytorch_best.train_speedup_paired.range[1])x over the repetitions"' <<<"$summary"
 bench_busy_warning
 echo "$summary"

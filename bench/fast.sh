@@ -169,7 +169,8 @@ summary=$("$JQ" -s -c \
     def acc(f): if map(f) | all(. != null)
         then {median: (map(f) | median | r(4)), mean: (map(f) | mean | r(4)), range: spread(f; 4)}
         else null end;
-    (group_by([.tool, .threads]) | map({
+    (paired(.train) | ratios) as $paired
+    | (group_by([.tool, .threads]) | map({
         tool: .[0].tool, version: .[0].version, threads: .[0].threads, runs: length,
         seeds: map(.seed), train_images: .[0].train_images, val_images: .[0].val_images,
         test_images: .[0].test_images,
@@ -187,6 +188,7 @@ summary=$("$JQ" -s -c \
        pytorch_best_threads: $bt.threads,
        vs_pytorch_best: {
            train_speedup: ($bt.train_s / $fnn.train_s | r(2)),
+           train_speedup_paired: $paired,
            peak_memory_ratio: ($fnn.peak_mb / $bt.peak_mb | r(3)),
            test_accuracy_diff: ($fnn.test_accuracy.mean - $bt.test_accuracy.mean | r(4)),
            val_accuracy_diff: (if $fnn.val_accuracy and $bt.val_accuracy
@@ -211,5 +213,6 @@ cell() { [[ $1 == - ]] && echo - || printf '%.4f (%.4f-%.4f)' "$1" "$2" "$3"; }
             "$(cell "$val" "$vlo" "$vhi")" "$(cell "$test" "$tlo" "$thi")" "$mb" "$ratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best (\(.pytorch_best_threads) thread(s)): trains \(.vs_pytorch_best.train_speedup)x as fast (the issue asks 3x), uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; mean test accuracy over the seeds differs by \(.vs_pytorch_best.test_accuracy_diff)\(if .vs_pytorch_best.val_accuracy_diff == null then "" else ", validation by \(.vs_pytorch_best.val_accuracy_diff)" end)"' <<<"$summary"
+"$JQ" -r '"paired by repetition (its best PyTorch run over its fnn run): \(.vs_pytorch_best.train_speedup_paired.median)x median, \(.vs_pytorch_best.train_speedup_paired.range[0])x-\(.vs_pytorch_best.train_speedup_paired.range[1])x over the repetitions"' <<<"$summary"
 bench_busy_warning
 echo "$summary"

@@ -89,13 +89,20 @@ bench_finish() {
 
 bench_cpu() { grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; }
 
-# jq definitions for the summaries: the median of an array, rounding to d decimals, and
-# spread(f; d): the lowest and highest of f over a configuration's runs, [min, max].
+# jq definitions for the summaries: the median of an array, rounding to d decimals,
+# spread(f; d): the lowest and highest of f over a configuration's runs, [min, max], and
+# paired(f): per repetition, the lowest f (a time) among the other tools' runs over fnn's f,
+# fnn's speed-up against the best run of that repetition (whose runs are minutes apart and
+# share the machine's speed more often than a whole run does), with ratios: their median and
+# [lowest, highest].
 JQ_DEFS='
     def median: sort | length as $n
         | if $n % 2 == 1 then .[($n - 1) / 2] else (.[$n / 2 - 1] + .[$n / 2]) / 2 end;
     def r(d): . * pow(10; d) | round / pow(10; d);
     def spread(f; d): map(f) | [(min | r(d)), (max | r(d))];
+    def paired(f): group_by(.rep) | map((map(select(.tool == "fnn")) | .[0] | f) as $fnn
+        | (map(select(.tool != "fnn") | f) | min) / $fnn);
+    def ratios: {median: (median | r(2)), range: [(min | r(2)), (max | r(2))]};
 '
 
 bench_busy_warning() {

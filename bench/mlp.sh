@@ -78,7 +78,8 @@ summary=$("$JQ" -s -c \
     --argjson epochs "$EPOCHS" --argjson reps "$R" \
     --arg torch_args "$TORCH_ARGS" --arg load_start "$load_start" --arg load_end "$load_end" \
     --arg cpu "$(bench_cpu)" --argjson cores "$(nproc)" "$JQ_DEFS"'
-    (group_by([.tool, .threads]) | map({
+    (paired(.train) | ratios) as $paired
+    | (group_by([.tool, .threads]) | map({
         tool: .[0].tool, version: .[0].version, threads: .[0].threads, runs: length,
         train_s: (map(.train) | median | r(3)), train_range_s: spread(.train; 3),
         val_s: (map(.validation) | median | r(3)),
@@ -93,6 +94,7 @@ summary=$("$JQ" -s -c \
        pytorch_best_threads: $best.threads,
        vs_pytorch_best: {
            train_speedup: ($best.train_s / $fnn.train_s | r(2)),
+           train_speedup_paired: $paired,
            val_speedup: ($best.val_s / $fnn.val_s | r(2)),
            peak_memory_ratio: ($fnn.peak_mb / $best.peak_mb | r(3)),
            test_accuracy_diff: ($fnn.test_accuracy - $best.test_accuracy | r(4))}}
@@ -111,5 +113,6 @@ printf '%-22s %9s %13s %9s %9s %9s %14s\n' configuration "train s" "train range"
             "$name" "$train" "$lo" "$hi" "$val" "$acc" "$mb" "$ratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best (\(.pytorch_best_threads) thread(s)): trains \(.vs_pytorch_best.train_speedup)x as fast, validates \(.vs_pytorch_best.val_speedup)x as fast, uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; test accuracy differs by \(.vs_pytorch_best.test_accuracy_diff)"' <<<"$summary"
+"$JQ" -r '"paired by repetition (its best PyTorch run over its fnn run): \(.vs_pytorch_best.train_speedup_paired.median)x median, \(.vs_pytorch_best.train_speedup_paired.range[0])x-\(.vs_pytorch_best.train_speedup_paired.range[1])x over the repetitions"' <<<"$summary"
 bench_busy_warning
 echo "$summary"
