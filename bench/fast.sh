@@ -213,6 +213,6 @@ cell() { [[ $1 == - ]] && echo - || printf '%.4f (%.4f-%.4f)' "$1" "$2" "$3"; }
             "$(cell "$val" "$vlo" "$vhi")" "$(cell "$test" "$tlo" "$thi")" "$mb" "$ratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best (\(.pytorch_best_threads) thread(s)): trains \(.vs_pytorch_best.train_speedup)x as fast (the issue asks 3x), uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; mean test accuracy over the seeds differs by \(.vs_pytorch_best.test_accuracy_diff)\(if .vs_pytorch_best.val_accuracy_diff == null then "" else ", validation by \(.vs_pytorch_best.val_accuracy_diff)" end)"' <<<"$summary"
-"$JQ" -r '"paired by repetition (its best PyTorch run over its fnn run): \(.vs_pytorch_best.train_speedup_paired.median)x median, \(.vs_pytorch_best.train_speedup_paired.range[0])x-\(.vs_pytorch_best.train_speedup_paired.range[1])x over the repetitions"' <<<"$summary"
+bench_paired_report "$summary"
 bench_busy_warning
 echo "$summary"

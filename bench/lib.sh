@@ -81,6 +81,11 @@ bench_run() {
     tail -n 1 "$runs" | "$JQ" -r --arg r "$R" "\"rep \(.rep)/\(\$r) \(.tool), \(.threads) thread(s): \" + ($report)" >&2
 }
 
+# Prints the summary's paired ratio (vs_pytorch_best.train_speedup_paired, from paired(f)).
+bench_paired_report() {
+    "$JQ" -r '.vs_pytorch_best.train_speedup_paired | "paired by repetition (its best PyTorch run over its fnn run): \(.median)x median, \(.range[0])x-\(.range[1])x over the repetitions"' <<<"$1"
+}
+
 # Notes the load average at the end and keeps the records when RAW asks for them.
 bench_finish() {
     load_end=$(loadavg)

@@ -113,6 +113,6 @@ printf '%-22s %9s %13s %9s %9s %9s %14s\n' configuration "train s" "train range"
             "$name" "$train" "$lo" "$hi" "$val" "$acc" "$mb" "$ratio"
     done
 "$JQ" -r '"fnn vs PyTorch'"'"'s best (\(.pytorch_best_threads) thread(s)): trains \(.vs_pytorch_best.train_speedup)x as fast, validates \(.vs_pytorch_best.val_speedup)x as fast, uses \(.vs_pytorch_best.peak_memory_ratio)x the peak memory; test accuracy differs by \(.vs_pytorch_best.test_accuracy_diff)"' <<<"$summary"
-"$JQ" -r '"paired by repetition (its best PyTorch run over its fnn run): \(.vs_pytorch_best.train_speedup_paired.median)x median, \(.vs_pytorch_best.train_speedup_paired.range[0])x-\(.vs_pytorch_best.train_speedup_paired.range[1])x over the repetitions"' <<<"$summary"
+bench_paired_report "$summary"
 bench_busy_warning
 echo "$summary"
