@@ -67,6 +67,12 @@ static const conv_case CASES[] = {
     {3, 7, 6, 4, 4, 1, 1, 1, FNN_ACT_LINEAR}, /* even kernel: more padding bottom/right */
     {1, 8, 8, 4, 2, 2, 0, 1, FNN_ACT_RELU},   /* 2x2 stride 2, windows do not overlap */
     {2, 5, 5, 4, 5, 1, 0, 1, FNN_ACT_LINEAR}, /* kernel as large as the input */
+    /* Stride 1, 2 or 3 channels, at most 32 window values: direct, in blocks of 4 or 8 filters
+     * and 8 pixels a vector */
+    {3, 9, 16, 10, 3, 1, 1, 1, FNN_ACT_LINEAR}, /* 8 filters and 2 more; whole vectors */
+    {2, 7, 11, 9, 3, 1, 0, 0, FNN_ACT_RELU},     /* valid, 9 columns: a vector and a part */
+    {2, 10, 10, 8, 4, 1, 1, 0, FNN_ACT_LINEAR},  /* 4x4 (32 values), padding bottom/right */
+    {3, 5, 21, 5, 3, 1, 1, 1, FNN_ACT_RELU},     /* 21 columns: two vectors and a part */
     /* 3x3 stride 1 over 4 or more channels: Winograd F(2x2, 3x3) */
     {4, 8, 8, 5, 3, 1, 1, 1, FNN_ACT_RELU},     /* same, whole tiles */
     {5, 7, 7, 3, 3, 1, 1, 0, FNN_ACT_LINEAR},   /* same, odd: the last tiles half outside */

@@ -1,7 +1,8 @@
 /* 2-D convolution over NCHW images, with an optional bias and a fused ReLU: 3x3 stride-1
  * kernels over several channels by Winograd's F(2x2, 3x3) (winograd.c), which needs 16
- * multiplications per 2x2 outputs where im2col needs 36; any other by im2col and one matrix
- * product per image. The kernel is stored as PyTorch stores it, (filters, c, k, k):
+ * multiplications per 2x2 outputs where im2col needs 36; small stride-1 kernels over 2 or 3
+ * channels (a colour model's first layer) directly, in registers; any other by im2col and one
+ * matrix product per image. The kernel is stored as PyTorch stores it, (filters, c, k, k):
  * each filter is then one row of the (filters, c*k*k) matrix that multiplies the columns.
  *
  * Spec token grammar (format() prints it; the parser must accept the same):
@@ -40,6 +41,30 @@
  * dimension: a first layer's 1 or 3 would leave OpenBLAS nothing to work with. */
 #define WINO_MIN_CHANNELS 4
 
+/* Direct convolution (no im2col, no product library) for stride-1 layers of 2 or 3 channels
+ * whose windows hold at most DIRECT_MAX_CKK values: a colour model's first layer, whose
+ * products (f, ohw) x (ckk) are too thin for a matrix library to run near its peak. The
+ * CIFAR CNN's (3 channels, 27 values) ran 1.7x as fast so (2 threads, batch 32: forward 0.53
+ * ms against 0.90-1.03, backward 0.58 against 0.83-0.86). Over one channel (9 values for a
+ * 3x3 kernel) oneDNN's products were the faster: the `cnn` preset's first layer forward took
+ * 0.86 ms against 0.29 (one thread). */
+#define DIRECT_MIN_CHANNELS 2
+#define DIRECT_MAX_CKK 32
+
+/* Output pixels per vector; filters per block of accumulators. */
+#define DLANES 8
+#define DFILTERS 8
+typedef float dvec __attribute__((vector_size(DLANES * sizeof(float))));
+typedef int dmask __attribute__((vector_size(DLANES * sizeof(int))));
+
+/* Keeps a loaded vector in a register. GCC 12 folds such a load into every multiply-add that
+ * uses it, loading it again for each filter: the direct loops ran 1.6-1.75x slower so. */
+#if defined(__GNUC__) && defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
+
 /* Where a layer's windows fall on its input. */
 typedef struct {
     int c, h, w;       /* input */
@@ -71,6 +96,32 @@ static int winograd(const geometry *g)
     return g->k == 3 && g->s == 1 && g->c >= WINO_MIN_CHANNELS;
 }
 
+/* 1: the layer runs by direct convolution (see DIRECT_MIN_CHANNELS). */
+static int direct_conv(const geometry *g)
+{
+    return g->s == 1 && g->k > 1 && g->c >= DIRECT_MIN_CHANNELS && g->ckk <= DIRECT_MAX_CKK &&
+           !winograd(g);
+}
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* The padded image of a direct convolution: c planes of ph rows of pw, the output's rows and
+ * columns rounded up to whole vectors plus the kernel's overhang, zeros around the image. */
+static size_t direct_ph(const geometry *g) { return (size_t)g->oh + g->k - 1; }
+static size_t direct_pw(const geometry *g) { return round_up((size_t)g->ow, DLANES) + g->k - 1; }
+static size_t direct_pad_floats(const geometry *g)
+{
+    return round_up((size_t)g->c * direct_ph(g) * direct_pw(g), 16);
+}
+
+/* Its output gradient with each row padded with zeros to whole vectors, (f, oh, owv), in
+ * backward; the kernels transposed, (ckk, f), in forward. */
+static size_t direct_dy_floats(const geometry *g)
+{
+    size_t dy = (size_t)g->f * g->oh * round_up((size_t)g->ow, DLANES), wt = g->ckk * g->f;
+    return round_up(dy > wt ? dy : wt, 16);
+}
+
 static fnn_wino wino_plan(const geometry *g)
 {
     fnn_wino w;
@@ -85,7 +136,12 @@ static size_t thread_floats(const geometry *g)
         fnn_wino w = wino_plan(g);
         return fnn_wino_thread_floats(&w);
     }
-    return (g->ckk * g->ohw + 15) & ~(size_t)15;
+    size_t col = (g->ckk * g->ohw + 15) & ~(size_t)15;
+    if (direct_conv(g)) { /* the column matrix stays for an input gradient */
+        size_t d = direct_pad_floats(g) + direct_dy_floats(g);
+        return d > col ? d : col;
+    }
+    return col;
 }
 
 static size_t cache_floats(const geometry *g);
@@ -224,7 +280,7 @@ static void col2im(const geometry *g, const float *col, float *dx)
 }
 
 /* A 1x1 stride-1 kernel reads each image as it is: its column matrix is the image itself. */
-static int direct(const geometry *g) { return g->k == 1 && g->s == 1; }
+static int image_is_columns(const geometry *g) { return g->k == 1 && g->s == 1; }
 
 static fnn_status conv_setup(fnn_layer *l, fnn_error *err)
 {
@@ -445,6 +501,220 @@ static void bias_relu(const fnn_layer *l, const geometry *g, const float *b, int
     }
 }
 
+static inline dvec dload(const float *p)
+{
+    dvec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Image x (c, h, w) into pad (c, ph, pw), zeros around it. */
+static void direct_pad(const geometry *g, const float *x, float *pad)
+{
+    size_t ph = direct_ph(g), pw = direct_pw(g);
+    memset(pad, 0, (size_t)g->c * ph * pw * sizeof *pad);
+    for (int ci = 0; ci < g->c; ci++)
+        for (int iy = 0; iy < g->h; iy++)
+            memcpy(pad + ((size_t)ci * ph + (size_t)(iy + g->pt)) * pw + g->pl,
+                   x + ((size_t)ci * g->h + iy) * g->w, (size_t)g->w * sizeof *x);
+}
+
+/* The kernels w (f, ckk) transposed into wt (ckk, f): the filters' weights for one window
+ * value side by side, so that a block of filters reads them at fixed offsets. */
+static void direct_transpose(const geometry *g, const float *w, float *wt)
+{
+    for (int fi = 0; fi < g->f; fi++)
+        for (size_t t = 0; t < g->ckk; t++)
+            wt[t * g->f + fi] = w[(size_t)fi * g->ckk + t];
+}
+
+/* The first nx < DLANES lanes of r into o, by stores of constant size: a loop of variable
+ * length compiled to a `rep movs`, as slow as the window's sums. */
+static inline void store_part(float *o, dvec r, size_t nx)
+{
+    float lanes[DLANES];
+    memcpy(lanes, &r, sizeof lanes);
+    size_t q = 0;
+    if (nx >= 4) {
+        memcpy(o, lanes, 4 * sizeof *o);
+        q = 4;
+    }
+    if (nx - q >= 2) {
+        memcpy(o + q, lanes + q, 2 * sizeof *o);
+        q += 2;
+    }
+    if (q < nx)
+        o[q] = lanes[q];
+}
+
+/* The bias b (f, or NULL) and the ReLU (relu) of filter fi on a vector of its outputs, as
+ * bias_relu does them. */
+static inline dvec direct_epilogue(dvec r, const float *b, int relu, int fi)
+{
+    if (b)
+        r += b[fi];
+    if (relu) {
+        dvec zero = {0};
+        r = (dvec)((dmask)r & (r > zero));
+    }
+    return r;
+}
+
+/* nf filters from f0 over nv output vectors of row oy from column x0, the last vector's
+ * first nx pixels stored: the window's values in the kernel's (c, k, k) order, the nv x nf
+ * sums in registers, then the bias b (or NULL) and the ReLU (relu). Called with constant nf
+ * and nv (nf * nv <= 8). */
+static inline __attribute__((always_inline)) void
+direct_vectors(const geometry *g, const float *wt, const float *pad, const float *b, int relu,
+               int f0, int nf, int oy, int x0, int nv, size_t nx, float *y)
+{
+    size_t ph = direct_ph(g), pw = direct_pw(g), plane = g->ohw;
+    dvec acc[2][DFILTERS];
+    memset(acc, 0, sizeof acc);
+    const float *wk = wt + f0;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ky = 0; ky < g->k; ky++) {
+            const float *row = pad + ((size_t)ci * ph + (size_t)(oy + ky)) * pw + x0;
+            for (int kx = 0; kx < g->k; kx++, wk += g->f) {
+                dvec in[2];
+                for (int v = 0; v < nv; v++) {
+                    in[v] = dload(row + kx + v * DLANES);
+                    IN_REGISTER(in[v]);
+                }
+                for (int j = 0; j < nf; j++)
+                    for (int v = 0; v < nv; v++)
+                        acc[v][j] += in[v] * wk[j];
+            }
+        }
+    float *out = y + (size_t)f0 * plane + (size_t)oy * g->ow + x0;
+    for (int j = 0; j < nf; j++)
+        for (int v = 0; v < nv; v++) {
+            float *o = out + j * plane + v * DLANES;
+            dvec r = direct_epilogue(acc[v][j], b, relu, f0 + j);
+            if (v < nv - 1 || nx == DLANES)
+                memcpy(o, &r, sizeof r);
+            else
+                store_part(o, r, nx);
+        }
+}
+
+/* Output rows [oy0, oy1) of one image, y (f, oh, ow) with the bias b (or NULL) and the ReLU
+ * (relu), from its padded copy and the transposed kernels: two vectors of 4 filters at a
+ * time, a row's last odd vector with 8. */
+static void direct_forward_rows(const geometry *g, const float *wt, const float *pad,
+                                const float *b, int relu, int oy0, int oy1, float *y)
+{
+    for (int oy = oy0; oy < oy1; oy++)
+        for (int x0 = 0; x0 < g->ow; x0 += 2 * DLANES) {
+            int left = g->ow - x0, nv = left > DLANES ? 2 : 1;
+            size_t nx = (size_t)(left - (nv - 1) * DLANES);
+            if (nx > DLANES)
+                nx = DLANES;
+            int f0 = 0;
+            if (nv == 2) {
+                for (; f0 + DFILTERS / 2 <= g->f; f0 += DFILTERS / 2)
+                    direct_vectors(g, wt, pad, b, relu, f0, DFILTERS / 2, oy, x0, 2, nx, y);
+                for (; f0 < g->f; f0++)
+                    direct_vectors(g, wt, pad, b, relu, f0, 1, oy, x0, 2, nx, y);
+            } else {
+                for (; f0 + DFILTERS <= g->f; f0 += DFILTERS)
+                    direct_vectors(g, wt, pad, b, relu, f0, DFILTERS, oy, x0, 1, nx, y);
+                for (; f0 < g->f; f0++)
+                    direct_vectors(g, wt, pad, b, relu, f0, 1, oy, x0, 1, nx, y);
+            }
+        }
+}
+
+/* The sum of v's lanes, in lane order. */
+static inline float dsum(dvec v)
+{
+    float s = 0.0f;
+    for (int k = 0; k < DLANES; k++)
+        s += v[k];
+    return s;
+}
+
+/* Filters per block of the kernel gradient, and window columns at a time: 4 x 3 sums. */
+#define DGRAD_FILTERS 4
+#define DGRAD_COLUMNS 3
+
+/* dw += nf (DGRAD_FILTERS or 1) filters' gradient from f0 for window row ky of channel ci,
+ * columns [kx0, kx0 + nk) (nk DGRAD_COLUMNS or 1): each sum over the image in a register. */
+static inline __attribute__((always_inline)) void
+direct_grad_block(const geometry *g, const float *pad, const float *dyp, int f0, int nf, int ci,
+                  int ky, int kx0, int nk, float *dw)
+{
+    size_t ph = direct_ph(g), pw = direct_pw(g);
+    size_t owv = round_up((size_t)g->ow, DLANES), plane = (size_t)g->oh * owv;
+    dvec acc[DGRAD_COLUMNS][DGRAD_FILTERS];
+    memset(acc, 0, sizeof acc);
+    const float *d[DGRAD_FILTERS];
+    for (int j = 0; j < nf; j++)
+        d[j] = dyp + (size_t)(f0 + j) * plane;
+    for (int oy = 0; oy < g->oh; oy++) {
+        const float *row = pad + ((size_t)ci * ph + (size_t)(oy + ky)) * pw + kx0;
+        for (size_t x0 = 0; x0 < owv; x0 += DLANES) {
+            dvec in[DGRAD_COLUMNS];
+            for (int q = 0; q < nk; q++) {
+                in[q] = dload(row + x0 + q);
+                IN_REGISTER(in[q]);
+            }
+            for (int j = 0; j < nf; j++) {
+                dvec dj = dload(d[j] + x0);
+                IN_REGISTER(dj);
+                for (int q = 0; q < nk; q++)
+                    acc[q][j] += in[q] * dj;
+            }
+        }
+        for (int j = 0; j < nf; j++)
+            d[j] += owv;
+    }
+    for (int j = 0; j < nf; j++)
+        for (int q = 0; q < nk; q++)
+            dw[(size_t)(f0 + j) * g->ckk + ((size_t)ci * g->k + ky) * g->k + kx0 + q] +=
+                dsum(acc[q][j]);
+}
+
+/* Window columns of row ky from kx0 on, for nf filters from f0, DGRAD_COLUMNS at a time. */
+static inline __attribute__((always_inline)) void
+direct_grad_row(const geometry *g, const float *pad, const float *dyp, int f0, int nf, int ci,
+                int ky, float *dw)
+{
+    int kx = 0;
+    for (; kx + DGRAD_COLUMNS <= g->k; kx += DGRAD_COLUMNS)
+        direct_grad_block(g, pad, dyp, f0, nf, ci, ky, kx, DGRAD_COLUMNS, dw);
+    for (; kx < g->k; kx++)
+        direct_grad_block(g, pad, dyp, f0, nf, ci, ky, kx, 1, dw);
+}
+
+/* dw (f, ckk) += one image's kernel gradient: its output gradient dyp (f, oh, owv), zero past
+ * ow in every row, against its padded copy. */
+static void direct_kernel_grad(const geometry *g, const float *pad, const float *dyp, float *dw)
+{
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ky = 0; ky < g->k; ky++) {
+            int f0 = 0;
+            for (; f0 + DGRAD_FILTERS <= g->f; f0 += DGRAD_FILTERS)
+                direct_grad_row(g, pad, dyp, f0, DGRAD_FILTERS, ci, ky, dw);
+            for (; f0 < g->f; f0++)
+                direct_grad_row(g, pad, dyp, f0, 1, ci, ky, dw);
+        }
+}
+
+/* One image's output gradient dyi (f, oh, ow) with its rows padded to whole vectors: dyi
+ * itself when they are, else a copy in buf. */
+static const float *direct_dy(const geometry *g, const float *dyi, float *buf)
+{
+    size_t owv = round_up((size_t)g->ow, DLANES);
+    if (owv == (size_t)g->ow)
+        return dyi;
+    for (size_t r = 0; r < (size_t)g->f * g->oh; r++) {
+        memcpy(buf + r * owv, dyi + r * g->ow, (size_t)g->ow * sizeof *buf);
+        memset(buf + r * owv + g->ow, 0, (owv - (size_t)g->ow) * sizeof *buf);
+    }
+    return buf;
+}
+
 static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float *y, int n)
 {
     geometry g = geom(l);
@@ -469,8 +739,20 @@ static void conv_forward(fnn_layer *l, const fnn_pass *p, const float *x, float 
     for (size_t i = lo; i < hi && j0 < j1; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *yi = y + i * out_size;       /* (f, oh, ow) */
+        if (direct_conv(&g)) {
+            float *wt = col + direct_pad_floats(&g); /* (ckk, f) */
+            if (i == lo)
+                direct_transpose(&g, w, wt);
+            direct_pad(&g, xi, col);
+            /* The bias and ReLU on the sums in registers; a folded batchnorm's map after. */
+            direct_forward_rows(&g, wt, col, l->fold ? NULL : b, !l->fold && relu, (int)oy0,
+                                (int)oy1, yi);
+            if (l->fold)
+                bias_relu(l, &g, b, relu, j0, j1, yi);
+            continue;
+        }
         const float *ci = xi;
-        if (!direct(&g)) {
+        if (!image_is_columns(&g)) {
             im2col(&g, xi, (int)oy0, (int)oy1, col);
             ci = col;
         }
@@ -497,12 +779,22 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
         return;
     }
     float *col = thread_buffer(l, &g, t); /* (ckk, ohw) */
+    if (direct_conv(&g) && !dx) { /* the kernel gradient alone: a model's first layer */
+        float *dyp = col + direct_pad_floats(&g);
+        for (size_t i = lo; i < hi; i++) {
+            float *dyi = dy + i * out_size;
+            relu_and_bias_grad(l, &g, y + i * out_size, dyi, db);
+            direct_pad(&g, x + i * in_size, col);
+            direct_kernel_grad(&g, col, direct_dy(&g, dyi, dyp), dw);
+        }
+        return;
+    }
     for (size_t i = lo; i < hi; i++) {
         const float *xi = x + i * in_size; /* (c, h, w) */
         float *dyi = dy + i * out_size;     /* (f, oh, ow) */
         relu_and_bias_grad(l, &g, y + i * out_size, dyi, db);
         const float *ci = xi;
-        if (!direct(&g)) {
+        if (!image_is_columns(&g)) {
             im2col(&g, xi, 0, g.oh, col);
             ci = col;
         }
@@ -513,10 +805,10 @@ static void conv_backward(fnn_layer *l, const fnn_pass *p, const float *x, const
             continue;
         /* dcol (ckk, ohw) = W^T (ckk, f) . dy_i (f, ohw), then summed back onto the pixels. */
         float *dxi = dx + i * in_size; /* (c, h, w) */
-        float *dcol = direct(&g) ? dxi : col;
+        float *dcol = image_is_columns(&g) ? dxi : col;
         fnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.f, 1.0f, w, (int)g.ckk, dyi, (int)g.ohw, 0.0f,
                   dcol, (int)g.ohw);
-        if (!direct(&g))
+        if (!image_is_columns(&g))
             col2im(&g, dcol, dxi);
     }
 }
