@@ -9,7 +9,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 
-ARCH='conv2d:32:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 flatten dense:128:relu dense:10:softmax'
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+ARCH=$CIFAR_ARCH
 
 usage() {
     cat <<EOF
@@ -55,8 +57,6 @@ if [[ $QUICK == 1 ]]; then
 fi
 
 bench=cifar.sh
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 bench_settings
 CIFAR_BENCH=${CIFAR_BENCH:-$root/build/cifar_bench}
 FNN=$CIFAR_BENCH # what bench_check requires to be an executable

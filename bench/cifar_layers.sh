@@ -9,7 +9,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 
-ARCH='conv2d:32:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 flatten dense:128:relu dense:10:softmax'
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+ARCH=$CIFAR_ARCH
 
 usage() {
     cat <<EOF
@@ -52,8 +54,6 @@ case ${1:-} in
 esac
 
 bench=cifar_layers.sh
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 bench_settings
 PROFILE_STEP=${PROFILE_STEP:-$root/build/profile_step}
 FMA_PEAK=${FMA_PEAK:-$root/build/fma_peak}

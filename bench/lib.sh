@@ -7,6 +7,10 @@
 # A script sets `bench` (its name, for messages), sources this file, then calls bench_settings,
 # bench_check, bench_start, bench_run for every run and bench_finish.
 
+# The CIFAR CNN of cifar.sh and cifar_layers.sh in fnn's spec; torch_cifar.py and
+# torch_layers.py build its PyTorch twin.
+CIFAR_ARCH='conv2d:32:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 conv2d:64:3:same:relu maxpool:2 flatten dense:128:relu dense:10:softmax'
+
 # The settings both scripts take from the environment (their --help lists them); EPOCHS is each
 # script's own.
 bench_settings() {
