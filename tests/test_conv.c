@@ -73,16 +73,17 @@ static const conv_case CASES[] = {
     {2, 7, 11, 9, 3, 1, 0, 0, FNN_ACT_RELU},     /* valid, 9 columns: a vector and a part */
     {2, 10, 10, 8, 4, 1, 1, 0, FNN_ACT_LINEAR},  /* 4x4 (32 values), padding bottom/right */
     {3, 5, 21, 5, 3, 1, 1, 1, FNN_ACT_RELU},     /* 21 columns: two vectors and a part */
-    /* 3x3 stride 1 over 4 or more channels: Winograd F(2x2, 3x3) */
-    {4, 8, 8, 5, 3, 1, 1, 1, FNN_ACT_RELU},     /* same, whole tiles */
-    {5, 7, 7, 3, 3, 1, 1, 0, FNN_ACT_LINEAR},   /* same, odd: the last tiles half outside */
-    {4, 7, 9, 4, 3, 1, 0, 1, FNN_ACT_LINEAR},   /* valid, odd rows, even columns */
-    {6, 6, 5, 4, 3, 1, 0, 0, FNN_ACT_RELU},     /* valid, even rows, odd columns */
-    {4, 3, 3, 2, 3, 1, 0, 1, FNN_ACT_LINEAR},   /* valid, one output pixel */
-    {4, 19, 21, 3, 3, 1, 0, 1, FNN_ACT_RELU},   /* 90 tiles: chunks of 2 images */
-    {4, 20, 20, 2, 3, 1, 1, 1, FNN_ACT_LINEAR}, /* 100 tiles: chunks of 1 image */
-    {4, 5, 38, 2, 3, 1, 1, 1, FNN_ACT_RELU},    /* 19 tiles a row: three vector blocks */
-    {4, 6, 18, 3, 3, 1, 0, 0, FNN_ACT_LINEAR},  /* valid, 8 tiles a row: one whole vector block */
+    /* 3x3 stride 1 over 4 or more channels: Winograd F(4x4, 3x3), by vectors of 8 channels or
+     * filters */
+    {4, 8, 8, 5, 3, 1, 1, 1, FNN_ACT_RELU},      /* same, whole tiles; short vectors */
+    {5, 7, 7, 3, 3, 1, 1, 0, FNN_ACT_LINEAR},    /* same, odd: the last tiles partly outside */
+    {4, 7, 9, 4, 3, 1, 0, 1, FNN_ACT_LINEAR},    /* valid, odd rows, odd columns */
+    {6, 6, 5, 4, 3, 1, 0, 0, FNN_ACT_RELU},      /* valid, even rows, odd columns */
+    {4, 3, 3, 2, 3, 1, 0, 1, FNN_ACT_LINEAR},    /* valid, one output pixel */
+    {4, 33, 29, 2, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 9 rows of 8 tiles: chunks of 1 image */
+    {12, 8, 8, 40, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 5 vectors of filters, 1.5 of channels */
+    {16, 9, 13, 10, 3, 1, 1, 1, FNN_ACT_RELU},   /* 13 columns: a transposed block and 5 */
+    {4, 25, 30, 3, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 56 tiles: chunks of 2 images */
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 
@@ -640,12 +641,13 @@ static void test_eval_forward(void **state)
 
 /* One image in evaluation mode is shared by the team: each of 2 to 4 threads writes a part of
  * it (here into its own copy of y), the parts disjoint and together the whole output, with
- * one thread's values to rounding; so none of the threads idles. */
+ * one thread's values to rounding; so none of the threads idles. Winograd shares an image by
+ * rows of tiles (case 25: 9 rows) or by vectors of 8 filters (case 26: 5 vectors). */
 static void test_eval_one_image_shared(void **state)
 {
     (void)state;
     enum { MAXT = 4 };
-    static const int cases[] = {0, 4, 8, 16, 21, 22}; /* im2col, 1x1 and Winograd */
+    static const int cases[] = {0, 4, 8, 16, 25, 26}; /* im2col, 1x1, direct, Winograd */
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const conv_case *cc = &CASES[cases[k]];
         fnn_rng rng;

@@ -1,6 +1,6 @@
 /* 2-D convolution over NCHW images, with an optional bias and a fused ReLU: 3x3 stride-1
- * kernels over several channels by Winograd's F(2x2, 3x3) (winograd.c), which needs 16
- * multiplications per 2x2 outputs where im2col needs 36; small stride-1 kernels over 2 or 3
+ * kernels over several channels by Winograd's F(4x4, 3x3) (winograd.c), which needs 36
+ * multiplications per 4x4 outputs where im2col needs 144; small stride-1 kernels over 2 or 3
  * channels (a colour model's first layer) directly, in registers; any other by im2col and one
  * matrix product per image. The kernel is stored as PyTorch stores it, (filters, c, k, k):
  * each filter is then one row of the (filters, c*k*k) matrix that multiplies the columns.
@@ -32,12 +32,12 @@
 
 /* A Winograd pass shared within images goes by rows of tiles, each thread on its own, when
  * every thread gets at least this many; otherwise the team shares each chunk's products by
- * filters, which needs the whole of V on every thread and a barrier. (The reference CNN's
- * 28x28 layer has 14 rows of tiles, its 14x14 layers 7: by rows two threads would split
- * those 3 to 4.) */
-#define WINO_MIN_TILE_ROWS 4
+ * vectors of filters, which needs the whole of V on every thread and a barrier. (The
+ * reference CNN's 28x28 layer has 7 rows of tiles, its 14x14 layers 4: two threads take 3
+ * and 4, or 2 each.) */
+#define WINO_MIN_TILE_ROWS 2
 
-/* Winograd from this many input channels on. Its 16 products have the channels as their inner
+/* Winograd from this many input channels on. Its 36 products have the channels as their inner
  * dimension: a first layer's 1 or 3 would leave OpenBLAS nothing to work with. */
 #define WINO_MIN_CHANNELS 4
 
@@ -90,7 +90,7 @@ static geometry geom(const fnn_layer *l)
     return g;
 }
 
-/* 1: the layer runs by Winograd's F(2x2, 3x3). */
+/* 1: the layer runs by Winograd's F(4x4, 3x3). */
 static int winograd(const geometry *g)
 {
     return g->k == 3 && g->s == 1 && g->c >= WINO_MIN_CHANNELS;
@@ -161,7 +161,7 @@ static float *partial(const fnn_layer *l, const geometry *g, int t)
 
 /* Evaluation keeps the kernels' Winograd transform from one pass to the next: transforming
  * them took a quarter of a single image's prediction by the reference CNN. The cache holds
- * U (16, f, c), then the kernels (f, c, 3, 3) it was made from, which each pass compares with
+ * U (36, cv, fv), then the kernels (f, c, 3, 3) it was made from, which each pass compares with
  * the layer's own: nothing else tells it that the weights changed (an optimizer step, a model
  * file loaded, a caller writing through fnn_model_tensor). The model's buffers start zeroed,
  * and zero kernels transform to a zero U, so a fresh cache is already consistent. Training
@@ -198,6 +198,15 @@ static void share(size_t n, int t, int np, size_t *lo, size_t *hi)
     }
     *lo = n * t / np;
     *hi = n * (t + 1) / np;
+}
+
+/* Part t's share [*lo, *hi) of [0, n) by whole vectors of Winograd's lanes: both ends are
+ * multiples of FNN_WINO_LANES, or n. */
+static void share_lanes(size_t n, int t, int np, size_t *lo, size_t *hi)
+{
+    share((n + FNN_WINO_LANES - 1) / FNN_WINO_LANES, t, np, lo, hi);
+    *lo = *lo * FNN_WINO_LANES < n ? *lo * FNN_WINO_LANES : n;
+    *hi = *hi * FNN_WINO_LANES < n ? *hi * FNN_WINO_LANES : n;
 }
 
 /* 1: an evaluation pass over n images shares each image among the team. */
@@ -370,11 +379,11 @@ static void relu_and_bias_grad(const fnn_layer *l, const geometry *g, const floa
 static const float *eval_kernels(const fnn_layer *l, const geometry *g, const fnn_wino *w,
                                  fnn_wino_epilogue *ep)
 {
-    float *u = cache(l, g);                              /* (16, f, c) */
+    float *u = cache(l, g);                              /* (36, cv, fv) */
     float *kept = u + fnn_wino_kernel_floats(w);         /* (f, c, 3, 3) */
     float *scale = kept + g->f * g->ckk, *shift = scale + g->f; /* (f) each */
     size_t lo, hi;
-    fnn_team_range((size_t)g->f, 1, &lo, &hi);
+    fnn_team_range((size_t)g->f, FNN_WINO_LANES, &lo, &hi);
     size_t k0 = lo * g->ckk, nk = (hi - lo) * g->ckk;
     if (nk && memcmp(kept + k0, l->params + k0, nk * sizeof *kept) != 0) {
         fnn_wino_kernels(w, l->params, (int)lo, (int)hi, u);
@@ -412,11 +421,11 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
     if (within_images(p, n)) {
         /* Each chunk: the team's channels into thread 0's V, a barrier (which also completes
          * U), its filters out. */
-        float *v = fnn_wino_thread_input(&w, thread_buffer(l, g, 0)); /* (16, c, ld) */
+        float *v = fnn_wino_thread_input(&w, thread_buffer(l, g, 0)); /* (36, tiles, cv) */
         float *work = t < parts() ? thread_buffer(l, g, t) : NULL;
         size_t c0, c1, f0, f1;
-        share((size_t)g->c, t, parts(), &c0, &c1);
-        share((size_t)g->f, t, parts(), &f0, &f1);
+        share_lanes((size_t)g->c, t, parts(), &c0, &c1);
+        share_lanes((size_t)g->f, t, parts(), &f0, &f1);
         for (int i = 0; i < n; i += w.chunk) {
             int nb = n - i < w.chunk ? n - i : w.chunk;
             if (i) /* the last chunk's V is read until the whole team is past it */
@@ -437,7 +446,7 @@ static void wino_forward(fnn_layer *l, const fnn_pass *p, const geometry *g, con
         return;
     float *work = thread_buffer(l, g, t);
     if (p->train) {
-        float *own = fnn_wino_thread_kernels(&w, work); /* (16, f, c) */
+        float *own = fnn_wino_thread_kernels(&w, work); /* (36, cv, fv) */
         fnn_wino_kernels(&w, l->params, 0, g->f, own);
         u = own;
     }
@@ -456,7 +465,7 @@ static void wino_backward(fnn_layer *l, const fnn_pass *p, const geometry *g, co
     fnn_wino w = wino_plan(g);
     float *work = thread_buffer(l, g, omp_get_thread_num());
     float *db = l->cfg.conv.bias ? dw + g->f * g->ckk : NULL; /* (f) */
-    float *u = fnn_wino_thread_kernels(&w, work);              /* (16, f, c) */
+    float *u = fnn_wino_thread_kernels(&w, work);              /* (36, cv, fv) */
     size_t in_size = (size_t)g->c * g->h * g->w, out_size = g->f * g->ohw;
     if (lo >= hi)
         return;

@@ -1,31 +1,38 @@
-/* Winograd's minimal filtering F(2x2, 3x3) for 3x3, stride-1 convolutions (Lavin and Gray,
- * "Fast Algorithms for Convolutional Neural Networks", 2016): every 2x2 block of outputs comes
- * from a 4x4 patch of the input, and the 36 multiplications per block and channel pair of a
- * direct convolution become 16, done as 16 matrix products over the channels. The transforms
+/* Winograd's minimal filtering F(4x4, 3x3) for 3x3, stride-1 convolutions (Lavin and Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016): every 4x4 block of outputs comes
+ * from a 6x6 patch of the input, and the 144 multiplications per block and channel pair of a
+ * direct convolution become 36, done as 36 matrix products over the channels. The transforms
  * of inputs, kernels and outputs are here; conv2d.c shares the images among threads.
  *
- * In the transformed ("tile") domain, with xi = 0..15 the position in a 4x4 tile:
- *   V[xi] (c, tiles)  input patches      B^T d B
- *   U[xi] (f, c)      kernels            G g G^T
- *   M[xi] (f, tiles)  = U[xi] . V[xi];   outputs Y = A^T M A (2x2 per tile)
- * and backward, by the chain rule through the same linear maps:
- *   dM = A dY A^T,   dU[xi] = dM[xi] . V[xi]^T -> dg = G^T dU G,
- *   dV[xi] = U[xi]^T . dM[xi] -> dd = B dV B^T, added over overlapping patches. */
+ * In the transformed ("tile") domain, with xi = 0..35 the position in a 6x6 tile:
+ *   V[xi] (tiles, c)  input patches      B^T d B
+ *   U[xi] (c, f)      kernels            G g G^T
+ *   M[xi] (tiles, f)  = V[xi] . U[xi];   outputs Y = A^T M A (4x4 per tile)
+ * with the interpolation points 0, 1, -1, 2, -2 and infinity (B^T 6x6, G 6x3, A^T 4x6), and
+ * backward, by the chain rule through the same linear maps:
+ *   dM = A dY A^T,   dU[xi] = V[xi]^T . dM[xi] -> dg = G^T dU G,
+ *   dV[xi] = dM[xi] . U[xi]^T -> dd = B dV B^T, added over overlapping patches.
+ *
+ * Channels and filters are the inner dimension everywhere: each transform works on vectors of
+ * FNN_WINO_LANES channels (or filters) of one tile at once, whatever the image's size, and the
+ * images go in and out of that blocked layout, (c / lanes, h, w, lanes), through transposes
+ * of 8x8 blocks. c and f are rounded up to whole vectors with zeros. */
 #ifndef FNN_NN_WINOGRAD_H
 #define FNN_NN_WINOGRAD_H
 
 #include <stddef.h>
 
-/* Positions in a 4x4 tile. */
-#define FNN_WINO_XI 16
+/* Positions in a 6x6 tile; channels or filters per vector. */
+#define FNN_WINO_XI 36
+#define FNN_WINO_LANES 8
 
 typedef struct {
     int c, h, w;   /* input */
     int f, oh, ow; /* output */
     int pt, pl;    /* padding on top and left */
-    int th, tw;    /* tiles down and across: ceil(oh / 2), ceil(ow / 2) */
-    int twv;       /* tw rounded up past tw to whole vector blocks */
-    int ph, pw;    /* padded plane the tiles read: 2 th + 2 by 2 twv + 2 */
+    int cv, fv;    /* c and f rounded up to whole vectors */
+    int th, tw;    /* tiles down and across: ceil(oh / 4), ceil(ow / 4) */
+    int ph, pw;    /* padded plane the tiles read: 4 th + 2 by 4 tw + 2 */
     int chunk;     /* images transformed and multiplied together */
     size_t tiles;  /* th * tw per image */
 } fnn_wino;
@@ -46,14 +53,15 @@ void fnn_wino_plan(fnn_wino *g, int c, int h, int w, int f, int oh, int ow, int 
  * carry the kernels' gradient from fnn_wino_backward to fnn_wino_kernel_grads. */
 size_t fnn_wino_thread_floats(const fnn_wino *g);
 
-/* Floats of one U (16, f, c), a cache-line multiple: the size of a cache of it elsewhere. */
+/* Floats of one U (36, cv, fv), a cache-line multiple: the size of a cache of it elsewhere. */
 size_t fnn_wino_kernel_floats(const fnn_wino *g);
 
-/* The thread's own U (16, f, c) and V (16, c, chunk's columns) in its buffers `work`. */
+/* The thread's own U (36, cv, fv) and V (36, chunk's tiles, cv) in its buffers `work`. */
 float *fnn_wino_thread_kernels(const fnn_wino *g, float *work);
 float *fnn_wino_thread_input(const fnn_wino *g, float *work);
 
-/* Rows [f0, f1) of U (16, f, c) from the kernels w (f, c, 3, 3); before any pass that uses U. */
+/* Filters [f0, f1) of U (36, cv, fv) from the kernels w (f, c, 3, 3), f0 a multiple of
+ * FNN_WINO_LANES and f1 one or f (the filters past f get zeros); before any pass that uses U. */
 void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *u);
 
 /* y (nb, f, oh, ow) of the images x (nb, c, h, w), nb <= g->chunk, with the kernels' U and
@@ -62,15 +70,16 @@ void fnn_wino_forward(const fnn_wino *g, const float *u, const float *x,
                       const fnn_wino_epilogue *ep, int nb, float *y, float *work);
 
 /* fnn_wino_forward in two halves, for a team that shares one chunk of images: channels
- * [c0, c1) of their V (16, c, chunk's columns) into v, which may be another thread's ...*/
+ * [c0, c1) of their V into v, which may be another thread's ... */
 void fnn_wino_input(const fnn_wino *g, const float *x, int nb, int c0, int c1, float *v,
                     float *work);
-/* ... then, once the whole of v is written, filters [f0, f1) of y from U and v. */
+/* ... then, once the whole of v is written, filters [f0, f1) of y from U and v. c0, c1, f0
+ * and f1 as in fnn_wino_kernels. */
 void fnn_wino_output(const fnn_wino *g, const float *u, const float *v,
                      const fnn_wino_epilogue *ep, int nb, int f0, int f1, float *y, float *work);
 
 /* Or a team that shares one image by rows of tiles: tile rows [ty0, ty1) of x (c, h, w),
- * which write y's rows [2 ty0, 2 ty1) (those of the oh there are). */
+ * which write y's rows [4 ty0, 4 ty1) (those of the oh there are). */
 void fnn_wino_forward_rows(const fnn_wino *g, const float *u, const float *x,
                            const fnn_wino_epilogue *ep, int ty0, int ty1, float *y, float *work);
 
