@@ -1,4 +1,4 @@
-/* fnn's conv2d layer (its own Winograd F(2x2, 3x3) over 4+ channels, im2col otherwise) against
+/* fnn's conv2d layer (its own Winograd F(4x4, 3x3) over 4+ channels, im2col otherwise) against
  * oneDNN's convolution primitives (issue 18), on the conv layers of the `cnn` preset, the
  * reference CNN (bench/cnn.sh) and the CIFAR CNN (bench/cifar.sh), with the same NCHW float
  * tensors in and out. Batch 1 times inference (forward only); larger batches a training step's

@@ -18,15 +18,15 @@ typedef struct {
 } shape;
 
 /* Per thread, two threads. MLP: the first dense layer splits its 784 inputs in halves. CNN:
- * the Winograd layer (32 -> 64 channels, 14x14) multiplies a chunk of 4 images' 196 tiles
- * (rows 204 floats apart) at each of 16 tile positions. First layers (im2col, one image a
+ * the Winograd layer (32 -> 64 channels, 14x14) multiplies a chunk of 8 images' 128 tiles
+ * (by 32 channels or 64 filters) at each of 36 tile positions. First layers (im2col, one image a
  * product): the reference CNN's on 1x28x28 and bench/cifar.sh's on 3x32x32. */
 static const shape shapes[] = {
     {"mlp dense 784->128, forward half", 0, 0, 32, 128, 392, 784, 128, 128, 1, 0.0f},
     {"mlp dense 784->128, kernel gradient half", 1, 0, 392, 128, 32, 784, 128, 128, 1, 0.0f},
-    {"cnn winograd 32->64, forward (16 products)", 0, 0, 64, 196, 32, 32, 204, 204, 16, 0.0f},
-    {"cnn winograd, kernel gradient (16 products)", 0, 1, 64, 32, 196, 204, 204, 32, 16, 1.0f},
-    {"cnn winograd, input gradient (16 products)", 1, 0, 32, 196, 64, 32, 204, 204, 16, 0.0f},
+    {"cnn winograd 32->64, forward (36 products)", 0, 0, 128, 64, 32, 32, 64, 64, 36, 0.0f},
+    {"cnn winograd, kernel gradient (36 products)", 1, 0, 32, 64, 128, 32, 64, 64, 36, 1.0f},
+    {"cnn winograd, input gradient (36 products)", 0, 1, 128, 32, 64, 64, 64, 32, 36, 0.0f},
     {"cnn im2col 1->32 28x28, forward", 0, 0, 32, 784, 9, 9, 784, 784, 1, 0.0f},
     {"cnn im2col 1->32, kernel gradient", 0, 1, 32, 9, 784, 784, 784, 9, 1, 1.0f},
     {"cifar im2col 3->32 32x32, forward", 0, 0, 32, 1024, 27, 27, 1024, 1024, 1, 0.0f},

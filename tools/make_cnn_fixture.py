@@ -19,7 +19,7 @@ from make_fixtures import read_safetensors, write_safetensors  # noqa: E402
 
 # Layer 0: stride-1 'same' 3x3 conv on an even (8x8) input, padding 1 on every side.
 # Layer 3: stride-1 'same' 3x3 conv, 4 -> 4 channels on 4x4, linear: the one layer that fnn runs by
-# Winograd F(2x2, 3x3) (3x3, stride 1, 4 or more input channels); the others take im2col.
+# Winograd F(4x4, 3x3) (3x3, stride 1, 4 or more input channels); the others take im2col.
 # Its bias survives layer 5's batch norm: layer 4's windows that reach into the padding see only
 # part of it, so its gradient is far above rounding noise.
 # Layer 4: stride-2 'same' 3x3 conv on 4x4: TensorFlow pads 0 on top/left and 1 on bottom/right.
