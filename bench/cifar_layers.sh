@@ -24,8 +24,9 @@ multiply-adds the cores do, nothing loaded), all with THREADS threads; batch 32 
 random 3x32x32 images, and prints the medians of: each convolution's forward and backward (with
 its ReLU; no input gradient for the first), the pooling, the rest of the step and the whole step;
 PyTorch's over fnn's time (the median of the repetitions' ratios); the convolutions' speed in
-GFLOP/s counted as direct convolutions (what a direct algorithm must compute; Winograd's F(2x2),
-fnn's algorithm for layers of 4 channels or more, multiplies 2.25x fewer times). Then what 3x
+GFLOP/s counted as direct convolutions (what a direct algorithm must compute; Winograd's F(4x4),
+fnn's algorithm for layers of 4 channels or more, multiplies 4x fewer times on these sizes, the
+F(2x2) it ran before 2026-12-05 2.25x fewer). Then what 3x
 PyTorch's step would leave fnn's convolutions, with the rest of fnn's step as it is: their time,
 their speed-up over PyTorch's, their speed in GFLOP/s of direct work, and that speed as a share
 of the roof were their multiplications Winograd's F(2x2) (3x3 layers of 4 channels or more; the
@@ -125,6 +126,7 @@ summary=$("$JQ" -s -c --argjson threads "$THREADS" --argjson steps "$STEPS" --ar
                       | {conv_ms: $left, vs_pytorch: (.p.convs / $left), gflops: $g,
                          of_roof_f2: ($g / .roof / $gain2), of_roof_f4: ($g / .roof / $gain4)}),
                fnn_of_roof_f2: ($work / .f.convs / 1e6 / .roof / $gain2),
+               fnn_of_roof_f4: ($work / .f.convs / 1e6 / .roof / $gain4),
                pytorch_of_roof: ($work / .p.convs / 1e6 / .roof)}) as $reps
     | def stat(f): $reps | map(f) | {median: (median | r(3)), range: [(min | r(3)), (max | r(3))]};
     {benchmark: "cifar_layers", arch: $arch, batch: 32, threads: $threads, steps: $steps,
@@ -146,7 +148,7 @@ summary=$("$JQ" -s -c --argjson threads "$THREADS" --argjson steps "$STEPS" --ar
                {what: "a step", fnn_ms: stat(.f.step), pytorch_ms: stat(.p.step),
                 ratio: stat(.p.step / .f.step)}]),
      roof_gflops: stat(.roof), pytorch_convs_of_roof: stat(.pytorch_of_roof),
-     fnn_convs_of_roof_f2: stat(.fnn_of_roof_f2),
+     fnn_convs_of_roof_f2: stat(.fnn_of_roof_f2), fnn_convs_of_roof_f4: stat(.fnn_of_roof_f4),
      three_x: {conv_ms: stat(.need.conv_ms), vs_pytorch_convs: stat(.need.vs_pytorch),
                gflops_direct: stat(.need.gflops), of_roof_f2: stat(.need.of_roof_f2),
                of_roof_f4: stat(.need.of_roof_f4)}}
@@ -166,7 +168,7 @@ printf '%-24s %18s %18s %16s %13s %13s\n' "" "fnn ms" "PyTorch ms" "PyTorch / fn
     done
 "$JQ" -r 'def d2: . * 100 | round / 100;
     .three_x | "3x PyTorch'"'"'s step, with the rest of fnn'"'"'s step as it is, leaves fnn'"'"'s convolutions \(.conv_ms.median | d2) ms [\(.conv_ms.range[0] | d2)-\(.conv_ms.range[1] | d2)]: \(.vs_pytorch_convs.median | d2)x as fast as PyTorch'"'"'s [\(.vs_pytorch_convs.range[0] | d2)-\(.vs_pytorch_convs.range[1] | d2)], \(.gflops_direct.median | round) GFLOP/s of direct work [\(.gflops_direct.range[0] | round)-\(.gflops_direct.range[1] | round)]"' <<<"$summary"
-"$JQ" -r '"the roof (fma_peak): \(.roof_gflops.median) GFLOP/s [\(.roof_gflops.range[0])-\(.roof_gflops.range[1])]; PyTorch'"'"'s convolutions run at \(.pytorch_convs_of_roof.median * 100 | round) % of it (direct); fnn'"'"'s at \(.fnn_convs_of_roof_f2.median * 100 | round) % of it counted in F(2x2)'"'"'s multiplications"' <<<"$summary"
+"$JQ" -r '"the roof (fma_peak): \(.roof_gflops.median) GFLOP/s [\(.roof_gflops.range[0])-\(.roof_gflops.range[1])]; PyTorch'"'"'s convolutions run at \(.pytorch_convs_of_roof.median * 100 | round) % of it (direct); fnn'"'"'s at \(.fnn_convs_of_roof_f4.median * 100 | round) % of it counted in F(4x4)'"'"'s multiplications (its algorithm), \(.fnn_convs_of_roof_f2.median * 100 | round) % in F(2x2)'"'"'s"' <<<"$summary"
 "$JQ" -r '.three_x | "that speed is \(.of_roof_f2.median * 100 | round) % of the roof [\(.of_roof_f2.range[0] * 100 | round)-\(.of_roof_f2.range[1] * 100 | round)] in F(2x2)'"'"'s multiplications, \(.of_roof_f4.median * 100 | round) % [\(.of_roof_f4.range[0] * 100 | round)-\(.of_roof_f4.range[1] * 100 | round)] in F(4x4)'"'"'s"' <<<"$summary"
 bench_busy_warning
 echo "$summary"
