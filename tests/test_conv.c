@@ -80,10 +80,10 @@ static const conv_case CASES[] = {
     {4, 7, 9, 4, 3, 1, 0, 1, FNN_ACT_LINEAR},    /* valid, odd rows, odd columns */
     {6, 6, 5, 4, 3, 1, 0, 0, FNN_ACT_RELU},      /* valid, even rows, odd columns */
     {4, 3, 3, 2, 3, 1, 0, 1, FNN_ACT_LINEAR},    /* valid, one output pixel */
-    {4, 33, 29, 2, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 9 rows of 8 tiles: chunks of 1 image */
-    {12, 8, 8, 40, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 5 vectors of filters, 1.5 of channels */
-    {16, 9, 13, 10, 3, 1, 1, 1, FNN_ACT_RELU},   /* 13 columns: a transposed block and 5 */
-    {4, 25, 30, 3, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 56 tiles: chunks of 2 images */
+    {4, 33, 5, 2, 3, 1, 1, 1, FNN_ACT_LINEAR},   /* 9 rows of tiles */
+    {9, 4, 4, 25, 3, 1, 1, 1, FNN_ACT_LINEAR},   /* 4 vectors of filters, 2 of channels */
+    {8, 4, 13, 10, 3, 1, 1, 1, FNN_ACT_RELU},    /* 13 columns: a transposed block and 5 */
+    {4, 26, 26, 1, 3, 1, 1, 1, FNN_ACT_LINEAR},  /* 49 tiles: chunks of 2 images */
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 
@@ -654,7 +654,7 @@ static void test_eval_forward(void **state)
 /* One image in evaluation mode is shared by the team: each of 2 to 4 threads writes a part of
  * it (here into its own copy of y), the parts disjoint and together the whole output, with
  * one thread's values to rounding; so none of the threads idles. Winograd shares an image by
- * rows of tiles (case 25: 9 rows) or by vectors of 8 filters (case 26: 5 vectors). */
+ * rows of tiles (case 25: 9 rows) or by vectors of 8 filters (case 26: 4 vectors). */
 static void test_eval_one_image_shared(void **state)
 {
     (void)state;

@@ -11,6 +11,12 @@
 #define CHUNK_TILES 128
 
 #define L FNN_WINO_LANES
+_Static_assert(L == 8, "splat() and transpose() are written for vectors of 8");
+
+/* Vectors of 8 floats go in and out of this file's static functions, which the compiler
+ * inlines; built without AVX (the fuzzers' build), Clang warns for every such signature that
+ * its ABI would differ, which no caller outside this file could notice. */
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 /* A vector of L channels or filters. Loads and stores go through load() and store(), which
  * assume no alignment. */
@@ -57,7 +63,6 @@ typedef struct {
     float *v;      /* (36, tiles, cv) V, then in backward its gradient */
     float *in;     /* (ph, pw, L) a group of channels padded, or their gradient */
     float *out;    /* (4 th, 4 tw, L) a group of filters' outputs, or their gradient */
-    float *planes; /* (L, oh, ow) a group's output gradients through the ReLU */
 } buffers;
 
 static size_t sizes(const fnn_wino *g, size_t *s)
@@ -69,19 +74,18 @@ static size_t sizes(const fnn_wino *g, size_t *s)
     s[3] = xi * v_step(g, rows);
     s[4] = line((size_t)g->ph * g->pw * L);
     s[5] = line(16 * g->tiles * L);
-    s[6] = line((size_t)L * g->oh * g->ow);
-    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5];
 }
 
 size_t fnn_wino_thread_floats(const fnn_wino *g)
 {
-    size_t s[7];
+    size_t s[6];
     return sizes(g, s);
 }
 
 static buffers carve(const fnn_wino *g, float *work)
 {
-    size_t s[7];
+    size_t s[6];
     sizes(g, s);
     buffers b;
     b.u = work;
@@ -90,7 +94,6 @@ static buffers carve(const fnn_wino *g, float *work)
     b.v = b.m + s[2];
     b.in = b.v + s[3];
     b.out = b.in + s[4];
-    b.planes = b.out + s[5];
     return b;
 }
 
@@ -100,26 +103,28 @@ float *fnn_wino_thread_kernels(const fnn_wino *g, float *work) { return carve(g,
 
 float *fnn_wino_thread_input(const fnn_wino *g, float *work) { return carve(g, work).v; }
 
+/* Lanes of a and b (0-7 from a, 8-15 from b) picked into one vector: a shuffle that GCC (from
+ * 12) and Clang both know. */
+#define PICK(a, b, i0, i1, i2, i3, i4, i5, i6, i7)                                              \
+    __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+
 /* The 8x8 block r[i][j] -> r[j][i]: unpacks, then pairs, then halves. */
 static inline void transpose(vec r[L])
 {
-    const ivec lo1 = {0, 8, 1, 9, 4, 12, 5, 13}, hi1 = {2, 10, 3, 11, 6, 14, 7, 15};
-    const ivec lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const ivec lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
     vec t[L], s[L];
     for (int i = 0; i < L; i += 2) {
-        t[i] = __builtin_shuffle(r[i], r[i + 1], lo1);
-        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);
+        t[i] = PICK(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = PICK(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
     for (int i = 0; i < L; i += 4) {
-        s[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
-        s[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
-        s[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
-        s[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+        s[i] = PICK(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[i + 1] = PICK(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        s[i + 2] = PICK(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[i + 3] = PICK(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
     }
     for (int i = 0; i < 4; i++) {
-        r[i] = __builtin_shuffle(s[i], s[i + 4], lo4);
-        r[i + 4] = __builtin_shuffle(s[i], s[i + 4], hi4);
+        r[i] = PICK(s[i], s[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[i + 4] = PICK(s[i], s[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     }
 }
 
@@ -569,25 +574,29 @@ void fnn_wino_backward(const fnn_wino *g, const float *u, const float *x, const 
         (o)[5] = (g2);                                                                         \
     } while (0)
 
-/* The rows of filters [fg L, fg L + L) of w (f, c, 3, 3) from channel ci0 on: NULL past f. */
-static void filter_rows(const fnn_wino *g, const float *w, int fg, int ci0, const float *r[L])
+/* Where the kernels of filters [fg L, fg L + L) from channel ci0 on start in (f, c, 3, 3),
+ * those of them that are there; returns how many are. */
+static int filter_rows(const fnn_wino *g, int fg, int ci0, size_t at[L])
 {
-    for (int l = 0; l < L; l++) {
-        int fi = fg * L + l;
-        r[l] = fi < g->f ? w + ((size_t)fi * g->c + ci0) * 9 : NULL;
-    }
+    int n = g->f - fg * L < L ? g->f - fg * L : L;
+    for (int l = 0; l < n; l++)
+        at[l] = ((size_t)(fg * L + l) * g->c + ci0) * 9;
+    return n;
 }
 
 void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *u)
 {
-    size_t cf = u_step(g);
+    size_t us = u_step(g);
     int fg1 = f1 < g->f ? f1 / L : g->fv / L;
     for (int fg = f0 / L; fg < fg1; fg++)
         for (int ci0 = 0; ci0 < g->cv; ci0 += L) {
             int nc = g->c - ci0 < L ? g->c - ci0 : L; /* channels there are, then zeros */
             float t[9 * L * L]; /* (channel, 9 values, L filters) */
+            size_t at[L];
             const float *r[L];
-            filter_rows(g, w, fg, ci0, r);
+            int n = filter_rows(g, fg, ci0, at);
+            for (int l = 0; l < L; l++)
+                r[l] = l < n ? w + at[l] : NULL;
             gather_rows(r, NULL, 9 * nc, t, NULL);
             memset(t + 9 * nc * L, 0, (size_t)9 * (L - nc) * L * sizeof *t);
             for (int cl = 0; cl < L; cl++) {
@@ -604,7 +613,7 @@ void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *
                     vec o[6];
                     G3(a[i][0], a[i][1], a[i][2], o);
                     for (int j = 0; j < 6; j++)
-                        store(dst + (6 * i + j) * cf, o[j]);
+                        store(dst + (6 * i + j) * us, o[j]);
                 }
             }
         }
@@ -622,7 +631,7 @@ void fnn_wino_kernels(const fnn_wino *g, const float *w, int f0, int f1, float *
 void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw)
 {
     const float *du = carve(g, (float *)work).du; /* (36, cv, fv) */
-    size_t cf = u_step(g);
+    size_t us = u_step(g);
     for (int fg = 0; fg < g->fv / L; fg++)
         for (int ci0 = 0; ci0 < g->c; ci0 += L) {
             int nc = g->c - ci0 < L ? g->c - ci0 : L;
@@ -632,9 +641,9 @@ void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw)
                 vec a[3][6]; /* G^T dU: row i, column j */
                 for (int j = 0; j < 6; j++) {
                     vec o[3];
-                    GT6(load(src + j * cf), load(src + (6 + j) * cf),
-                        load(src + (12 + j) * cf), load(src + (18 + j) * cf),
-                        load(src + (24 + j) * cf), load(src + (30 + j) * cf), o);
+                    GT6(load(src + j * us), load(src + (6 + j) * us),
+                        load(src + (12 + j) * us), load(src + (18 + j) * us),
+                        load(src + (24 + j) * us), load(src + (30 + j) * us), o);
                     for (int i = 0; i < 3; i++)
                         a[i][j] = o[i];
                 }
@@ -645,8 +654,11 @@ void fnn_wino_kernel_grads(const fnn_wino *g, const float *work, float *dw)
                         store(t + (9 * cl + 3 * i + j) * L, o[j]);
                 }
             }
-            const float *r[L];
-            filter_rows(g, dw, fg, ci0, r);
-            scatter_rows(t, 9 * nc, (float *const *)r);
+            size_t at[L];
+            float *r[L];
+            int n = filter_rows(g, fg, ci0, at);
+            for (int l = 0; l < L; l++)
+                r[l] = l < n ? dw + at[l] : NULL;
+            scatter_rows(t, 9 * nc, r);
         }
 }
